@@ -1,0 +1,255 @@
+//! Configuration: the TOML schema, its validation, and compilation into a [`Snapshot`].
+//!
+//! Loading is two steps. [`Config::load`] reads and deserializes the file (unknown fields are
+//! errors) and checks every value, collecting *all* problems, each with file, line and column.
+//! [`Config::compile`] then reads the zone files and builds the immutable [`Snapshot`] the
+//! server answers from. Neither step touches a running server: a reload that fails changes
+//! nothing.
+
+mod error;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use hickory_proto::rr::Name;
+use serde::Deserialize;
+use toml::Spanned;
+
+pub use error::{ConfigError, ConfigErrors};
+
+use crate::dns::answer::Snapshot;
+use crate::zone::{Catalog, load_zone};
+
+/// Smallest EDNS payload the server may advertise (RFC 6891 §6.2.5).
+const MIN_PAYLOAD: u16 = 512;
+/// Largest EDNS payload accepted; above this fragmentation is near certain.
+const MAX_PAYLOAD: u16 = 4096;
+
+/// The whole configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// DNS serving: sockets, workers, limits.
+    #[serde(default)]
+    pub dns: DnsConfig,
+    /// Authoritative zones, each an origin and an RFC 1035 master file.
+    #[serde(default, rename = "zone")]
+    pub zones: Vec<ZoneConfig>,
+}
+
+/// The `[dns]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    /// Addresses to serve DNS on, UDP and TCP on each, e.g. `"127.0.0.1:5353"`, `"[::1]:5353"`.
+    /// Port 0 picks a free port (the same one for UDP and TCP).
+    #[serde(default = "default_listen")]
+    pub listen: Vec<Spanned<String>>,
+    /// UDP worker threads per listen address, each with its own SO_REUSEPORT socket.
+    /// 0 (the default) means one per CPU core.
+    #[serde(default)]
+    pub workers: usize,
+    /// EDNS UDP payload size the server advertises and never exceeds (512..=4096).
+    #[serde(default = "default_payload")]
+    pub edns_udp_payload: Spanned<u16>,
+    /// Seconds a TCP connection may sit idle between queries before it is closed.
+    #[serde(default = "default_tcp_idle")]
+    pub tcp_idle_timeout_secs: u64,
+    /// Most TCP connections open at once; further connections are closed on accept.
+    #[serde(default = "default_tcp_max")]
+    pub tcp_max_connections: usize,
+}
+
+fn default_listen() -> Vec<Spanned<String>> {
+    vec![
+        Spanned::new(0..0, "127.0.0.1:5353".into()),
+        Spanned::new(0..0, "[::1]:5353".into()),
+    ]
+}
+fn default_payload() -> Spanned<u16> {
+    Spanned::new(0..0, 1232)
+}
+fn default_tcp_idle() -> u64 {
+    10
+}
+fn default_tcp_max() -> usize {
+    1024
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            listen: default_listen(),
+            workers: 0,
+            edns_udp_payload: default_payload(),
+            tcp_idle_timeout_secs: default_tcp_idle(),
+            tcp_max_connections: default_tcp_max(),
+        }
+    }
+}
+
+/// One `[[zone]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneConfig {
+    /// The zone's apex, e.g. `"example.com."`.
+    pub origin: Spanned<String>,
+    /// Master file, relative to the configuration file's folder.
+    pub file: Spanned<String>,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    pub listen: Vec<SocketAddr>,
+    pub workers: usize,
+    pub edns_udp_payload: u16,
+    pub tcp_idle_timeout: std::time::Duration,
+    pub tcp_max_connections: usize,
+    pub zones: Vec<ZoneSource>,
+}
+
+/// A zone to load.
+#[derive(Debug, Clone)]
+pub struct ZoneSource {
+    pub origin: Name,
+    pub file: PathBuf,
+    /// Where the `[[zone]]` entry is, for errors that concern the whole zone.
+    pub origin_at: (usize, usize),
+}
+
+impl Config {
+    /// Read and validate `path`, reporting every problem found.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors::one(ConfigError::io(path, format!("cannot read config: {e}")))
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Validate configuration text as if read from `path` (relative zone files resolve there).
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            ConfigErrors::one(ConfigError::at(
+                path,
+                text,
+                span.start,
+                e.message().to_string(),
+            ))
+        })?;
+        let mut errors = Vec::new();
+        let err = |span: std::ops::Range<usize>, msg: String| {
+            ConfigError::at(path, text, span.start, msg)
+        };
+        let mut listen = Vec::new();
+        for (i, l) in raw.dns.listen.iter().enumerate() {
+            match SocketAddr::from_str(l.get_ref()) {
+                Ok(a) => listen.push(a),
+                Err(_) => errors.push(err(
+                    l.span(),
+                    format!(
+                        "dns.listen[{i}]: {:?} is not an address:port (IPv6 in brackets)",
+                        l.get_ref()
+                    ),
+                )),
+            }
+        }
+        if raw.dns.listen.is_empty() {
+            errors.push(ConfigError::at(
+                path,
+                text,
+                0,
+                "dns.listen: at least one address is needed".into(),
+            ));
+        }
+        let payload = *raw.dns.edns_udp_payload.get_ref();
+        if !(MIN_PAYLOAD..=MAX_PAYLOAD).contains(&payload) {
+            errors.push(err(
+                raw.dns.edns_udp_payload.span(),
+                format!("dns.edns_udp_payload: {payload} is outside {MIN_PAYLOAD}..={MAX_PAYLOAD}"),
+            ));
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut zones: Vec<ZoneSource> = Vec::new();
+        for (i, z) in raw.zones.iter().enumerate() {
+            let origin = match Name::from_str(z.origin.get_ref()) {
+                Ok(mut n) => {
+                    n.set_fqdn(true);
+                    n
+                }
+                Err(e) => {
+                    errors.push(err(
+                        z.origin.span(),
+                        format!("zone[{i}].origin: {:?}: {e}", z.origin.get_ref()),
+                    ));
+                    continue;
+                }
+            };
+            if let Some(other) = zones
+                .iter()
+                .find(|o| o.origin.to_lowercase() == origin.to_lowercase())
+            {
+                let _ = other;
+                errors.push(err(
+                    z.origin.span(),
+                    format!("zone[{i}].origin: zone {origin} is configured twice"),
+                ));
+            }
+            let file = base.join(z.file.get_ref());
+            if !file.is_file() {
+                errors.push(err(
+                    z.file.span(),
+                    format!(
+                        "zone[{i}].file: {} does not exist or is not a file",
+                        file.display()
+                    ),
+                ));
+            }
+            let at = error::line_col(text, z.origin.span().start);
+            zones.push(ZoneSource {
+                origin,
+                file,
+                origin_at: at,
+            });
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        let workers = match raw.dns.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        Ok(Config {
+            path: path.to_path_buf(),
+            listen,
+            workers,
+            edns_udp_payload: payload,
+            tcp_idle_timeout: std::time::Duration::from_secs(raw.dns.tcp_idle_timeout_secs.max(1)),
+            tcp_max_connections: raw.dns.tcp_max_connections.max(1),
+            zones,
+        })
+    }
+
+    /// Load every zone and build the snapshot to serve. All zone errors are reported.
+    pub fn compile(&self) -> Result<Snapshot, ConfigErrors> {
+        let mut zones = Vec::new();
+        let mut errors = Vec::new();
+        for z in &self.zones {
+            match load_zone(&z.origin, &z.file) {
+                Ok(zone) => zones.push(zone),
+                Err(es) => errors.extend(es.into_iter().map(ConfigError::Zone)),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        Ok(Snapshot {
+            catalog: Catalog::new(zones),
+            edns_udp_payload: self.edns_udp_payload,
+        })
+    }
+}

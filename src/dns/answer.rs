@@ -1,0 +1,389 @@
+//! The answer engine: one query in, one response out, for UDP and TCP alike.
+//!
+//! [`respond`] parses the query into a caller-owned [`Query`], finds the zone, walks the name
+//! (CNAME chasing within the zone, wildcards, delegations) and writes the response into a
+//! caller-owned buffer. It is a plain function of its inputs: no I/O, no clock, no allocation.
+//!
+//! Hot-path budget per query: one header parse, one name copy (lowercased while parsing), one
+//! hash lookup per label between the name and its zone apex, and `memcpy`s of prepared RRsets.
+//! Owner names are written as compression pointers into the question (or into the CNAME that
+//! led to them), so prepared records never need patching.
+//!
+//! Sizes: over UDP the response never exceeds the client's EDNS payload (512 without EDNS) nor
+//! the server's own payload size; when the answer does not fit it is cut back to the question
+//! and the OPT record with TC=1, so the client retries over TCP (RFC 7766, RFC 9471).
+
+use super::wire::*;
+use crate::zone::{Catalog, Lookup, Node, RrSet, Zone};
+
+/// How many CNAMEs are followed within one zone before the chain is returned as it stands.
+const MAX_CNAME_CHAIN: usize = 8;
+
+/// Largest DNS message (TCP length prefix is 16 bits).
+pub const MAX_MESSAGE: usize = 65535;
+
+/// Transport the query arrived on; decides the response size limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// Immutable data the engine answers from; published as one unit and swapped atomically.
+pub struct Snapshot {
+    pub catalog: Catalog,
+    /// The server's EDNS UDP payload size (advertised and enforced).
+    pub edns_udp_payload: u16,
+}
+
+/// The response's outcome, for callers that count things (metrics, tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub len: usize,
+    pub rcode: Rcode,
+    pub truncated: bool,
+}
+
+/// Raised when the response would pass its size limit.
+#[derive(Debug)]
+struct Full;
+
+/// A response being written into a fixed buffer, never past `limit`.
+struct Writer<'b> {
+    buf: &'b mut [u8],
+    pos: usize,
+    limit: usize,
+}
+
+impl Writer<'_> {
+    fn put(&mut self, bytes: &[u8]) -> Result<(), Full> {
+        let end = self.pos + bytes.len();
+        if end > self.limit {
+            return Err(Full);
+        }
+        self.buf[self.pos..end].copy_from_slice(bytes);
+        self.pos = end;
+        Ok(())
+    }
+
+    fn put_u16(&mut self, v: u16) -> Result<(), Full> {
+        self.put(&v.to_be_bytes())
+    }
+
+    fn set_u16(&mut self, at: usize, v: u16) {
+        self.buf[at..at + 2].copy_from_slice(&v.to_be_bytes());
+    }
+
+    /// Owner name: a pointer to an uncompressed copy already in the message, if one can point.
+    fn put_owner(&mut self, ptr: usize, literal: &[u8]) -> Result<(), Full> {
+        if ptr < 0x3FFF {
+            self.put_u16(0xC000 | ptr as u16)
+        } else {
+            self.put(literal)
+        }
+    }
+
+    /// Write every record of `set` with the given owner; returns the offset of the last RDATA.
+    fn put_rrset(&mut self, set: &RrSet, owner_ptr: usize, owner: &[u8]) -> Result<usize, Full> {
+        let mut rdata_at = 0;
+        for rec in set.each_record() {
+            self.put_owner(owner_ptr, owner)?;
+            rdata_at = self.pos + 10;
+            self.put(rec)?;
+        }
+        Ok(rdata_at)
+    }
+}
+
+/// Section counts and flags gathered while writing.
+#[derive(Default)]
+struct Sections {
+    an: u16,
+    ns: u16,
+    ar: u16,
+    aa: bool,
+    rcode: u16,
+}
+
+/// Answer one message. Returns `None` when nothing must be sent (responses, runts).
+///
+/// `out` must hold at least [`MAX_MESSAGE`] bytes for TCP, or the server's EDNS payload size
+/// for UDP.
+pub fn respond(
+    snap: &Snapshot,
+    packet: &[u8],
+    transport: Transport,
+    q: &mut Query,
+    out: &mut [u8],
+) -> Option<Outcome> {
+    match parse_query(packet, q) {
+        Ok(()) => Some(answer(snap, packet, transport, q, out)),
+        Err(Reject::Drop) => None,
+        Err(Reject::Error {
+            id,
+            flags,
+            rcode,
+            question_end,
+            edns,
+        }) => {
+            let mut w = Writer {
+                buf: out,
+                pos: 0,
+                limit: 512,
+            };
+            write_header(&mut w, id);
+            let mut qd = 0;
+            if let Some(end) = question_end {
+                w.put(&packet[12..end]).ok()?;
+                qd = 1;
+            }
+            let ar = match edns {
+                Some(e) => {
+                    write_opt(&mut w, snap.edns_udp_payload, rcode as u16, &e, 0).ok()?;
+                    1
+                }
+                None => 0,
+            };
+            finish_header(
+                &mut w,
+                flags,
+                qd,
+                &Sections {
+                    ar,
+                    rcode: rcode as u16,
+                    ..Default::default()
+                },
+                false,
+            );
+            Some(Outcome {
+                len: w.pos,
+                rcode,
+                truncated: false,
+            })
+        }
+    }
+}
+
+fn write_header(w: &mut Writer, id: u16) {
+    w.buf[..12].fill(0);
+    w.set_u16(0, id);
+    w.pos = 12;
+}
+
+/// Fill in flags and counts. QR, AA, TC and RCODE as decided; opcode, RD and CD copied from the
+/// query; RA, AD and Z clear.
+fn finish_header(w: &mut Writer, query_flags: u16, qd: u16, s: &Sections, tc: bool) {
+    let mut flags = 0x8000 | (query_flags & 0x7910) | (s.rcode & 0xF);
+    if s.aa {
+        flags |= 0x0400;
+    }
+    if tc {
+        flags |= 0x0200;
+    }
+    w.set_u16(2, flags);
+    w.set_u16(4, qd);
+    w.set_u16(6, s.an);
+    w.set_u16(8, s.ns);
+    w.set_u16(10, s.ar);
+}
+
+/// Write an OPT record: our payload size, extended RCODE bits, DO copied, ECS echoed if asked.
+fn write_opt(w: &mut Writer, payload: u16, rcode: u16, e: &Edns, scope: u8) -> Result<(), Full> {
+    let ecs_len = e.client_subnet.map_or(0, |c| 8 + c.address_len());
+    // The OPT always fits: the limit was lowered by its size beforehand.
+    let saved = w.limit;
+    w.limit = w.buf.len().min(MAX_MESSAGE);
+    let r = (|| {
+        w.put(&[0])?;
+        w.put_u16(TYPE_OPT)?;
+        w.put_u16(payload)?;
+        w.put(&[(rcode >> 4) as u8, 0, if e.dnssec_ok { 0x80 } else { 0 }, 0])?;
+        w.put_u16(ecs_len as u16)?;
+        if let Some(c) = e.client_subnet {
+            w.put_u16(OPT_ECS)?;
+            w.put_u16(4 + c.address_len() as u16)?;
+            w.put_u16(c.family)?;
+            w.put(&[c.source_prefix, scope])?;
+            w.put(&c.address[..c.address_len()])?;
+        }
+        Ok(())
+    })();
+    w.limit = saved;
+    r
+}
+
+fn opt_size(e: &Option<Edns>) -> usize {
+    match e {
+        None => 0,
+        Some(e) => 11 + e.client_subnet.map_or(0, |c| 8 + c.address_len()),
+    }
+}
+
+fn answer(
+    snap: &Snapshot,
+    packet: &[u8],
+    transport: Transport,
+    q: &Query,
+    out: &mut [u8],
+) -> Outcome {
+    let server_max = snap.edns_udp_payload.max(512) as usize;
+    let limit = match (transport, &q.edns) {
+        (Transport::Tcp, _) => MAX_MESSAGE,
+        (Transport::Udp, Some(e)) => (e.udp_payload as usize).min(server_max),
+        (Transport::Udp, None) => 512,
+    }
+    .min(out.len());
+    let opt = opt_size(&q.edns);
+    let mut w = Writer {
+        buf: out,
+        pos: 0,
+        limit: limit - opt,
+    };
+    write_header(&mut w, q.id);
+    // Echo the question byte for byte, so the name keeps the case it was asked in.
+    w.put(&packet[12..q.question_end])
+        .expect("question fits: checked by parse");
+    let question_end = w.pos;
+    let mut s = Sections::default();
+    let refused = q.qclass != CLASS_IN || q.qtype == TYPE_AXFR || q.qtype == TYPE_IXFR;
+    let zone = if refused {
+        None
+    } else {
+        snap.catalog.find(&q.qname)
+    };
+    let mut truncated = false;
+    match zone {
+        None => s.rcode = Rcode::Refused as u16,
+        Some(zone) => {
+            if write_sections(&mut w, zone, q, &mut s).is_err() {
+                // Cut back to the question: the client must retry over TCP.
+                w.pos = question_end;
+                s = Sections {
+                    aa: s.aa,
+                    rcode: s.rcode,
+                    ..Default::default()
+                };
+                truncated = true;
+            }
+        }
+    }
+    if let Some(e) = &q.edns {
+        // Static answers do not depend on the client's subnet: scope 0 (RFC 7871 §7.2.1).
+        write_opt(&mut w, snap.edns_udp_payload.max(512), s.rcode, e, 0)
+            .expect("OPT space reserved");
+        s.ar += 1;
+    }
+    finish_header(&mut w, q.flags, 1, &s, truncated);
+    let rcode = match s.rcode {
+        0 => Rcode::NoError,
+        3 => Rcode::NxDomain,
+        5 => Rcode::Refused,
+        _ => Rcode::ServFail,
+    };
+    Outcome {
+        len: w.pos,
+        rcode,
+        truncated,
+    }
+}
+
+/// Answer, authority and additional sections for a query inside `zone`.
+fn write_sections(w: &mut Writer, zone: &Zone, q: &Query, s: &mut Sections) -> Result<(), Full> {
+    s.aa = true;
+    let mut name = q.qname.clone();
+    // Offset of an uncompressed copy of `name` in the message: the question, then CNAME targets.
+    let mut name_at = 12usize;
+    for hop in 0..=MAX_CNAME_CHAIN {
+        let apex_at = name_at + name.suffix_offset(name.label_count() - zone.apex_labels());
+        match zone.lookup(&name, q.qtype) {
+            Lookup::NxDomain => {
+                s.rcode = Rcode::NxDomain as u16;
+                return negative(w, zone, apex_at, s);
+            }
+            Lookup::Referral { cut } if hop == 0 => {
+                s.aa = false;
+                let ns = cut.rrset(TYPE_NS).expect("a cut has NS records");
+                let cut_at = name_at + name.suffix_offset(name.label_count() - cut.labels);
+                w.put_rrset(ns, cut_at, &cut.name)?;
+                s.ns += ns.count;
+                // Glue for in-bailiwick servers is required: if it does not fit, TC (RFC 9471).
+                return additional(w, zone, ns, s, true);
+            }
+            // A CNAME chain that leads into a delegation stops at the chain.
+            Lookup::Referral { .. } => return Ok(()),
+            Lookup::Found { node, .. } => {
+                if q.qtype == TYPE_ANY {
+                    // RFC 8482: one RRset is a complete answer to ANY.
+                    return match node.rrsets.first() {
+                        Some(set) => positive(w, zone, set, name_at, node, s),
+                        None => negative(w, zone, apex_at, s),
+                    };
+                }
+                if let Some(set) = node.rrset(q.qtype) {
+                    return positive(w, zone, set, name_at, node, s);
+                }
+                let Some(cname) = node.rrset(TYPE_CNAME) else {
+                    return negative(w, zone, apex_at, s);
+                };
+                let rdata_at = w.put_rrset(cname, name_at, &node.name)?;
+                s.an += 1;
+                let target = cname.target.as_deref().expect("CNAME has a target");
+                if !zone.contains(target) || hop == MAX_CNAME_CHAIN {
+                    return Ok(()); // out-of-zone target: the resolver follows it
+                }
+                name.set_wire(target);
+                name_at = rdata_at;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn positive(
+    w: &mut Writer,
+    zone: &Zone,
+    set: &RrSet,
+    name_at: usize,
+    node: &Node,
+    s: &mut Sections,
+) -> Result<(), Full> {
+    w.put_rrset(set, name_at, &node.name)?;
+    s.an += set.count;
+    additional(w, zone, set, s, false)
+}
+
+/// NXDOMAIN or NODATA: the SOA in the authority section with the negative TTL.
+fn negative(w: &mut Writer, zone: &Zone, apex_at: usize, s: &mut Sections) -> Result<(), Full> {
+    w.put_rrset(zone.negative_soa(), apex_at, zone.apex())?;
+    s.ns += 1;
+    Ok(())
+}
+
+/// Addresses of the names `set` points at. Optional data is dropped when it does not fit;
+/// `required` data (referral glue) truncates the response instead.
+fn additional(
+    w: &mut Writer,
+    zone: &Zone,
+    set: &RrSet,
+    s: &mut Sections,
+    required: bool,
+) -> Result<(), Full> {
+    for &idx in set.additional.iter() {
+        let node = zone.node(idx);
+        for rtype in [TYPE_A, TYPE_AAAA] {
+            let Some(addrs) = node.rrset(rtype) else {
+                continue;
+            };
+            let before = w.pos;
+            match w.put_rrset(addrs, usize::MAX, &node.name) {
+                Ok(_) => s.ar += addrs.count,
+                Err(Full) if required => return Err(Full),
+                Err(Full) => {
+                    w.pos = before;
+                    return Ok(());
+                }
+            }
+        }
+    }
+    Ok(())
+}

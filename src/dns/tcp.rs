@@ -1,0 +1,103 @@
+//! DNS over TCP (RFC 7766): length-prefixed messages, pipelining, idle timeout, connection cap.
+//!
+//! One tokio task per connection. Queries on a connection are answered in order by the same
+//! [`respond`] as UDP, with the full 64 KiB size limit; responses to pipelined queries are
+//! written together and flushed when no further query is already buffered. A connection is
+//! closed when it sits idle past the timeout, when a message is incomplete for that long, or on
+//! shutdown. Past the connection cap new connections are accepted and closed at once, so the
+//! listen queue never fills with clients that wait in vain.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::answer::{MAX_MESSAGE, Snapshot, Transport, respond};
+use super::wire::Query;
+
+/// Limits applied to every TCP connection.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpLimits {
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+}
+
+/// Accept connections until `cancel` fires.
+pub async fn serve(
+    listener: TcpListener,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    limits: TcpLimits,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let Ok((stream, _peer)) = accepted else {
+            // EMFILE and friends: back off briefly instead of spinning.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            drop(stream); // over the cap: close at once
+            continue;
+        };
+        let (snapshot, cancel) = (Arc::clone(&snapshot), cancel.clone());
+        tracker.spawn(async move {
+            let _ = connection(stream, &snapshot, limits.idle_timeout, &cancel).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    snapshot: &ArcSwap<Snapshot>,
+    idle: Duration,
+    cancel: &CancellationToken,
+) -> std::io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let (rd, wr) = stream.into_split();
+    let mut rd = BufReader::new(rd);
+    let mut wr = BufWriter::new(wr);
+    let mut query = Query::default();
+    let mut msg = vec![0u8; MAX_MESSAGE];
+    let mut out = vec![0u8; MAX_MESSAGE + 2];
+    loop {
+        let len = tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = tokio::time::timeout(idle, rd.read_u16()) => match r {
+                Ok(Ok(n)) => n as usize,
+                _ => break, // idle timeout, EOF or error
+            },
+        };
+        match tokio::time::timeout(idle, rd.read_exact(&mut msg[..len])).await {
+            Ok(Ok(_)) => {}
+            _ => break,
+        }
+        let snap = snapshot.load();
+        if let Some(o) = respond(
+            &snap,
+            &msg[..len],
+            Transport::Tcp,
+            &mut query,
+            &mut out[2..],
+        ) {
+            out[..2].copy_from_slice(&(o.len as u16).to_be_bytes());
+            wr.write_all(&out[..2 + o.len]).await?;
+        }
+        if rd.buffer().is_empty() {
+            wr.flush().await?;
+        }
+    }
+    wr.flush().await?;
+    wr.shutdown().await
+}

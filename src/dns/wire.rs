@@ -1,0 +1,519 @@
+//! Query parsing straight off the wire, without allocation.
+//!
+//! Everything that arrives on a socket is untrusted. [`parse_query`] reads the header, the one
+//! question and the additional section (for EDNS) of a datagram into a fixed-size [`Query`] on the
+//! stack, lowercasing the question name as it goes so that zone lookups need no second pass. It
+//! never reads past the end of the buffer, never follows a compression pointer backwards into a
+//! loop, and reports every malformation as a [`Reject`] that maps to an RCODE (or to silence).
+
+/// Longest domain name in wire form (RFC 1035 §2.3.4).
+pub const MAX_NAME: usize = 255;
+/// Most labels a name of 255 octets can have (including the root label).
+pub const MAX_LABELS: usize = 128;
+
+pub const TYPE_A: u16 = 1;
+pub const TYPE_NS: u16 = 2;
+pub const TYPE_CNAME: u16 = 5;
+pub const TYPE_SOA: u16 = 6;
+pub const TYPE_MX: u16 = 15;
+pub const TYPE_AAAA: u16 = 28;
+pub const TYPE_SRV: u16 = 33;
+pub const TYPE_OPT: u16 = 41;
+pub const TYPE_DS: u16 = 43;
+pub const TYPE_IXFR: u16 = 251;
+pub const TYPE_AXFR: u16 = 252;
+pub const TYPE_ANY: u16 = 255;
+pub const CLASS_IN: u16 = 1;
+
+/// EDNS option code of Client Subnet (RFC 7871).
+pub const OPT_ECS: u16 = 8;
+
+/// Response codes, including the extended BADVERS (RFC 6891).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rcode {
+    NoError = 0,
+    FormErr = 1,
+    ServFail = 2,
+    NxDomain = 3,
+    NotImp = 4,
+    Refused = 5,
+    BadVers = 16,
+}
+
+/// A domain name in lowercase wire form with the offset of every label, kept on the stack.
+#[derive(Clone)]
+pub struct NameBuf {
+    bytes: [u8; MAX_NAME],
+    len: u8,
+    labels: [u8; MAX_LABELS],
+    nlabels: u8,
+}
+
+impl Default for NameBuf {
+    fn default() -> Self {
+        NameBuf {
+            bytes: [0; MAX_NAME],
+            len: 0,
+            labels: [0; MAX_LABELS],
+            nlabels: 0,
+        }
+    }
+}
+
+impl NameBuf {
+    /// The name in lowercase wire form, ending with the root label.
+    pub fn wire(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+
+    /// Number of labels, not counting the root.
+    pub fn label_count(&self) -> usize {
+        self.nlabels as usize
+    }
+
+    /// The name with its first `skip` labels removed (`skip == label_count()` is the root).
+    pub fn suffix(&self, skip: usize) -> &[u8] {
+        if skip >= self.nlabels as usize {
+            return &self.bytes[self.len as usize - 1..self.len as usize];
+        }
+        &self.bytes[self.labels[skip] as usize..self.len as usize]
+    }
+
+    /// Offset of the suffix after `skip` labels, counted from the start of the name.
+    pub fn suffix_offset(&self, skip: usize) -> usize {
+        if skip >= self.nlabels as usize {
+            self.len as usize - 1
+        } else {
+            self.labels[skip] as usize
+        }
+    }
+
+    /// Replace the contents with an already-lowercase, well-formed wire name (from a zone).
+    pub fn set_wire(&mut self, wire: &[u8]) {
+        self.len = 0;
+        self.nlabels = 0;
+        let mut pos = 0;
+        while pos < wire.len() {
+            let l = wire[pos] as usize;
+            if l == 0 {
+                break;
+            }
+            self.labels[self.nlabels as usize] = pos as u8;
+            self.nlabels += 1;
+            pos += 1 + l;
+        }
+        self.bytes[..wire.len()].copy_from_slice(wire);
+        self.len = wire.len() as u8;
+    }
+
+    /// Build `*.` + the suffix of `self` after `skip` labels into `out`; false if it would not fit.
+    pub fn wildcard_of(&self, skip: usize, out: &mut NameBuf) -> bool {
+        let suffix = self.suffix(skip);
+        if suffix.len() + 2 > MAX_NAME {
+            return false;
+        }
+        let mut tmp = [0u8; MAX_NAME];
+        tmp[0] = 1;
+        tmp[1] = b'*';
+        tmp[2..2 + suffix.len()].copy_from_slice(suffix);
+        out.set_wire(&tmp[..2 + suffix.len()]);
+        true
+    }
+}
+
+/// The parsed EDNS Client Subnet option of a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientSubnet {
+    /// 1 = IPv4, 2 = IPv6.
+    pub family: u16,
+    pub source_prefix: u8,
+    /// Address bytes, only the first `ceil(source_prefix / 8)` are meaningful.
+    pub address: [u8; 16],
+}
+
+impl ClientSubnet {
+    /// Number of address octets carried on the wire.
+    pub fn address_len(&self) -> usize {
+        (self.source_prefix as usize).div_ceil(8)
+    }
+
+    /// The client address the option names, with the bits beyond the prefix zero.
+    pub fn ip(&self) -> std::net::IpAddr {
+        if self.family == 1 {
+            let mut b = [0u8; 4];
+            b.copy_from_slice(&self.address[..4]);
+            std::net::IpAddr::from(b)
+        } else {
+            std::net::IpAddr::from(self.address)
+        }
+    }
+}
+
+/// The OPT record of a query (RFC 6891).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Edns {
+    /// Requestor's UDP payload size, raised to 512 when smaller.
+    pub udp_payload: u16,
+    pub version: u8,
+    /// DNSSEC OK; copied into the response (RFC 3225).
+    pub dnssec_ok: bool,
+    pub client_subnet: Option<ClientSubnet>,
+}
+
+/// A query that passed every check, ready for the answer engine.
+pub struct Query {
+    pub id: u16,
+    /// Second 16 bits of the header, as received.
+    pub flags: u16,
+    /// Offset just past QTYPE and QCLASS: the question is `packet[12..question_end]`.
+    pub question_end: usize,
+    pub qname: NameBuf,
+    pub qtype: u16,
+    pub qclass: u16,
+    pub edns: Option<Edns>,
+}
+
+impl Query {
+    pub fn opcode(&self) -> u8 {
+        ((self.flags >> 11) & 0xF) as u8
+    }
+    /// Length of the question name on the wire (which equals its lowercase form's length).
+    pub fn qname_len(&self) -> usize {
+        self.qname.len as usize
+    }
+}
+
+/// Why a datagram is not answered normally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    /// Not worth a reply: too short for a header, or a response (QR=1).
+    Drop,
+    /// Reply with this RCODE. `question_end` is set when the question parsed and may be echoed;
+    /// `edns` when a valid OPT was seen and must be echoed.
+    Error {
+        id: u16,
+        flags: u16,
+        rcode: Rcode,
+        question_end: Option<usize>,
+        edns: Option<Edns>,
+    },
+}
+
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+/// Read the question name at `pos` (no compression allowed), lowercased into `out`.
+/// Returns the offset just past the name.
+fn read_qname(buf: &[u8], mut pos: usize, out: &mut NameBuf) -> Option<usize> {
+    let mut len = 0usize;
+    let mut nlabels = 0usize;
+    loop {
+        let l = *buf.get(pos)? as usize;
+        if l == 0 {
+            if len + 1 > MAX_NAME {
+                return None;
+            }
+            out.bytes[len] = 0;
+            len += 1;
+            pos += 1;
+            break;
+        }
+        if l > 63 || len + 1 + l + 1 > MAX_NAME {
+            return None; // compression pointer, reserved label type or name too long
+        }
+        let label = buf.get(pos + 1..pos + 1 + l)?;
+        out.labels[nlabels] = len as u8;
+        nlabels += 1;
+        out.bytes[len] = l as u8;
+        for (d, s) in out.bytes[len + 1..len + 1 + l].iter_mut().zip(label) {
+            *d = s.to_ascii_lowercase();
+        }
+        len += 1 + l;
+        pos += 1 + l;
+    }
+    out.len = len as u8;
+    out.nlabels = nlabels as u8;
+    Some(pos)
+}
+
+/// Skip a (possibly compressed) name anywhere in the message; returns the offset past it.
+fn skip_name(buf: &[u8], mut pos: usize) -> Option<usize> {
+    let mut total = 0usize;
+    loop {
+        let l = *buf.get(pos)?;
+        match l & 0xC0 {
+            0x00 if l == 0 => return Some(pos + 1),
+            0x00 => {
+                total += 1 + l as usize;
+                if total > MAX_NAME {
+                    return None;
+                }
+                pos += 1 + l as usize;
+            }
+            // A pointer ends the name as far as this record's layout goes; its target is not
+            // needed for skipping, but it must at least point inside the message, backwards.
+            0xC0 => {
+                let target = (be16(buf, pos)? & 0x3FFF) as usize;
+                if target >= pos {
+                    return None;
+                }
+                return Some(pos + 2);
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Parse the OPT record's RDATA options; only Client Subnet is interpreted.
+fn parse_opt_options(opts: &[u8]) -> Result<Option<ClientSubnet>, ()> {
+    let mut pos = 0;
+    let mut ecs = None;
+    while pos < opts.len() {
+        let code = be16(opts, pos).ok_or(())?;
+        let len = be16(opts, pos + 2).ok_or(())? as usize;
+        let data = opts.get(pos + 4..pos + 4 + len).ok_or(())?;
+        pos += 4 + len;
+        if code != OPT_ECS {
+            continue; // unknown options are ignored (RFC 6891 §6.1.2)
+        }
+        if ecs.is_some() || data.len() < 4 {
+            return Err(());
+        }
+        let family = u16::from_be_bytes([data[0], data[1]]);
+        let source_prefix = data[2];
+        let scope_prefix = data[3];
+        let max = match family {
+            1 => 32,
+            2 => 128,
+            _ => return Err(()),
+        };
+        // RFC 7871 §6: SCOPE PREFIX-LENGTH must be 0 in queries; the address must be exactly as
+        // long as the source prefix needs, with every bit beyond the prefix zero.
+        if source_prefix > max || scope_prefix != 0 {
+            return Err(());
+        }
+        let addr = &data[4..];
+        let need = (source_prefix as usize).div_ceil(8);
+        if addr.len() != need {
+            return Err(());
+        }
+        if need > 0 {
+            let spare = need * 8 - source_prefix as usize;
+            let low_bits = ((1u16 << spare) - 1) as u8;
+            if addr[need - 1] & low_bits != 0 {
+                return Err(());
+            }
+        }
+        let mut address = [0u8; 16];
+        address[..need].copy_from_slice(addr);
+        ecs = Some(ClientSubnet {
+            family,
+            source_prefix,
+            address,
+        });
+    }
+    Ok(ecs)
+}
+
+/// Parse a query datagram or TCP message.
+pub fn parse_query(buf: &[u8], out: &mut Query) -> Result<(), Reject> {
+    if buf.len() < 12 {
+        return Err(Reject::Drop);
+    }
+    let id = u16::from_be_bytes([buf[0], buf[1]]);
+    let flags = u16::from_be_bytes([buf[2], buf[3]]);
+    if flags & 0x8000 != 0 {
+        return Err(Reject::Drop);
+    }
+    let err = |rcode, question_end, edns| {
+        Err(Reject::Error {
+            id,
+            flags,
+            rcode,
+            question_end,
+            edns,
+        })
+    };
+    let opcode = (flags >> 11) & 0xF;
+    let qdcount = u16::from_be_bytes([buf[4], buf[5]]);
+    let ancount = u16::from_be_bytes([buf[6], buf[7]]);
+    let nscount = u16::from_be_bytes([buf[8], buf[9]]);
+    let arcount = u16::from_be_bytes([buf[10], buf[11]]);
+    if opcode != 0 {
+        return err(Rcode::NotImp, None, None);
+    }
+    if qdcount != 1 {
+        return err(Rcode::FormErr, None, None);
+    }
+    let Some(pos) = read_qname(buf, 12, &mut out.qname) else {
+        return err(Rcode::FormErr, None, None);
+    };
+    let (Some(qtype), Some(qclass)) = (be16(buf, pos), be16(buf, pos + 2)) else {
+        return err(Rcode::FormErr, None, None);
+    };
+    let question_end = pos + 4;
+    out.id = id;
+    out.flags = flags;
+    out.question_end = question_end;
+    out.qtype = qtype;
+    out.qclass = qclass;
+    out.edns = None;
+
+    let mut pos = question_end;
+    // Answer and authority records have no business in a query but are legal to carry; skip them.
+    for _ in 0..(ancount as u32 + nscount as u32) {
+        match skip_name(buf, pos).and_then(|p| Some(p + 10 + be16(buf, p + 8)? as usize)) {
+            Some(next) if next <= buf.len() => pos = next,
+            _ => return err(Rcode::FormErr, Some(question_end), None),
+        }
+    }
+    let mut edns: Option<Edns> = None;
+    let mut bad_opt = false;
+    for _ in 0..arcount {
+        let Some(p) = skip_name(buf, pos) else {
+            return err(Rcode::FormErr, Some(question_end), None);
+        };
+        let (Some(rtype), Some(class), Some(rdlen)) =
+            (be16(buf, p), be16(buf, p + 2), be16(buf, p + 8))
+        else {
+            return err(Rcode::FormErr, Some(question_end), None);
+        };
+        let rdata_start = p + 10;
+        let Some(rdata) = buf.get(rdata_start..rdata_start + rdlen as usize) else {
+            return err(Rcode::FormErr, Some(question_end), None);
+        };
+        if rtype == TYPE_OPT {
+            // Two OPT records, or an OPT not owned by the root, is a FORMERR (RFC 6891 §6.1.1).
+            if edns.is_some() || bad_opt || buf[pos] != 0 {
+                return err(Rcode::FormErr, Some(question_end), None);
+            }
+            let ttl = [buf[p + 4], buf[p + 5], buf[p + 6], buf[p + 7]];
+            let version = ttl[1];
+            let dnssec_ok = ttl[2] & 0x80 != 0;
+            match parse_opt_options(rdata) {
+                Ok(client_subnet) => {
+                    edns = Some(Edns {
+                        udp_payload: class.max(512),
+                        version,
+                        dnssec_ok,
+                        client_subnet,
+                    })
+                }
+                Err(()) => bad_opt = true,
+            }
+            if bad_opt {
+                let plain = Edns {
+                    udp_payload: class.max(512),
+                    version,
+                    dnssec_ok,
+                    client_subnet: None,
+                };
+                return err(Rcode::FormErr, Some(question_end), Some(plain));
+            }
+        }
+        pos = rdata_start + rdlen as usize;
+    }
+    if let Some(e) = edns {
+        if e.version > 0 {
+            return err(
+                Rcode::BadVers,
+                Some(question_end),
+                Some(Edns {
+                    client_subnet: None,
+                    ..e
+                }),
+            );
+        }
+    }
+    out.edns = edns;
+    Ok(())
+}
+
+impl Default for Query {
+    fn default() -> Self {
+        Query {
+            id: 0,
+            flags: 0,
+            question_end: 0,
+            qname: NameBuf::default(),
+            qtype: 0,
+            qclass: 0,
+            edns: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(name: &[u8], qtype: u16) -> Vec<u8> {
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        q.extend_from_slice(name);
+        q.extend_from_slice(&qtype.to_be_bytes());
+        q.extend_from_slice(&[0, 1]);
+        q
+    }
+
+    #[test]
+    fn lowercases_and_indexes_labels() {
+        let mut q = Query::default();
+        parse_query(&query(b"\x03WwW\x07Example\x03com\x00", 1), &mut q).unwrap();
+        assert_eq!(q.qname.wire(), b"\x03www\x07example\x03com\x00");
+        assert_eq!(q.qname.label_count(), 3);
+        assert_eq!(q.qname.suffix(1), b"\x07example\x03com\x00");
+        assert_eq!(q.qname.suffix(3), b"\x00");
+        assert_eq!(q.question_end, 12 + 17 + 4);
+    }
+
+    #[test]
+    fn rejects_compression_in_question_and_overlong_labels() {
+        let mut q = Query::default();
+        let r = parse_query(&query(b"\xc0\x0c", 1), &mut q);
+        assert!(matches!(
+            r,
+            Err(Reject::Error {
+                rcode: Rcode::FormErr,
+                ..
+            })
+        ));
+        let mut long = vec![64u8];
+        long.extend_from_slice(&[b'a'; 64]);
+        long.push(0);
+        let r = parse_query(&query(&long, 1), &mut q);
+        assert!(matches!(
+            r,
+            Err(Reject::Error {
+                rcode: Rcode::FormErr,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn ecs_validation() {
+        assert!(
+            parse_opt_options(&[0, 8, 0, 7, 0, 1, 24, 0, 192, 0, 2])
+                .unwrap()
+                .is_some()
+        );
+        // scope != 0
+        assert!(parse_opt_options(&[0, 8, 0, 7, 0, 1, 24, 8, 192, 0, 2]).is_err());
+        // address too long for /24
+        assert!(parse_opt_options(&[0, 8, 0, 8, 0, 1, 24, 0, 192, 0, 2, 1]).is_err());
+        // bits beyond /23 set
+        assert!(parse_opt_options(&[0, 8, 0, 7, 0, 1, 23, 0, 192, 0, 3]).is_err());
+        // unknown family
+        assert!(parse_opt_options(&[0, 8, 0, 4, 0, 3, 0, 0]).is_err());
+        // /0 with no address is fine
+        assert!(
+            parse_opt_options(&[0, 8, 0, 4, 0, 1, 0, 0])
+                .unwrap()
+                .is_some()
+        );
+        // unknown option ignored; truncated option rejected
+        assert_eq!(parse_opt_options(&[0, 99, 0, 1, 7]).unwrap(), None);
+        assert!(parse_opt_options(&[0, 99, 0, 5, 7]).is_err());
+    }
+}

@@ -1,0 +1,17 @@
+//! Meridian: a geo- and latency-aware authoritative DNS traffic director.
+//!
+//! A tour of the modules, in the order data flows through them:
+//!
+//! - [`config`]: the TOML schema; validation that names file, line and column of every problem;
+//!   compilation into an immutable [`dns::answer::Snapshot`].
+//! - [`zone`]: static zones from RFC 1035 master files, checked and held in wire form.
+//! - [`dns`]: query parsing, the answer engine, and the UDP/TCP servers.
+//! - [`server`]: starts the sockets and workers, publishes snapshots (reload), shuts down.
+//!
+//! Still to come (see README.md): health checking, GeoIP and the policy engine, metrics and the
+//! admin API, zone transfers.
+
+pub mod config;
+pub mod dns;
+pub mod server;
+pub mod zone;

@@ -1,0 +1,141 @@
+//! The `meridian` command: `serve`, `check`, `--version`. Logic lives in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use meridian::config::Config;
+use meridian::server::Server;
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Exit status for configuration errors (as linkerd and sysexits' EX_USAGE).
+const EXIT_CONFIG: u8 = 64;
+/// How long open TCP connections get to finish on shutdown.
+const GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Parser)]
+#[command(
+    name = "meridian",
+    version,
+    about = "Geo- and latency-aware authoritative DNS traffic director"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve DNS until SIGTERM or SIGINT; SIGHUP reloads configuration and zones.
+    Serve {
+        /// Configuration file.
+        #[arg(long, short, default_value = "config/meridian.toml")]
+        config: PathBuf,
+    },
+    /// Load and validate the configuration and every zone; print every problem found.
+    Check {
+        /// Configuration file.
+        #[arg(long, short, default_value = "config/meridian.toml")]
+        config: PathBuf,
+    },
+}
+
+fn load(
+    path: &std::path::Path,
+) -> Result<(Config, meridian::dns::answer::Snapshot), meridian::config::ConfigErrors> {
+    let config = Config::load(path)?;
+    let snapshot = config.compile()?;
+    Ok((config, snapshot))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Check { config } => match load(&config) {
+            Ok((_, snap)) => {
+                for z in snap.catalog.zones() {
+                    println!(
+                        "zone {} serial {}: {} records",
+                        z.origin, z.serial, z.record_count
+                    );
+                }
+                println!("{}: OK", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprintln!("{errors}");
+                eprintln!("{}: {} problem(s)", config.display(), errors.0.len());
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
+        Command::Serve { config } => {
+            let (cfg, snap) = match load(&config) {
+                Ok(x) => x,
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(cfg.workers.clamp(1, 4))
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            match rt.block_on(serve(config, cfg, snap)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn serve(
+    path: PathBuf,
+    cfg: Config,
+    snap: meridian::dns::answer::Snapshot,
+) -> std::io::Result<()> {
+    let server = Server::start(&cfg, snap)?;
+    for (u, t) in server.udp_addrs().iter().zip(server.tcp_addrs()) {
+        tracing::info!(udp = %u, tcp = %t, workers = cfg.workers, "listening");
+    }
+    for z in server.snapshot().catalog.zones() {
+        tracing::info!(zone = %z.origin, serial = z.serial, records = z.record_count, "zone loaded");
+    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => match load(&path) {
+                Ok((new_cfg, snap)) => {
+                    if new_cfg.listen != cfg.listen || new_cfg.workers != cfg.workers {
+                        tracing::warn!("listen addresses and workers change only on restart");
+                    }
+                    server.publish(snap);
+                    tracing::info!(config = %path.display(), "reloaded");
+                }
+                Err(errors) => {
+                    for e in &errors.0 {
+                        tracing::error!("reload failed, still serving the previous configuration: {e}");
+                    }
+                }
+            },
+        }
+    }
+    tracing::info!("shutting down");
+    server.shutdown(GRACE).await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,170 @@
+//! A running server: sockets bound, workers started, one snapshot published.
+//!
+//! [`Server::start`] binds UDP and TCP on every listen address (port 0 picks one free port that
+//! UDP and TCP then share), starts the UDP worker threads and the TCP accept tasks, and returns
+//! a handle with the bound addresses. [`Server::publish`] swaps in a new snapshot (reload); the
+//! workers see it on their next query. [`Server::shutdown`] is the one way down: stop accepting,
+//! let open TCP connections finish within a grace period, join the UDP workers.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::dns::answer::Snapshot;
+use crate::dns::{tcp, udp};
+
+/// How many times a port-0 listen address is retried when TCP cannot take the UDP port.
+const PORT_ATTEMPTS: usize = 16;
+
+/// Handle to a running server.
+pub struct Server {
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    udp_addrs: Vec<SocketAddr>,
+    tcp_addrs: Vec<SocketAddr>,
+    stop: Arc<AtomicBool>,
+    udp_workers: Vec<JoinHandle<()>>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+}
+
+/// Bind every UDP worker socket and the TCP listener for one address, on one port.
+fn bind_address(
+    addr: SocketAddr,
+    workers: usize,
+) -> io::Result<(Vec<std::net::UdpSocket>, std::net::TcpListener)> {
+    let mut last_err = None;
+    for _ in 0..PORT_ATTEMPTS {
+        let first = udp::bind(addr)?;
+        let bound = first.local_addr()?;
+        let mut sockets = vec![first];
+        for _ in 1..workers {
+            sockets.push(udp::bind(bound)?);
+        }
+        match bind_tcp(bound) {
+            Ok(l) => return Ok((sockets, l)),
+            Err(e) if addr.port() == 0 => last_err = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| io::Error::other("no free port")))
+}
+
+fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
+impl Server {
+    /// Bind and start serving `snapshot` as `config` says. Must run inside a tokio runtime.
+    pub fn start(config: &Config, snapshot: Snapshot) -> io::Result<Server> {
+        let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
+        let stop = Arc::new(AtomicBool::new(false));
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let limits = tcp::TcpLimits {
+            idle_timeout: config.tcp_idle_timeout,
+            max_connections: config.tcp_max_connections,
+        };
+        let mut server = Server {
+            snapshot,
+            udp_addrs: Vec::new(),
+            tcp_addrs: Vec::new(),
+            stop,
+            udp_workers: Vec::new(),
+            cancel,
+            tracker,
+        };
+        for &addr in &config.listen {
+            let (sockets, listener) = match bind_address(addr, config.workers) {
+                Ok(x) => x,
+                Err(e) => {
+                    server.stop_workers();
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("cannot listen on {addr}: {e}"),
+                    ));
+                }
+            };
+            server.udp_addrs.push(sockets[0].local_addr()?);
+            server.tcp_addrs.push(listener.local_addr()?);
+            for (i, socket) in sockets.into_iter().enumerate() {
+                let name = format!("udp-{}-{i}", server.udp_addrs.len() - 1);
+                let w = udp::spawn_worker(
+                    name,
+                    socket,
+                    Arc::clone(&server.snapshot),
+                    Arc::clone(&server.stop),
+                )?;
+                server.udp_workers.push(w);
+            }
+            let listener = TcpListener::from_std(listener)?;
+            server.tracker.spawn(tcp::serve(
+                listener,
+                Arc::clone(&server.snapshot),
+                limits,
+                server.cancel.clone(),
+                server.tracker.clone(),
+            ));
+        }
+        Ok(server)
+    }
+
+    /// UDP addresses actually bound, in the order of the configured listen addresses.
+    pub fn udp_addrs(&self) -> &[SocketAddr] {
+        &self.udp_addrs
+    }
+
+    /// TCP addresses actually bound, in the order of the configured listen addresses.
+    pub fn tcp_addrs(&self) -> &[SocketAddr] {
+        &self.tcp_addrs
+    }
+
+    /// Serve `snapshot` from now on; queries in flight finish on the old one.
+    pub fn publish(&self, snapshot: Snapshot) {
+        self.snapshot.store(Arc::new(snapshot));
+    }
+
+    /// The snapshot being served.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    fn stop_workers(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for w in self.udp_workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+
+    /// Stop accepting, give open TCP connections up to `grace` to finish, stop UDP workers.
+    pub async fn shutdown(mut self, grace: Duration) {
+        self.cancel.cancel();
+        self.tracker.close();
+        let _ = tokio::time::timeout(grace, self.tracker.wait()).await;
+        tokio::task::block_in_place(|| self.stop_workers());
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,322 @@
+//! Turning the records of a master file into a checked, ready-to-serve [`Zone`].
+//!
+//! The checks here are the ones that make a zone unservable: no SOA or more than one, SOA away
+//! from the apex, CNAME beside other data, DNAME (not implemented). Either the whole zone passes
+//! and is built, or nothing of it is used.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
+
+use super::file::{SourceRecord, read_zone_file};
+use super::{Index, Node, RrSet, Zone};
+use crate::dns::wire::{CLASS_IN, TYPE_A, TYPE_AAAA, TYPE_SOA};
+
+/// A problem in a zone, located in its master file (line and column are 1-based; 0 = unknown).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl ZoneError {
+    pub fn at(file: &Path, line: usize, column: usize, message: String) -> Self {
+        ZoneError {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message,
+        }
+    }
+}
+
+impl fmt::Display for ZoneError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.column) {
+            (0, _) => write!(f, "{}: {}", self.file.display(), self.message),
+            (l, 0) => write!(f, "{}:{l}: {}", self.file.display(), self.message),
+            (l, c) => write!(f, "{}:{l}:{c}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for ZoneError {}
+
+/// Lowercase wire form of a name.
+pub fn lower_wire(name: &Name) -> Box<[u8]> {
+    name_wire(&name.to_lowercase())
+}
+
+/// Labels of a wire name below the root (hickory's `num_labels` skips a leading `*`).
+pub fn wire_labels(wire: &[u8]) -> usize {
+    let (mut pos, mut n) = (0, 0);
+    while pos < wire.len() && wire[pos] != 0 {
+        pos += 1 + wire[pos] as usize;
+        n += 1;
+    }
+    n
+}
+
+/// Wire form of a name, in its own case.
+pub fn name_wire(name: &Name) -> Box<[u8]> {
+    let mut fqdn = name.clone();
+    fqdn.set_fqdn(true);
+    fqdn.to_bytes()
+        .expect("a parsed name encodes")
+        .into_boxed_slice()
+}
+
+fn rdata_wire(rdata: &RData) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut enc = BinEncoder::new(&mut buf);
+    enc.set_name_encoding(NameEncoding::Uncompressed);
+    rdata.emit(&mut enc).expect("parsed RDATA encodes");
+    buf
+}
+
+fn encode_record(out: &mut Vec<u8>, rtype: u16, ttl: u32, rdata: &[u8]) {
+    out.extend_from_slice(&rtype.to_be_bytes());
+    out.extend_from_slice(&CLASS_IN.to_be_bytes());
+    out.extend_from_slice(&ttl.to_be_bytes());
+    out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    out.extend_from_slice(rdata);
+}
+
+/// The name an RRset points at for additional-section processing.
+fn target_of(rdata: &RData) -> Option<&Name> {
+    match rdata {
+        RData::NS(ns) => Some(&ns.0),
+        RData::MX(mx) => Some(&mx.exchange),
+        RData::SRV(srv) => Some(&srv.target),
+        _ => None,
+    }
+}
+
+/// Read, check and build the zone `origin` from `file`.
+pub fn load_zone(origin: &Name, file: &Path) -> Result<Zone, Vec<ZoneError>> {
+    let records = read_zone_file(file, origin)?;
+    build_zone(origin, file, records)
+}
+
+struct PendingSet<'a> {
+    rtype: RecordType,
+    ttl: u32,
+    rdatas: Vec<&'a RData>,
+    first: &'a SourceRecord,
+}
+
+/// Build a zone from records already read; every error is reported.
+pub fn build_zone(
+    origin: &Name,
+    file: &Path,
+    records: Vec<SourceRecord>,
+) -> Result<Zone, Vec<ZoneError>> {
+    let mut errors = Vec::new();
+    let err = |r: &SourceRecord, m: String| ZoneError::at(&r.file, r.line, r.column, m);
+    let apex = lower_wire(origin);
+    // owner (lowercase wire) -> (owner as written, type -> set); BTreeMap for a stable order.
+    let mut owners: BTreeMap<Box<[u8]>, (Box<[u8]>, usize, BTreeMap<u16, PendingSet>)> =
+        BTreeMap::new();
+    for r in &records {
+        let rtype = r.rdata.record_type();
+        if rtype == RecordType::DNAME {
+            errors.push(err(r, "DNAME records are not supported".into()));
+            continue;
+        }
+        let key = lower_wire(&r.owner);
+        let entry = owners.entry(key).or_insert_with(|| {
+            let w = name_wire(&r.owner);
+            let n = wire_labels(&w);
+            (w, n, BTreeMap::new())
+        });
+        let set = entry
+            .2
+            .entry(u16::from(rtype))
+            .or_insert_with(|| PendingSet {
+                rtype,
+                ttl: r.ttl,
+                rdatas: Vec::new(),
+                first: r,
+            });
+        // RFC 2181 §5.2: the TTLs of an RRset must agree; serve the lowest.
+        set.ttl = set.ttl.min(r.ttl);
+        if !set.rdatas.contains(&&r.rdata) {
+            set.rdatas.push(&r.rdata);
+        }
+    }
+    let mut soa = None;
+    for (key, (_, _, sets)) in &owners {
+        if let Some(s) = sets.get(&TYPE_SOA) {
+            if **key != *apex {
+                errors.push(err(
+                    s.first,
+                    format!(
+                        "SOA record at {} is not at the zone apex {origin}",
+                        s.first.owner
+                    ),
+                ));
+            } else if s.rdatas.len() > 1 {
+                errors.push(err(s.first, "more than one SOA record at the apex".into()));
+            } else if let RData::SOA(x) = s.rdatas[0] {
+                soa = Some((s.ttl, x.clone()));
+            }
+        }
+        if let Some(c) = sets.get(&u16::from(RecordType::CNAME)) {
+            if sets.len() > 1 {
+                errors.push(err(
+                    c.first,
+                    format!("{} has a CNAME and other data", c.first.owner),
+                ));
+            } else if c.rdatas.len() > 1 {
+                errors.push(err(
+                    c.first,
+                    format!("{} has more than one CNAME", c.first.owner),
+                ));
+            }
+        }
+    }
+    let Some((soa_ttl, soa_rdata)) = soa else {
+        if errors.is_empty() {
+            errors.push(ZoneError::at(
+                file,
+                0,
+                0,
+                format!("zone {origin} has no SOA record at its apex"),
+            ));
+        }
+        return Err(errors);
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+
+    // Add empty non-terminals: every ancestor between the apex and an owner exists as a node.
+    let apex_labels = wire_labels(&apex);
+    let mut ents: Vec<(Box<[u8]>, Box<[u8]>, usize)> = Vec::new();
+    for (key, (written, labels, _)) in &owners {
+        let (mut k, mut w, mut l) = (&key[..], &written[..], *labels);
+        while l > apex_labels + 1 {
+            k = &k[1 + k[0] as usize..];
+            w = &w[1 + w[0] as usize..];
+            l -= 1;
+            if !owners.contains_key(k) && !ents.iter().any(|e| *e.0 == *k) {
+                ents.push((k.into(), w.into(), l));
+            }
+        }
+    }
+    let mut nodes = Vec::with_capacity(owners.len() + ents.len());
+    let mut index = Index::default();
+    let mut pending: Vec<Vec<PendingSet>> = Vec::new();
+    for (key, (written, labels, sets)) in owners {
+        index.insert(key, nodes.len() as u32);
+        nodes.push(Node {
+            name: written,
+            labels,
+            rrsets: Box::new([]),
+            cut: None,
+        });
+        pending.push(sets.into_values().collect());
+    }
+    for (key, written, labels) in ents {
+        index.insert(key, nodes.len() as u32);
+        nodes.push(Node {
+            name: written,
+            labels,
+            rrsets: Box::new([]),
+            cut: None,
+        });
+        pending.push(Vec::new());
+    }
+
+    // Zone cuts: a node with NS records below the apex; every node at or below it is under it.
+    let is_cut: Vec<bool> = pending
+        .iter()
+        .zip(&nodes)
+        .map(|(sets, n)| n.labels > apex_labels && sets.iter().any(|s| s.rtype == RecordType::NS))
+        .collect();
+    let keys: HashMap<u32, Box<[u8]>> = index.iter().map(|(k, &v)| (v, k.clone())).collect();
+    for i in 0..nodes.len() {
+        let mut k = &keys[&(i as u32)][..];
+        let mut labels = nodes[i].labels;
+        let mut cut = None;
+        while labels > apex_labels {
+            let j = index[k];
+            if is_cut[j as usize] {
+                cut = Some(j); // keep walking up: the topmost cut wins
+            }
+            k = &k[1 + k[0] as usize..];
+            labels -= 1;
+        }
+        nodes[i].cut = cut;
+    }
+
+    let has_address = |idx: u32, pending: &[Vec<PendingSet>]| {
+        pending[idx as usize]
+            .iter()
+            .any(|s| matches!(u16::from(s.rtype), TYPE_A | TYPE_AAAA))
+    };
+    let mut built: Vec<Box<[RrSet]>> = Vec::with_capacity(nodes.len());
+    for sets in &pending {
+        let mut out = Vec::with_capacity(sets.len());
+        for s in sets {
+            let rtype = u16::from(s.rtype);
+            let mut bytes = Vec::new();
+            let mut additional = Vec::new();
+            for rd in &s.rdatas {
+                encode_record(&mut bytes, rtype, s.ttl, &rdata_wire(rd));
+                if let Some(t) = target_of(rd) {
+                    if let Some(&idx) = index.get(&lower_wire(t)[..]) {
+                        if has_address(idx, &pending) && !additional.contains(&idx) {
+                            additional.push(idx);
+                        }
+                    }
+                }
+            }
+            let target = match s.rdatas.first() {
+                Some(RData::CNAME(c)) => Some(lower_wire(&c.0)),
+                _ => None,
+            };
+            out.push(RrSet {
+                rtype,
+                count: s.rdatas.len() as u16,
+                records: bytes.into_boxed_slice(),
+                additional: additional.into_boxed_slice(),
+                target,
+            });
+        }
+        built.push(out.into_boxed_slice());
+    }
+    for (node, sets) in nodes.iter_mut().zip(built) {
+        node.rrsets = sets;
+    }
+
+    let negative_ttl = soa_ttl.min(soa_rdata.minimum);
+    let mut neg = Vec::new();
+    encode_record(
+        &mut neg,
+        TYPE_SOA,
+        negative_ttl,
+        &rdata_wire(&RData::SOA(soa_rdata.clone())),
+    );
+    Ok(Zone {
+        origin: origin.to_string(),
+        apex,
+        apex_labels,
+        nodes,
+        index,
+        negative_soa: RrSet {
+            rtype: TYPE_SOA,
+            count: 1,
+            records: neg.into(),
+            additional: Box::new([]),
+            target: None,
+        },
+        serial: soa_rdata.serial,
+        record_count: records.len(),
+    })
+}

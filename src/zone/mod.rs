@@ -1,0 +1,205 @@
+//! Static zones: the authoritative data read from RFC 1035 master files.
+//!
+//! A [`Zone`] is built once per load (see [`file`] for the master-file reader and [`build`] for
+//! the checks and the wire-form preparation) and is immutable afterwards. Every RRset is kept
+//! ready in wire form without its owner name, so answering copies bytes; the owner is written by
+//! the answer engine as a compression pointer wherever it can be. Lookups take a lowercase wire
+//! name and touch only a hash index keyed by lowercase wire names; they do not allocate.
+//!
+//! This module knows nothing about sockets or health: it only answers "what does the zone hold
+//! for this name".
+
+pub mod build;
+pub mod file;
+
+use std::collections::HashMap;
+
+use crate::dns::wire::{NameBuf, TYPE_DS};
+
+pub use build::{ZoneError, load_zone};
+
+type Index = HashMap<Box<[u8]>, u32, foldhash::fast::RandomState>;
+
+/// One authoritative zone.
+pub struct Zone {
+    /// The origin as configured, for display.
+    pub origin: String,
+    /// Lowercase wire form of the apex.
+    apex: Box<[u8]>,
+    apex_labels: usize,
+    nodes: Vec<Node>,
+    index: Index,
+    /// The SOA as sent in negative answers: TTL = min(SOA TTL, SOA MINIMUM) (RFC 2308 §5).
+    negative_soa: RrSet,
+    /// SOA serial, for status and logs.
+    pub serial: u32,
+    /// Number of records loaded.
+    pub record_count: usize,
+}
+
+/// One owner name in a zone; empty non-terminals are nodes with no RRsets.
+pub struct Node {
+    /// Owner name in wire form, in the case the zone file wrote it.
+    pub name: Box<[u8]>,
+    /// Labels below the root.
+    pub labels: usize,
+    /// RRsets sorted by type.
+    pub rrsets: Box<[RrSet]>,
+    /// The topmost zone cut (delegation) at or above this node, excluding the apex.
+    pub cut: Option<u32>,
+}
+
+/// All records of one type at one owner, in wire form without owner names.
+pub struct RrSet {
+    pub rtype: u16,
+    /// Number of records.
+    pub count: u16,
+    /// `count` records, each TYPE, CLASS, TTL, RDLENGTH, RDATA. Names inside RDATA are
+    /// uncompressed, so the bytes can be copied into any message.
+    pub records: Box<[u8]>,
+    /// Nodes holding addresses for the names this RRset points at (NS, MX, SRV targets in zone).
+    pub additional: Box<[u32]>,
+    /// For a CNAME: the target in lowercase wire form.
+    pub target: Option<Box<[u8]>>,
+}
+
+impl RrSet {
+    /// Iterate over the records' byte ranges (each without owner).
+    pub fn each_record(&self) -> impl Iterator<Item = &[u8]> {
+        let mut pos = 0;
+        std::iter::from_fn(move || {
+            if pos >= self.records.len() {
+                return None;
+            }
+            let rdlen = u16::from_be_bytes([self.records[pos + 8], self.records[pos + 9]]) as usize;
+            let rec = &self.records[pos..pos + 10 + rdlen];
+            pos += 10 + rdlen;
+            Some(rec)
+        })
+    }
+}
+
+/// What a zone holds for a name.
+pub enum Lookup<'z> {
+    /// The name exists, or a wildcard matched it (`wildcard` set; the owner is then the qname).
+    Found { node: &'z Node, wildcard: bool },
+    /// The name is at or below a delegation: refer to the child zone's servers.
+    Referral { cut: &'z Node },
+    /// No such name.
+    NxDomain,
+}
+
+impl Node {
+    pub fn rrset(&self, rtype: u16) -> Option<&RrSet> {
+        self.rrsets.iter().find(|r| r.rtype == rtype)
+    }
+}
+
+impl Zone {
+    /// Lowercase wire form of the apex.
+    pub fn apex(&self) -> &[u8] {
+        &self.apex
+    }
+
+    pub fn apex_labels(&self) -> usize {
+        self.apex_labels
+    }
+
+    pub fn negative_soa(&self) -> &RrSet {
+        &self.negative_soa
+    }
+
+    pub fn node(&self, idx: u32) -> &Node {
+        &self.nodes[idx as usize]
+    }
+
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    fn find(&self, wire: &[u8]) -> Option<u32> {
+        self.index.get(wire).copied()
+    }
+
+    /// Whether a lowercase wire name lies at or below this zone's apex.
+    pub fn contains(&self, wire: &[u8]) -> bool {
+        wire.len() >= self.apex.len() && wire.ends_with(&self.apex) && {
+            // The suffix must start at a label boundary.
+            let mut pos = 0;
+            let start = wire.len() - self.apex.len();
+            while pos < start {
+                pos += 1 + wire[pos] as usize;
+            }
+            pos == start
+        }
+    }
+
+    /// Look `name` up; it must lie within the zone (the caller picked the zone by suffix).
+    pub fn lookup(&self, name: &NameBuf, qtype: u16) -> Lookup<'_> {
+        let below_apex = name.label_count() - self.apex_labels;
+        // Closest encloser: the deepest existing node that is the name or one of its ancestors.
+        let mut found = None;
+        for skip in 0..=below_apex {
+            if let Some(idx) = self.find(name.suffix(skip)) {
+                found = Some((skip, &self.nodes[idx as usize]));
+                break;
+            }
+        }
+        let Some((skip, node)) = found else {
+            return Lookup::NxDomain; // unreachable for a loaded zone: the apex always exists
+        };
+        if let Some(cut) = node.cut {
+            let cut = &self.nodes[cut as usize];
+            // DS lives in the parent: a DS query for the cut itself is answered here (RFC 4035).
+            let ds_at_cut = qtype == TYPE_DS && skip == 0 && cut.labels == name.label_count();
+            if !ds_at_cut {
+                return Lookup::Referral { cut };
+            }
+        }
+        if skip == 0 {
+            return Lookup::Found {
+                node,
+                wildcard: false,
+            };
+        }
+        // RFC 4592: the source of synthesis is `*.` + the closest encloser.
+        let mut wild = NameBuf::default();
+        if name.wildcard_of(skip, &mut wild) {
+            if let Some(idx) = self.find(wild.wire()) {
+                return Lookup::Found {
+                    node: &self.nodes[idx as usize],
+                    wildcard: true,
+                };
+            }
+        }
+        Lookup::NxDomain
+    }
+}
+
+/// All zones one server answers for, found by longest suffix match.
+#[derive(Default)]
+pub struct Catalog {
+    zones: Vec<Zone>,
+    index: Index,
+}
+
+impl Catalog {
+    pub fn new(zones: Vec<Zone>) -> Self {
+        let mut index = Index::default();
+        for (i, z) in zones.iter().enumerate() {
+            index.insert(z.apex.clone(), i as u32);
+        }
+        Catalog { zones, index }
+    }
+
+    pub fn zones(&self) -> &[Zone] {
+        &self.zones
+    }
+
+    /// The most specific zone that contains `name`, with the number of labels above its apex.
+    pub fn find(&self, name: &NameBuf) -> Option<&Zone> {
+        (0..=name.label_count())
+            .find_map(|skip| self.index.get(name.suffix(skip)))
+            .map(|&i| &self.zones[i as usize])
+    }
+}

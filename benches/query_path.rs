@@ -1,0 +1,119 @@
+//! Per-query cost of the answer path (parse, look up, encode), without sockets.
+//!
+//! `cargo bench --bench query_path` prints nanoseconds and heap allocations per query for each
+//! kind of query, measured over a fixed number of iterations after a warm-up. Runs on stable.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query as HQuery};
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+use hickory_proto::rr::{Name, RecordType};
+use meridian::config::Config;
+use meridian::dns::answer::{MAX_MESSAGE, Transport, respond};
+use meridian::dns::wire::Query;
+
+struct Counting;
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) }
+    }
+}
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const ITERS: u64 = 2_000_000;
+
+fn msg(name: &str, rtype: RecordType, edns: Option<bool>) -> Vec<u8> {
+    let mut m = Message::new(7, MessageType::Query, OpCode::Query);
+    m.add_query(HQuery::query(Name::from_ascii(name).unwrap(), rtype));
+    if let Some(ecs) = edns {
+        let mut e = Edns::new();
+        e.set_max_payload(1232);
+        if ecs {
+            e.options_mut().insert(EdnsOption::Subnet(ClientSubnet::new(
+                "192.0.2.0".parse().unwrap(),
+                24,
+                0,
+            )));
+        }
+        m.set_edns(e);
+    }
+    m.to_vec().unwrap()
+}
+
+fn main() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let config = Config::load(&std::path::Path::new(root).join("config/meridian.toml")).unwrap();
+    let snap = config.compile().unwrap();
+    let cases = [
+        (
+            "A www (no EDNS)",
+            msg("www.example.com.", RecordType::A, None),
+        ),
+        (
+            "A www (EDNS)",
+            msg("www.example.com.", RecordType::A, Some(false)),
+        ),
+        (
+            "AAAA www (EDNS+ECS)",
+            msg("www.example.com.", RecordType::AAAA, Some(true)),
+        ),
+        (
+            "CNAME chase web",
+            msg("web.example.com.", RecordType::A, Some(false)),
+        ),
+        (
+            "wildcard x.apps",
+            msg("x.apps.example.com.", RecordType::A, Some(false)),
+        ),
+        (
+            "NXDOMAIN",
+            msg("nope.example.com.", RecordType::A, Some(false)),
+        ),
+        (
+            "referral sub",
+            msg("host.sub.example.com.", RecordType::A, Some(false)),
+        ),
+        (
+            "MX + additional",
+            msg("example.com.", RecordType::MX, Some(false)),
+        ),
+        ("REFUSED", msg("example.org.", RecordType::A, None)),
+    ];
+    let mut q = Query::default();
+    let mut out = vec![0u8; MAX_MESSAGE];
+    println!("{:<24} {:>10} {:>14}", "query", "ns/query", "allocs/query");
+    for (label, packet) in &cases {
+        for _ in 0..10_000 {
+            black_box(respond(
+                &snap,
+                black_box(packet),
+                Transport::Udp,
+                &mut q,
+                &mut out,
+            ));
+        }
+        let a0 = ALLOCS.load(Ordering::Relaxed);
+        let t0 = Instant::now();
+        for _ in 0..ITERS {
+            black_box(respond(
+                &snap,
+                black_box(packet),
+                Transport::Udp,
+                &mut q,
+                &mut out,
+            ));
+        }
+        let ns = t0.elapsed().as_nanos() as f64 / ITERS as f64;
+        let allocs = (ALLOCS.load(Ordering::Relaxed) - a0) as f64 / ITERS as f64;
+        println!("{label:<24} {ns:>10.1} {allocs:>14.3}");
+    }
+}

@@ -104,6 +104,11 @@ async fn serve(
     cfg: Config,
     snap: meridian::dns::answer::Snapshot,
 ) -> std::io::Result<()> {
+    // Handlers first: a signal that arrives once the sockets answer must never hit the default
+    // action (which would end the process without a drain).
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
     let server = Server::start(&cfg, snap)?;
     for (u, t) in server.udp_addrs().iter().zip(server.tcp_addrs()) {
         tracing::info!(udp = %u, tcp = %t, workers = cfg.workers, "listening");
@@ -111,9 +116,6 @@ async fn serve(
     for z in server.snapshot().catalog.zones() {
         tracing::info!(zone = %z.origin, serial = z.serial, records = z.record_count, "zone loaded");
     }
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
     loop {
         tokio::select! {
             _ = term.recv() => break,

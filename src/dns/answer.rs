@@ -249,7 +249,7 @@ fn answer(
     let zone = if refused {
         None
     } else {
-        snap.catalog.find(&q.qname)
+        snap.catalog.find_for(&q.qname, q.qtype)
     };
     let mut truncated = false;
     match zone {
@@ -290,10 +290,13 @@ fn answer(
 /// Answer, authority and additional sections for a query inside `zone`.
 fn write_sections(w: &mut Writer, zone: &Zone, q: &Query, s: &mut Sections) -> Result<(), Full> {
     s.aa = true;
-    let mut name = q.qname.clone();
-    // Offset of an uncompressed copy of `name` in the message: the question, then CNAME targets.
+    // The name being answered: the question's, then each CNAME target (copied only when chased).
+    let mut chased: Option<NameBuf> = None;
+    // Offset of an uncompressed copy of that name in the message: the question, then the RDATA
+    // of the CNAME that led to it.
     let mut name_at = 12usize;
     for hop in 0..=MAX_CNAME_CHAIN {
+        let name = chased.as_ref().unwrap_or(&q.qname);
         let apex_at = name_at + name.suffix_offset(name.label_count() - zone.apex_labels());
         match zone.lookup(&name, q.qtype) {
             Lookup::NxDomain => {
@@ -331,7 +334,7 @@ fn write_sections(w: &mut Writer, zone: &Zone, q: &Query, s: &mut Sections) -> R
                 if !zone.contains(target) || hop == MAX_CNAME_CHAIN {
                     return Ok(()); // out-of-zone target: the resolver follows it
                 }
-                name.set_wire(target);
+                chased.get_or_insert_with(NameBuf::default).set_wire(target);
                 name_at = rdata_at;
             }
         }

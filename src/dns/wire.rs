@@ -205,36 +205,30 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
 
 /// Read the question name at `pos` (no compression allowed), lowercased into `out`.
 /// Returns the offset just past the name.
-fn read_qname(buf: &[u8], mut pos: usize, out: &mut NameBuf) -> Option<usize> {
+fn read_qname(buf: &[u8], start: usize, out: &mut NameBuf) -> Option<usize> {
+    // First walk the length bytes only, recording label offsets; then copy the whole name in
+    // one go and lowercase it in one pass (length bytes are at most 63, below 'A').
     let mut len = 0usize;
     let mut nlabels = 0usize;
     loop {
-        let l = *buf.get(pos)? as usize;
+        let l = *buf.get(start + len)? as usize;
         if l == 0 {
-            if len + 1 > MAX_NAME {
-                return None;
-            }
-            out.bytes[len] = 0;
             len += 1;
-            pos += 1;
             break;
         }
         if l > 63 || len + 1 + l + 1 > MAX_NAME {
             return None; // compression pointer, reserved label type or name too long
         }
-        let label = buf.get(pos + 1..pos + 1 + l)?;
         out.labels[nlabels] = len as u8;
         nlabels += 1;
-        out.bytes[len] = l as u8;
-        for (d, s) in out.bytes[len + 1..len + 1 + l].iter_mut().zip(label) {
-            *d = s.to_ascii_lowercase();
-        }
         len += 1 + l;
-        pos += 1 + l;
     }
+    let name = buf.get(start..start + len)?;
+    out.bytes[..len].copy_from_slice(name);
+    out.bytes[..len].make_ascii_lowercase();
     out.len = len as u8;
     out.nlabels = nlabels as u8;
-    Some(pos)
+    Some(start + len)
 }
 
 /// Skip a (possibly compressed) name anywhere in the message; returns the offset past it.
@@ -316,6 +310,35 @@ fn parse_opt_options(opts: &[u8]) -> Result<Option<ClientSubnet>, ()> {
     Ok(ecs)
 }
 
+/// For an error reply to a message whose question is unusable: walk every section and return
+/// its OPT if it has exactly one, owned by the root, with well-formed options; `None` otherwise.
+/// `before` counts the records ahead of the additional section.
+fn find_opt(buf: &[u8], qdcount: u16, before: u32, arcount: u16) -> Option<Edns> {
+    let mut pos = 12;
+    for _ in 0..qdcount {
+        pos = skip_name(buf, pos)? + 4;
+    }
+    let mut edns = None;
+    for i in 0..before + arcount as u32 {
+        let p = skip_name(buf, pos)?;
+        let (rtype, class, rdlen) = (be16(buf, p)?, be16(buf, p + 2)?, be16(buf, p + 8)?);
+        let rdata = buf.get(p + 10..p + 10 + rdlen as usize)?;
+        if rtype == TYPE_OPT && i >= before {
+            if edns.is_some() || buf[pos] != 0 || parse_opt_options(rdata).is_err() {
+                return None;
+            }
+            edns = Some(Edns {
+                udp_payload: class.max(512),
+                version: buf[p + 5],
+                dnssec_ok: buf[p + 6] & 0x80 != 0,
+                client_subnet: None,
+            });
+        }
+        pos = p + 10 + rdlen as usize;
+    }
+    edns
+}
+
 /// Parse a query datagram or TCP message.
 pub fn parse_query(buf: &[u8], out: &mut Query) -> Result<(), Reject> {
     if buf.len() < 12 {
@@ -340,11 +363,15 @@ pub fn parse_query(buf: &[u8], out: &mut Query) -> Result<(), Reject> {
     let ancount = u16::from_be_bytes([buf[6], buf[7]]);
     let nscount = u16::from_be_bytes([buf[8], buf[9]]);
     let arcount = u16::from_be_bytes([buf[10], buf[11]]);
-    if opcode != 0 {
-        return err(Rcode::NotImp, None, None);
-    }
-    if qdcount != 1 {
-        return err(Rcode::FormErr, None, None);
+    if opcode != 0 || qdcount != 1 {
+        // No question to echo, but an OPT still asks for one in the reply (RFC 6891 §7).
+        let rcode = if opcode != 0 {
+            Rcode::NotImp
+        } else {
+            Rcode::FormErr
+        };
+        let edns = find_opt(buf, qdcount, ancount as u32 + nscount as u32, arcount);
+        return err(rcode, None, edns);
     }
     let Some(pos) = read_qname(buf, 12, &mut out.qname) else {
         return err(Rcode::FormErr, None, None);

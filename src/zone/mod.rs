@@ -176,6 +176,9 @@ impl Zone {
     }
 }
 
+/// Up to this many zones, [`Catalog::find`] scans instead of hashing.
+const LINEAR_ZONES: usize = 8;
+
 /// All zones one server answers for, found by longest suffix match.
 #[derive(Default)]
 pub struct Catalog {
@@ -196,8 +199,30 @@ impl Catalog {
         &self.zones
     }
 
-    /// The most specific zone that contains `name`, with the number of labels above its apex.
+    /// The zone that answers `qtype` for `name`: the most specific one containing it, except
+    /// that DS at a served zone's apex belongs to the parent side when the parent is served too
+    /// (RFC 4035 §3.1.4.1).
+    pub fn find_for(&self, name: &NameBuf, qtype: u16) -> Option<&Zone> {
+        let zone = self.find(name)?;
+        if qtype == TYPE_DS && zone.apex_labels == name.label_count() && name.label_count() > 0 {
+            let mut parent = NameBuf::default();
+            parent.set_wire(name.suffix(1));
+            return self.find(&parent).or(Some(zone));
+        }
+        Some(zone)
+    }
+
+    /// The most specific zone that contains `name`.
     pub fn find(&self, name: &NameBuf) -> Option<&Zone> {
+        if self.zones.len() <= LINEAR_ZONES {
+            // Few zones: comparing lengths and bytes beats hashing every suffix.
+            return (0..=name.label_count()).find_map(|skip| {
+                let suffix = name.suffix(skip);
+                self.zones
+                    .iter()
+                    .find(|z| z.apex.len() == suffix.len() && *z.apex == *suffix)
+            });
+        }
         (0..=name.label_count())
             .find_map(|skip| self.index.get(name.suffix(skip)))
             .map(|&i| &self.zones[i as usize])

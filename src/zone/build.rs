@@ -71,12 +71,13 @@ pub fn name_wire(name: &Name) -> Box<[u8]> {
         .into_boxed_slice()
 }
 
-fn rdata_wire(rdata: &RData) -> Vec<u8> {
+/// RDATA in wire form with uncompressed names, so it can be copied into any message.
+pub fn rdata_wire(rdata: &RData) -> Result<Vec<u8>, hickory_proto::ProtoError> {
     let mut buf = Vec::new();
     let mut enc = BinEncoder::new(&mut buf);
     enc.set_name_encoding(NameEncoding::Uncompressed);
-    rdata.emit(&mut enc).expect("parsed RDATA encodes");
-    buf
+    rdata.emit(&mut enc)?;
+    Ok(buf)
 }
 
 fn encode_record(out: &mut Vec<u8>, rtype: u16, ttl: u32, rdata: &[u8]) {
@@ -268,7 +269,12 @@ pub fn build_zone(
             let mut bytes = Vec::new();
             let mut additional = Vec::new();
             for rd in &s.rdatas {
-                encode_record(&mut bytes, rtype, s.ttl, &rdata_wire(rd));
+                encode_record(
+                    &mut bytes,
+                    rtype,
+                    s.ttl,
+                    &rdata_wire(rd).expect("checked when read"),
+                );
                 if let Some(t) = target_of(rd) {
                     if let Some(&idx) = index.get(&lower_wire(t)[..]) {
                         if has_address(idx, &pending) && !additional.contains(&idx) {
@@ -301,7 +307,7 @@ pub fn build_zone(
         &mut neg,
         TYPE_SOA,
         negative_ttl,
-        &rdata_wire(&RData::SOA(soa_rdata.clone())),
+        &rdata_wire(&RData::SOA(soa_rdata.clone())).expect("checked when read"),
     );
     Ok(Zone {
         origin: origin.to_string(),

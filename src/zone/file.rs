@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use hickory_proto::rr::rdata::HTTPS;
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use hickory_proto::serialize::txt::Parser;
 
@@ -69,6 +70,9 @@ fn split_entries(text: &str, file: &Path) -> Result<Vec<Entry>, ZoneError> {
                             },
                         ));
                     }
+                    // A line of only white space or a comment is no entry, and does not make
+                    // the next line inherit its owner.
+                    cur.inherits_owner = false;
                     at_line_start = true;
                 }
                 line += 1;
@@ -367,10 +371,21 @@ fn parse_rdata(rtype: RecordType, parts: &[&str], origin: &Name) -> Result<RData
     let mut records = sets
         .into_values()
         .flat_map(|s| s.records_without_rrsigs().cloned().collect::<Vec<_>>());
-    match (records.next(), records.next()) {
-        (Some(r), None) => Ok(r.data.clone()),
-        _ => Err("expected exactly one record".into()),
+    let mut rdata = match (records.next(), records.next()) {
+        (Some(r), None) => r.data.clone(),
+        _ => return Err("expected exactly one record".into()),
+    };
+    // SvcParams may be written in any order but go on the wire in key order, each key once
+    // (RFC 9460 §2.1, §2.2).
+    if let RData::SVCB(svcb) | RData::HTTPS(HTTPS(svcb)) = &mut rdata {
+        svcb.svc_params.sort_by_key(|(k, _)| u16::from(*k));
+        if let Some(w) = svcb.svc_params.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(format!("SvcParam key {} is repeated", w[0].0));
+        }
     }
+    // Whatever the parser accepted must also encode; say so here rather than fail later.
+    super::build::rdata_wire(&rdata).map_err(|e| e.to_string())?;
+    Ok(rdata)
 }
 
 /// Read a master file (and its includes) for the zone `origin`. All problems are reported.

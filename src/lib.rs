@@ -13,5 +13,6 @@
 
 pub mod config;
 pub mod dns;
+pub mod health;
 pub mod server;
 pub mod zone;

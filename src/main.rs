@@ -116,6 +116,20 @@ async fn serve(
     for z in server.snapshot().catalog.zones() {
         tracing::info!(zone = %z.origin, serial = z.serial, records = z.record_count, "zone loaded");
     }
+    // Say once when every health check has its first verdict.
+    let monitor = server.monitor().clone();
+    tokio::spawn(async move {
+        let mut changes = monitor.subscribe();
+        while !monitor.ready() {
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+        tracing::info!(
+            endpoints = monitor.status().len(),
+            "ready: every health check has a verdict"
+        );
+    });
     loop {
         tokio::select! {
             _ = term.recv() => break,

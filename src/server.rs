@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::dns::answer::Snapshot;
 use crate::dns::{tcp, udp};
+use crate::health::monitor::Monitor;
 
 /// How many times a port-0 listen address is retried when TCP cannot take the UDP port.
 const PORT_ATTEMPTS: usize = 16;
@@ -34,6 +35,7 @@ pub struct Server {
     udp_workers: Vec<JoinHandle<()>>,
     cancel: CancellationToken,
     tracker: TaskTracker,
+    monitor: Monitor,
 }
 
 /// Bind every UDP worker socket and the TCP listener for one address, on one port.
@@ -82,7 +84,9 @@ impl Server {
             idle_timeout: config.tcp_idle_timeout,
             max_connections: config.tcp_max_connections,
         };
+        let monitor = Monitor::start(config, cancel.clone(), &tracker);
         let mut server = Server {
+            monitor,
             snapshot,
             udp_addrs: Vec::new(),
             tcp_addrs: Vec::new(),
@@ -134,6 +138,11 @@ impl Server {
     /// TCP addresses actually bound, in the order of the configured listen addresses.
     pub fn tcp_addrs(&self) -> &[SocketAddr] {
         &self.tcp_addrs
+    }
+
+    /// The health monitor probing this configuration's endpoints.
+    pub fn monitor(&self) -> &Monitor {
+        &self.monitor
     }
 
     /// Serve `snapshot` from now on; queries in flight finish on the old one.

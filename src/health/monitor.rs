@@ -1,0 +1,419 @@
+//! The health monitor: schedules probes, feeds results to the state core, tells the world.
+//!
+//! One task per (endpoint, check) sleeps, probes, and sends the raw result to one core task.
+//! The first probe runs at start (after a random part of the check's jitter, so thousands of
+//! checks do not fire at once), then every interval. The core task applies each result to the
+//! endpoint's [`EndpointHealth`] and [`LatencyWindow`], logs every state change as one structured
+//! line, and hands the change to the notifier (webhooks) through a bounded queue it never waits
+//! on: a slow or failing webhook cannot delay probing or serving.
+//!
+//! Probes never run on DNS workers; each costs at most its timeout.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::latency::{LatencySummary, LatencyWindow};
+use super::probe::{self, Target};
+use super::state::{EndpointHealth, Health, OverrideKind, Serving, StartupPolicy};
+use crate::config::{Config, Webhook};
+
+/// Queue of state changes waiting for webhook delivery; further changes are dropped (and logged).
+const NOTIFY_QUEUE: usize = 1024;
+/// Webhook deliveries in flight at once.
+const NOTIFY_PARALLEL: usize = 8;
+
+/// One state change, as logged and as POSTed to webhooks.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub endpoint: String,
+    pub pool: String,
+    pub from: String,
+    pub to: String,
+    pub reason: String,
+    /// The probe result that caused it.
+    pub detail: String,
+    /// Seconds since the Unix epoch.
+    pub time: u64,
+}
+
+/// What the monitor knows about one endpoint, for status output and tests.
+#[derive(Debug, Clone)]
+pub struct EndpointStatus {
+    pub name: String,
+    pub pool: String,
+    pub health: Health,
+    pub serving: Serving,
+    pub since: Instant,
+    pub last_detail: String,
+    pub latency: LatencySummary,
+    pub override_kind: Option<(OverrideKind, Option<Instant>)>,
+}
+
+struct Entry {
+    pool: String,
+    startup: StartupPolicy,
+    health: EndpointHealth,
+    latency: LatencyWindow,
+    last_detail: String,
+}
+
+struct Shared {
+    endpoints: Mutex<HashMap<String, Entry>>,
+    /// Bumped whenever what DNS should answer may have changed.
+    version: watch::Sender<u64>,
+    state_file: Option<std::path::PathBuf>,
+}
+
+/// Handle to the running monitor.
+#[derive(Clone)]
+pub struct Monitor {
+    shared: Arc<Shared>,
+}
+
+/// Result of one probe, on its way to the core task.
+struct Report {
+    endpoint: String,
+    check: usize,
+    result: probe::ProbeResult,
+}
+
+/// An override as persisted in the state file.
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedOverride {
+    kind: OverrideKind,
+    /// Expiry in seconds since the Unix epoch.
+    expires: Option<u64>,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Monitor {
+    /// Start probing every endpoint of `config`. Tasks stop when `cancel` fires.
+    pub fn start(config: &Config, cancel: CancellationToken, tracker: &TaskTracker) -> Monitor {
+        let now = Instant::now();
+        let mut map = HashMap::new();
+        for pool in &config.pools {
+            for e in &pool.endpoints {
+                let params: Vec<_> = e.checks.iter().map(|c| c.params.clone()).collect();
+                map.insert(
+                    e.name.clone(),
+                    Entry {
+                        pool: pool.name.clone(),
+                        startup: pool.startup,
+                        health: EndpointHealth::new(&params, now),
+                        latency: LatencyWindow::new(now),
+                        last_detail: String::new(),
+                    },
+                );
+            }
+        }
+        let (version, _) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            endpoints: Mutex::new(map),
+            version,
+            state_file: config.state_file.clone(),
+        });
+        let monitor = Monitor { shared };
+        monitor.load_overrides();
+
+        let (tx, rx) = mpsc::channel::<Report>(4096);
+        let (notify_tx, notify_rx) = mpsc::channel::<Event>(NOTIFY_QUEUE);
+        tracker.spawn(core(monitor.clone(), rx, notify_tx, cancel.clone()));
+        tracker.spawn(notifier(config.webhooks.clone(), notify_rx, cancel.clone()));
+        for e in config.pools.iter().flat_map(|p| &p.endpoints) {
+            for (i, check) in e.checks.iter().enumerate() {
+                let target = Target {
+                    address: e.check_address,
+                    port: check.port,
+                    endpoint: e.name.clone(),
+                };
+                tracker.spawn(prober(
+                    e.name.clone(),
+                    i,
+                    Arc::clone(check),
+                    target,
+                    tx.clone(),
+                    cancel.clone(),
+                ));
+            }
+        }
+        monitor
+    }
+
+    /// A receiver that sees a new value whenever serving state may have changed.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.shared.version.subscribe()
+    }
+
+    /// Every endpoint has a verdict from every one of its checks.
+    pub fn ready(&self) -> bool {
+        self.shared
+            .endpoints
+            .lock()
+            .expect("health lock")
+            .values()
+            .all(|e| e.health.has_verdict())
+    }
+
+    /// What DNS answers should do with `endpoint` now.
+    pub fn serving(&self, endpoint: &str) -> Option<Serving> {
+        let now = Instant::now();
+        let map = self.shared.endpoints.lock().expect("health lock");
+        map.get(endpoint).map(|e| e.health.serving(e.startup, now))
+    }
+
+    /// Status of every endpoint, sorted by name.
+    pub fn status(&self) -> Vec<EndpointStatus> {
+        let now = Instant::now();
+        let map = self.shared.endpoints.lock().expect("health lock");
+        let mut out: Vec<_> = map
+            .iter()
+            .map(|(name, e)| EndpointStatus {
+                name: name.clone(),
+                pool: e.pool.clone(),
+                health: e.health.health(),
+                serving: e.health.serving(e.startup, now),
+                since: e.health.since(),
+                last_detail: e.last_detail.clone(),
+                latency: e.latency.summary(now),
+                override_kind: e.health.override_state(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Force an endpoint up or down, or drain it, optionally for a limited time; `None` clears.
+    /// Persisted in the state file when one is configured.
+    pub fn set_override(
+        &self,
+        endpoint: &str,
+        kind: Option<OverrideKind>,
+        ttl: Option<Duration>,
+    ) -> Result<(), String> {
+        let now = Instant::now();
+        {
+            let mut map = self.shared.endpoints.lock().expect("health lock");
+            let e = map
+                .get_mut(endpoint)
+                .ok_or_else(|| format!("no endpoint {endpoint:?}"))?;
+            match kind {
+                Some(k) => e.health.set_override(k, ttl.map(|t| now + t), now),
+                None => e.health.clear_override(),
+            }
+            tracing::info!(endpoint, pool = %e.pool, override_kind = ?kind, ttl = ?ttl, "override set");
+        }
+        self.save_overrides();
+        self.shared.version.send_modify(|v| *v += 1);
+        Ok(())
+    }
+
+    fn load_overrides(&self) {
+        let Some(path) = &self.shared.state_file else {
+            return;
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => return tracing::error!(file = %path.display(), "cannot read state file: {e}"),
+        };
+        let saved: HashMap<String, SavedOverride> = match serde_json::from_str(&text) {
+            Ok(s) => s,
+            Err(e) => {
+                return tracing::error!(file = %path.display(), "state file is not valid, overrides ignored: {e}");
+            }
+        };
+        let (now, unix) = (Instant::now(), unix_now());
+        let mut map = self.shared.endpoints.lock().expect("health lock");
+        for (name, o) in saved {
+            let Some(e) = map.get_mut(&name) else {
+                continue;
+            };
+            match o.expires {
+                Some(t) if t <= unix => continue, // expired while we were down
+                Some(t) => {
+                    e.health
+                        .set_override(o.kind, Some(now + Duration::from_secs(t - unix)), now)
+                }
+                None => e.health.set_override(o.kind, None, now),
+            }
+        }
+    }
+
+    fn save_overrides(&self) {
+        let Some(path) = &self.shared.state_file else {
+            return;
+        };
+        let (now, unix) = (Instant::now(), unix_now());
+        let saved: HashMap<String, SavedOverride> = {
+            let map = self.shared.endpoints.lock().expect("health lock");
+            map.iter()
+                .filter_map(|(name, e)| {
+                    let (kind, until) = e.health.override_state()?;
+                    let expires = until.map(|u| unix + u.saturating_duration_since(now).as_secs());
+                    Some((name.clone(), SavedOverride { kind, expires }))
+                })
+                .collect()
+        };
+        // Write aside, then rename: a crash never leaves a half-written file.
+        let tmp = path.with_extension("tmp");
+        let json = serde_json::to_vec_pretty(&saved).expect("overrides serialize");
+        if let Err(e) = std::fs::write(&tmp, json).and_then(|()| std::fs::rename(&tmp, path)) {
+            tracing::error!(file = %path.display(), "cannot write state file: {e}");
+        }
+    }
+}
+
+/// A random duration in [0, max): spreads first probes (splitmix of the clock; no crypto needed).
+fn spread(max: Duration, salt: u64) -> Duration {
+    if max.is_zero() {
+        return max;
+    }
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut z = nanos ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    Duration::from_nanos(z % max.as_nanos().max(1) as u64)
+}
+
+async fn prober(
+    endpoint: String,
+    check: usize,
+    spec: Arc<crate::config::health::Check>,
+    target: Target,
+    tx: mpsc::Sender<Report>,
+    cancel: CancellationToken,
+) {
+    let salt = endpoint.bytes().fold(check as u64, |h, b| {
+        h.wrapping_mul(31).wrapping_add(b as u64)
+    });
+    let first = spread(spec.jitter.min(spec.interval), salt);
+    let mut next = tokio::time::Instant::now() + first;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep_until(next) => {}
+        }
+        next += spec.interval;
+        let result = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = probe::run(&spec.spec, &target, spec.timeout) => r,
+        };
+        if tx
+            .send(Report {
+                endpoint: endpoint.clone(),
+                check,
+                result,
+            })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        // A probe that overran (it cannot by more than its timeout) does not cause a burst.
+        let now = tokio::time::Instant::now();
+        if next < now {
+            next = now;
+        }
+    }
+}
+
+async fn core(
+    monitor: Monitor,
+    mut rx: mpsc::Receiver<Report>,
+    notify: mpsc::Sender<Event>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let report = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = rx.recv() => match r { Some(r) => r, None => return },
+        };
+        let now = Instant::now();
+        let event = {
+            let mut map = monitor.shared.endpoints.lock().expect("health lock");
+            let Some(e) = map.get_mut(&report.endpoint) else {
+                continue;
+            };
+            let r = &report.result;
+            e.latency.record(if r.ok { Some(r.rtt) } else { None }, now);
+            e.last_detail.clone_from(&r.detail);
+            e.health.record(report.check, r.ok, now).map(|t| Event {
+                endpoint: report.endpoint.clone(),
+                pool: e.pool.clone(),
+                from: t.from.to_string(),
+                to: t.to.to_string(),
+                reason: t.reason,
+                detail: r.detail.clone(),
+                time: unix_now(),
+            })
+        };
+        if let Some(ev) = event {
+            tracing::info!(
+                endpoint = %ev.endpoint, pool = %ev.pool, from = %ev.from, to = %ev.to,
+                reason = %ev.reason, detail = %ev.detail, "endpoint state changed"
+            );
+            if notify.try_send(ev).is_err() {
+                tracing::warn!("webhook queue full: a state change notification was dropped");
+            }
+            monitor.shared.version.send_modify(|v| *v += 1);
+        }
+    }
+}
+
+/// Deliver events to every webhook, with a timeout and bounded retries, never blocking the core.
+async fn notifier(hooks: Vec<Webhook>, mut rx: mpsc::Receiver<Event>, cancel: CancellationToken) {
+    let client = match super::probe::http::plain_client() {
+        Ok(c) => c,
+        Err(e) => return tracing::error!("webhooks disabled: {e}"),
+    };
+    let slots = Arc::new(tokio::sync::Semaphore::new(NOTIFY_PARALLEL));
+    loop {
+        let ev = tokio::select! {
+            _ = cancel.cancelled() => return,
+            e = rx.recv() => match e { Some(e) => e, None => return },
+        };
+        let body = Arc::new(serde_json::to_vec(&ev).expect("event serializes"));
+        for hook in &hooks {
+            let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+                return;
+            };
+            let (client, hook, body) = (client.clone(), hook.clone(), Arc::clone(&body));
+            tokio::spawn(async move {
+                let mut delay = Duration::from_millis(200);
+                for attempt in 0..=hook.retries {
+                    let sent = client
+                        .post(&hook.url)
+                        .header("content-type", "application/json")
+                        .timeout(hook.timeout)
+                        .body((*body).clone())
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(r) if r.status().is_success() => break,
+                        Ok(r) => {
+                            tracing::warn!(url = %hook.url, attempt, status = %r.status(), "webhook refused")
+                        }
+                        Err(e) => tracing::warn!(url = %hook.url, attempt, "webhook failed: {e}"),
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                drop(permit);
+            });
+        }
+    }
+}

@@ -1,0 +1,405 @@
+//! Health checking end to end: the real server probes real HTTP servers on loopback that the
+//! tests start, break, kill and restart; state changes reach a real webhook receiver; overrides
+//! survive a restart through the state file; blackholed targets do not stall other checks.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use meridian::health::state::{Health, OverrideKind, Serving};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A tiny HTTP/1.1 server on its own thread and runtime, answering every request with
+/// `status`; `stop()` kills it (the port then refuses connections).
+struct HttpServer {
+    addr: SocketAddr,
+    status: Arc<AtomicU16>,
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl HttpServer {
+    fn start(addr: &str, status: Arc<AtomicU16>) -> HttpServer {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt.block_on(tokio::net::TcpListener::bind(addr)).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let st = Arc::clone(&status);
+        rt.spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
+                let st = Arc::clone(&st);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    let code = st.load(Ordering::SeqCst);
+                    let resp = format!(
+                        "HTTP/1.1 {code} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+                    );
+                    let _ = s.write_all(resp.as_bytes()).await;
+                });
+            }
+        });
+        HttpServer {
+            addr,
+            status,
+            rt: Some(rt),
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// A webhook receiver that keeps every JSON body it is sent.
+fn webhook_receiver() -> (
+    SocketAddr,
+    Arc<Mutex<Vec<serde_json::Value>>>,
+    tokio::runtime::Runtime,
+) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g = Arc::clone(&got);
+    rt.spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            let g = Arc::clone(&g);
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Read headers, then exactly content-length bytes of body.
+                loop {
+                    let Ok(n) = s.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    req.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&req).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len: usize = text
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if req.len() >= end + 4 + len {
+                            let body: serde_json::Value =
+                                serde_json::from_slice(&req[end + 4..end + 4 + len]).unwrap();
+                            g.lock().unwrap().push(body);
+                            let _ = s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").await;
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, got, rt)
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(
+            t0.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    t0.elapsed()
+}
+
+fn health_of(srv: &TestServer, name: &str) -> Health {
+    let m = srv.server.as_ref().unwrap().monitor();
+    m.status()
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap()
+        .health
+}
+
+#[test]
+fn endpoint_follows_its_server_down_and_up_and_webhooks_hear_it() {
+    let status = Arc::new(AtomicU16::new(200));
+    let mut web = HttpServer::start("127.0.0.1:0", Arc::clone(&status));
+    let (hook, events, _hook_rt) = webhook_receiver();
+    let extra = format!(
+        r#"
+[checks.web]
+kind = "http"
+port = {port}
+path = "/healthz"
+interval = "100ms"
+timeout = "80ms"
+rise = 2
+fall = 3
+jitter = "10ms"
+
+[[pool]]
+name = "eu"
+checks = ["web"]
+[[pool.endpoint]]
+name = "eu1"
+address = "192.0.2.1"
+check_address = "127.0.0.1"
+
+[health]
+webhooks = [{{ url = "http://{hook}/hook", timeout = "1s", retries = 2 }}]
+"#,
+        port = web.addr.port()
+    );
+    let srv = start(&[("example.com.", EXAMPLE_ZONE)], &extra);
+    let monitor = srv.server.as_ref().unwrap().monitor().clone();
+    wait_for("first verdict", Duration::from_secs(3), || monitor.ready());
+    assert_eq!(health_of(&srv, "eu1"), Health::Up);
+    assert_eq!(monitor.serving("eu1"), Some(Serving::Up));
+
+    // Wrong status: down after `fall` (3) failures, i.e. about 300 ms, not at the first one.
+    status.store(503, Ordering::SeqCst);
+    let took = wait_for("down on 503", Duration::from_secs(3), || {
+        health_of(&srv, "eu1") == Health::Down
+    });
+    assert!(
+        took >= Duration::from_millis(150),
+        "went down after {took:?}: fall not applied"
+    );
+    let last = monitor
+        .status()
+        .into_iter()
+        .find(|s| s.name == "eu1")
+        .unwrap();
+    assert!(last.last_detail.contains("503"), "{}", last.last_detail);
+
+    // Back to 200: up after `rise` successes.
+    status.store(200, Ordering::SeqCst);
+    wait_for("up again", Duration::from_secs(3), || {
+        health_of(&srv, "eu1") == Health::Up
+    });
+
+    // Killed: down again; restarted on the same port: up again.
+    let port = web.addr.port();
+    web.stop();
+    wait_for("down when killed", Duration::from_secs(3), || {
+        health_of(&srv, "eu1") == Health::Down
+    });
+    let _web2 = HttpServer::start(&format!("127.0.0.1:{port}"), Arc::clone(&status));
+    wait_for("up when restarted", Duration::from_secs(3), || {
+        health_of(&srv, "eu1") == Health::Up
+    });
+
+    // The webhook heard every change, in order, with its reason and detail.
+    wait_for("webhooks", Duration::from_secs(3), || {
+        events.lock().unwrap().len() >= 5
+    });
+    let ev = events.lock().unwrap().clone();
+    let path: Vec<(String, String)> = ev
+        .iter()
+        .map(|e| {
+            (
+                e["from"].as_str().unwrap().into(),
+                e["to"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let want = [
+        ("unknown", "up"),
+        ("up", "down"),
+        ("down", "up"),
+        ("up", "down"),
+        ("down", "up"),
+    ];
+    assert_eq!(path, want.map(|(a, b)| (a.to_string(), b.to_string())));
+    assert!(
+        ev.iter()
+            .all(|e| e["endpoint"] == "eu1" && e["pool"] == "eu")
+    );
+    assert!(
+        ev[1]["detail"].as_str().unwrap().contains("503"),
+        "{}",
+        ev[1]
+    );
+}
+
+#[test]
+fn overrides_survive_a_restart_through_the_state_file() {
+    let status = Arc::new(AtomicU16::new(200));
+    let web = HttpServer::start("127.0.0.1:0", Arc::clone(&status));
+    let state = tempfile::tempdir().unwrap();
+    let state_file = state.path().join("state.json");
+    let extra = format!(
+        r#"
+[checks.web]
+kind = "http"
+port = {port}
+interval = "100ms"
+timeout = "80ms"
+jitter = "10ms"
+
+[[pool]]
+name = "us"
+checks = ["web"]
+[[pool.endpoint]]
+name = "us1"
+address = "192.0.2.1"
+check_address = "127.0.0.1"
+[[pool.endpoint]]
+name = "us2"
+address = "192.0.2.2"
+check_address = "127.0.0.1"
+[[pool.endpoint]]
+name = "us3"
+address = "192.0.2.3"
+check_address = "127.0.0.1"
+
+[health]
+state_file = "{file}"
+"#,
+        port = web.addr.port(),
+        file = state_file.display()
+    );
+    let srv = start(&[("example.com.", EXAMPLE_ZONE)], &extra);
+    let m = srv.server.as_ref().unwrap().monitor().clone();
+    wait_for("ready", Duration::from_secs(3), || m.ready());
+    m.set_override("us1", Some(OverrideKind::Drain), None)
+        .unwrap();
+    m.set_override(
+        "us2",
+        Some(OverrideKind::ForceDown),
+        Some(Duration::from_secs(3600)),
+    )
+    .unwrap();
+    m.set_override(
+        "us3",
+        Some(OverrideKind::ForceDown),
+        Some(Duration::from_millis(300)),
+    )
+    .unwrap();
+    assert!(
+        m.set_override("nope", Some(OverrideKind::Drain), None)
+            .is_err()
+    );
+    assert_eq!(m.serving("us1"), Some(Serving::Drained));
+    assert_eq!(m.serving("us2"), Some(Serving::Down));
+    assert_eq!(m.serving("us3"), Some(Serving::Down));
+    // Drained endpoints are still probed: health stays Up underneath.
+    assert_eq!(health_of(&srv, "us1"), Health::Up);
+    srv.stop();
+
+    std::thread::sleep(Duration::from_millis(1100)); // us3's override expires while down
+    let srv = start(&[("example.com.", EXAMPLE_ZONE)], &extra);
+    let m = srv.server.as_ref().unwrap().monitor().clone();
+    assert_eq!(m.serving("us1"), Some(Serving::Drained));
+    assert_eq!(m.serving("us2"), Some(Serving::Down));
+    wait_for("us3 up", Duration::from_secs(3), || {
+        m.serving("us3") == Some(Serving::Up)
+    });
+    // Clearing removes it from the file too.
+    m.set_override("us1", None, None).unwrap();
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    assert!(
+        saved.get("us1").is_none() && saved.get("us2").is_some(),
+        "{saved}"
+    );
+}
+
+#[test]
+fn blackholed_targets_cost_only_their_timeout() {
+    // A listener that accepts and never answers.
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hole_port = hole.local_addr().unwrap().port();
+    let hole_thread = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in hole.incoming().take(5000) {
+            held.push(s);
+        }
+    });
+    let status = Arc::new(AtomicU16::new(200));
+    let web = HttpServer::start("127.0.0.1:0", Arc::clone(&status));
+    let mut extra = format!(
+        r#"
+[checks.hole]
+kind = "http"
+port = {hole_port}
+interval = "1s"
+timeout = "500ms"
+
+[checks.web]
+kind = "http"
+port = {port}
+interval = "100ms"
+timeout = "80ms"
+fall = 2
+jitter = "10ms"
+
+[[pool]]
+name = "good"
+checks = ["web"]
+[[pool.endpoint]]
+name = "good1"
+address = "192.0.2.1"
+check_address = "127.0.0.1"
+
+[[pool]]
+name = "holes"
+checks = ["hole"]
+"#,
+        port = web.addr.port()
+    );
+    for i in 0..300 {
+        extra.push_str(&format!("[[pool.endpoint]]\nname = \"hole{i}\"\naddress = \"192.0.2.9\"\ncheck_address = \"127.0.0.1\"\n"));
+    }
+    let srv = start(&[("example.com.", EXAMPLE_ZONE)], &extra);
+    let m = srv.server.as_ref().unwrap().monitor().clone();
+    wait_for("good1 up", Duration::from_secs(3), || {
+        health_of(&srv, "good1") == Health::Up
+    });
+    status.store(500, Ordering::SeqCst);
+    let took = wait_for("good1 down", Duration::from_secs(3), || {
+        health_of(&srv, "good1") == Health::Down
+    });
+    assert!(
+        took < Duration::from_millis(1500),
+        "blackholes delayed a healthy check: {took:?}"
+    );
+    // The blackholed ones all time out and go down; the good one is unaffected.
+    wait_for("holes down", Duration::from_secs(6), || {
+        m.status()
+            .iter()
+            .filter(|s| s.pool == "holes")
+            .all(|s| s.health == Health::Down)
+    });
+    let hole0 = m.status().into_iter().find(|s| s.name == "hole0").unwrap();
+    assert!(
+        hole0.last_detail.contains("timed out"),
+        "{}",
+        hole0.last_detail
+    );
+    drop(srv);
+    drop(hole_thread);
+}

@@ -393,7 +393,13 @@ impl CheckConfig {
                     rcode,
                 })
             }
-            "icmp" => ProbeSpec::Icmp(IcmpSpec {}),
+            "icmp" => {
+                // Say at load time, not at the first probe, when this host cannot send pings.
+                if let Err(e) = crate::health::probe::icmp::icmp_available() {
+                    errs.push((at, format!("checks.{name}: {e}")));
+                }
+                ProbeSpec::Icmp(IcmpSpec {})
+            }
             _ => match &self.command {
                 Some(c) if !c.is_empty() => ProbeSpec::Exec(ExecSpec { command: c.clone() }),
                 _ => {

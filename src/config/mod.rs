@@ -375,6 +375,21 @@ fn compile_health(
             let mut all = pool_checks.clone();
             all.extend(resolve(&e.checks, &what, &mut problems));
             if let (Some(address), Some(check_address)) = (address, check_address) {
+                // HTTP checks: build the request once here so that bad headers, hosts or
+                // certificates stores are reported by `meridian check`, not at the first probe.
+                for c in &all {
+                    if let crate::health::probe::ProbeSpec::Http(h) = &c.spec {
+                        let target = crate::health::probe::Target {
+                            address: check_address,
+                            port: c.port,
+                            endpoint: ename.clone(),
+                        };
+                        if let Err(err) = crate::health::probe::http::HttpProber::new(h, &target) {
+                            let at = raw.checks.get(&c.name).map_or(0, |k| k.kind.span().start);
+                            problems.push((at, format!("checks.{}: {err} (for {what})", c.name)));
+                        }
+                    }
+                }
                 endpoints.push(Endpoint {
                     name: ename.clone(),
                     address,

@@ -297,6 +297,14 @@ async fn prober(
     tx: mpsc::Sender<Report>,
     cancel: CancellationToken,
 ) {
+    // HTTP probers build their client once; the other kinds have nothing to keep.
+    let http = match &spec.spec {
+        probe::ProbeSpec::Http(h) => match probe::http::HttpProber::new(h, &target) {
+            Ok(p) => Some(p),
+            Err(e) => return tracing::error!(endpoint, "http check cannot run: {e}"),
+        },
+        _ => None,
+    };
     let salt = endpoint.bytes().fold(check as u64, |h, b| {
         h.wrapping_mul(31).wrapping_add(b as u64)
     });
@@ -310,7 +318,12 @@ async fn prober(
         next += spec.interval;
         let result = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = probe::run(&spec.spec, &target, spec.timeout) => r,
+            r = async {
+                match &http {
+                    Some(p) => p.probe(spec.timeout).await,
+                    None => probe::run(&spec.spec, &target, spec.timeout).await,
+                }
+            } => r,
         };
         if tx
             .send(Report {

@@ -403,3 +403,70 @@ checks = ["hole"]
     drop(srv);
     drop(hole_thread);
 }
+
+#[test]
+fn a_flapping_server_is_damped_then_allowed_back() {
+    let status = Arc::new(AtomicU16::new(200));
+    let web = HttpServer::start("127.0.0.1:0", Arc::clone(&status));
+    let extra = format!(
+        r#"
+[checks.web]
+kind = "http"
+port = {port}
+interval = "50ms"
+timeout = "40ms"
+rise = 1
+fall = 1
+jitter = "5ms"
+flap_threshold = 3
+flap_window = "30s"
+hold_down = "3s"
+
+[[pool]]
+name = "eu"
+checks = ["web"]
+[[pool.endpoint]]
+name = "flappy"
+address = "192.0.2.1"
+check_address = "127.0.0.1"
+"#,
+        port = web.addr.port()
+    );
+    let srv = start(&[("example.com.", EXAMPLE_ZONE)], &extra);
+    let m = srv.server.as_ref().unwrap().monitor().clone();
+    wait_for("up", Duration::from_secs(3), || {
+        health_of(&srv, "flappy") == Health::Up
+    });
+    // Flap: every 200 ms the server changes its mind, for 2 s. With rise = fall = 1 every
+    // flip would be a state change; damping must stop that after 3 changes.
+    let mut changes_seen = 0;
+    let mut last = Health::Up;
+    for i in 0..10 {
+        status.store(if i % 2 == 0 { 503 } else { 200 }, Ordering::SeqCst);
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_millis(200) {
+            let h = health_of(&srv, "flappy");
+            if h != last {
+                changes_seen += 1;
+                last = h;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    assert!(
+        changes_seen <= 4,
+        "damping did not stop the flapping: {changes_seen} changes"
+    );
+    // Steady 200 now, but it is held down for the hold-down period...
+    status.store(200, Ordering::SeqCst);
+    assert_eq!(health_of(&srv, "flappy"), Health::Down);
+    assert_eq!(m.serving("flappy"), Some(Serving::Down));
+    // ...and comes back once it is over (hold-down 3 s from the third change, then `rise` successes).
+    let took = wait_for("back up after hold-down", Duration::from_secs(6), || {
+        health_of(&srv, "flappy") == Health::Up
+    });
+    assert!(
+        took > Duration::from_millis(500),
+        "came back too early: {took:?}"
+    );
+}

@@ -155,7 +155,7 @@ async fn serve(
                     if new_cfg.listen != cfg.listen || new_cfg.workers != cfg.workers {
                         tracing::warn!("listen addresses and workers change only on restart");
                     }
-                    server.publish(snap);
+                    server.reload(&new_cfg, snap);
                     tracing::info!(config = %path.display(), "reloaded");
                 }
                 Err(errors) => {

@@ -145,6 +145,14 @@ impl Server {
         &self.monitor
     }
 
+    /// Apply a reloaded configuration: serve `snapshot` and reconcile the health monitor
+    /// (surviving endpoints keep their state). Listen addresses and workers change only on
+    /// restart.
+    pub fn reload(&self, config: &Config, snapshot: Snapshot) {
+        self.publish(snapshot);
+        self.monitor.reconcile(config);
+    }
+
     /// Serve `snapshot` from now on; queries in flight finish on the old one.
     pub fn publish(&self, snapshot: Snapshot) {
         self.snapshot.store(Arc::new(snapshot));

@@ -470,3 +470,54 @@ check_address = "127.0.0.1"
         "came back too early: {took:?}"
     );
 }
+
+#[test]
+fn reload_keeps_surviving_endpoints_and_starts_new_ones() {
+    let status = Arc::new(AtomicU16::new(200));
+    let web = HttpServer::start("127.0.0.1:0", Arc::clone(&status));
+    let config = |endpoints: &[&str], interval: &str| {
+        let mut t = format!(
+            "[dns]\nlisten = [\"127.0.0.1:0\"]\n[checks.web]\nkind = \"http\"\nport = {}\ninterval = \"{interval}\"\ntimeout = \"80ms\"\njitter = \"10ms\"\n[[pool]]\nname = \"p\"\nchecks = [\"web\"]\n",
+            web.addr.port()
+        );
+        for e in endpoints {
+            t.push_str(&format!("[[pool.endpoint]]\nname = \"{e}\"\naddress = \"192.0.2.1\"\ncheck_address = \"127.0.0.1\"\n"));
+        }
+        meridian::config::Config::parse(std::path::Path::new("test.toml"), &t).unwrap()
+    };
+    let srv = start(&[("example.com.", EXAMPLE_ZONE)], "");
+    let server = srv.server.as_ref().unwrap();
+    let m = server.monitor().clone();
+    let snap = || config(&[], "100ms").compile().unwrap();
+    server.reload(&config(&["a", "b"], "100ms"), snap());
+    wait_for("a and b up", Duration::from_secs(3), || {
+        m.ready() && m.status().len() == 2
+    });
+    m.set_override("a", Some(OverrideKind::Drain), None)
+        .unwrap();
+    let a_since = m.status()[0].since;
+
+    // Same checks for a, b removed, c added.
+    server.reload(&config(&["a", "c"], "100ms"), snap());
+    let names: Vec<String> = m.status().into_iter().map(|s| s.name).collect();
+    assert_eq!(names, ["a", "c"]);
+    wait_for("c up", Duration::from_secs(3), || {
+        health_of(&srv, "c") == Health::Up
+    });
+    let a = m.status().into_iter().find(|s| s.name == "a").unwrap();
+    assert_eq!(
+        a.since, a_since,
+        "a's health state was restarted by a reload that did not touch it"
+    );
+    assert_eq!(a.serving, Serving::Drained, "override lost on reload");
+    assert!(a.latency.samples > 0);
+
+    // Changing the check restarts a's health (new verdict needed) but keeps its override.
+    server.reload(&config(&["a", "c"], "150ms"), snap());
+    wait_for("a re-verdicted", Duration::from_secs(3), || m.ready());
+    let a = m.status().into_iter().find(|s| s.name == "a").unwrap();
+    assert!(a.since > a_since);
+    assert_eq!(a.serving, Serving::Drained);
+    // Removed endpoints stop probing: their probers' reports are ignored, and b is gone.
+    assert!(m.serving("b").is_none());
+}

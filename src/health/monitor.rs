@@ -61,13 +61,26 @@ struct Entry {
     health: EndpointHealth,
     latency: LatencyWindow,
     last_detail: String,
+    /// What the endpoint's checks are; a reload that changes it restarts the health state.
+    fingerprint: String,
+    /// Changes with the fingerprint: reports from probers of an older generation are ignored.
+    generation: u64,
+    /// Stops this endpoint's probers.
+    cancel: CancellationToken,
 }
 
 struct Shared {
     endpoints: Mutex<HashMap<String, Entry>>,
     /// Bumped whenever what DNS should answer may have changed.
     version: watch::Sender<u64>,
-    state_file: Option<std::path::PathBuf>,
+    state_file: Mutex<Option<std::path::PathBuf>>,
+    webhooks: watch::Sender<Vec<Webhook>>,
+    reports: mpsc::Sender<Report>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    /// The runtime probers run on, so a reload from any thread can start them.
+    runtime: tokio::runtime::Handle,
+    next_generation: std::sync::atomic::AtomicU64,
 }
 
 /// Handle to the running monitor.
@@ -79,6 +92,7 @@ pub struct Monitor {
 /// Result of one probe, on its way to the core task.
 struct Report {
     endpoint: String,
+    generation: u64,
     check: usize,
     result: probe::ProbeResult,
 }
@@ -97,57 +111,117 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-impl Monitor {
-    /// Start probing every endpoint of `config`. Tasks stop when `cancel` fires.
-    pub fn start(config: &Config, cancel: CancellationToken, tracker: &TaskTracker) -> Monitor {
-        let now = Instant::now();
-        let mut map = HashMap::new();
-        for pool in &config.pools {
-            for e in &pool.endpoints {
-                let params: Vec<_> = e.checks.iter().map(|c| c.params.clone()).collect();
-                map.insert(
-                    e.name.clone(),
-                    Entry {
-                        pool: pool.name.clone(),
-                        startup: pool.startup,
-                        health: EndpointHealth::new(&params, now),
-                        latency: LatencyWindow::new(now),
-                        last_detail: String::new(),
-                    },
-                );
-            }
-        }
-        let (version, _) = watch::channel(0);
-        let shared = Arc::new(Shared {
-            endpoints: Mutex::new(map),
-            version,
-            state_file: config.state_file.clone(),
-        });
-        let monitor = Monitor { shared };
-        monitor.load_overrides();
+/// Everything that decides how an endpoint is probed, as comparable text.
+fn fingerprint(e: &crate::config::Endpoint) -> String {
+    format!("{:?}|{:?}", e.check_address, e.checks)
+}
 
+impl Monitor {
+    /// Start probing every endpoint of `config`. Tasks stop when `cancel` fires. Must be called
+    /// within a tokio runtime; probers run on it.
+    pub fn start(config: &Config, cancel: CancellationToken, tracker: &TaskTracker) -> Monitor {
+        let (version, _) = watch::channel(0);
+        let (webhooks, hooks_rx) = watch::channel(config.webhooks.clone());
         let (tx, rx) = mpsc::channel::<Report>(4096);
         let (notify_tx, notify_rx) = mpsc::channel::<Event>(NOTIFY_QUEUE);
+        let shared = Arc::new(Shared {
+            endpoints: Mutex::new(HashMap::new()),
+            version,
+            state_file: Mutex::new(config.state_file.clone()),
+            webhooks,
+            reports: tx,
+            cancel: cancel.clone(),
+            tracker: tracker.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            next_generation: std::sync::atomic::AtomicU64::new(1),
+        });
+        let monitor = Monitor { shared };
+        monitor.reconcile(config);
+        monitor.load_overrides();
         tracker.spawn(core(monitor.clone(), rx, notify_tx, cancel.clone()));
-        tracker.spawn(notifier(config.webhooks.clone(), notify_rx, cancel.clone()));
-        for e in config.pools.iter().flat_map(|p| &p.endpoints) {
-            for (i, check) in e.checks.iter().enumerate() {
-                let target = Target {
-                    address: e.check_address,
-                    port: check.port,
-                    endpoint: e.name.clone(),
+        tracker.spawn(notifier(hooks_rx, notify_rx, cancel));
+        monitor
+    }
+
+    /// Apply a (re)loaded configuration. Endpoints whose checks did not change keep their health
+    /// state, latency history and override, and their probers keep running; changed endpoints
+    /// restart their probers and health state (keeping history and override); removed ones stop;
+    /// new ones start probing at once.
+    pub fn reconcile(&self, config: &Config) {
+        let now = Instant::now();
+        let sh = &self.shared;
+        *sh.state_file.lock().expect("health lock") = config.state_file.clone();
+        sh.webhooks.send_replace(config.webhooks.clone());
+        let mut map = sh.endpoints.lock().expect("health lock");
+        let mut seen = std::collections::HashSet::new();
+        for pool in &config.pools {
+            for e in &pool.endpoints {
+                seen.insert(e.name.clone());
+                let fp = fingerprint(e);
+                if let Some(old) = map.get_mut(&e.name) {
+                    old.pool.clone_from(&pool.name);
+                    old.startup = pool.startup;
+                    if old.fingerprint == fp {
+                        continue;
+                    }
+                    old.cancel.cancel();
+                }
+                let params: Vec<_> = e.checks.iter().map(|c| c.params.clone()).collect();
+                let generation = sh
+                    .next_generation
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let cancel = sh.cancel.child_token();
+                let mut health = EndpointHealth::new(&params, now);
+                let (latency, last_detail) = match map.remove(&e.name) {
+                    Some(old) => {
+                        if let Some((kind, until)) = old.health.override_state() {
+                            health.set_override(kind, until, now);
+                        }
+                        (old.latency, old.last_detail)
+                    }
+                    None => (LatencyWindow::new(now), String::new()),
                 };
-                tracker.spawn(prober(
-                    e.name.clone(),
-                    i,
-                    Arc::clone(check),
-                    target,
-                    tx.clone(),
-                    cancel.clone(),
-                ));
+                for (i, check) in e.checks.iter().enumerate() {
+                    let target = Target {
+                        address: e.check_address,
+                        port: check.port,
+                        endpoint: e.name.clone(),
+                    };
+                    sh.tracker.spawn_on(
+                        prober(
+                            e.name.clone(),
+                            generation,
+                            i,
+                            Arc::clone(check),
+                            target,
+                            sh.reports.clone(),
+                            cancel.clone(),
+                        ),
+                        &sh.runtime,
+                    );
+                }
+                let entry = Entry {
+                    pool: pool.name.clone(),
+                    startup: pool.startup,
+                    health,
+                    latency,
+                    last_detail,
+                    fingerprint: fp,
+                    generation,
+                    cancel,
+                };
+                map.insert(e.name.clone(), entry);
             }
         }
-        monitor
+        map.retain(|name, e| {
+            let keep = seen.contains(name);
+            if !keep {
+                e.cancel.cancel();
+            }
+            keep
+        });
+        drop(map);
+        sh.version.send_modify(|v| *v += 1);
     }
 
     /// A receiver that sees a new value whenever serving state may have changed.
@@ -219,10 +293,10 @@ impl Monitor {
     }
 
     fn load_overrides(&self) {
-        let Some(path) = &self.shared.state_file else {
+        let Some(path) = self.shared.state_file.lock().expect("health lock").clone() else {
             return;
         };
-        let text = match std::fs::read_to_string(path) {
+        let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
             Err(e) => return tracing::error!(file = %path.display(), "cannot read state file: {e}"),
@@ -251,7 +325,7 @@ impl Monitor {
     }
 
     fn save_overrides(&self) {
-        let Some(path) = &self.shared.state_file else {
+        let Some(path) = self.shared.state_file.lock().expect("health lock").clone() else {
             return;
         };
         let (now, unix) = (Instant::now(), unix_now());
@@ -268,7 +342,7 @@ impl Monitor {
         // Write aside, then rename: a crash never leaves a half-written file.
         let tmp = path.with_extension("tmp");
         let json = serde_json::to_vec_pretty(&saved).expect("overrides serialize");
-        if let Err(e) = std::fs::write(&tmp, json).and_then(|()| std::fs::rename(&tmp, path)) {
+        if let Err(e) = std::fs::write(&tmp, json).and_then(|()| std::fs::rename(&tmp, &path)) {
             tracing::error!(file = %path.display(), "cannot write state file: {e}");
         }
     }
@@ -291,6 +365,7 @@ fn spread(max: Duration, salt: u64) -> Duration {
 
 async fn prober(
     endpoint: String,
+    generation: u64,
     check: usize,
     spec: Arc<crate::config::health::Check>,
     target: Target,
@@ -328,6 +403,7 @@ async fn prober(
         if tx
             .send(Report {
                 endpoint: endpoint.clone(),
+                generation,
                 check,
                 result,
             })
@@ -361,6 +437,9 @@ async fn core(
             let Some(e) = map.get_mut(&report.endpoint) else {
                 continue;
             };
+            if e.generation != report.generation {
+                continue; // from a prober a reload has replaced
+            }
             let r = &report.result;
             e.latency.record(if r.ok { Some(r.rtt) } else { None }, now);
             e.last_detail.clone_from(&r.detail);
@@ -388,7 +467,11 @@ async fn core(
 }
 
 /// Deliver events to every webhook, with a timeout and bounded retries, never blocking the core.
-async fn notifier(hooks: Vec<Webhook>, mut rx: mpsc::Receiver<Event>, cancel: CancellationToken) {
+async fn notifier(
+    hooks: watch::Receiver<Vec<Webhook>>,
+    mut rx: mpsc::Receiver<Event>,
+    cancel: CancellationToken,
+) {
     let client = match super::probe::http::plain_client() {
         Ok(c) => c,
         Err(e) => return tracing::error!("webhooks disabled: {e}"),
@@ -400,7 +483,8 @@ async fn notifier(hooks: Vec<Webhook>, mut rx: mpsc::Receiver<Event>, cancel: Ca
             e = rx.recv() => match e { Some(e) => e, None => return },
         };
         let body = Arc::new(serde_json::to_vec(&ev).expect("event serializes"));
-        for hook in &hooks {
+        let current = hooks.borrow().clone();
+        for hook in &current {
             let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
                 return;
             };

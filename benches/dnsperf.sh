@@ -1,0 +1,519 @@
+#!/usr/bin/env bash
+# End-to-end UDP benchmark: Meridian against Knot DNS, gdnsd, NSD and a do-nothing responder.
+#
+# Every server loads the same zone (benches/zones/bench.example.zone), runs alone, pinned to one CPU,
+# with one UDP worker, on its own loopback port; dnsperf, pinned to the other CPU, replays
+# benches/queries.txt at it. For each server we measure
+#   (a) a fixed-load run (-Q RATE for DURATION s): the server's own CPU accounting before and after
+#       (/proc/PID/stat utime+stime, /proc/PID/task/*/schedstat), giving queries per server CPU-second
+#       and user/system microseconds per query;
+#   (b) a raw maximum run (no -Q, MAX_DURATION s): the highest rate dnsperf gets answered.
+# See benches/README.md for how to read the table.
+#
+# Usage: benches/dnsperf.sh            (as root; installs dnsperf, knot, gdnsd, nsd, dig if missing)
+# Environment (defaults in brackets):
+#   RATE [40000]            queries/s of the fixed-load run
+#   DURATION [10]           seconds of the fixed-load run
+#   FIXED_OUTSTANDING [100] dnsperf -q of the fixed-load run (more lets dnsperf start with a burst that
+#                           overflows the server socket's receive buffer, whatever the server)
+#   MAX_DURATION [5]        seconds of the raw maximum run
+#   MAX_CLIENTS [4]         dnsperf -c (client sockets) of the maximum run
+#   MAX_OUTSTANDING [300]   dnsperf -q of the maximum run
+#   BASE_PORT [5391]        null=BASE, meridian=+1, knot=+2, gdnsd=+3, nsd=+4, null-mmsg=+5 (on 127.0.0.1)
+#   SERVER_CPU [0] CLIENT_CPU [1]
+#   SERVERS ["null null-mmsg meridian knot gdnsd nsd"]  which servers to run, in this order
+#   OPTIONAL_SERVERS ["gdnsd nsd"]  servers that are skipped (not failed) when they cannot be installed
+#   SKIP_MERIDIAN [0]       1: do not build or run Meridian (for testing the script itself)
+#   NO_INSTALL [0]          1: never call apt-get; servers whose binaries are missing are skipped/failed
+#   MAX_LOSS_PCT [1]        a run that loses more than this percentage of queries fails
+#   KEEP_WORK [0]           1: keep the temp dir (configs, server logs, dnsperf output) and print its path
+set -euo pipefail
+
+RATE=${RATE:-40000}
+DURATION=${DURATION:-10}
+MAX_DURATION=${MAX_DURATION:-5}
+FIXED_OUTSTANDING=${FIXED_OUTSTANDING:-100}
+MAX_CLIENTS=${MAX_CLIENTS:-4}
+MAX_OUTSTANDING=${MAX_OUTSTANDING:-300}
+BASE_PORT=${BASE_PORT:-5391}
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+SERVERS=${SERVERS:-"null null-mmsg meridian knot gdnsd nsd"}
+OPTIONAL_SERVERS=${OPTIONAL_SERVERS:-"gdnsd nsd"}
+SKIP_MERIDIAN=${SKIP_MERIDIAN:-0}
+NO_INSTALL=${NO_INSTALL:-0}
+MAX_LOSS_PCT=${MAX_LOSS_PCT:-1}
+KEEP_WORK=${KEEP_WORK:-0}
+ADDR=127.0.0.1 # loopback only, by design
+
+for var in RATE DURATION FIXED_OUTSTANDING MAX_DURATION MAX_CLIENTS MAX_OUTSTANDING BASE_PORT SERVER_CPU CLIENT_CPU; do
+    [[ ${!var} =~ ^[0-9]+$ ]] || { echo "dnsperf.sh: $var must be a non-negative integer, got '${!var}'" >&2; exit 64; }
+done
+((DURATION >= 1 && DURATION <= 300 && MAX_DURATION >= 1 && MAX_DURATION <= 300)) ||
+    { echo "dnsperf.sh: DURATION and MAX_DURATION must be 1..300 s" >&2; exit 64; }
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ZONE_FILE=$REPO/benches/zones/bench.example.zone
+QUERY_FILE=$REPO/benches/queries.txt
+CLK_TCK=$(getconf CLK_TCK)
+POLICY_RC_D=/usr/sbin/policy-rc.d
+
+log() { echo "== $*" >&2; }
+die() { echo "dnsperf.sh: error: $*" >&2; exit 1; }
+is_optional() { [[ " $OPTIONAL_SERVERS " == *" $1 "* ]]; }
+
+# ---------------------------------------------------------------- cleanup
+WORK=$(mktemp -d /tmp/meridian-dnsperf.XXXXXX)
+STARTED_PIDS=()
+CREATED_POLICY=0
+# Once a child is reaped its PID may be reused by anyone: drop it so that cleanup never kills a stranger.
+forget_pid() {
+    local kept=() p
+    for p in "${STARTED_PIDS[@]}"; do [[ $p == "$1" ]] || kept+=("$p"); done
+    STARTED_PIDS=("${kept[@]}")
+}
+cleanup() {
+    local rc=$? pid
+    for pid in "${STARTED_PIDS[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then kill -TERM "$pid" 2>/dev/null || true; fi
+    done
+    for pid in "${STARTED_PIDS[@]}"; do
+        for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+    done
+    if ((CREATED_POLICY)); then rm -f "$POLICY_RC_D"; fi
+    if ((KEEP_WORK)); then echo "dnsperf.sh: kept $WORK" >&2; else rm -rf "$WORK"; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- tools
+install_packages() {
+    # Debian starts a daemon on install unless policy-rc.d says no (exit 101); this machine has no
+    # systemd, and we want no knotd/nsd/gdnsd on the default port 53 either way.
+    if [[ ! -e $POLICY_RC_D ]]; then
+        printf '#!/bin/sh\n# written by meridian benches/dnsperf.sh; removed when it exits\nexit 101\n' >"$POLICY_RC_D"
+        chmod 755 "$POLICY_RC_D"
+        CREATED_POLICY=1
+    elif ! (set +e; "$POLICY_RC_D" x start >/dev/null 2>&1; [[ $? == 101 ]]); then
+        die "$POLICY_RC_D exists and does not forbid starting services; refusing to install"
+    fi
+    log "apt-get install $*"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >"$WORK/apt.log" 2>&1 || {
+        log "apt-get update and retry"
+        DEBIAN_FRONTEND=noninteractive apt-get update >>"$WORK/apt.log" 2>&1 || true
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >>"$WORK/apt.log" 2>&1
+    } || { tail -20 "$WORK/apt.log" >&2; return 1; }
+    if ((CREATED_POLICY)); then rm -f "$POLICY_RC_D"; CREATED_POLICY=0; fi
+}
+
+want() { [[ " $SERVERS " == *" $1 "* ]]; }
+needed=()
+command -v dnsperf >/dev/null || needed+=(dnsperf)
+command -v dig >/dev/null || needed+=(bind9-dnsutils)
+command -v taskset >/dev/null || needed+=(util-linux)
+if want knot && ! command -v knotd >/dev/null; then needed+=(knot); fi
+if ((${#needed[@]})); then
+    ((NO_INSTALL)) && die "missing: ${needed[*]} (NO_INSTALL=1)"
+    install_packages "${needed[@]}" || die "could not install ${needed[*]}"
+fi
+for opt in gdnsd nsd; do
+    if want "$opt" && ! command -v "$opt" >/dev/null && ((!NO_INSTALL)); then
+        install_packages "$opt" || log "could not install $opt; it will be skipped"
+    fi
+done
+# Packages may have left daemons behind if policy-rc.d was not honoured; say so, touch nothing.
+for daemon in knotd nsd gdnsd; do
+    if pgrep -x "$daemon" >/dev/null; then
+        log "note: a $daemon not started by this script is running (pids $(pgrep -x "$daemon" | tr '\n' ' '))"
+    fi
+done
+
+# ---------------------------------------------------------------- builds
+NULL_BIN=$REPO/target/release/examples/null_responder
+MERIDIAN_BIN=$REPO/target/release/meridian
+log "building null responder"
+if ! (cd "$REPO" && cargo build --release --example null_responder) >"$WORK/build-null.log" 2>&1; then
+    # It is std-only: if the crate is mid-edit and does not build, compile the file on its own.
+    log "cargo build of the example failed (see below); compiling it with rustc alone"
+    tail -5 "$WORK/build-null.log" >&2
+    NULL_BIN=$WORK/null_responder
+    rustc --edition 2021 -C opt-level=3 -o "$NULL_BIN" "$REPO/benches/null_responder.rs"
+fi
+if want meridian && ((SKIP_MERIDIAN)); then
+    log "SKIP_MERIDIAN=1: Meridian is not built and not measured"
+    SERVERS=" $SERVERS "; SERVERS=${SERVERS/ meridian / }
+elif want meridian; then
+    log "building meridian (cargo build --release)"
+    if ! (cd "$REPO" && cargo build --release) >"$WORK/build-meridian.log" 2>&1; then
+        tail -20 "$WORK/build-meridian.log" >&2
+        die "cargo build --release failed (set SKIP_MERIDIAN=1 to benchmark the others only)"
+    fi
+fi
+
+# ---------------------------------------------------------------- server configs
+port_of() {
+    case $1 in null) echo $((BASE_PORT)) ;; meridian) echo $((BASE_PORT + 1)) ;; knot) echo $((BASE_PORT + 2)) ;;
+        gdnsd) echo $((BASE_PORT + 3)) ;; nsd) echo $((BASE_PORT + 4)) ;; null-mmsg) echo $((BASE_PORT + 5)) ;;
+        *) die "unknown server $1" ;; esac
+}
+
+# Prints the command line that runs server $1 in the foreground, after writing its config under $WORK/$1.
+server_command() {
+    local name=$1 port dir
+    port=$(port_of "$name")
+    dir=$WORK/$name
+    mkdir -p "$dir"
+    case $name in
+    null)
+        echo "$NULL_BIN $ADDR:$port"
+        ;;
+    null-mmsg)
+        echo "$NULL_BIN $ADDR:$port --mmsg"
+        ;;
+    meridian)
+        cat >"$dir/meridian.toml" <<EOF
+[dns]
+listen = ["$ADDR:$port"]
+workers = 1
+
+[[zone]]
+origin = "bench.example."
+file = "$ZONE_FILE"
+EOF
+        echo "$MERIDIAN_BIN serve --config $dir/meridian.toml"
+        ;;
+    knot)
+        mkdir -p "$dir/run" "$dir/storage"
+        cat >"$dir/knot.conf" <<EOF
+server:
+    rundir: "$dir/run"
+    listen: $ADDR@$port
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+log:
+  - target: stderr
+    any: notice
+database:
+    storage: "$dir/storage"
+template:
+  - id: default
+    storage: "$dir/storage"
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+zone:
+  - domain: bench.example.
+    file: "$ZONE_FILE"
+EOF
+        echo "knotd -c $dir/knot.conf"
+        ;;
+    gdnsd)
+        mkdir -p "$dir/etc/zones" "$dir/run" "$dir/state"
+        cp "$ZONE_FILE" "$dir/etc/zones/bench.example"
+        cat >"$dir/etc/config" <<EOF
+options => {
+    listen => [ $ADDR:$port ]
+    udp_threads => 1
+    tcp_threads => 1
+    run_dir => $dir/run
+    state_dir => $dir/state
+}
+EOF
+        echo "gdnsd -c $dir/etc start" # 3.x: "start" runs in the foreground
+        ;;
+    nsd)
+        cat >"$dir/nsd.conf" <<EOF
+server:
+    ip-address: $ADDR@$port
+    server-count: 1
+    rrl-ratelimit: 0
+    minimal-responses: yes # as Knot and gdnsd do by default: no NS/glue on plain answers
+    username: ""
+    chroot: ""
+    zonesdir: "$dir"
+    database: ""
+    zonelistfile: "$dir/zone.list"
+    xfrdfile: "$dir/xfrd.state"
+    xfrdir: "$dir"
+    pidfile: "$dir/nsd.pid"
+    logfile: "$dir/nsd.log"
+    do-ip6: no
+remote-control:
+    control-enable: no
+zone:
+    name: "bench.example"
+    zonefile: "$ZONE_FILE"
+EOF
+        echo "nsd -d -c $dir/nsd.conf"
+        ;;
+    esac
+}
+
+binary_of() {
+    case $1 in
+    null | null-mmsg) echo "$NULL_BIN" ;;
+    meridian) echo "$MERIDIAN_BIN" ;;
+    knot) echo knotd ;;
+    *) echo "$1" ;;
+    esac
+}
+# Running, not a zombie (an exited child stays a zombie until we wait for it).
+alive() { [[ -r /proc/$1/stat ]] && [[ $(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) != Z* ]]; }
+
+# ---------------------------------------------------------------- process accounting
+# The server and its descendants (NSD forks its workers), one pid a line.
+process_tree() {
+    ps -e -o pid=,ppid= | awk -v root="$1" '
+        { parent[$1] = $2 }
+        END {
+            for (p in parent) {
+                q = p
+                while (q != "" && q != root && q > 1) q = parent[q]
+                if (q == root) print p
+            }
+        }'
+}
+# "utime_ticks stime_ticks sched_ns" summed over the tree (sched_ns over every thread's schedstat).
+cpu_sample() {
+    local pids pid u=0 s=0 ns=0 fields t stat first
+    pids=$(process_tree "$1")
+    for pid in $pids; do
+        # Field 2 (comm) may hold spaces: cut through the last ')' then count from field 3.
+        fields=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
+        read -r -a stat <<<"$fields"
+        u=$((u + stat[11])); s=$((s + stat[12]))
+        for t in /proc/"$pid"/task/*/schedstat; do
+            read -r first _ 2>/dev/null <"$t" && ns=$((ns + first))
+        done
+    done
+    echo "$u $s $ns"
+}
+
+# "busy total" ticks of one CPU from /proc/stat (busy: user nice system irq softirq steal).
+cpu_ticks() { awk -v c="cpu$1" '$1 == c { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6 }' /proc/stat; }
+# Datagrams dropped by the kernel because a socket's receive buffer was full (whole machine).
+rcvbuf_errors() { awk '/^Udp:/ { if (seen) { print $6; exit } seen = 1 }' /proc/net/snmp; }
+
+# ---------------------------------------------------------------- readiness and correctness
+# dig one query; prints "STATUS FLAGS ANSWERCOUNT" or nothing.
+probe() {
+    local port=$1 qname=$2 qtype=$3
+    dig @"$ADDR" -p "$port" +time=1 +tries=1 +norecurse +nocookie +noedns "$qname" "$qtype" 2>/dev/null |
+        awk '/->>HEADER<<-/ { for (i = 1; i <= NF; i++) if ($i == "status:") { st = $(i + 1); sub(",", "", st) } }
+             /^;; flags:/ { split($0, a, ";"); fl = a[3]; sub(/^ *flags: */, "", fl); sub(/ *$/, "", fl)
+                            for (i = 1; i <= NF; i++) if ($i == "ANSWER:") { an = $(i + 1); sub(",", "", an) } }
+             END { if (st != "") printf "%s %s %s\n", st, (fl == "" ? "-" : fl), an }' | sed 's/ *$//'
+}
+
+wait_ready() {
+    local name=$1 pid=$2 port=$3 out
+    for _ in $(seq 1 100); do # at most ~20 s
+        alive "$pid" || return 1
+        out=$(probe "$port" www.bench.example A) || true
+        [[ -n $out ]] && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+# Real servers must answer authoritatively: www A -> NOERROR aa with answers, nope -> NXDOMAIN aa.
+check_answers() {
+    local name=$1 port=$2 www nx
+    [[ $name == null* ]] && return 0
+    www=$(probe "$port" www.bench.example A)
+    nx=$(probe "$port" nope.bench.example A)
+    [[ $www == NOERROR* && " $www " == *" aa "* && ${www##* } -ge 1 ]] ||
+        { echo "$name: www.bench.example A answered '$www', want NOERROR, aa, >=1 answer" >&2; return 1; }
+    [[ $nx == NXDOMAIN* && " $nx " == *" aa "* ]] ||
+        { echo "$name: nope.bench.example A answered '$nx', want NXDOMAIN, aa" >&2; return 1; }
+}
+
+# ---------------------------------------------------------------- dnsperf
+# Runs dnsperf pinned to CLIENT_CPU; output to $1; extra args follow.
+run_dnsperf() {
+    local out=$1; shift
+    # -t 1: a reply later than 1 s is lost; dnsperf stops sending at -l and waits out stragglers.
+    # In the background, so that a signal to this script is handled at once (trap kills it).
+    timeout $((DURATION + MAX_DURATION + 30)) taskset -c "$CLIENT_CPU" \
+        dnsperf -s "$ADDR" -d "$QUERY_FILE" -t 1 "$@" >"$out" 2>&1 &
+    local pid=$!
+    STARTED_PIDS+=("$pid")
+    local rc=0
+    wait "$pid" || rc=$?
+    forget_pid "$pid"
+    return "$rc"
+}
+# Parse a dnsperf report into shell variables: SENT COMPLETED LOST QPS RTIME RESP_SIZE BAD_RCODES LATENCY_US
+parse_dnsperf() {
+    local f=$1
+    SENT=$(awk '/Queries sent:/ { print $3 }' "$f")
+    COMPLETED=$(awk '/Queries completed:/ { print $3 }' "$f")
+    LOST=$(awk '/Queries lost:/ { print $3 }' "$f")
+    QPS=$(awk '/Queries per second:/ { printf "%.0f", $4 }' "$f")
+    RTIME=$(awk '/Run time \(s\):/ { print $4 }' "$f")
+    RESP_SIZE=$(awk '/Average packet size:/ { print $7 }' "$f")
+    LATENCY_US=$(awk '/Average Latency \(s\):/ { printf "%.0f", $4 * 1e6 }' "$f")
+    # Responses other than NOERROR/NXDOMAIN ("Response codes: NOERROR 9 (90.00%), NXDOMAIN 1 (10.00%)").
+    BAD_RCODES=$(awk -F'[:,]' '/Response codes:/ { n = 0; for (i = 2; i <= NF; i++) { split($i, w, " ");
+                     if (w[1] != "NOERROR" && w[1] != "NXDOMAIN") n += w[2] } print n }' "$f")
+    [[ -n $SENT && -n $COMPLETED && -n $QPS ]] || { cat "$f" >&2; return 1; }
+    LOST=${LOST:-0}; BAD_RCODES=${BAD_RCODES:-0}; RESP_SIZE=${RESP_SIZE:-?}; LATENCY_US=${LATENCY_US:-?}
+}
+check_loss() { # name run
+    local pct
+    pct=$(awk -v l="$LOST" -v s="$SENT" 'BEGIN { printf "%.2f", (s ? 100 * l / s : 100) }')
+    if awk -v p="$pct" -v m="$MAX_LOSS_PCT" 'BEGIN { exit !(p > m) }'; then
+        echo "$1: $2 run lost $LOST of $SENT queries ($pct% > $MAX_LOSS_PCT%)" >&2; return 1
+    fi
+    if ((BAD_RCODES * 100 > SENT * MAX_LOSS_PCT)); then
+        echo "$1: $2 run got $BAD_RCODES answers other than NOERROR/NXDOMAIN" >&2; return 1
+    fi
+    LOSS_PCT=$pct
+}
+
+# ---------------------------------------------------------------- run
+declare -A R # results, keyed "name,field"
+RAN=()
+FAILED=()
+
+stop_server() {
+    local pid=$1
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do alive "$pid" || break; sleep 0.1; done
+    if alive "$pid"; then log "pid $pid ignored SIGTERM; SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; fi
+    wait "$pid" 2>/dev/null || true
+    forget_pid "$pid"
+}
+
+bench_server() {
+    local name=$1 port cmd pid before after busy0 total0 busy1 total1 drops0 u0 s0 n0 u1 s1 n1
+    port=$(port_of "$name")
+    if ss -Hlun "sport = :$port" | grep -q .; then
+        echo "$name: UDP port $port is already in use" >&2; return 1
+    fi
+    cmd=$(server_command "$name")
+    log "$name: starting on $ADDR:$port (CPU $SERVER_CPU): $cmd"
+    # shellcheck disable=SC2086 # cmd is a word list we built
+    taskset -c "$SERVER_CPU" $cmd >"$WORK/$name.log" 2>&1 &
+    pid=$!
+    STARTED_PIDS+=("$pid")
+    if ! wait_ready "$name" "$pid" "$port"; then
+        echo "$name: did not answer on $ADDR:$port; its log:" >&2
+        tail -20 "$WORK/$name.log" >&2
+        stop_server "$pid"; return 1
+    fi
+    check_answers "$name" "$port" || { stop_server "$pid"; return 1; }
+
+    # (a) fixed load; CPU taken from the server's own accounting around the run.
+    log "$name: fixed load, $RATE qps for ${DURATION}s"
+    read -r busy0 total0 < <(cpu_ticks "$SERVER_CPU")
+    drops0=$(rcvbuf_errors)
+    before=$(cpu_sample "$pid")
+    run_dnsperf "$WORK/$name.fixed.txt" -p "$port" -Q "$RATE" -l "$DURATION" -c 1 -T 1 -q "$FIXED_OUTSTANDING" ||
+        { cat "$WORK/$name.fixed.txt" >&2; stop_server "$pid"; return 1; }
+    after=$(cpu_sample "$pid")
+    read -r busy1 total1 < <(cpu_ticks "$SERVER_CPU")
+    R[$name,drops]=$(($(rcvbuf_errors) - drops0))
+    parse_dnsperf "$WORK/$name.fixed.txt" || { stop_server "$pid"; return 1; }
+    check_loss "$name" fixed || { stop_server "$pid"; return 1; }
+    read -r u0 s0 n0 <<<"$before"
+    read -r u1 s1 n1 <<<"$after"
+    R[$name,qps]=$QPS
+    R[$name,lost]=$LOSS_PCT
+    R[$name,size]=$RESP_SIZE
+    R[$name,lat]=$LATENCY_US
+    R[$name,cpu]=$(awk -v n=$((n1 - n0)) 'BEGIN { printf "%.3f", n / 1e9 }')
+    R[$name,statcpu]=$(awk -v t=$((u1 - u0 + s1 - s0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / hz }')
+    # What else ran on the server's CPU meanwhile (other processes, interrupts): noise if well above 0.
+    R[$name,other]=$(awk -v b=$((busy1 - busy0)) -v t=$((total1 - total0)) -v n=$((n1 - n0)) -v hz="$CLK_TCK" \
+        'BEGIN { o = t ? 100 * (b / hz - n / 1e9) / (t / hz) : 0; printf "%.0f", (o < 0 ? 0 : o) }')
+    R[$name,qpcpu]=$(awk -v q="$COMPLETED" -v n=$((n1 - n0)) 'BEGIN { printf "%.0f", (n ? q / (n / 1e9) : 0) }')
+    R[$name,usr]=$(awk -v t=$((u1 - u0)) -v hz="$CLK_TCK" -v q="$COMPLETED" 'BEGIN { printf "%.2f", 1e6 * t / hz / q }')
+    R[$name,sys]=$(awk -v t=$((s1 - s0)) -v hz="$CLK_TCK" -v q="$COMPLETED" 'BEGIN { printf "%.2f", 1e6 * t / hz / q }')
+    if ((QPS * 100 < RATE * 95)); then log "$name: warning: achieved $QPS qps, below 95% of the $RATE asked"; fi
+
+    # (b) raw maximum: no rate limit, several client sockets, bounded by -l.
+    log "$name: maximum rate for ${MAX_DURATION}s"
+    before=$(cpu_sample "$pid")
+    run_dnsperf "$WORK/$name.max.txt" -p "$port" -l "$MAX_DURATION" -c "$MAX_CLIENTS" -T 1 -q "$MAX_OUTSTANDING" ||
+        { cat "$WORK/$name.max.txt" >&2; stop_server "$pid"; return 1; }
+    after=$(cpu_sample "$pid")
+    parse_dnsperf "$WORK/$name.max.txt" || { stop_server "$pid"; return 1; }
+    # Near 100: the server was the bottleneck; well below: dnsperf (one CPU) was.
+    R[$name,maxcpu]=$(awk -v n=$(($(cut -d' ' -f3 <<<"$after") - $(cut -d' ' -f3 <<<"$before"))) -v t="$RTIME" \
+        'BEGIN { printf "%.0f", (t > 0 ? 100 * n / 1e9 / t : 0) }')
+    R[$name,max]=$QPS
+    R[$name,maxlost]=$(awk -v l="$LOST" -v s="$SENT" 'BEGIN { printf "%.2f", (s ? 100 * l / s : 100) }')
+    # Overload drops some queries by nature; only a wholesale failure counts here.
+    if ((BAD_RCODES * 100 > SENT * MAX_LOSS_PCT)); then
+        echo "$name: maximum run got $BAD_RCODES answers other than NOERROR/NXDOMAIN" >&2; stop_server "$pid"; return 1
+    fi
+    if ! alive "$pid"; then
+        echo "$name: exited during the runs; its log:" >&2
+        tail -20 "$WORK/$name.log" >&2
+        stop_server "$pid"; return 1
+    fi
+    log "$name: stopping pid $pid"
+    stop_server "$pid"
+}
+
+for name in $SERVERS; do
+    bin=$(binary_of "$name")
+    if ! command -v "$bin" >/dev/null; then
+        if is_optional "$name"; then log "$name: $bin not installed; skipped"; continue; fi
+        FAILED+=("$name"); echo "$name: $bin not found" >&2; continue
+    fi
+    if bench_server "$name"; then RAN+=("$name"); else FAILED+=("$name"); fi
+done
+
+# ---------------------------------------------------------------- report
+echo
+echo "UDP on $ADDR, server on CPU $SERVER_CPU, dnsperf on CPU $CLIENT_CPU; fixed load $RATE qps for ${DURATION}s;"
+echo "max: -c $MAX_CLIENTS -q $MAX_OUTSTANDING for ${MAX_DURATION}s;" \
+    "query mix $(basename "$QUERY_FILE") ($(wc -l <"$QUERY_FILE") lines)"
+fmt='%-9s | %7s %6s %6s %6s %8s %6s %6s %6s %6s %6s %6s | %7s %6s %6s\n'
+# shellcheck disable=SC2059 # fmt is ours
+printf "$fmt" "" "fixed" "lost" "CPU" "stat" "q per" "usr" "sys" "mean" "resp" "other" "rcvbuf" "max" "lost" "server"
+# shellcheck disable=SC2059
+printf "$fmt" server "qps" "%" "s" "s" "CPU-s" "µs/q" "µs/q" "lat µs" "bytes" "CPU %" "drops" "qps" "%" "CPU %"
+for name in "${RAN[@]}"; do
+    # shellcheck disable=SC2059
+    printf "$fmt" "$name" "${R[$name,qps]}" "${R[$name,lost]}" "${R[$name,cpu]}" "${R[$name,statcpu]}" \
+        "${R[$name,qpcpu]}" "${R[$name,usr]}" "${R[$name,sys]}" "${R[$name,lat]}" "${R[$name,size]}" \
+        "${R[$name,other]}" "${R[$name,drops]}" "${R[$name,max]}" "${R[$name,maxlost]}" "${R[$name,maxcpu]}"
+done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+ran() { [[ " ${RAN[*]} " == *" $1 "* ]]; }
+subject=meridian
+if ! ran meridian && ran knot; then
+    subject=knot
+    echo
+    echo "Meridian did not run; the ratios below are Knot's."
+fi
+if ran "$subject" && ((${#RAN[@]} > 1)); then
+    echo
+    for other in null null-mmsg knot gdnsd nsd; do
+        [[ $other == "$subject" ]] && continue
+        ran "$other" || continue
+        printf '%s vs %-9s  queries per server CPU-second: %5sx   max qps: %5sx\n' "$subject" "$other" \
+            "$(ratio "${R[$subject,qpcpu]}" "${R[$other,qpcpu]}")" "$(ratio "${R[$subject,max]}" "${R[$other,max]}")"
+    done
+fi
+noisy=()
+for name in "${RAN[@]}"; do ((${R[$name,other]} > 5)) && noisy+=("$name"); done
+echo
+echo "q per CPU-s: queries answered in the fixed run per second of server CPU (schedstat); higher is better."
+echo "other CPU %: what else ran on the server's CPU during the fixed run (noise when above a few %)."
+echo "max qps measures the server only where its CPU % is near 100; below that dnsperf's one CPU was the limit."
+if ((${#noisy[@]})); then
+    echo "warning: other work took over 5% of CPU $SERVER_CPU during the fixed run of: ${noisy[*]};" \
+        "rerun on an idle machine."
+fi
+if ((${#FAILED[@]})); then
+    echo
+    echo "FAILED: ${FAILED[*]} (KEEP_WORK=1 keeps the configs and logs)"
+    exit 1
+fi

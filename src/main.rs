@@ -33,6 +33,21 @@ enum Command {
         #[arg(long, short, default_value = "config/meridian.toml")]
         config: PathBuf,
     },
+    /// Set or clear an endpoint's manual override in the state file (`health.state_file`);
+    /// a running server applies it on SIGHUP.
+    Override {
+        /// Configuration file.
+        #[arg(long, short, default_value = "config/meridian.toml")]
+        config: PathBuf,
+        /// Endpoint name.
+        endpoint: String,
+        /// drain (withdrawn from answers, still probed), force-up, force-down, or clear.
+        #[arg(value_parser = ["drain", "force-up", "force-down", "clear"])]
+        action: String,
+        /// Expire after this long, e.g. "30m", "2h" (default: until cleared).
+        #[arg(long = "for")]
+        duration: Option<String>,
+    },
     /// Load and validate the configuration and every zone; print every problem found.
     Check {
         /// Configuration file.
@@ -91,6 +106,21 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
+        Command::Override {
+            config,
+            endpoint,
+            action,
+            duration,
+        } => match set_override(&config, &endpoint, &action, duration.as_deref()) {
+            Ok(msg) => {
+                println!("{msg}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        },
         Command::Serve { config } => {
             let (cfg, snap) = match load(&config) {
                 Ok(x) => x,
@@ -113,6 +143,42 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn set_override(
+    config: &std::path::Path,
+    endpoint: &str,
+    action: &str,
+    duration: Option<&str>,
+) -> Result<String, String> {
+    use meridian::health::state::OverrideKind;
+    let cfg = Config::load(config).map_err(|e| e.to_string())?;
+    let path = cfg
+        .state_file
+        .as_ref()
+        .ok_or("no health.state_file is configured: overrides need one")?;
+    if !cfg
+        .pools
+        .iter()
+        .flat_map(|p| &p.endpoints)
+        .any(|e| e.name == endpoint)
+    {
+        return Err(format!("no endpoint {endpoint:?} in {}", config.display()));
+    }
+    let kind = match action {
+        "drain" => Some(OverrideKind::Drain),
+        "force-up" => Some(OverrideKind::ForceUp),
+        "force-down" => Some(OverrideKind::ForceDown),
+        _ => None,
+    };
+    let ttl = duration
+        .map(meridian::config::health::parse_duration)
+        .transpose()?;
+    meridian::health::overrides::edit(path, endpoint, kind, ttl)?;
+    Ok(format!(
+        "{endpoint}: {action} written to {}; send SIGHUP to the server to apply it",
+        path.display()
+    ))
 }
 
 async fn serve(

@@ -274,3 +274,53 @@ fn serve_exits_cleanly_on_sigint_and_refuses_bad_config() {
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `bogus`"));
 }
+
+#[test]
+fn override_command_writes_the_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "[[pool]]\nname = \"p\"\n[[pool.endpoint]]\nname = \"eu1\"\naddress = \"192.0.2.1\"\n[health]\nstate_file = \"state.json\"\n";
+    let cfg = write_config(dir.path(), EXAMPLE_ZONE, "");
+    // Health tables go after [dns]; append them to the file write_config made.
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(extra);
+    std::fs::write(&cfg, text).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("override")
+            .arg("--config")
+            .arg(&cfg)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, text) = run(&["eu1", "drain", "--for", "30m"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("send SIGHUP"), "{text}");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("state.json")).unwrap())
+            .unwrap();
+    assert_eq!(saved["eu1"]["kind"], "drain");
+    let expires = saved["eu1"]["expires"].as_u64().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        (now + 1790..=now + 1810).contains(&expires),
+        "{expires} vs {now}"
+    );
+    let (code, text) = run(&["nope", "drain"]);
+    assert_eq!(code, 64);
+    assert!(text.contains("no endpoint \"nope\""), "{text}");
+    let (code, _) = run(&["eu1", "clear"]);
+    assert_eq!(code, 0);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("state.json")).unwrap())
+            .unwrap();
+    assert!(saved.get("eu1").is_none());
+}

@@ -17,7 +17,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// `status`; `stop()` kills it (the port then refuses connections).
 struct HttpServer {
     addr: SocketAddr,
-    status: Arc<AtomicU16>,
     rt: Option<tokio::runtime::Runtime>,
 }
 
@@ -48,11 +47,8 @@ impl HttpServer {
                 });
             }
         });
-        HttpServer {
-            addr,
-            status,
-            rt: Some(rt),
-        }
+        drop(status);
+        HttpServer { addr, rt: Some(rt) }
     }
 
     fn stop(&mut self) {
@@ -520,4 +516,46 @@ fn reload_keeps_surviving_endpoints_and_starts_new_ones() {
     assert_eq!(a.serving, Serving::Drained);
     // Removed endpoints stop probing: their probers' reports are ignored, and b is gone.
     assert!(m.serving("b").is_none());
+}
+
+#[test]
+fn state_file_edits_apply_on_reload() {
+    let status = Arc::new(AtomicU16::new(200));
+    let web = HttpServer::start("127.0.0.1:0", Arc::clone(&status));
+    let dir = tempfile::tempdir().unwrap();
+    let state_file = dir.path().join("state.json");
+    let extra = format!(
+        "[checks.web]\nkind = \"http\"\nport = {}\ninterval = \"100ms\"\ntimeout = \"80ms\"\njitter = \"10ms\"\n\
+         [[pool]]\nname = \"p\"\nchecks = [\"web\"]\n[[pool.endpoint]]\nname = \"a\"\naddress = \"192.0.2.1\"\ncheck_address = \"127.0.0.1\"\n\
+         [health]\nstate_file = \"{}\"\n",
+        web.addr.port(),
+        state_file.display()
+    );
+    let srv = start(&[("example.com.", EXAMPLE_ZONE)], &extra);
+    let server = srv.server.as_ref().unwrap();
+    let m = server.monitor().clone();
+    wait_for("ready", Duration::from_secs(3), || m.ready());
+    assert_eq!(m.serving("a"), Some(Serving::Up));
+    let reload = || {
+        let cfg = meridian::config::Config::load(&srv.config_path).unwrap();
+        server.reload(&cfg, cfg.compile().unwrap());
+    };
+    meridian::health::overrides::edit(&state_file, "a", Some(OverrideKind::ForceDown), None)
+        .unwrap();
+    assert_eq!(
+        m.serving("a"),
+        Some(Serving::Up),
+        "applied before the reload"
+    );
+    reload();
+    assert_eq!(m.serving("a"), Some(Serving::Down));
+    meridian::health::overrides::edit(&state_file, "a", None, None).unwrap();
+    reload();
+    assert_eq!(m.serving("a"), Some(Serving::Up));
+    // A corrupt state file changes nothing.
+    m.set_override("a", Some(OverrideKind::Drain), None)
+        .unwrap();
+    std::fs::write(&state_file, "{ not json").unwrap();
+    reload();
+    assert_eq!(m.serving("a"), Some(Serving::Drained));
 }

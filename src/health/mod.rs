@@ -10,5 +10,6 @@
 
 pub mod latency;
 pub mod monitor;
+pub mod overrides;
 pub mod probe;
 pub mod state;

@@ -13,12 +13,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::latency::{LatencySummary, LatencyWindow};
+use super::overrides::{self as state_file, SavedOverride, unix_now};
 use super::probe::{self, Target};
 use super::state::{EndpointHealth, Health, OverrideKind, Serving, StartupPolicy};
 use crate::config::{Config, Webhook};
@@ -97,20 +98,6 @@ struct Report {
     result: probe::ProbeResult,
 }
 
-/// An override as persisted in the state file.
-#[derive(Debug, Serialize, Deserialize)]
-struct SavedOverride {
-    kind: OverrideKind,
-    /// Expiry in seconds since the Unix epoch.
-    expires: Option<u64>,
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Everything that decides how an endpoint is probed, as comparable text.
 fn fingerprint(e: &crate::config::Endpoint) -> String {
     format!("{:?}|{:?}", e.check_address, e.checks)
@@ -137,7 +124,6 @@ impl Monitor {
         });
         let monitor = Monitor { shared };
         monitor.reconcile(config);
-        monitor.load_overrides();
         tracker.spawn(core(monitor.clone(), rx, notify_tx, cancel.clone()));
         tracker.spawn(notifier(hooks_rx, notify_rx, cancel));
         monitor
@@ -221,6 +207,7 @@ impl Monitor {
             keep
         });
         drop(map);
+        self.load_overrides();
         sh.version.send_modify(|v| *v += 1);
     }
 
@@ -292,34 +279,34 @@ impl Monitor {
         Ok(())
     }
 
+    /// Make the in-memory overrides what the state file says (at start and on every reload).
+    /// Without a state file, overrides live in memory only and survive reloads, not restarts.
     fn load_overrides(&self) {
         let Some(path) = self.shared.state_file.lock().expect("health lock").clone() else {
             return;
         };
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-            Err(e) => return tracing::error!(file = %path.display(), "cannot read state file: {e}"),
-        };
-        let saved: HashMap<String, SavedOverride> = match serde_json::from_str(&text) {
+        let saved = match state_file::read(&path) {
             Ok(s) => s,
-            Err(e) => {
-                return tracing::error!(file = %path.display(), "state file is not valid, overrides ignored: {e}");
-            }
+            Err(e) => return tracing::error!("overrides unchanged: {e}"),
         };
         let (now, unix) = (Instant::now(), unix_now());
         let mut map = self.shared.endpoints.lock().expect("health lock");
-        for (name, o) in saved {
-            let Some(e) = map.get_mut(&name) else {
-                continue;
-            };
-            match o.expires {
-                Some(t) if t <= unix => continue, // expired while we were down
-                Some(t) => {
-                    e.health
-                        .set_override(o.kind, Some(now + Duration::from_secs(t - unix)), now)
-                }
-                None => e.health.set_override(o.kind, None, now),
+        for (name, e) in map.iter_mut() {
+            match saved.get(name) {
+                Some(SavedOverride {
+                    expires: Some(t), ..
+                }) if *t <= unix => e.health.clear_override(),
+                Some(SavedOverride {
+                    kind,
+                    expires: Some(t),
+                }) => e
+                    .health
+                    .set_override(*kind, Some(now + Duration::from_secs(t - unix)), now),
+                Some(SavedOverride {
+                    kind,
+                    expires: None,
+                }) => e.health.set_override(*kind, None, now),
+                None => e.health.clear_override(),
             }
         }
     }
@@ -329,7 +316,7 @@ impl Monitor {
             return;
         };
         let (now, unix) = (Instant::now(), unix_now());
-        let saved: HashMap<String, SavedOverride> = {
+        let saved: state_file::Overrides = {
             let map = self.shared.endpoints.lock().expect("health lock");
             map.iter()
                 .filter_map(|(name, e)| {
@@ -339,11 +326,8 @@ impl Monitor {
                 })
                 .collect()
         };
-        // Write aside, then rename: a crash never leaves a half-written file.
-        let tmp = path.with_extension("tmp");
-        let json = serde_json::to_vec_pretty(&saved).expect("overrides serialize");
-        if let Err(e) = std::fs::write(&tmp, json).and_then(|()| std::fs::rename(&tmp, &path)) {
-            tracing::error!(file = %path.display(), "cannot write state file: {e}");
+        if let Err(e) = state_file::write(&path, &saved) {
+            tracing::error!("{e}");
         }
     }
 }

@@ -1,0 +1,103 @@
+//! The policy engine's view of the world: regions, pools, endpoints, services.
+//!
+//! These are plain, validated data (built by `config` from the TOML), indexed by position so that
+//! decision tables can refer to them with small integers. Nothing here does I/O.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// A region clients are mapped to and pools live in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Region {
+    pub name: String,
+    /// Latitude and longitude in degrees, for distance estimates.
+    pub lat: f64,
+    pub lon: f64,
+    /// Regions to fall back to, in order, when this region's pools cannot serve (`geo` policy).
+    pub fallback: Vec<usize>,
+}
+
+/// One endpoint of a pool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointDef {
+    /// Unique name (across all pools): the key for health, latency and overrides.
+    pub name: String,
+    pub ipv4: Option<Ipv4Addr>,
+    pub ipv6: Option<Ipv6Addr>,
+    /// A hostname answered as a CNAME (CDN origin steering), fully qualified, lowercase.
+    pub hostname: Option<String>,
+    /// Relative share of traffic within its pool; 0 = standby (used only when no endpoint with a
+    /// positive weight can serve).
+    pub weight: u32,
+    /// Relative capacity, for graded failover (defaults to the weight, or 1 for standby).
+    pub capacity: u32,
+}
+
+/// A pool of endpoints in one region.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolDef {
+    pub name: String,
+    /// Index into the regions.
+    pub region: usize,
+    /// Pool weight for the `weighted` policy (multiplies endpoint weights); 0 = standby pool.
+    pub weight: u32,
+    pub endpoints: Vec<EndpointDef>,
+}
+
+/// How a service chooses among its pools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyKind {
+    /// Pools in priority order; the first with healthy capacity serves (graded spill).
+    Failover,
+    /// Weighted random over healthy endpoints of all pools.
+    Weighted,
+    /// Client region → that region's pools, then the region's fallback chain.
+    Geo,
+    /// Pools ranked by expected round-trip time from the client's region.
+    Latency,
+    /// Pools ranked by great-circle distance from the client's region.
+    Nearest,
+}
+
+/// What to answer when no endpoint of a service can serve.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fallback {
+    /// Every endpoint, healthy or not (fail open).
+    All,
+    /// These addresses.
+    Addresses { ipv4: Vec<Ipv4Addr>, ipv6: Vec<Ipv6Addr> },
+    /// A CNAME to this name (fully qualified, lowercase).
+    Cname(String),
+}
+
+/// Which latency percentile ranks pools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Percentile {
+    P50,
+    P90,
+}
+
+/// A dynamic name answered by the policy engine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceDef {
+    /// Fully qualified, lowercase, e.g. "www.example.com.".
+    pub name: String,
+    pub policy: PolicyKind,
+    /// Indexes into the pools, in configured order (priority order for `failover`).
+    pub pools: Vec<usize>,
+    /// Most endpoints in one answer (multi-value), at least 1.
+    pub answers: usize,
+    /// TTL of answers while everything is healthy.
+    pub ttl: u32,
+    /// TTL while the service is degraded (an endpoint withdrawn, a spill, or a fallback).
+    pub failover_ttl: u32,
+    pub fallback: Fallback,
+    /// Share a pool keeps is min(1, healthy fraction × this); default 1.4.
+    pub overprovisioning: f64,
+    pub percentile: Percentile,
+    /// Switching the best pool needs the new one to be better by this fraction (e.g. 0.2)...
+    pub hysteresis_ratio: f64,
+    /// ...and by at least this many milliseconds.
+    pub hysteresis_ms: f64,
+    /// Locate clients by their EDNS Client Subnet when present (else by source address).
+    pub use_ecs: bool,
+}

@@ -1,7 +1,7 @@
-//! The health-check part of the configuration: named checks, pools of endpoints, webhooks.
+//! The health-check part of the configuration: named checks.
 //!
 //! Checks are declared once (`[checks.NAME]`) and attached to pools (every endpoint of the pool
-//! runs them) or to single endpoints. A check's table is flat: the fields that belong to its
+//! runs them) or to single endpoints (see [`super::pools`]). A check's table is flat: the fields that belong to its
 //! `kind` are accepted, the others are errors that name their place.
 
 use std::collections::BTreeMap;
@@ -80,61 +80,6 @@ pub struct CheckConfig {
 pub enum StatusItem {
     Code(u16),
     Range(String),
-}
-
-/// `[[pool]]`: endpoints that serve together, probed by the same checks.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PoolConfig {
-    /// Unique pool name.
-    pub name: Spanned<String>,
-    /// Checks every endpoint of the pool runs.
-    #[serde(default)]
-    pub checks: Vec<Spanned<String>>,
-    /// Health assumed until the first verdict: "assume_up" (default) or "assume_down".
-    pub startup: Option<Spanned<String>>,
-    /// The pool's endpoints.
-    #[serde(default, rename = "endpoint")]
-    pub endpoints: Vec<EndpointConfig>,
-}
-
-/// `[[pool.endpoint]]`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EndpointConfig {
-    /// Unique endpoint name (across all pools).
-    pub name: Spanned<String>,
-    /// Address answered in DNS.
-    pub address: Spanned<String>,
-    /// Address probed instead, when checks go through a private address or a sidecar.
-    pub check_address: Option<Spanned<String>>,
-    /// Checks for this endpoint only, run in addition to the pool's.
-    #[serde(default)]
-    pub checks: Vec<Spanned<String>>,
-}
-
-/// A webhook notified of every endpoint state change.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookConfig {
-    /// URL to POST the JSON event to (http or https).
-    pub url: Spanned<String>,
-    /// Timeout of one delivery attempt. Default "2s".
-    pub timeout: Option<Spanned<String>>,
-    /// Further attempts after a failed one (with back-off). Default 3.
-    pub retries: Option<u32>,
-}
-
-/// `[health]`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HealthConfig {
-    /// File where manual overrides are kept across restarts. Default: none (overrides are
-    /// then lost on restart).
-    pub state_file: Option<String>,
-    /// Webhooks notified of state changes.
-    #[serde(default)]
-    pub webhooks: Vec<WebhookConfig>,
 }
 
 /// A check compiled from its table.

@@ -8,6 +8,7 @@
 
 mod error;
 pub mod health;
+pub mod pools;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use pools::{Endpoint, Pool, Webhook};
 
 use crate::dns::answer::Snapshot;
 use crate::zone::{Catalog, load_zone};
@@ -42,10 +44,10 @@ pub struct RawConfig {
     pub checks: std::collections::BTreeMap<String, health::CheckConfig>,
     /// Pools of endpoints.
     #[serde(default, rename = "pool")]
-    pub pools: Vec<health::PoolConfig>,
+    pub pools: Vec<pools::PoolConfig>,
     /// Health-checking settings: state file, webhooks.
     #[serde(default)]
-    pub health: health::HealthConfig,
+    pub health: pools::HealthConfig,
 }
 
 /// The `[dns]` table.
@@ -126,32 +128,6 @@ pub struct Config {
     pub state_file: Option<PathBuf>,
     /// Webhooks notified of endpoint state changes.
     pub webhooks: Vec<Webhook>,
-}
-
-/// A pool of endpoints.
-#[derive(Debug, Clone)]
-pub struct Pool {
-    pub name: String,
-    pub startup: crate::health::state::StartupPolicy,
-    pub endpoints: Vec<Endpoint>,
-}
-
-/// One endpoint, with every check it runs (the pool's, then its own).
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    pub name: String,
-    pub address: std::net::IpAddr,
-    /// Address probed: `check_address` if set, else `address`.
-    pub check_address: std::net::IpAddr,
-    pub checks: Vec<std::sync::Arc<health::Check>>,
-}
-
-/// A compiled webhook.
-#[derive(Debug, Clone)]
-pub struct Webhook {
-    pub url: String,
-    pub timeout: std::time::Duration,
-    pub retries: u32,
 }
 
 /// A zone to load.
@@ -258,7 +234,7 @@ impl Config {
                 origin_at: at,
             });
         }
-        let (pools, webhooks) = compile_health(&raw, &mut |offset, msg| {
+        let (pools, webhooks) = pools::compile(&raw, &mut |offset, msg| {
             errors.push(ConfigError::at(path, text, offset, msg))
         });
         if !errors.is_empty() {
@@ -300,134 +276,4 @@ impl Config {
             edns_udp_payload: self.edns_udp_payload,
         })
     }
-}
-
-/// Compile checks, pools and webhooks; every problem goes to `err(offset, message)`.
-fn compile_health(
-    raw: &RawConfig,
-    err: &mut dyn FnMut(usize, String),
-) -> (Vec<Pool>, Vec<Webhook>) {
-    use crate::health::state::StartupPolicy;
-    use std::collections::{BTreeMap, HashSet};
-    use std::sync::Arc;
-    let mut problems = Vec::new();
-    let mut checks: BTreeMap<&str, Arc<health::Check>> = BTreeMap::new();
-    for (name, c) in &raw.checks {
-        if let Some(check) = c.compile(name, &mut problems) {
-            checks.insert(name, Arc::new(check));
-        }
-    }
-    let resolve = |names: &[Spanned<String>], what: &str, problems: &mut health::Problems| {
-        let mut out = Vec::new();
-        for n in names {
-            match checks.get(n.get_ref().as_str()) {
-                Some(c) => out.push(Arc::clone(c)),
-                None if raw.checks.contains_key(n.get_ref()) => {} // reported already
-                None => problems.push((
-                    n.span().start,
-                    format!("{what}: check {:?} is not defined", n.get_ref()),
-                )),
-            }
-        }
-        out
-    };
-    let mut pools = Vec::new();
-    let mut pool_names = HashSet::new();
-    let mut endpoint_names = HashSet::new();
-    for p in &raw.pools {
-        let pname = p.name.get_ref();
-        if !pool_names.insert(pname.clone()) {
-            problems.push((
-                p.name.span().start,
-                format!("pool {pname:?} is defined twice"),
-            ));
-        }
-        let startup = match p.startup.as_ref().map(|s| s.get_ref().as_str()) {
-            None | Some("assume_up") => StartupPolicy::AssumeUp,
-            Some("assume_down") => StartupPolicy::AssumeDown,
-            Some(other) => {
-                let at = p.startup.as_ref().map_or(0, |s| s.span().start);
-                problems.push((
-                    at,
-                    format!(
-                        "pool {pname:?}.startup: {other:?} is not \"assume_up\" or \"assume_down\""
-                    ),
-                ));
-                StartupPolicy::AssumeUp
-            }
-        };
-        let pool_checks = resolve(&p.checks, &format!("pool {pname:?}"), &mut problems);
-        let mut endpoints = Vec::new();
-        for e in &p.endpoints {
-            let ename = e.name.get_ref();
-            let what = format!("pool {pname:?}: endpoint {ename:?}");
-            if !endpoint_names.insert(ename.clone()) {
-                problems.push((
-                    e.name.span().start,
-                    format!("{what} is defined twice (endpoint names are unique across pools)"),
-                ));
-            }
-            let address = health::parse_ip(&e.address, &format!("{what}.address"), &mut problems);
-            let check_address = match &e.check_address {
-                Some(c) => health::parse_ip(c, &format!("{what}.check_address"), &mut problems),
-                None => address,
-            };
-            let mut all = pool_checks.clone();
-            all.extend(resolve(&e.checks, &what, &mut problems));
-            if let (Some(address), Some(check_address)) = (address, check_address) {
-                // HTTP checks: build the request once here so that bad headers, hosts or
-                // certificates stores are reported by `meridian check`, not at the first probe.
-                for c in &all {
-                    if let crate::health::probe::ProbeSpec::Http(h) = &c.spec {
-                        let target = crate::health::probe::Target {
-                            address: check_address,
-                            port: c.port,
-                            endpoint: ename.clone(),
-                        };
-                        if let Err(err) = crate::health::probe::http::HttpProber::new(h, &target) {
-                            let at = raw.checks.get(&c.name).map_or(0, |k| k.kind.span().start);
-                            problems.push((at, format!("checks.{}: {err} (for {what})", c.name)));
-                        }
-                    }
-                }
-                endpoints.push(Endpoint {
-                    name: ename.clone(),
-                    address,
-                    check_address,
-                    checks: all,
-                });
-            }
-        }
-        pools.push(Pool {
-            name: pname.clone(),
-            startup,
-            endpoints,
-        });
-    }
-    let mut webhooks = Vec::new();
-    for (i, w) in raw.health.webhooks.iter().enumerate() {
-        let url = w.url.get_ref();
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            problems.push((
-                w.url.span().start,
-                format!("health.webhooks[{i}].url: {url:?} is not an http(s) URL"),
-            ));
-        }
-        let timeout = match &w.timeout {
-            None => std::time::Duration::from_secs(2),
-            Some(t) => health::parse_duration(t.get_ref()).unwrap_or_else(|e| {
-                problems.push((t.span().start, format!("health.webhooks[{i}].timeout: {e}")));
-                std::time::Duration::from_secs(2)
-            }),
-        };
-        webhooks.push(Webhook {
-            url: url.clone(),
-            timeout,
-            retries: w.retries.unwrap_or(3),
-        });
-    }
-    for (offset, msg) in problems {
-        err(offset, msg);
-    }
-    (pools, webhooks)
 }

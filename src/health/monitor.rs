@@ -167,9 +167,15 @@ impl Monitor {
                     }
                     None => (LatencyWindow::new(now), String::new()),
                 };
-                for (i, check) in e.checks.iter().enumerate() {
+                // The config guarantees an address to probe wherever there are checks.
+                for (i, check) in e
+                    .checks
+                    .iter()
+                    .enumerate()
+                    .filter(|_| e.check_address.is_some())
+                {
                     let target = Target {
-                        address: e.check_address,
+                        address: e.check_address.expect("filtered"),
                         port: check.port,
                         endpoint: e.name.clone(),
                     };

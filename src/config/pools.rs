@@ -1,0 +1,319 @@
+//! Pools and endpoints: what is probed and what is answered, plus health notifications.
+//!
+//! A pool sits in a region and holds endpoints; each endpoint has an IPv4 and/or IPv6 address
+//! (answered as A/AAAA) or a hostname (answered as a CNAME), a weight and a capacity, and runs
+//! its pool's checks plus its own. Both the health monitor and the policy engine read the
+//! compiled [`Pool`]s, in the same order.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::RawConfig;
+use super::health::{self, Problems, parse_duration};
+use crate::health::state::StartupPolicy;
+
+/// `[[pool]]`: endpoints that serve together, probed by the same checks.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Unique pool name.
+    pub name: Spanned<String>,
+    /// Checks every endpoint of the pool runs.
+    #[serde(default)]
+    pub checks: Vec<Spanned<String>>,
+    /// Health assumed until the first verdict: "assume_up" (default) or "assume_down".
+    pub startup: Option<Spanned<String>>,
+    /// The region the pool serves from (a `[[region]]` name); needed by services.
+    pub region: Option<Spanned<String>>,
+    /// Pool weight for the `weighted` policy; 0 = standby pool. Default 1.
+    pub weight: Option<u32>,
+    /// The pool's endpoints.
+    #[serde(default, rename = "endpoint")]
+    pub endpoints: Vec<EndpointConfig>,
+}
+
+/// `[[pool.endpoint]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointConfig {
+    /// Unique endpoint name (across all pools).
+    pub name: Spanned<String>,
+    /// Address answered in DNS (IPv4 → A, IPv6 → AAAA).
+    pub address: Option<Spanned<String>>,
+    /// A second address of the other family, so the endpoint answers both A and AAAA.
+    pub address6: Option<Spanned<String>>,
+    /// A hostname answered as a CNAME instead of addresses (CDN origin steering).
+    pub hostname: Option<Spanned<String>>,
+    /// Address probed instead, when checks go through a private address or a sidecar.
+    /// Default: `address`, else `address6`.
+    pub check_address: Option<Spanned<String>>,
+    /// Share of the pool's traffic; 0 = standby. Default 1.
+    pub weight: Option<u32>,
+    /// Relative capacity for graded failover. Default: the weight (1 for standby).
+    pub capacity: Option<u32>,
+    /// Checks for this endpoint only, run in addition to the pool's.
+    #[serde(default)]
+    pub checks: Vec<Spanned<String>>,
+}
+
+/// A webhook notified of every endpoint state change.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// URL to POST the JSON event to (http or https).
+    pub url: Spanned<String>,
+    /// Timeout of one delivery attempt. Default "2s".
+    pub timeout: Option<Spanned<String>>,
+    /// Further attempts after a failed one (with back-off). Default 3.
+    pub retries: Option<u32>,
+}
+
+/// `[health]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// File where manual overrides are kept across restarts. Default: none (overrides are
+    /// then lost on restart).
+    pub state_file: Option<String>,
+    /// Webhooks notified of state changes.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// A pool of endpoints.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    pub name: String,
+    pub startup: StartupPolicy,
+    /// Region name, when given (services require it).
+    pub region: Option<Spanned<String>>,
+    pub weight: u32,
+    pub endpoints: Vec<Endpoint>,
+    /// Byte offset of the pool's name in the config, for errors found later.
+    pub at: usize,
+}
+
+/// One endpoint, with every check it runs (the pool's, then its own).
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub name: String,
+    pub ipv4: Option<Ipv4Addr>,
+    pub ipv6: Option<Ipv6Addr>,
+    /// Fully qualified, lowercase.
+    pub hostname: Option<String>,
+    pub weight: u32,
+    pub capacity: u32,
+    /// Address probed: `check_address` if set, else an answered address; `None` only for a
+    /// hostname endpoint without checks.
+    pub check_address: Option<IpAddr>,
+    pub checks: Vec<Arc<health::Check>>,
+}
+
+/// A compiled webhook.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub url: String,
+    pub timeout: std::time::Duration,
+    pub retries: u32,
+}
+
+/// Compile checks, pools and webhooks; every problem goes to `err(offset, message)`.
+pub fn compile(raw: &RawConfig, err: &mut dyn FnMut(usize, String)) -> (Vec<Pool>, Vec<Webhook>) {
+    let mut problems = Vec::new();
+    let mut checks: BTreeMap<&str, Arc<health::Check>> = BTreeMap::new();
+    for (name, c) in &raw.checks {
+        if let Some(check) = c.compile(name, &mut problems) {
+            checks.insert(name, Arc::new(check));
+        }
+    }
+    let resolve = |names: &[Spanned<String>], what: &str, problems: &mut Problems| {
+        let mut out = Vec::new();
+        for n in names {
+            match checks.get(n.get_ref().as_str()) {
+                Some(c) => out.push(Arc::clone(c)),
+                None if raw.checks.contains_key(n.get_ref()) => {} // reported already
+                None => problems.push((
+                    n.span().start,
+                    format!("{what}: check {:?} is not defined", n.get_ref()),
+                )),
+            }
+        }
+        out
+    };
+    let mut pools = Vec::new();
+    let mut pool_names = HashSet::new();
+    let mut endpoint_names = HashSet::new();
+    for p in &raw.pools {
+        let pname = p.name.get_ref();
+        if !pool_names.insert(pname.clone()) {
+            problems.push((
+                p.name.span().start,
+                format!("pool {pname:?} is defined twice"),
+            ));
+        }
+        let startup = match p.startup.as_ref().map(|s| s.get_ref().as_str()) {
+            None | Some("assume_up") => StartupPolicy::AssumeUp,
+            Some("assume_down") => StartupPolicy::AssumeDown,
+            Some(other) => {
+                let at = p.startup.as_ref().map_or(0, |s| s.span().start);
+                problems.push((
+                    at,
+                    format!(
+                        "pool {pname:?}.startup: {other:?} is not \"assume_up\" or \"assume_down\""
+                    ),
+                ));
+                StartupPolicy::AssumeUp
+            }
+        };
+        let pool_checks = resolve(&p.checks, &format!("pool {pname:?}"), &mut problems);
+        let mut endpoints = Vec::new();
+        for e in &p.endpoints {
+            let ename = e.name.get_ref();
+            let what = format!("pool {pname:?}: endpoint {ename:?}");
+            if !endpoint_names.insert(ename.clone()) {
+                problems.push((
+                    e.name.span().start,
+                    format!("{what} is defined twice (endpoint names are unique across pools)"),
+                ));
+            }
+            if let Some(e) = compile_endpoint(e, &what, &pool_checks, &resolve, raw, &mut problems)
+            {
+                endpoints.push(e);
+            }
+        }
+        pools.push(Pool {
+            name: pname.clone(),
+            startup,
+            region: p.region.clone(),
+            weight: p.weight.unwrap_or(1),
+            endpoints,
+            at: p.name.span().start,
+        });
+    }
+    let mut webhooks = Vec::new();
+    for (i, w) in raw.health.webhooks.iter().enumerate() {
+        let url = w.url.get_ref();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            problems.push((
+                w.url.span().start,
+                format!("health.webhooks[{i}].url: {url:?} is not an http(s) URL"),
+            ));
+        }
+        let timeout = match &w.timeout {
+            None => std::time::Duration::from_secs(2),
+            Some(t) => parse_duration(t.get_ref()).unwrap_or_else(|e| {
+                problems.push((t.span().start, format!("health.webhooks[{i}].timeout: {e}")));
+                std::time::Duration::from_secs(2)
+            }),
+        };
+        webhooks.push(Webhook {
+            url: url.clone(),
+            timeout,
+            retries: w.retries.unwrap_or(3),
+        });
+    }
+    for (offset, msg) in problems {
+        err(offset, msg);
+    }
+    (pools, webhooks)
+}
+
+fn compile_endpoint(
+    e: &EndpointConfig,
+    what: &str,
+    pool_checks: &[Arc<health::Check>],
+    resolve: &dyn Fn(&[Spanned<String>], &str, &mut Problems) -> Vec<Arc<health::Check>>,
+    raw: &RawConfig,
+    problems: &mut Problems,
+) -> Option<Endpoint> {
+    let start = problems.len();
+    let at = e.name.span().start;
+    let (mut ipv4, mut ipv6) = (None, None);
+    for (field, v) in [("address", &e.address), ("address6", &e.address6)] {
+        let Some(v) = v else { continue };
+        match health::parse_ip(v, &format!("{what}.{field}"), problems) {
+            Some(IpAddr::V4(a)) if ipv4.is_none() => ipv4 = Some(a),
+            Some(IpAddr::V6(a)) if ipv6.is_none() => ipv6 = Some(a),
+            Some(_) => problems.push((
+                v.span().start,
+                format!("{what}.{field}: a second address of the same family"),
+            )),
+            None => {}
+        }
+    }
+    let hostname =
+        e.hostname
+            .as_ref()
+            .and_then(|h| match hickory_proto::rr::Name::from_ascii(h.get_ref()) {
+                Ok(mut n) => {
+                    n.set_fqdn(true);
+                    Some(n.to_lowercase().to_string())
+                }
+                Err(err) => {
+                    problems.push((
+                        h.span().start,
+                        format!("{what}.hostname: {:?}: {err}", h.get_ref()),
+                    ));
+                    None
+                }
+            });
+    if hostname.is_some() && (ipv4.is_some() || ipv6.is_some()) {
+        problems.push((
+            at,
+            format!("{what}: give addresses or a hostname, not both"),
+        ));
+    }
+    if e.hostname.is_none() && e.address.is_none() && e.address6.is_none() {
+        problems.push((
+            at,
+            format!("{what}: needs an address, address6 or hostname"),
+        ));
+    }
+    let check_address = match &e.check_address {
+        Some(c) => health::parse_ip(c, &format!("{what}.check_address"), problems),
+        None => ipv4.map(IpAddr::V4).or(ipv6.map(IpAddr::V6)),
+    };
+    let mut all = pool_checks.to_vec();
+    all.extend(resolve(&e.checks, what, problems));
+    if !all.is_empty() && check_address.is_none() && problems.len() == start {
+        problems.push((
+            at,
+            format!("{what}: has checks but no address to probe (set check_address)"),
+        ));
+    }
+    // HTTP checks: build the request once here so that bad headers, hosts or certificate stores
+    // are reported by `meridian check`, not at the first probe.
+    if let Some(address) = check_address {
+        for c in &all {
+            if let crate::health::probe::ProbeSpec::Http(h) = &c.spec {
+                let target = crate::health::probe::Target {
+                    address,
+                    port: c.port,
+                    endpoint: e.name.get_ref().clone(),
+                };
+                if let Err(err) = crate::health::probe::http::HttpProber::new(h, &target) {
+                    let at = raw.checks.get(&c.name).map_or(0, |k| k.kind.span().start);
+                    problems.push((at, format!("checks.{}: {err} (for {what})", c.name)));
+                }
+            }
+        }
+    }
+    if problems.len() > start {
+        return None;
+    }
+    let weight = e.weight.unwrap_or(1);
+    Some(Endpoint {
+        name: e.name.get_ref().clone(),
+        ipv4,
+        ipv6,
+        hostname,
+        weight,
+        capacity: e.capacity.unwrap_or(weight.max(1)),
+        check_address,
+        checks: all,
+    })
+}

@@ -64,7 +64,10 @@ pub enum Fallback {
     /// Every endpoint, healthy or not (fail open).
     All,
     /// These addresses.
-    Addresses { ipv4: Vec<Ipv4Addr>, ipv6: Vec<Ipv6Addr> },
+    Addresses {
+        ipv4: Vec<Ipv4Addr>,
+        ipv6: Vec<Ipv6Addr>,
+    },
     /// A CNAME to this name (fully qualified, lowercase).
     Cname(String),
 }

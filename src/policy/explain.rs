@@ -1,0 +1,74 @@
+//! What `explain` shows about a decision: every candidate pool and endpoint, and why.
+//!
+//! Operators must be able to ask why Meridian answered what it did (STYLE habit 10). Each
+//! [`crate::policy::Decision`] carries an [`Explanation`] built by the same code that built the
+//! answer, so `explain` never re-derives (and never disagrees with) the server's reasoning.
+
+use super::Serving;
+use super::model::PolicyKind;
+use super::rank::{Hysteresis, RankedPool};
+
+/// Which endpoints a decision draws from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// Positive-weight endpoints that serve.
+    Primary,
+    /// No positive-weight endpoint serves: standby (weight-0) endpoints that serve.
+    Standby,
+    /// Nothing serves: the service's fallback.
+    Fallback,
+}
+
+/// One endpoint as `explain` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointExplanation {
+    /// Index into the pool's endpoints.
+    pub endpoint: usize,
+    /// Health as read for this build.
+    pub serving: Serving,
+    /// Draw weight in the decision's tier (0 when not in the tier).
+    pub weight: u64,
+    /// Capacity used for spill (0 counts as 1).
+    pub capacity: u32,
+    /// The measured round trip (ms) that went into the pool's latency score, if any: from the
+    /// client's region when it is a vantage, else from this node (`latency` policy only).
+    pub rtt_ms: Option<f64>,
+}
+
+/// One candidate pool as `explain` shows it, in rank order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolExplanation {
+    /// The pool's rank and score.
+    pub ranked: RankedPool,
+    /// Its spill level.
+    pub level: usize,
+    /// Healthy capacity over capacity, in the tier.
+    pub healthy_fraction: f64,
+    /// `min(1, healthy fraction × overprovisioning)`.
+    pub keep: f64,
+    /// Spare capacity, the weight of its part of a level's share.
+    pub spare: f64,
+    /// Share of this client region's queries it answers.
+    pub share: f64,
+    /// Every endpoint of the pool.
+    pub endpoints: Vec<EndpointExplanation>,
+}
+
+/// Why a decision is what it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation {
+    /// The service's policy.
+    pub policy: PolicyKind,
+    /// The client region decided for.
+    pub client_region: usize,
+    /// Which endpoints serve.
+    pub tier: Tier,
+    /// How many endpoints of the service's pools are withdrawn (down or drained).
+    pub withdrawn: usize,
+    /// The first ranked pool with a serving endpoint (the incumbent for the next hysteresis).
+    pub leader: Option<usize>,
+    /// What latency hysteresis did, if it had anything to decide.
+    pub hysteresis: Option<Hysteresis>,
+    /// Every pool of the service, in rank order.
+    pub pools: Vec<PoolExplanation>,
+}

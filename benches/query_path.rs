@@ -12,7 +12,7 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query as HQuery};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{Name, RecordType};
 use meridian::config::Config;
-use meridian::dns::answer::{MAX_MESSAGE, Transport, respond};
+use meridian::dns::answer::{MAX_MESSAGE, Peer, Transport, respond};
 use meridian::dns::wire::Query;
 
 struct Counting;
@@ -100,7 +100,11 @@ fn main() {
             black_box(respond(
                 &snap,
                 black_box(packet),
-                Transport::Udp,
+                Peer {
+                    transport: Transport::Udp,
+                    addr: [192, 0, 2, 1].into(),
+                    random: 7,
+                },
                 &mut q,
                 &mut out,
             ));
@@ -111,7 +115,11 @@ fn main() {
             black_box(respond(
                 &snap,
                 black_box(packet),
-                Transport::Udp,
+                Peer {
+                    transport: Transport::Udp,
+                    addr: [192, 0, 2, 1].into(),
+                    random: 7,
+                },
                 &mut q,
                 &mut out,
             ));

@@ -13,6 +13,10 @@
 
 pub mod config;
 pub mod dns;
+pub mod explain;
+pub mod geo;
 pub mod health;
+pub mod policy;
 pub mod server;
+pub mod steering;
 pub mod zone;

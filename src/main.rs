@@ -48,6 +48,24 @@ enum Command {
         #[arg(long = "for")]
         duration: Option<String>,
     },
+    /// Explain how NAME is answered for CLIENT-IP: location, region, every candidate with its
+    /// health, latency, score and share, and the answer with its TTL and ECS scope. Runs the
+    /// server's code against the configuration (health as at start-up: every endpoint up).
+    Explain {
+        /// Configuration file.
+        #[arg(long, short, default_value = "config/meridian.toml")]
+        config: PathBuf,
+        /// The name asked, e.g. www.example.com.
+        name: String,
+        /// The client's address.
+        client: std::net::IpAddr,
+        /// Query type.
+        #[arg(long, default_value = "A")]
+        qtype: String,
+        /// Present the client as an EDNS Client Subnet of this prefix length.
+        #[arg(long)]
+        ecs: Option<u8>,
+    },
     /// Load and validate the configuration and every zone; print every problem found.
     Check {
         /// Configuration file.
@@ -106,6 +124,45 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
+        Command::Explain {
+            config,
+            name,
+            client,
+            qtype,
+            ecs,
+        } => {
+            let qtype = match std::str::FromStr::from_str(&qtype.to_ascii_uppercase()) {
+                Ok(t) => t,
+                Err(_) => {
+                    eprintln!("unknown query type {qtype}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            let snap = match load(&config) {
+                Ok((_, snap)) => snap,
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            let req = meridian::explain::Request {
+                name,
+                client,
+                qtype,
+                ecs_prefix: ecs,
+                random: 0,
+            };
+            match meridian::explain::explain(&snap, &req) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Override {
             config,
             endpoint,

@@ -85,6 +85,12 @@ impl Server {
             max_connections: config.tcp_max_connections,
         };
         let monitor = Monitor::start(config, cancel.clone(), &tracker);
+        tracker.spawn(rebuild_tables(
+            Arc::clone(&snapshot),
+            monitor.clone(),
+            cancel.clone(),
+        ));
+        tracker.spawn(watch_geo(Arc::clone(&snapshot), cancel.clone()));
         let mut server = Server {
             monitor,
             snapshot,
@@ -145,12 +151,18 @@ impl Server {
         &self.monitor
     }
 
-    /// Apply a reloaded configuration: serve `snapshot` and reconcile the health monitor
-    /// (surviving endpoints keep their state). Listen addresses and workers change only on
-    /// restart.
-    pub fn reload(&self, config: &Config, snapshot: Snapshot) {
-        self.publish(snapshot);
+    /// Apply a reloaded configuration: reconcile the health monitor (surviving endpoints keep
+    /// their state), build decision tables for the new services from it, and serve `snapshot`.
+    /// Listen addresses and workers change only on restart.
+    pub fn reload(&self, config: &Config, mut snapshot: Snapshot) {
         self.monitor.reconcile(config);
+        if let Some(st) = &snapshot.steering {
+            let previous = self.snapshot.load().tables.clone();
+            let tables =
+                crate::steering::build_tables(st, Some(&self.monitor), previous.as_deref());
+            snapshot.tables = Some(Arc::new(tables));
+        }
+        self.publish(snapshot);
     }
 
     /// Serve `snapshot` from now on; queries in flight finish on the old one.
@@ -183,5 +195,76 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.cancel.cancel();
         self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Health changes are gathered for this long before tables are rebuilt.
+const REBUILD_DEBOUNCE: Duration = Duration::from_millis(20);
+/// Latency moves without state changes: tables are rebuilt at least this often.
+const REBUILD_EVERY: Duration = Duration::from_secs(5);
+/// How often the GeoIP database file is checked for replacement.
+const GEO_POLL: Duration = Duration::from_secs(10);
+
+/// Rebuild decision tables whenever health changes (debounced) and periodically for latency,
+/// and swap them in with the snapshot they were built for. A reload that lands meanwhile wins:
+/// tables are only swapped in over the snapshot they were computed from.
+async fn rebuild_tables(
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    monitor: Monitor,
+    cancel: CancellationToken,
+) {
+    let mut changes = monitor.subscribe();
+    let mut tick = tokio::time::interval(REBUILD_EVERY);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = changes.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                tokio::time::sleep(REBUILD_DEBOUNCE).await;
+                changes.borrow_and_update();
+            }
+            _ = tick.tick() => {}
+        }
+        loop {
+            let current = snapshot.load_full();
+            let Some(st) = current.steering.clone() else {
+                break;
+            };
+            let started = std::time::Instant::now();
+            let tables =
+                crate::steering::build_tables(&st, Some(&monitor), current.tables.as_deref());
+            let next = Arc::new(Snapshot {
+                tables: Some(Arc::new(tables)),
+                ..(*current).clone()
+            });
+            let prev = snapshot.compare_and_swap(&current, next);
+            if Arc::ptr_eq(&prev, &current) {
+                tracing::debug!(took = ?started.elapsed(), "decision tables rebuilt");
+                break;
+            }
+            // A reload swapped a new snapshot in meanwhile: rebuild for that one.
+        }
+    }
+}
+
+/// Pick up a replaced GeoIP database file (as geoipupdate writes it); a bad file is logged and
+/// the old database keeps serving.
+async fn watch_geo(snapshot: Arc<ArcSwap<Snapshot>>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(GEO_POLL);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let geo = snapshot
+            .load()
+            .steering
+            .as_ref()
+            .and_then(|st| st.geo.clone());
+        if let Some(geo) = geo {
+            let _ = tokio::task::spawn_blocking(move || geo.reload_if_changed()).await;
+        }
     }
 }

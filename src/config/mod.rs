@@ -8,6 +8,7 @@
 
 mod error;
 pub mod health;
+pub mod policy;
 pub mod pools;
 
 use std::net::SocketAddr;
@@ -48,6 +49,18 @@ pub struct RawConfig {
     /// Health-checking settings: state file, webhooks.
     #[serde(default)]
     pub health: pools::HealthConfig,
+    /// This instance: its region (latency vantage).
+    #[serde(default)]
+    pub node: policy::NodeConfig,
+    /// Client location: GeoIP database, default region, CIDR overrides.
+    #[serde(default)]
+    pub geo: policy::GeoConfig,
+    /// Regions clients map to and pools live in.
+    #[serde(default, rename = "region")]
+    pub regions: Vec<policy::RegionConfig>,
+    /// Dynamic names answered by the policy engine.
+    #[serde(default, rename = "service")]
+    pub services: Vec<policy::ServiceConfig>,
 }
 
 /// The `[dns]` table.
@@ -128,6 +141,8 @@ pub struct Config {
     pub state_file: Option<PathBuf>,
     /// Webhooks notified of endpoint state changes.
     pub webhooks: Vec<Webhook>,
+    /// Regions, pools and services for the policy engine, and how clients are located.
+    pub steering: policy::Steering,
 }
 
 /// A zone to load.
@@ -237,6 +252,21 @@ impl Config {
         let (pools, webhooks) = pools::compile(&raw, &mut |offset, msg| {
             errors.push(ConfigError::at(path, text, offset, msg))
         });
+        let mut problems = Vec::new();
+        let steering = policy::compile(
+            &raw.node,
+            &raw.geo,
+            &raw.regions,
+            &raw.services,
+            &pools,
+            base,
+            &mut problems,
+        );
+        errors.extend(
+            problems
+                .into_iter()
+                .map(|(offset, msg)| ConfigError::at(path, text, offset, msg)),
+        );
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -255,6 +285,7 @@ impl Config {
             pools,
             state_file: raw.health.state_file.as_ref().map(|f| base.join(f)),
             webhooks,
+            steering,
         })
     }
 
@@ -271,9 +302,58 @@ impl Config {
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
+        let catalog = Catalog::new(zones);
+        let (steering, tables) = if self.steering.services.is_empty() {
+            (None, None)
+        } else {
+            let mut problems = Vec::new();
+            for s in &self.steering.services {
+                let wire = crate::zone::build::name_wire_str(&s.name, true);
+                let mut name = crate::dns::wire::NameBuf::default();
+                name.set_wire(&wire);
+                match catalog.find(&name) {
+                    None => problems.push(format!(
+                        "service {:?} is not inside any served zone",
+                        s.name
+                    )),
+                    Some(z) => {
+                        if let crate::zone::Lookup::Found {
+                            node,
+                            wildcard: false,
+                        } = z.lookup(&name, 1)
+                        {
+                            if !node.rrsets.is_empty() {
+                                problems.push(format!(
+                                    "service {:?}: the zone {} also has records at that name",
+                                    s.name, z.origin
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            if !problems.is_empty() {
+                return Err(ConfigErrors(
+                    problems
+                        .into_iter()
+                        .map(|m| ConfigError::io(&self.path, m))
+                        .collect(),
+                ));
+            }
+            let st = crate::steering::Steering::new(self.steering.clone())
+                .map_err(|e| ConfigErrors::one(ConfigError::io(&self.path, e.to_string())))?;
+            // Until the health monitor has a view, every endpoint counts as up.
+            let tables = crate::steering::build_tables(&st, None, None);
+            (
+                Some(std::sync::Arc::new(st)),
+                Some(std::sync::Arc::new(tables)),
+            )
+        };
         Ok(Snapshot {
-            catalog: Catalog::new(zones),
+            catalog: std::sync::Arc::new(catalog),
             edns_udp_payload: self.edns_udp_payload,
+            steering,
+            tables,
         })
     }
 }

@@ -14,6 +14,10 @@
 //! and the OPT record with TC=1, so the client retries over TCP (RFC 7766, RFC 9471).
 
 use super::wire::*;
+use std::sync::Arc;
+
+use crate::policy::Tables;
+use crate::steering::Steering;
 use crate::zone::{Catalog, Lookup, Node, RrSet, Zone};
 
 /// How many CNAMEs are followed within one zone before the chain is returned as it stands.
@@ -29,11 +33,29 @@ pub enum Transport {
     Tcp,
 }
 
+/// Who asked, and how: what the answer may depend on besides the question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    pub transport: Transport,
+    /// Source address of the query (clients are located by it when no ECS option is used).
+    pub addr: std::net::IpAddr,
+    /// A fresh random number for weighted draws; the caller's worker owns the generator.
+    pub random: u64,
+}
+
 /// Immutable data the engine answers from; published as one unit and swapped atomically.
+///
+/// Decision tables change with health (often); zones and steering with the configuration
+/// (rarely). A new snapshot with new tables shares the rest through the `Arc`s.
+#[derive(Clone)]
 pub struct Snapshot {
-    pub catalog: Catalog,
+    pub catalog: Arc<Catalog>,
     /// The server's EDNS UDP payload size (advertised and enforced).
     pub edns_udp_payload: u16,
+    /// Services, regions and GeoIP, when any service is configured.
+    pub steering: Option<Arc<Steering>>,
+    /// Decision tables for `steering`, built from the same configuration.
+    pub tables: Option<Arc<Tables>>,
 }
 
 /// The response's outcome, for callers that count things (metrics, tests).
@@ -46,17 +68,17 @@ pub struct Outcome {
 
 /// Raised when the response would pass its size limit.
 #[derive(Debug)]
-struct Full;
+pub(super) struct Full;
 
 /// A response being written into a fixed buffer, never past `limit`.
-struct Writer<'b> {
-    buf: &'b mut [u8],
-    pos: usize,
-    limit: usize,
+pub(super) struct Writer<'b> {
+    pub(super) buf: &'b mut [u8],
+    pub(super) pos: usize,
+    pub(super) limit: usize,
 }
 
 impl Writer<'_> {
-    fn put(&mut self, bytes: &[u8]) -> Result<(), Full> {
+    pub(super) fn put(&mut self, bytes: &[u8]) -> Result<(), Full> {
         let end = self.pos + bytes.len();
         if end > self.limit {
             return Err(Full);
@@ -66,7 +88,7 @@ impl Writer<'_> {
         Ok(())
     }
 
-    fn put_u16(&mut self, v: u16) -> Result<(), Full> {
+    pub(super) fn put_u16(&mut self, v: u16) -> Result<(), Full> {
         self.put(&v.to_be_bytes())
     }
 
@@ -97,12 +119,12 @@ impl Writer<'_> {
 
 /// Section counts and flags gathered while writing.
 #[derive(Default)]
-struct Sections {
-    an: u16,
-    ns: u16,
-    ar: u16,
-    aa: bool,
-    rcode: u16,
+pub(super) struct Sections {
+    pub(super) an: u16,
+    pub(super) ns: u16,
+    pub(super) ar: u16,
+    pub(super) aa: bool,
+    pub(super) rcode: u16,
 }
 
 /// Answer one message. Returns `None` when nothing must be sent (responses, runts).
@@ -112,12 +134,12 @@ struct Sections {
 pub fn respond(
     snap: &Snapshot,
     packet: &[u8],
-    transport: Transport,
+    peer: Peer,
     q: &mut Query,
     out: &mut [u8],
 ) -> Option<Outcome> {
     match parse_query(packet, q) {
-        Ok(()) => Some(answer(snap, packet, transport, q, out)),
+        Ok(()) => Some(answer(snap, packet, peer, q, out)),
         Err(Reject::Drop) => None,
         Err(Reject::Error {
             id,
@@ -219,13 +241,8 @@ fn opt_size(e: &Option<Edns>) -> usize {
     }
 }
 
-fn answer(
-    snap: &Snapshot,
-    packet: &[u8],
-    transport: Transport,
-    q: &Query,
-    out: &mut [u8],
-) -> Outcome {
+fn answer(snap: &Snapshot, packet: &[u8], peer: Peer, q: &Query, out: &mut [u8]) -> Outcome {
+    let transport = peer.transport;
     let server_max = snap.edns_udp_payload.max(512) as usize;
     let limit = match (transport, &q.edns) {
         (Transport::Tcp, _) => MAX_MESSAGE,
@@ -252,10 +269,23 @@ fn answer(
         snap.catalog.find_for(&q.qname, q.qtype)
     };
     let mut truncated = false;
+    // ECS scope of the answer: 0 unless a service's answer depended on the client's location.
+    let mut scope = 0u8;
     match zone {
         None => s.rcode = Rcode::Refused as u16,
         Some(zone) => {
-            if write_sections(&mut w, zone, q, &mut s).is_err() {
+            let service = snap
+                .steering
+                .as_ref()
+                .and_then(|st| Some((st, st.service(q.qname.wire())?)));
+            let written = match (service, &snap.tables) {
+                (Some((st, svc)), Some(tables)) => {
+                    super::service::write(&mut w, zone, st, tables, svc, q, peer, &mut s)
+                        .map(|sc| scope = sc)
+                }
+                _ => write_sections(&mut w, zone, q, &mut s),
+            };
+            if written.is_err() {
                 // Cut back to the question: the client must retry over TCP.
                 w.pos = question_end;
                 s = Sections {
@@ -268,8 +298,9 @@ fn answer(
         }
     }
     if let Some(e) = &q.edns {
-        // Static answers do not depend on the client's subnet: scope 0 (RFC 7871 §7.2.1).
-        write_opt(&mut w, snap.edns_udp_payload.max(512), s.rcode, e, 0)
+        // Static answers do not depend on the client's subnet: scope 0 (RFC 7871 §7.2.1);
+        // service answers carry the scope of the network that placed the client.
+        write_opt(&mut w, snap.edns_udp_payload.max(512), s.rcode, e, scope)
             .expect("OPT space reserved");
         s.ar += 1;
     }
@@ -356,7 +387,12 @@ fn positive(
 }
 
 /// NXDOMAIN or NODATA: the SOA in the authority section with the negative TTL.
-fn negative(w: &mut Writer, zone: &Zone, apex_at: usize, s: &mut Sections) -> Result<(), Full> {
+pub(super) fn negative(
+    w: &mut Writer,
+    zone: &Zone,
+    apex_at: usize,
+    s: &mut Sections,
+) -> Result<(), Full> {
     w.put_rrset(zone.negative_soa(), apex_at, zone.apex())?;
     s.ns += 1;
     Ok(())

@@ -5,6 +5,17 @@
 //! own the sockets. Routing decisions belong elsewhere: this module only carries them out.
 
 pub mod answer;
+mod service;
 pub mod tcp;
 pub mod udp;
 pub mod wire;
+
+/// A seed for a worker's random generator: the clock mixed with a stack address, so that
+/// workers started at the same instant still differ.
+pub(crate) fn seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let local = 0u8;
+    t ^ (&local as *const u8 as u64).rotate_left(32)
+}

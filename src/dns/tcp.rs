@@ -17,8 +17,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::answer::{MAX_MESSAGE, Snapshot, Transport, respond};
+use super::answer::{MAX_MESSAGE, Peer, Snapshot, Transport, respond};
 use super::wire::Query;
+use crate::policy::pick::Rng;
 
 /// Limits applied to every TCP connection.
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +66,10 @@ async fn connection(
     cancel: &CancellationToken,
 ) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
+    let client = stream
+        .peer_addr()
+        .map_or(std::net::IpAddr::from([0u8; 4]), |a| a.ip());
+    let mut rng = Rng::new(super::seed());
     let (rd, wr) = stream.into_split();
     let mut rd = BufReader::new(rd);
     let mut wr = BufWriter::new(wr);
@@ -84,13 +89,12 @@ async fn connection(
             _ => break,
         }
         let snap = snapshot.load();
-        if let Some(o) = respond(
-            &snap,
-            &msg[..len],
-            Transport::Tcp,
-            &mut query,
-            &mut out[2..],
-        ) {
+        let peer = Peer {
+            transport: Transport::Tcp,
+            addr: client,
+            random: rng.next_u64(),
+        };
+        if let Some(o) = respond(&snap, &msg[..len], peer, &mut query, &mut out[2..]) {
             out[..2].copy_from_slice(&(o.len as u16).to_be_bytes());
             wr.write_all(&out[..2 + o.len]).await?;
         }

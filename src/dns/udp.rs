@@ -23,8 +23,9 @@ use std::time::Duration;
 use arc_swap::{ArcSwap, Cache};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::answer::{Snapshot, Transport, respond};
+use super::answer::{Peer, Snapshot, Transport, respond};
 use super::wire::Query;
+use crate::policy::pick::Rng;
 
 /// How often an idle worker looks at the stop flag.
 const STOP_POLL: Duration = Duration::from_millis(200);
@@ -123,6 +124,7 @@ pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &Atomi
     let fd = socket.as_raw_fd();
     let mut cache = Cache::new(Arc::clone(snapshot));
     let mut query = Query::default();
+    let mut rng = Rng::new(super::seed());
     let mut b = Batch::new();
     b.reset_rx(BATCH);
     while !stop.load(Ordering::Relaxed) {
@@ -150,13 +152,12 @@ pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &Atomi
             }
             let len = h.msg_len as usize;
             let namelen = h.msg_hdr.msg_namelen;
-            let Some(o) = respond(
-                snap,
-                &b.rx[i][..len],
-                Transport::Udp,
-                &mut query,
-                &mut b.tx[out],
-            ) else {
+            let peer = Peer {
+                transport: Transport::Udp,
+                addr: peer_ip(&b.addrs[i]),
+                random: rng.next_u64(),
+            };
+            let Some(o) = respond(snap, &b.rx[i][..len], peer, &mut query, &mut b.tx[out]) else {
                 continue;
             };
             b.iov_tx[out] = libc::iovec {
@@ -186,5 +187,25 @@ pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &Atomi
                 sent += r as usize;
             }
         }
+    }
+}
+
+/// The source address of a received datagram.
+fn peer_ip(ss: &libc::sockaddr_storage) -> std::net::IpAddr {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    match ss.ss_family as libc::c_int {
+        libc::AF_INET => {
+            // SAFETY: the kernel wrote a sockaddr_in for AF_INET; storage is large and aligned enough.
+            let sin =
+                unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for AF_INET6 and sockaddr_in6.
+            let sin6 =
+                unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr))
+        }
+        _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
     }
 }

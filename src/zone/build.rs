@@ -326,3 +326,9 @@ pub fn build_zone(
         record_count: records.len(),
     })
 }
+
+/// Wire form of a validated textual name; lowercased when `lower`.
+pub fn name_wire_str(name: &str, lower: bool) -> Box<[u8]> {
+    let n = Name::from_ascii(name).expect("names are validated by config");
+    if lower { lower_wire(&n) } else { name_wire(&n) }
+}

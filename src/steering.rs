@@ -1,0 +1,215 @@
+//! Steering: the glue between configuration, the GeoIP database, health and the policy tables.
+//!
+//! A [`Steering`] is built once per configuration (next to the zones in the snapshot): the policy
+//! model, the region map, the GeoIP source, an index of service names, and every endpoint's
+//! answer data in wire form. Decision tables are built from it plus the health monitor's view by
+//! [`build_tables`], off the query path, whenever health changes (debounced), every few seconds
+//! for latency, and on reload; the server swaps them in together with the snapshot they belong to.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::policy::Steering as Model;
+use crate::geo::{GeoSource, RegionMap, RegionMapSpec, RegionSpec};
+use crate::health::monitor::Monitor;
+use crate::health::state::Serving;
+use crate::policy::model::{Fallback, Percentile};
+use crate::policy::{PolicyInputs, Tables, build_tables as build_policy_tables};
+use crate::zone::build::name_wire_str;
+
+type Index = HashMap<Box<[u8]>, u32, foldhash::fast::RandomState>;
+
+/// One endpoint's answers, ready to copy.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointWire {
+    pub a: Option<[u8; 4]>,
+    pub aaaa: Option<[u8; 16]>,
+    /// CNAME target in wire form.
+    pub cname: Option<Box<[u8]>>,
+}
+
+/// A service's fallback answers, ready to copy.
+#[derive(Debug, Clone, Default)]
+pub struct FallbackWire {
+    pub a: Vec<[u8; 4]>,
+    pub aaaa: Vec<[u8; 16]>,
+    pub cname: Option<Box<[u8]>>,
+}
+
+/// Everything about steering that changes only with the configuration.
+pub struct Steering {
+    pub model: Model,
+    pub regions: RegionMap,
+    pub geo: Option<Arc<GeoSource>>,
+    services: Index,
+    /// Per pool, per endpoint.
+    pub endpoints: Vec<Vec<EndpointWire>>,
+    /// Per service.
+    pub fallbacks: Vec<FallbackWire>,
+}
+
+/// Why steering could not be built (beyond what config validation already reports).
+#[derive(Debug, thiserror::Error)]
+pub enum SteeringError {
+    #[error("GeoIP database: {0}")]
+    Geo(#[from] crate::geo::GeoError),
+    #[error("regions: {0}")]
+    Regions(String),
+}
+
+impl Steering {
+    /// Build from a compiled model: open the GeoIP database, map regions, prepare answers.
+    pub fn new(model: Model) -> Result<Steering, SteeringError> {
+        let geo_settings =
+            model
+                .geo
+                .clone()
+                .unwrap_or_else(|| crate::config::policy::GeoSettings {
+                    database: None,
+                    default_region: 0,
+                    overrides: Vec::new(),
+                    regions: vec![Default::default(); model.regions.len()],
+                });
+        let spec = RegionMapSpec {
+            regions: model
+                .regions
+                .iter()
+                .zip(&geo_settings.regions)
+                .map(|(r, rules)| RegionSpec {
+                    name: r.name.clone(),
+                    continents: rules.continents.clone(),
+                    countries: rules.countries.clone(),
+                    subdivisions: rules.subdivisions.clone(),
+                    prefixes: rules.prefixes.clone(),
+                })
+                .collect(),
+            overrides: geo_settings
+                .overrides
+                .iter()
+                .map(|(n, r)| (*n, model.regions[*r].name.clone()))
+                .collect(),
+            default_region: model
+                .regions
+                .get(geo_settings.default_region)
+                .map(|r| r.name.clone())
+                .unwrap_or_default(),
+        };
+        let regions = RegionMap::new(&spec).map_err(|es| {
+            SteeringError::Regions(
+                es.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        let geo = match &geo_settings.database {
+            Some(path) => Some(Arc::new(GeoSource::open(path)?)),
+            None => None,
+        };
+        let mut services = Index::default();
+        for (i, s) in model.services.iter().enumerate() {
+            services.insert(name_wire_str(&s.name, true), i as u32);
+        }
+        let endpoints = model
+            .pools
+            .iter()
+            .map(|p| {
+                p.endpoints
+                    .iter()
+                    .map(|e| EndpointWire {
+                        a: e.ipv4.map(|a| a.octets()),
+                        aaaa: e.ipv6.map(|a| a.octets()),
+                        cname: e.hostname.as_deref().map(|h| name_wire_str(h, false)),
+                    })
+                    .collect()
+            })
+            .collect();
+        let fallbacks = model
+            .services
+            .iter()
+            .map(|s| match &s.fallback {
+                Fallback::All => FallbackWire::default(),
+                Fallback::Addresses { ipv4, ipv6 } => FallbackWire {
+                    a: ipv4.iter().map(|a| a.octets()).collect(),
+                    aaaa: ipv6.iter().map(|a| a.octets()).collect(),
+                    cname: None,
+                },
+                Fallback::Cname(c) => FallbackWire {
+                    cname: Some(name_wire_str(c, false)),
+                    ..Default::default()
+                },
+            })
+            .collect();
+        Ok(Steering {
+            model,
+            regions,
+            geo,
+            services,
+            endpoints,
+            fallbacks,
+        })
+    }
+
+    /// The service answering a lowercase wire name, if any.
+    pub fn service(&self, lower_wire: &[u8]) -> Option<usize> {
+        if self.services.is_empty() {
+            return None;
+        }
+        self.services.get(lower_wire).map(|&i| i as usize)
+    }
+}
+
+/// Health and latency as the monitor sees them now, by endpoint name.
+struct View {
+    by_name: HashMap<String, (Serving, Option<Duration>, Option<Duration>)>,
+}
+
+impl View {
+    fn from_monitor(monitor: Option<&Monitor>) -> View {
+        let by_name = monitor
+            .map(|m| {
+                m.status()
+                    .into_iter()
+                    .map(|s| (s.name, (s.serving, s.latency.p50, s.latency.p90)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        View { by_name }
+    }
+}
+
+/// Build decision tables for `st` from the monitor's current view (all endpoints up when there
+/// is no monitor). `previous` carries latency hysteresis across rebuilds.
+pub fn build_tables(st: &Steering, monitor: Option<&Monitor>, previous: Option<&Tables>) -> Tables {
+    let view = View::from_monitor(monitor);
+    let m = &st.model;
+    let serving = |p: usize, e: usize| -> Serving {
+        let name = &m.pools[p].endpoints[e].name;
+        match view.by_name.get(name) {
+            Some((s, _, _)) => *s,
+            None if monitor.is_some() => Serving::Up, // no checks: always up
+            None => Serving::Up,
+        }
+    };
+    let node = m.node_region.unwrap_or(usize::MAX);
+    let rtt = |vantage: usize, p: usize, e: usize, pct: Percentile| -> Option<Duration> {
+        if vantage != node {
+            return None; // one vantage today: this instance's region
+        }
+        let (_, p50, p90) = view.by_name.get(&m.pools[p].endpoints[e].name)?;
+        match pct {
+            Percentile::P50 => *p50,
+            Percentile::P90 => *p90,
+        }
+    };
+    let inputs = PolicyInputs {
+        regions: &m.regions,
+        pools: &m.pools,
+        services: &m.services,
+        serving: &serving,
+        rtt: &rtt,
+        node_region: m.node_region.unwrap_or(0),
+    };
+    build_policy_tables(&inputs, previous)
+}

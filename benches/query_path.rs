@@ -29,6 +29,20 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+fn msg_ecs(name: &str, rtype: RecordType, net: &str, len: u8) -> Vec<u8> {
+    let mut m = Message::new(7, MessageType::Query, OpCode::Query);
+    m.add_query(HQuery::query(Name::from_ascii(name).unwrap(), rtype));
+    let mut e = Edns::new();
+    e.set_max_payload(1232);
+    e.options_mut().insert(EdnsOption::Subnet(ClientSubnet::new(
+        net.parse().unwrap(),
+        len,
+        0,
+    )));
+    m.set_edns(e);
+    m.to_vec().unwrap()
+}
+
 fn msg(name: &str, rtype: RecordType, edns: Option<bool>) -> Vec<u8> {
     let mut m = Message::new(7, MessageType::Query, OpCode::Query);
     m.add_query(HQuery::query(Name::from_ascii(name).unwrap(), rtype));
@@ -91,6 +105,14 @@ fn main() {
             msg("example.com.", RecordType::MX, Some(false)),
         ),
         ("REFUSED", msg("example.org.", RecordType::A, None)),
+        (
+            "service geo (ECS, GeoIP)",
+            msg_ecs("www-gslb.example.com.", RecordType::A, "8.8.8.0", 24),
+        ),
+        (
+            "service geo (source IP)",
+            msg("www-gslb.example.com.", RecordType::A, Some(false)),
+        ),
     ];
     let mut q = Query::default();
     let mut out = vec![0u8; MAX_MESSAGE];

@@ -50,14 +50,18 @@ big TXT \"4123456789012345678901234567890123456789012345678901234567890123456789
 big TXT \"5123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\"\n";
 
 fn msg(name: &str, rtype: RecordType, ecs: bool) -> Vec<u8> {
+    msg_from(name, rtype, ecs.then_some(("192.0.2.0", 24)))
+}
+
+fn msg_from(name: &str, rtype: RecordType, ecs: Option<(&str, u8)>) -> Vec<u8> {
     let mut m = Message::new(7, MessageType::Query, OpCode::Query);
     m.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
-    if ecs {
+    if let Some((net, len)) = ecs {
         let mut e = Edns::new();
         e.set_max_payload(1232);
         e.options_mut().insert(EdnsOption::Subnet(ClientSubnet::new(
-            "192.0.2.0".parse().unwrap(),
-            24,
+            net.parse().unwrap(),
+            len,
             0,
         )));
         m.set_edns(e);
@@ -70,11 +74,51 @@ fn udp_worker_does_not_allocate_per_query() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("z"), ZONE).unwrap();
     let cfg_path = dir.path().join("m.toml");
-    std::fs::write(
-        &cfg_path,
-        "[dns]\nlisten=[\"127.0.0.1:0\"]\n[[zone]]\norigin=\"example.com.\"\nfile=\"z\"\n",
-    )
-    .unwrap();
+    // A geo-steered service too: client location (ECS, GeoIP), table lookup and draw.
+    let geo_db = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/geo-data/test/GeoIP2-City-Test.mmdb"
+    );
+    let config_text = format!(
+        r#"[dns]
+listen = ["127.0.0.1:0"]
+[[zone]]
+origin = "example.com."
+file = "z"
+[geo]
+database = "{geo_db}"
+[[region]]
+name = "eu"
+location = [51.5, -0.1]
+continents = ["EU"]
+[[region]]
+name = "us"
+location = [47.6, -122.3]
+continents = ["NA"]
+[[pool]]
+name = "eu"
+region = "eu"
+[[pool.endpoint]]
+name = "eu1"
+address = "192.0.2.1"
+[[pool.endpoint]]
+name = "eu2"
+address = "192.0.2.2"
+address6 = "2001:db8::2"
+[[pool]]
+name = "us"
+region = "us"
+[[pool.endpoint]]
+name = "us1"
+address = "198.51.100.1"
+[[service]]
+name = "gslb.example.com."
+policy = "geo"
+pools = ["eu", "us"]
+answers = 2
+"#
+    );
+    std::fs::write(&cfg_path, config_text).unwrap();
     let config = Config::load(&cfg_path).unwrap();
     let snapshot = Arc::new(ArcSwap::from_pointee(config.compile().unwrap()));
     let socket = udp::bind("127.0.0.1:0".parse().unwrap()).unwrap();
@@ -95,6 +139,22 @@ fn udp_worker_does_not_allocate_per_query() {
         msg("example.com.", RecordType::MX, false),
         msg("big.example.com.", RecordType::TXT, false), // truncated at 512
         msg("example.org.", RecordType::A, false),       // REFUSED
+        msg_from(
+            "gslb.example.com.",
+            RecordType::A,
+            Some(("81.2.69.142", 32)),
+        ), // GB → eu
+        msg_from(
+            "gslb.example.com.",
+            RecordType::A,
+            Some(("216.160.83.56", 32)),
+        ), // US → us
+        msg_from(
+            "gslb.example.com.",
+            RecordType::AAAA,
+            Some(("2001:218::1", 32)),
+        ), // JP → default
+        msg_from("GSLB.example.com.", RecordType::A, None), // by source address
     ];
     let mut formerr = msg("www.example.com.", RecordType::A, false);
     formerr[5] = 2; // QDCOUNT 2
@@ -105,6 +165,11 @@ fn udp_worker_does_not_allocate_per_query() {
         .set_read_timeout(Some(Duration::from_secs(2)))
         .unwrap();
     let mut buf = vec![0u8; 4096];
+    // The steered queries are really answered by the service (two eu endpoints for GB).
+    client.send_to(&queries[queries.len() - 5], addr).unwrap();
+    let (len, _) = client.recv_from(&mut buf).unwrap();
+    let reply = Message::from_vec(&buf[..len]).unwrap();
+    assert_eq!(reply.answers.len(), 2, "{reply:?}");
     let mut round = |n: usize| {
         let mut answered = 0;
         for i in 0..n {

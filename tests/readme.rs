@@ -41,7 +41,10 @@ fn every_toml_example_in_the_readme_validates() {
     .unwrap();
     for (i, block) in blocks.iter().enumerate() {
         // Blocks that only show checks get a [dns] table; zone paths resolve in the temp dir.
-        let text = block.replace("/var/lib/meridian/state.json", "state.json");
+        let geo = root.join("geo-data").display().to_string();
+        let text = block
+            .replace("/var/lib/meridian/state.json", "state.json")
+            .replace("../geo-data", &geo);
         let path = dir.path().join(format!("readme-{i}.toml"));
         std::fs::write(&path, &text).unwrap();
         if let Err(e) = Config::load(&path) {

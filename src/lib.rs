@@ -12,6 +12,7 @@
 //! admin API, zone transfers.
 
 pub mod config;
+pub mod control;
 pub mod dns;
 pub mod explain;
 pub mod geo;

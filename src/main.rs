@@ -191,7 +191,7 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()
                 .expect("tokio runtime");
-            match rt.block_on(serve(config, cfg, snap)) {
+            match rt.block_on(serve(cfg, snap)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e}");
@@ -238,11 +238,7 @@ fn set_override(
     ))
 }
 
-async fn serve(
-    path: PathBuf,
-    cfg: Config,
-    snap: meridian::dns::answer::Snapshot,
-) -> std::io::Result<()> {
+async fn serve(cfg: Config, snap: meridian::dns::answer::Snapshot) -> std::io::Result<()> {
     // Handlers first: a signal that arrives once the sockets answer must never hit the default
     // action (which would end the process without a drain).
     let mut term = signal(SignalKind::terminate())?;
@@ -273,20 +269,11 @@ async fn serve(
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => match load(&path) {
-                Ok((new_cfg, snap)) => {
-                    if new_cfg.listen != cfg.listen || new_cfg.workers != cfg.workers {
-                        tracing::warn!("listen addresses and workers change only on restart");
-                    }
-                    server.reload(&new_cfg, snap);
-                    tracing::info!(config = %path.display(), "reloaded");
-                }
-                Err(errors) => {
-                    for e in &errors.0 {
-                        tracing::error!("reload failed, still serving the previous configuration: {e}");
-                    }
-                }
-            },
+            _ = hup.recv() => {
+                let control = server.control().clone();
+                // Parsing and loading zones is blocking file I/O: keep it off the async workers.
+                let _ = tokio::task::spawn_blocking(move || control.reload()).await;
+            }
         }
     }
     tracing::info!("shutting down");

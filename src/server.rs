@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::control::Control;
 use crate::dns::answer::Snapshot;
 use crate::dns::{tcp, udp};
 use crate::health::monitor::Monitor;
@@ -35,7 +36,7 @@ pub struct Server {
     udp_workers: Vec<JoinHandle<()>>,
     cancel: CancellationToken,
     tracker: TaskTracker,
-    monitor: Monitor,
+    control: Control,
 }
 
 /// Bind every UDP worker socket and the TCP listener for one address, on one port.
@@ -91,8 +92,9 @@ impl Server {
             cancel.clone(),
         ));
         tracker.spawn(watch_geo(Arc::clone(&snapshot), cancel.clone()));
+        let control = Control::new(Arc::clone(&snapshot), monitor, config.clone());
         let mut server = Server {
-            monitor,
+            control,
             snapshot,
             udp_addrs: Vec::new(),
             tcp_addrs: Vec::new(),
@@ -148,21 +150,17 @@ impl Server {
 
     /// The health monitor probing this configuration's endpoints.
     pub fn monitor(&self) -> &Monitor {
-        &self.monitor
+        self.control.monitor()
     }
 
-    /// Apply a reloaded configuration: reconcile the health monitor (surviving endpoints keep
-    /// their state), build decision tables for the new services from it, and serve `snapshot`.
-    /// Listen addresses and workers change only on restart.
-    pub fn reload(&self, config: &Config, mut snapshot: Snapshot) {
-        self.monitor.reconcile(config);
-        if let Some(st) = &snapshot.steering {
-            let previous = self.snapshot.load().tables.clone();
-            let tables =
-                crate::steering::build_tables(st, Some(&self.monitor), previous.as_deref());
-            snapshot.tables = Some(Arc::new(tables));
-        }
-        self.publish(snapshot);
+    /// The control handle: reload, status, readiness.
+    pub fn control(&self) -> &Control {
+        &self.control
+    }
+
+    /// Apply a validated configuration and its snapshot (see [`Control::apply`]).
+    pub fn reload(&self, config: &Config, snapshot: Snapshot) {
+        self.control.apply(config.clone(), snapshot);
     }
 
     /// Serve `snapshot` from now on; queries in flight finish on the old one.

@@ -17,6 +17,7 @@ pub mod dns;
 pub mod explain;
 pub mod geo;
 pub mod health;
+pub mod metrics;
 pub mod policy;
 pub mod server;
 pub mod steering;

@@ -77,6 +77,7 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 impl Server {
     /// Bind and start serving `snapshot` as `config` says. Must run inside a tokio runtime.
     pub fn start(config: &Config, snapshot: Snapshot) -> io::Result<Server> {
+        crate::metrics::install();
         let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
         let stop = Arc::new(AtomicBool::new(false));
         let cancel = CancellationToken::new();
@@ -93,6 +94,7 @@ impl Server {
         ));
         tracker.spawn(watch_geo(Arc::clone(&snapshot), cancel.clone()));
         let control = Control::new(Arc::clone(&snapshot), monitor, config.clone());
+        tracker.spawn(refresh_gauges(control.clone(), cancel.clone()));
         let mut server = Server {
             control,
             snapshot,
@@ -239,7 +241,9 @@ async fn rebuild_tables(
             });
             let prev = snapshot.compare_and_swap(&current, next);
             if Arc::ptr_eq(&prev, &current) {
-                tracing::debug!(took = ?started.elapsed(), "decision tables rebuilt");
+                let took = started.elapsed();
+                crate::steering::record_rebuild(&st, snapshot.load().tables.as_deref(), took);
+                tracing::debug!(?took, "decision tables rebuilt");
                 break;
             }
             // A reload swapped a new snapshot in meanwhile: rebuild for that one.
@@ -263,6 +267,47 @@ async fn watch_geo(snapshot: Arc<ArcSwap<Snapshot>>, cancel: CancellationToken) 
             .and_then(|st| st.geo.clone());
         if let Some(geo) = geo {
             let _ = tokio::task::spawn_blocking(move || geo.reload_if_changed()).await;
+        }
+    }
+}
+
+/// How often gauges derived from state (endpoint up, time in state, generation) are refreshed.
+const GAUGES_EVERY: Duration = Duration::from_secs(1);
+
+/// Keep the state gauges current: endpoint up and time in state, config generation, reloads,
+/// GeoIP database build time.
+async fn refresh_gauges(control: Control, cancel: CancellationToken) {
+    crate::metrics::install();
+    let mut tick = tokio::time::interval(GAUGES_EVERY);
+    let mut reported = (0, 0);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = std::time::Instant::now();
+        for e in control.monitor().status() {
+            let up = matches!(e.serving, crate::health::state::Serving::Up);
+            let labels = [("endpoint", e.name.clone()), ("pool", e.pool.clone())];
+            metrics::gauge!("meridian_health_endpoint_up", &labels).set(if up { 1.0 } else { 0.0 });
+            metrics::gauge!("meridian_health_endpoint_state_seconds", &labels)
+                .set(now.saturating_duration_since(e.since).as_secs_f64());
+        }
+        metrics::gauge!("meridian_config_generation").set(control.generation() as f64);
+        let (ok, failed) = control.reload_counts();
+        metrics::counter!("meridian_config_reloads_total", "result" => "ok")
+            .increment(ok - reported.0);
+        metrics::counter!("meridian_config_reloads_total", "result" => "error")
+            .increment(failed - reported.1);
+        reported = (ok, failed);
+        if let Some(geo) = control
+            .snapshot()
+            .steering
+            .as_ref()
+            .and_then(|st| st.geo.clone())
+        {
+            metrics::gauge!("meridian_geo_database_build_timestamp_seconds")
+                .set(geo.current().build_epoch() as f64);
         }
     }
 }

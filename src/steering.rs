@@ -213,3 +213,16 @@ pub fn build_tables(st: &Steering, monitor: Option<&Monitor>, previous: Option<&
     };
     build_policy_tables(&inputs, previous)
 }
+
+/// Record a table rebuild in the metrics: count, duration, and which services are degraded.
+pub fn record_rebuild(st: &Steering, tables: Option<&Tables>, took: Duration) {
+    metrics::counter!("meridian_policy_table_rebuilds_total").increment(1);
+    metrics::histogram!("meridian_policy_table_rebuild_duration_seconds")
+        .record(took.as_secs_f64());
+    let Some(tables) = tables else { return };
+    for (i, s) in st.model.services.iter().enumerate() {
+        let degraded = (0..tables.regions()).any(|r| tables.decision(i, r).degraded);
+        metrics::gauge!("meridian_policy_service_degraded", "service" => s.name.clone())
+            .set(if degraded { 1.0 } else { 0.0 });
+    }
+}

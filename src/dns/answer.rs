@@ -64,6 +64,36 @@ pub struct Outcome {
     pub len: usize,
     pub rcode: Rcode,
     pub truncated: bool,
+    /// The zone that answered (its catalog position), if any.
+    pub zone: Option<u16>,
+    /// The question's type (0 when the question did not parse).
+    pub qtype: u16,
+    /// The query carried an EDNS Client Subnet option.
+    pub ecs: bool,
+    /// What a service answer chose, for traffic metrics.
+    pub steered: Option<Steered>,
+}
+
+/// A steered answer: service, client region, the endpoints drawn, and the decision's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Steered {
+    pub service: u16,
+    pub region: u16,
+    pub count: u8,
+    pub endpoints: [crate::policy::EndpointRef; crate::policy::MAX_ANSWERS],
+    pub state: SteeredState,
+}
+
+/// Whether a steered answer came from healthy primaries, a degraded decision, or a fallback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SteeredState {
+    Normal,
+    /// Endpoints withdrawn or traffic spilled to other pools.
+    Degraded,
+    /// Standby endpoints serve.
+    Standby,
+    /// Nothing serves: the fallback answered.
+    Fallback,
 }
 
 /// Raised when the response would pass its size limit.
@@ -181,6 +211,10 @@ pub fn respond(
                 len: w.pos,
                 rcode,
                 truncated: false,
+                zone: None,
+                qtype: 0,
+                ecs: false,
+                steered: None,
             })
         }
     }
@@ -271,6 +305,7 @@ fn answer(snap: &Snapshot, packet: &[u8], peer: Peer, q: &Query, out: &mut [u8])
     let mut truncated = false;
     // ECS scope of the answer: 0 unless a service's answer depended on the client's location.
     let mut scope = 0u8;
+    let mut steered = None;
     match zone {
         None => s.rcode = Rcode::Refused as u16,
         Some(zone) => {
@@ -279,10 +314,13 @@ fn answer(snap: &Snapshot, packet: &[u8], peer: Peer, q: &Query, out: &mut [u8])
                 .as_ref()
                 .and_then(|st| Some((st, st.service(q.qname.wire())?)));
             let written = match (service, &snap.tables) {
-                (Some((st, svc)), Some(tables)) => {
-                    super::service::write(&mut w, zone, st, tables, svc, q, peer, &mut s)
-                        .map(|sc| scope = sc)
-                }
+                (Some((st, svc)), Some(tables)) => super::service::write(
+                    &mut w, zone, st, tables, svc, q, peer, &mut s,
+                )
+                .map(|(sc, st)| {
+                    scope = sc;
+                    steered = Some(st);
+                }),
                 _ => write_sections(&mut w, zone, q, &mut s),
             };
             if written.is_err() {
@@ -315,6 +353,10 @@ fn answer(snap: &Snapshot, packet: &[u8], peer: Peer, q: &Query, out: &mut [u8])
         len: w.pos,
         rcode,
         truncated,
+        zone: zone.map(|z| z.id),
+        qtype: q.qtype,
+        ecs: q.edns.is_some_and(|e| e.client_subnet.is_some()),
+        steered,
     }
 }
 

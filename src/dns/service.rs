@@ -9,9 +9,9 @@
 //! The ECS scope returned is the prefix length of the network that decided the client's region
 //! (override, region prefix or database network), or 0 when the answer does not depend on it.
 
-use super::answer::{Full, Peer, Sections, Writer, negative};
+use super::answer::{Full, Peer, Sections, Steered, SteeredState, Writer, negative};
 use super::wire::{CLASS_IN, Query, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_CNAME};
-use crate::policy::{Answer, EndpointRef, MAX_ANSWERS, Tables};
+use crate::policy::{Answer, EndpointRef, MAX_ANSWERS, Tables, Tier};
 use crate::steering::Steering;
 use crate::zone::Zone;
 
@@ -27,7 +27,8 @@ fn put_rr(w: &mut Writer, rtype: u16, ttl: u32, rdata: &[u8]) -> Result<(), Full
     w.put(rdata)
 }
 
-/// Write the answer for service `svc` (its name is the question); returns the ECS scope.
+/// Write the answer for service `svc` (its name is the question); returns the ECS scope and
+/// what was chosen.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn write(
     w: &mut Writer,
@@ -38,7 +39,7 @@ pub(super) fn write(
     q: &Query,
     peer: Peer,
     s: &mut Sections,
-) -> Result<u8, Full> {
+) -> Result<(u8, Steered), Full> {
     s.aa = true;
     let def = &st.model.services[svc];
     let (region, scope) = if tables.varies_by_region(svc) {
@@ -65,23 +66,36 @@ pub(super) fn write(
     };
     let decision = tables.decision(svc, region);
     let ttl = decision.ttl;
+    let mut steered = Steered {
+        service: svc as u16,
+        region: region as u16,
+        count: 0,
+        endpoints: [EndpointRef {
+            pool: 0,
+            endpoint: 0,
+        }; MAX_ANSWERS],
+        state: match decision.explanation.tier {
+            Tier::Fallback => SteeredState::Fallback,
+            Tier::Standby => SteeredState::Standby,
+            Tier::Primary if decision.degraded => SteeredState::Degraded,
+            Tier::Primary => SteeredState::Normal,
+        },
+    };
     let apex_at = 12
         + q.qname
             .suffix_offset(q.qname.label_count() - zone.apex_labels());
     let qtype = q.qtype;
     match &decision.answer {
         Answer::Endpoints(_) => {
-            let mut picked = [EndpointRef {
-                pool: 0,
-                endpoint: 0,
-            }; MAX_ANSWERS];
-            let n = decision.pick(peer.random, def.answers, &mut picked);
+            let n = decision.pick(peer.random, def.answers, &mut steered.endpoints);
+            steered.count = n as u8;
+            let picked = steered.endpoints;
             let wire = |r: &EndpointRef| &st.endpoints[r.pool as usize][r.endpoint as usize];
             // A hostname endpoint answers with its CNAME alone (a name has one CNAME at most).
             if let Some(cname) = picked[..n].iter().find_map(|r| wire(r).cname.as_deref()) {
                 put_rr(w, TYPE_CNAME, ttl, cname)?;
                 s.an += 1;
-                return Ok(scope);
+                return Ok((scope, steered));
             }
             let want_a = qtype == TYPE_A
                 || (qtype == TYPE_ANY && picked[..n].iter().any(|r| wire(r).a.is_some()));
@@ -123,5 +137,5 @@ pub(super) fn write(
         // The chosen endpoints have no address of the asked type: NODATA.
         negative(w, zone, apex_at, s)?;
     }
-    Ok(scope)
+    Ok((scope, steered))
 }

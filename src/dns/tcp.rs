@@ -70,6 +70,7 @@ async fn connection(
         .peer_addr()
         .map_or(std::net::IpAddr::from([0u8; 4]), |a| a.ip());
     let mut rng = Rng::new(super::seed());
+    let mut tally = crate::metrics::Tally::new();
     let (rd, wr) = stream.into_split();
     let mut rd = BufReader::new(rd);
     let mut wr = BufWriter::new(wr);
@@ -94,14 +95,25 @@ async fn connection(
             addr: client,
             random: rng.next_u64(),
         };
-        if let Some(o) = respond(&snap, &msg[..len], peer, &mut query, &mut out[2..]) {
+        let started = tally.sample_latency().then(std::time::Instant::now);
+        let answered = respond(&snap, &msg[..len], peer, &mut query, &mut out[2..]);
+        if let Some(t0) = started {
+            tally.record_latency(Transport::Tcp, t0.elapsed());
+        }
+        match &answered {
+            Some(o) => tally.record(&snap, o, Transport::Tcp),
+            None => tally.dropped(),
+        }
+        if let Some(o) = answered {
             out[..2].copy_from_slice(&(o.len as u16).to_be_bytes());
             wr.write_all(&out[..2 + o.len]).await?;
         }
         if rd.buffer().is_empty() {
+            tally.flush_if_pending();
             wr.flush().await?;
         }
     }
+    tally.flush();
     wr.flush().await?;
     wr.shutdown().await
 }

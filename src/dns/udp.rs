@@ -125,6 +125,7 @@ pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &Atomi
     let mut cache = Cache::new(Arc::clone(snapshot));
     let mut query = Query::default();
     let mut rng = Rng::new(super::seed());
+    let mut tally = crate::metrics::Tally::new();
     let mut b = Batch::new();
     b.reset_rx(BATCH);
     while !stop.load(Ordering::Relaxed) {
@@ -139,7 +140,9 @@ pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &Atomi
             )
         };
         if n <= 0 {
-            // Timeout (stop poll), EINTR, or an ICMP error surfacing: nothing to answer.
+            // Timeout (stop poll), EINTR, or an ICMP error surfacing: nothing to answer; a good
+            // moment to hand the counters over.
+            tally.flush_if_pending();
             continue;
         }
         let n = n as usize;
@@ -148,6 +151,7 @@ pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &Atomi
         for i in 0..n {
             let h = &b.hdr_rx[i];
             if h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                tally.dropped();
                 continue; // longer than any query we answer over UDP
             }
             let len = h.msg_len as usize;
@@ -157,9 +161,15 @@ pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &Atomi
                 addr: peer_ip(&b.addrs[i]),
                 random: rng.next_u64(),
             };
+            let started = tally.sample_latency().then(std::time::Instant::now);
             let Some(o) = respond(snap, &b.rx[i][..len], peer, &mut query, &mut b.tx[out]) else {
+                tally.dropped();
                 continue;
             };
+            if let Some(t0) = started {
+                tally.record_latency(Transport::Udp, t0.elapsed());
+            }
+            tally.record(snap, &o, Transport::Udp);
             b.iov_tx[out] = libc::iovec {
                 iov_base: b.tx[out].as_mut_ptr().cast(),
                 iov_len: o.len,

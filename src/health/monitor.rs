@@ -95,6 +95,8 @@ struct Report {
     endpoint: String,
     generation: u64,
     check: usize,
+    /// The check's configured name, for metrics.
+    check_name: Arc<str>,
     result: probe::ProbeResult,
 }
 
@@ -370,6 +372,7 @@ async fn prober(
         },
         _ => None,
     };
+    let check_name: Arc<str> = Arc::from(spec.name.as_str());
     let salt = endpoint.bytes().fold(check as u64, |h, b| {
         h.wrapping_mul(31).wrapping_add(b as u64)
     });
@@ -395,6 +398,7 @@ async fn prober(
                 endpoint: endpoint.clone(),
                 generation,
                 check,
+                check_name: Arc::clone(&check_name),
                 result,
             })
             .await
@@ -431,6 +435,20 @@ async fn core(
                 continue; // from a prober a reload has replaced
             }
             let r = &report.result;
+            let labels = [
+                ("endpoint", report.endpoint.clone()),
+                ("check", report.check_name.to_string()),
+            ];
+            let result = if r.ok { "ok" } else { "fail" };
+            metrics::counter!(
+                "meridian_health_probes_total",
+                "endpoint" => report.endpoint.clone(), "check" => report.check_name.to_string(), "result" => result
+            )
+            .increment(1);
+            if r.ok {
+                metrics::histogram!("meridian_health_probe_rtt_seconds", &labels)
+                    .record(r.rtt.as_secs_f64());
+            }
             e.latency.record(if r.ok { Some(r.rtt) } else { None }, now);
             e.last_detail.clone_from(&r.detail);
             e.health.record(report.check, r.ok, now).map(|t| Event {
@@ -448,6 +466,8 @@ async fn core(
                 endpoint = %ev.endpoint, pool = %ev.pool, from = %ev.from, to = %ev.to,
                 reason = %ev.reason, detail = %ev.detail, "endpoint state changed"
             );
+            metrics::counter!("meridian_health_transitions_total", "endpoint" => ev.endpoint.clone(), "to" => ev.to.clone())
+                .increment(1);
             if notify.try_send(ev).is_err() {
                 tracing::warn!("webhook queue full: a state change notification was dropped");
             }

@@ -35,6 +35,8 @@ pub struct Zone {
     pub serial: u32,
     /// Number of records loaded.
     pub record_count: usize,
+    /// Position in the catalog (metrics label index).
+    pub id: u16,
 }
 
 /// One owner name in a zone; empty non-terminals are nodes with no RRsets.
@@ -187,7 +189,10 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    pub fn new(zones: Vec<Zone>) -> Self {
+    pub fn new(mut zones: Vec<Zone>) -> Self {
+        for (i, z) in zones.iter_mut().enumerate() {
+            z.id = i as u16;
+        }
         let mut index = Index::default();
         for (i, z) in zones.iter().enumerate() {
             index.insert(z.apex.clone(), i as u32);

@@ -1,0 +1,506 @@
+//! Prometheus metrics: names, descriptions, buckets, and allocation-free counting on the query
+//! path.
+//!
+//! Names follow `meridian_<component>_<thing>_<unit|total>`; every metric is described once
+//! ([`install`]). The query path never calls into the `metrics` registry: each DNS worker owns a
+//! [`Tally`] of plain `u64` arrays indexed by zone, query type, RCODE and transport (and, for
+//! steered answers, by service, client region and endpoint) and flushes it into pre-registered
+//! counter handles every [`FLUSH_EVERY`] queries or when idle. Label strings are built only when
+//! the configuration changes (a reload), never per query. Health, policy and reload metrics are
+//! recorded where those events happen, off the query path.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use metrics::{Counter, Unit, counter, describe_counter, describe_gauge, describe_histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::dns::answer::{Outcome, Snapshot, SteeredState, Transport};
+use crate::dns::wire::Rcode;
+
+/// A worker pushes its local counts to the registry after this many queries (and when idle).
+pub const FLUSH_EVERY: u32 = 1024;
+/// One query in this many has its answer time measured.
+const LATENCY_SAMPLE: u32 = 64;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Install the Prometheus recorder (once per process) and describe every metric.
+pub fn install() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full("meridian_health_probe_rtt_seconds".into()),
+                &[
+                    0.000_1, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                    1.0, 2.5, 5.0,
+                ],
+            )
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full("meridian_policy_table_rebuild_duration_seconds".into()),
+                    &[0.000_01, 0.000_1, 0.001, 0.01, 0.1, 1.0],
+                )
+            })
+            .expect("bucket lists are not empty");
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (an embedding program): then ours still
+        // renders, and the embedding program's gets the events.
+        let _ = metrics::set_global_recorder(recorder);
+        describe();
+        handle
+    })
+}
+
+/// The Prometheus text exposition of every metric.
+pub fn render() -> String {
+    let h = install();
+    h.run_upkeep();
+    let mut out = h.render();
+    render_answer_durations(&mut out);
+    out
+}
+
+/// Upper bounds (seconds) of the answer-time histogram buckets.
+const ANSWER_BUCKETS: [f64; 10] = [
+    1e-7, 2.5e-7, 5e-7, 1e-6, 2.5e-6, 5e-6, 1e-5, 5e-5, 1e-4, 1e-3,
+];
+
+/// The answer-time histogram, kept by hand: the registry's histograms store samples in
+/// growing buffers, which would allocate on the query path. Per transport: one count per
+/// bucket (+Inf last), the sum in nanoseconds.
+struct AnswerDurations {
+    buckets: [[AtomicU64; ANSWER_BUCKETS.len() + 1]; 2],
+    sum_ns: [AtomicU64; 2],
+}
+
+static ANSWER_DURATIONS: AnswerDurations = AnswerDurations {
+    buckets: [const { [const { AtomicU64::new(0) }; ANSWER_BUCKETS.len() + 1] }; 2],
+    sum_ns: [const { AtomicU64::new(0) }; 2],
+};
+
+fn render_answer_durations(out: &mut String) {
+    use std::fmt::Write as _;
+    let name = "meridian_dns_answer_duration_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Time to parse and answer one query (sampled 1 in {LATENCY_SAMPLE})."
+    );
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    for (t, transport) in TRANSPORTS.iter().enumerate() {
+        let mut cumulative = 0;
+        for (i, le) in ANSWER_BUCKETS
+            .iter()
+            .map(|b| b.to_string())
+            .chain(["+Inf".to_string()])
+            .enumerate()
+        {
+            cumulative += ANSWER_DURATIONS.buckets[t][i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{transport=\"{transport}\",le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let sum = ANSWER_DURATIONS.sum_ns[t].load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, "{name}_sum{{transport=\"{transport}\"}} {sum}");
+        let _ = writeln!(
+            out,
+            "{name}_count{{transport=\"{transport}\"}} {cumulative}"
+        );
+    }
+}
+
+fn describe() {
+    describe_counter!(
+        "meridian_dns_queries_total",
+        "DNS queries answered, by zone, query type, RCODE and transport."
+    );
+    describe_counter!(
+        "meridian_dns_responses_truncated_total",
+        "UDP responses cut back with TC=1, by transport."
+    );
+    describe_counter!(
+        "meridian_dns_ecs_queries_total",
+        "Queries by presence of an EDNS Client Subnet option."
+    );
+    describe_counter!(
+        "meridian_dns_dropped_total",
+        "Datagrams not answered (responses, runts, oversized)."
+    );
+    describe_counter!(
+        "meridian_policy_answers_total",
+        "Steered answers by service and client region."
+    );
+    describe_counter!(
+        "meridian_policy_endpoint_answers_total",
+        "Endpoints given in steered answers, by service, pool and endpoint."
+    );
+    describe_counter!(
+        "meridian_policy_degraded_answers_total",
+        "Steered answers from a degraded decision, by service and kind (spill, standby, fallback)."
+    );
+    describe_counter!(
+        "meridian_policy_table_rebuilds_total",
+        "Decision-table rebuilds."
+    );
+    describe_histogram!(
+        "meridian_policy_table_rebuild_duration_seconds",
+        Unit::Seconds,
+        "Time to rebuild the decision tables."
+    );
+    describe_gauge!(
+        "meridian_policy_service_degraded",
+        "1 while any client region of the service is answered from a degraded decision."
+    );
+    describe_gauge!(
+        "meridian_health_endpoint_up",
+        "1 when the endpoint serves in answers, 0 when down or drained."
+    );
+    describe_gauge!(
+        "meridian_health_endpoint_state_seconds",
+        Unit::Seconds,
+        "Time since the endpoint's health last changed."
+    );
+    describe_counter!(
+        "meridian_health_probes_total",
+        "Probe attempts by endpoint, check and result."
+    );
+    describe_histogram!(
+        "meridian_health_probe_rtt_seconds",
+        Unit::Seconds,
+        "Probe round-trip time by endpoint and check."
+    );
+    describe_counter!(
+        "meridian_health_transitions_total",
+        "Endpoint health changes, by endpoint and new state."
+    );
+    describe_counter!(
+        "meridian_config_reloads_total",
+        "Configuration reloads by result (ok, error)."
+    );
+    describe_gauge!(
+        "meridian_config_generation",
+        "Configuration generation in force (1 at start)."
+    );
+    describe_gauge!(
+        "meridian_geo_database_build_timestamp_seconds",
+        Unit::Seconds,
+        "Build time of the GeoIP database in use (Unix time)."
+    );
+}
+
+/// Query types with their own label; the rest count as "other".
+const QTYPES: [(u16, &str); 13] = [
+    (1, "A"),
+    (28, "AAAA"),
+    (5, "CNAME"),
+    (15, "MX"),
+    (16, "TXT"),
+    (2, "NS"),
+    (6, "SOA"),
+    (33, "SRV"),
+    (12, "PTR"),
+    (257, "CAA"),
+    (65, "HTTPS"),
+    (64, "SVCB"),
+    (255, "ANY"),
+];
+const N_QTYPES: usize = QTYPES.len() + 1;
+const RCODES: [&str; 7] = [
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS",
+];
+const TRANSPORTS: [&str; 2] = ["udp", "tcp"];
+
+fn qtype_slot(t: u16) -> usize {
+    QTYPES
+        .iter()
+        .position(|(v, _)| *v == t)
+        .unwrap_or(QTYPES.len())
+}
+
+fn rcode_slot(r: Rcode) -> usize {
+    match r {
+        Rcode::NoError => 0,
+        Rcode::FormErr => 1,
+        Rcode::ServFail => 2,
+        Rcode::NxDomain => 3,
+        Rcode::NotImp => 4,
+        Rcode::Refused => 5,
+        Rcode::BadVers => 6,
+    }
+}
+
+fn transport_slot(t: Transport) -> usize {
+    match t {
+        Transport::Udp => 0,
+        Transport::Tcp => 1,
+    }
+}
+
+/// Local counts and their registry handles, laid out for one configuration.
+struct Layout {
+    /// Identity of the zones and steering they were built for.
+    key: (usize, usize),
+    zones: usize,
+    queries: Vec<(u64, Counter)>,
+    /// Per service × region.
+    answers: Vec<(u64, Counter)>,
+    regions: usize,
+    /// Per service × endpoint (global endpoint index).
+    endpoints: Vec<(u64, Counter)>,
+    endpoint_base: Vec<usize>,
+    total_endpoints: usize,
+    /// Per service × [spill, standby, fallback].
+    degraded: Vec<(u64, Counter)>,
+}
+
+fn key_of(snap: &Snapshot) -> (usize, usize) {
+    (
+        std::sync::Arc::as_ptr(&snap.catalog) as usize,
+        snap.steering
+            .as_ref()
+            .map_or(0, |s| std::sync::Arc::as_ptr(s) as usize),
+    )
+}
+
+impl Layout {
+    fn new(snap: &Snapshot) -> Layout {
+        install();
+        let zone_names: Vec<String> = snap
+            .catalog
+            .zones()
+            .iter()
+            .map(|z| z.origin.clone())
+            .chain(["none".into()])
+            .collect();
+        let mut queries = Vec::with_capacity(zone_names.len() * N_QTYPES * RCODES.len() * 2);
+        for z in &zone_names {
+            for q in QTYPES.iter().map(|(_, n)| *n).chain(["other"]) {
+                for r in RCODES {
+                    for t in TRANSPORTS {
+                        let labels = [
+                            ("zone", z.clone()),
+                            ("qtype", q.into()),
+                            ("rcode", r.into()),
+                            ("transport", t.into()),
+                        ];
+                        queries.push((0, counter!("meridian_dns_queries_total", &labels)));
+                    }
+                }
+            }
+        }
+        let (mut answers, mut endpoints, mut degraded, mut endpoint_base) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut regions, mut total_endpoints) = (0, 0);
+        if let Some(st) = &snap.steering {
+            let m = &st.model;
+            regions = m.regions.len();
+            for p in &m.pools {
+                endpoint_base.push(total_endpoints);
+                total_endpoints += p.endpoints.len();
+            }
+            for s in &m.services {
+                for r in &m.regions {
+                    let labels = [("service", s.name.clone()), ("region", r.name.clone())];
+                    answers.push((0, counter!("meridian_policy_answers_total", &labels)));
+                }
+                for p in &m.pools {
+                    for e in &p.endpoints {
+                        let labels = [
+                            ("service", s.name.clone()),
+                            ("pool", p.name.clone()),
+                            ("endpoint", e.name.clone()),
+                        ];
+                        endpoints.push((
+                            0,
+                            counter!("meridian_policy_endpoint_answers_total", &labels),
+                        ));
+                    }
+                }
+                for kind in ["spill", "standby", "fallback"] {
+                    let labels = [("service", s.name.clone()), ("kind", kind.to_string())];
+                    degraded.push((
+                        0,
+                        counter!("meridian_policy_degraded_answers_total", &labels),
+                    ));
+                }
+            }
+        }
+        Layout {
+            key: key_of(snap),
+            zones: zone_names.len(),
+            queries,
+            answers,
+            regions,
+            endpoints,
+            endpoint_base,
+            total_endpoints,
+            degraded,
+        }
+    }
+
+    fn flush(&mut self) {
+        for (n, c) in self
+            .queries
+            .iter_mut()
+            .chain(&mut self.answers)
+            .chain(&mut self.endpoints)
+            .chain(&mut self.degraded)
+        {
+            if *n > 0 {
+                c.increment(*n);
+                *n = 0;
+            }
+        }
+    }
+}
+
+/// One DNS worker's counters. Counting is a few array increments; [`Tally::flush`] hands them to
+/// the registry without allocating.
+pub struct Tally {
+    layout: Option<Layout>,
+    truncated: [(u64, Option<Counter>); 2],
+    ecs: [(u64, Option<Counter>); 2],
+    dropped: (u64, Option<Counter>),
+    pending: u32,
+    sample: u32,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Tally {
+    pub fn new() -> Tally {
+        install();
+        let t = |tr: &str| {
+            (
+                0,
+                Some(
+                    counter!("meridian_dns_responses_truncated_total", "transport" => tr.to_string()),
+                ),
+            )
+        };
+        let e = |p: &str| {
+            (
+                0,
+                Some(counter!("meridian_dns_ecs_queries_total", "ecs" => p.to_string())),
+            )
+        };
+        Tally {
+            layout: None,
+            truncated: [t("udp"), t("tcp")],
+            ecs: [e("present"), e("absent")],
+            dropped: (0, Some(counter!("meridian_dns_dropped_total"))),
+            pending: 0,
+            sample: 0,
+        }
+    }
+
+    /// Whether the next query's answer time should be measured (1 in 64).
+    #[inline]
+    pub fn sample_latency(&mut self) -> bool {
+        self.sample = self.sample.wrapping_add(1);
+        self.sample % LATENCY_SAMPLE == 0
+    }
+
+    /// Record a measured answer time.
+    pub fn record_latency(&mut self, transport: Transport, took: std::time::Duration) {
+        let t = transport_slot(transport);
+        let secs = took.as_secs_f64();
+        let i = ANSWER_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(ANSWER_BUCKETS.len());
+        ANSWER_DURATIONS.buckets[t][i].fetch_add(1, Ordering::Relaxed);
+        ANSWER_DURATIONS.sum_ns[t].fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Count a datagram that got no answer.
+    #[inline]
+    pub fn dropped(&mut self) {
+        self.dropped.0 += 1;
+    }
+
+    /// Count one answered query. Allocates only on the first query after a reload.
+    #[inline]
+    pub fn record(&mut self, snap: &Snapshot, o: &Outcome, transport: Transport) {
+        if self.layout.as_ref().is_none_or(|l| l.key != key_of(snap)) {
+            if let Some(l) = &mut self.layout {
+                l.flush();
+            }
+            self.layout = Some(Layout::new(snap));
+        }
+        let l = self.layout.as_mut().expect("set above");
+        let zone = o
+            .zone
+            .map_or(l.zones - 1, |z| (z as usize).min(l.zones - 1));
+        let slot = ((zone * N_QTYPES + qtype_slot(o.qtype)) * RCODES.len() + rcode_slot(o.rcode))
+            * 2
+            + transport_slot(transport);
+        l.queries[slot].0 += 1;
+        if o.truncated {
+            self.truncated[transport_slot(transport)].0 += 1;
+        }
+        self.ecs[usize::from(!o.ecs)].0 += 1;
+        if let Some(s) = &o.steered {
+            let svc = s.service as usize;
+            if let Some(a) = l.answers.get_mut(svc * l.regions + s.region as usize) {
+                a.0 += 1;
+            }
+            for e in &s.endpoints[..s.count as usize] {
+                let g = l
+                    .endpoint_base
+                    .get(e.pool as usize)
+                    .map_or(usize::MAX, |b| b + e.endpoint as usize);
+                if let Some(c) = l.endpoints.get_mut(svc * l.total_endpoints + g) {
+                    c.0 += 1;
+                }
+            }
+            let kind = match s.state {
+                SteeredState::Normal => None,
+                SteeredState::Degraded => Some(0),
+                SteeredState::Standby => Some(1),
+                SteeredState::Fallback => Some(2),
+            };
+            if let Some(k) = kind.and_then(|k| l.degraded.get_mut(svc * 3 + k)) {
+                k.0 += 1;
+            }
+        }
+        self.pending += 1;
+        if self.pending >= FLUSH_EVERY {
+            self.flush();
+        }
+    }
+
+    /// Hand every local count to the registry.
+    pub fn flush(&mut self) {
+        if let Some(l) = &mut self.layout {
+            l.flush();
+        }
+        for (n, c) in self
+            .truncated
+            .iter_mut()
+            .chain(&mut self.ecs)
+            .chain(std::iter::once(&mut self.dropped))
+        {
+            if *n > 0 {
+                if let Some(c) = c {
+                    c.increment(*n);
+                }
+                *n = 0;
+            }
+        }
+        self.pending = 0;
+    }
+
+    /// Flush if anything is waiting (call when idle).
+    pub fn flush_if_pending(&mut self) {
+        if self.pending > 0 || self.dropped.0 > 0 {
+            self.flush();
+        }
+    }
+}

@@ -3,17 +3,22 @@
 //! Runs the server's own code: the region map and GeoIP lookup place the client, the decision
 //! tables give the candidates with their health, latency, score and share, and the answer is
 //! produced by [`crate::dns::answer::respond`] on a real query packet, exactly as a worker would.
-//! The report is plain text (and the admin API will serve the same data as JSON).
+//! [`report`] gathers all of it once into a [`Report`]; the command line prints it as text
+//! ([`Report::to_text`], or [`explain`] in one step) and the admin API serves the same report as
+//! JSON ([`explain_json`]), so the two never disagree.
 
 use std::fmt::Write as _;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::{Name, Record, RecordType};
+use serde::{Serialize, Serializer};
 
 use crate::dns::answer::{MAX_MESSAGE, Peer, Snapshot, Transport, respond};
-use crate::policy::Answer;
+use crate::policy::model::PolicyKind;
+use crate::policy::rank::RankReason;
+use crate::policy::{Answer, Serving, Tier};
 
 /// What to explain.
 #[derive(Debug, Clone)]
@@ -27,26 +32,210 @@ pub struct Request {
     pub random: u64,
 }
 
-/// Explain `req` against `snap`; the report, or why it cannot be made.
+/// Everything `explain` reports about one name and client.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The name asked, fully qualified.
+    pub name: String,
+    pub client: IpAddr,
+    /// The client was presented as an EDNS Client Subnet of this prefix length.
+    pub ecs_prefix: Option<u8>,
+    pub qtype: String,
+    /// How the service decided; `None` when the name is not a service (static zone data).
+    pub service: Option<ServiceReport>,
+    /// The answer the server gives, from the real answer path.
+    pub answer: AnswerReport,
+}
+
+/// Where the client was placed and how a service's decision was made.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceReport {
+    pub name: String,
+    #[serde(serialize_with = "ser_policy")]
+    pub policy: PolicyKind,
+    /// Most endpoints per answer.
+    pub answers: usize,
+    #[serde(serialize_with = "ser_tier")]
+    pub tier: Tier,
+    /// Endpoints of the service's pools that are down or drained.
+    pub withdrawn: usize,
+    pub degraded: bool,
+    /// TTL of the decision's answers.
+    pub ttl: u32,
+    /// Whether any client region is answered differently from another.
+    pub varies_by_region: bool,
+    pub location: LocationReport,
+    pub hysteresis: Option<HysteresisReport>,
+    /// Every pool of the service, in rank order.
+    pub candidates: Vec<CandidateReport>,
+    /// The fallback answering, when nothing serves (not for fail-open `all`).
+    pub fallback: Option<FallbackReport>,
+}
+
+/// The client's placement.
+#[derive(Debug, Clone, Serialize)]
+pub struct LocationReport {
+    pub region: String,
+    /// The rule that decided: override, prefix, subdivision, country, continent, default.
+    pub source: String,
+    pub continent: Option<String>,
+    pub country: Option<String>,
+    pub subdivision: Option<String>,
+    /// Prefix length of the database network that placed the client.
+    pub network_prefix: Option<u8>,
+}
+
+/// What latency hysteresis did.
+#[derive(Debug, Clone, Serialize)]
+pub struct HysteresisReport {
+    pub incumbent: String,
+    pub incumbent_ms: f64,
+    pub challenger: String,
+    pub challenger_ms: f64,
+    pub margin_ms: f64,
+    pub switched: bool,
+}
+
+/// One candidate pool.
+#[derive(Debug, Clone, Serialize)]
+pub struct CandidateReport {
+    pub pool: String,
+    pub region: String,
+    /// Lower is better; the unit depends on the policy.
+    pub score: f64,
+    /// Why the pool scored so.
+    pub reason: Reason,
+    #[serde(skip)]
+    pub rank_reason: RankReason,
+    /// Spill level (pools the policy cannot tell apart share one).
+    pub level: usize,
+    pub healthy_fraction: f64,
+    pub keep: f64,
+    /// Share of this client region's queries the pool answers.
+    pub share: f64,
+    pub endpoints: Vec<EndpointReport>,
+}
+
+/// [`RankReason`] with names instead of indexes.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reason {
+    Configured,
+    ClientRegion,
+    FallbackRegion { position: usize },
+    OtherRegion,
+    Distance,
+    MeasuredRtt { vantage: String },
+    EstimatedRtt { distance_ms: f64, excess_ms: f64 },
+    Weighted,
+}
+
+/// One endpoint of a candidate pool.
+#[derive(Debug, Clone, Serialize)]
+pub struct EndpointReport {
+    pub name: String,
+    pub ipv4: Option<Ipv4Addr>,
+    pub ipv6: Option<Ipv6Addr>,
+    pub hostname: Option<String>,
+    pub serving: Serving,
+    /// Draw weight in the decision's tier (0 when not in it).
+    pub weight: u64,
+    pub capacity: u32,
+    pub rtt_ms: Option<f64>,
+}
+
+/// The service's fallback answer.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FallbackReport {
+    Addresses,
+    Cname { target: String },
+}
+
+/// The DNS answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnswerReport {
+    pub rcode: String,
+    pub authoritative: bool,
+    pub records: Vec<RecordReport>,
+    pub authority: Vec<RecordReport>,
+    /// The ECS scope prefix of the reply, when it carried ECS.
+    pub ecs_scope: Option<u8>,
+}
+
+/// One record of the answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordReport {
+    pub name: String,
+    pub ttl: u32,
+    #[serde(rename = "type")]
+    pub rtype: String,
+    pub data: String,
+    /// Presentation form of the whole record.
+    pub text: String,
+}
+
+impl RecordReport {
+    fn of(r: &Record) -> RecordReport {
+        RecordReport {
+            name: r.name.to_string(),
+            ttl: r.ttl,
+            rtype: r.record_type().to_string(),
+            data: r.data.to_string(),
+            text: r.to_string(),
+        }
+    }
+}
+
+/// The configuration name of a policy: "failover", "weighted", "geo", "latency", "nearest".
+pub fn policy_name(p: PolicyKind) -> &'static str {
+    match p {
+        PolicyKind::Failover => "failover",
+        PolicyKind::Weighted => "weighted",
+        PolicyKind::Geo => "geo",
+        PolicyKind::Latency => "latency",
+        PolicyKind::Nearest => "nearest",
+    }
+}
+
+/// "primary", "standby" or "fallback".
+pub fn tier_name(t: Tier) -> &'static str {
+    match t {
+        Tier::Primary => "primary",
+        Tier::Standby => "standby",
+        Tier::Fallback => "fallback",
+    }
+}
+
+fn ser_policy<S: Serializer>(p: &PolicyKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(policy_name(*p))
+}
+
+fn ser_tier<S: Serializer>(t: &Tier, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(tier_name(*t))
+}
+
+/// Explain `req` against `snap` as text; the report, or why it cannot be made.
 pub fn explain(snap: &Snapshot, req: &Request) -> Result<String, String> {
-    let mut out = String::new();
+    report(snap, req).map(|r| r.to_text())
+}
+
+/// Explain `req` against `snap` as JSON (the same report as [`explain`]).
+pub fn explain_json(snap: &Snapshot, req: &Request) -> Result<serde_json::Value, String> {
+    let r = report(snap, req)?;
+    serde_json::to_value(&r).map_err(|e| e.to_string())
+}
+
+/// Gather the report for `req` against `snap`.
+pub fn report(snap: &Snapshot, req: &Request) -> Result<Report, String> {
     let mut name = Name::from_ascii(&req.name).map_err(|e| format!("{:?}: {e}", req.name))?;
     name.set_fqdn(true);
     let lower = crate::zone::build::lower_wire(&name);
-    let _ = writeln!(out, "name      {name}");
-    let _ = writeln!(
-        out,
-        "client    {}{}",
-        req.client,
-        req.ecs_prefix
-            .map_or(String::new(), |p| format!(" (as ECS /{p})"))
-    );
-
     let service = snap
         .steering
         .as_ref()
         .and_then(|st| Some((st, st.service(&lower)?)));
-    match (service, &snap.tables) {
+    let service = match (service, &snap.tables) {
         (Some((st, svc)), Some(tables)) => {
             let def = &st.model.services[svc];
             let db = st.geo.as_ref().map(|g| g.load());
@@ -56,106 +245,114 @@ pub fn explain(snap: &Snapshot, req: &Request) -> Result<String, String> {
             };
             let placement = st.regions.locate(located, db.as_deref().map(|d| &**d));
             let region = &st.model.regions[placement.region];
-            let _ = write!(
-                out,
-                "location  region {} (by {}",
-                region.name, placement.source
-            );
-            if let Some(l) = &placement.location {
-                let _ = write!(
-                    out,
-                    "; {}",
-                    [l.continent_str(), l.country_str()]
-                        .into_iter()
-                        .flatten()
-                        .collect::<Vec<_>>()
-                        .join("/")
-                );
-                if let Some(s) = &l.subdivision {
-                    let _ = write!(out, "/{}", s.as_str());
-                }
-                let _ = write!(out, ", network /{}", l.prefix_len);
-            }
-            let _ = writeln!(out, ")");
+            let l = placement.location.as_ref();
+            let location = LocationReport {
+                region: region.name.clone(),
+                source: placement.source.to_string(),
+                continent: l.and_then(|l| l.continent_str()).map(str::to_string),
+                country: l.and_then(|l| l.country_str()).map(str::to_string),
+                subdivision: l.and_then(|l| l.subdivision.as_ref().map(|s| s.as_str().to_string())),
+                network_prefix: l.map(|l| l.prefix_len),
+            };
             let varies = tables.varies_by_region(svc);
             let decision = tables.decision(svc, if varies { placement.region } else { 0 });
             let e = &decision.explanation;
-            let _ = writeln!(
-                out,
-                "service   {} policy {:?}, answers {}, tier {:?}, {} endpoint(s) withdrawn{}",
-                def.name,
-                def.policy,
-                def.answers,
-                e.tier,
-                e.withdrawn,
-                if decision.degraded { ", DEGRADED" } else { "" }
-            );
-            if let Some(h) = &e.hysteresis {
-                let _ = writeln!(
-                    out,
-                    "hysteresis incumbent {} {:.1} ms vs challenger {} {:.1} ms (margin {:.1} ms): {}",
-                    st.model.pools[h.incumbent].name,
-                    h.incumbent_ms,
-                    st.model.pools[h.challenger].name,
-                    h.challenger_ms,
-                    h.margin_ms,
-                    if h.switched { "switched" } else { "kept" }
-                );
-            }
-            let _ = writeln!(out, "candidates (rank order):");
-            for p in &e.pools {
-                let pool = &st.model.pools[p.ranked.pool];
-                let _ = writeln!(
-                    out,
-                    "  pool {:<14} region {:<10} score {:>9.2} ({:?})  healthy {:>5.1}%  keep {:.2}  share {:>5.1}%",
-                    pool.name,
-                    st.model
-                        .regions
-                        .get(pool.region)
-                        .map_or("?", |r| r.name.as_str()),
-                    p.ranked.score,
-                    p.ranked.reason,
-                    p.healthy_fraction * 100.0,
-                    p.keep,
-                    p.share * 100.0
-                );
-                for ep in &p.endpoints {
-                    let def = &pool.endpoints[ep.endpoint];
-                    let addr = [
-                        def.ipv4.map(|a| a.to_string()),
-                        def.ipv6.map(|a| a.to_string()),
-                        def.hostname.clone(),
-                    ]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                    let _ = writeln!(
-                        out,
-                        "    {:<16} {:<34} {:<8} weight {:<4} capacity {:<4} rtt {}",
-                        def.name,
-                        addr,
-                        format!("{:?}", ep.serving).to_lowercase(),
-                        ep.weight,
-                        ep.capacity,
-                        ep.rtt_ms.map_or("-".into(), |r| format!("{r:.1} ms"))
-                    );
-                }
-            }
-            match &decision.answer {
-                Answer::Addresses { .. } => out.push_str("fallback  addresses\n"),
-                Answer::Cname(c) => {
-                    let _ = writeln!(out, "fallback  CNAME {c}");
-                }
-                Answer::Endpoints(_) => {}
-            }
+            let pool_name = |p: usize| st.model.pools[p].name.clone();
+            let region_name = |r: usize| {
+                st.model
+                    .regions
+                    .get(r)
+                    .map_or("?".to_string(), |r| r.name.clone())
+            };
+            let hysteresis = e.hysteresis.as_ref().map(|h| HysteresisReport {
+                incumbent: pool_name(h.incumbent),
+                incumbent_ms: h.incumbent_ms,
+                challenger: pool_name(h.challenger),
+                challenger_ms: h.challenger_ms,
+                margin_ms: h.margin_ms,
+                switched: h.switched,
+            });
+            let candidates = e
+                .pools
+                .iter()
+                .map(|p| {
+                    let pool = &st.model.pools[p.ranked.pool];
+                    let reason = match p.ranked.reason {
+                        RankReason::Configured => Reason::Configured,
+                        RankReason::ClientRegion => Reason::ClientRegion,
+                        RankReason::FallbackRegion { position } => {
+                            Reason::FallbackRegion { position }
+                        }
+                        RankReason::OtherRegion => Reason::OtherRegion,
+                        RankReason::Distance => Reason::Distance,
+                        RankReason::MeasuredRtt { vantage } => Reason::MeasuredRtt {
+                            vantage: region_name(vantage),
+                        },
+                        RankReason::EstimatedRtt {
+                            distance_ms,
+                            excess_ms,
+                        } => Reason::EstimatedRtt {
+                            distance_ms,
+                            excess_ms,
+                        },
+                        RankReason::Weighted => Reason::Weighted,
+                    };
+                    CandidateReport {
+                        pool: pool.name.clone(),
+                        region: region_name(pool.region),
+                        score: p.ranked.score,
+                        reason,
+                        rank_reason: p.ranked.reason,
+                        level: p.level,
+                        healthy_fraction: p.healthy_fraction,
+                        keep: p.keep,
+                        share: p.share,
+                        endpoints: p
+                            .endpoints
+                            .iter()
+                            .map(|ep| {
+                                let d = &pool.endpoints[ep.endpoint];
+                                EndpointReport {
+                                    name: d.name.clone(),
+                                    ipv4: d.ipv4,
+                                    ipv6: d.ipv6,
+                                    hostname: d.hostname.clone(),
+                                    serving: ep.serving,
+                                    weight: ep.weight,
+                                    capacity: ep.capacity,
+                                    rtt_ms: ep.rtt_ms,
+                                }
+                            })
+                            .collect(),
+                    }
+                })
+                .collect();
+            let fallback = match &decision.answer {
+                Answer::Addresses { .. } => Some(FallbackReport::Addresses),
+                Answer::Cname(c) => Some(FallbackReport::Cname { target: c.clone() }),
+                Answer::Endpoints(_) => None,
+            };
+            Some(ServiceReport {
+                name: def.name.clone(),
+                policy: def.policy,
+                answers: def.answers,
+                tier: e.tier,
+                withdrawn: e.withdrawn,
+                degraded: decision.degraded,
+                ttl: decision.ttl,
+                varies_by_region: varies,
+                location,
+                hysteresis,
+                candidates,
+                fallback,
+            })
         }
-        _ => out.push_str("static    not a service: answered from the zone data\n"),
-    }
+        _ => None,
+    };
 
     // The answer, from the real answer path.
     let mut msg = Message::new(0x4d45, MessageType::Query, OpCode::Query);
-    msg.add_query(Query::query(name, req.qtype));
+    msg.add_query(Query::query(name.clone(), req.qtype));
     let mut edns = Edns::new();
     edns.set_max_payload(1232);
     if let Some(p) = req.ecs_prefix {
@@ -177,32 +374,150 @@ pub fn explain(snap: &Snapshot, req: &Request) -> Result<String, String> {
     };
     let outcome = respond(snap, &packet, peer, &mut q, &mut buf).ok_or("no response")?;
     let reply = Message::from_vec(&buf[..outcome.len]).map_err(|e| e.to_string())?;
-    let _ = writeln!(
-        out,
-        "answer    {} ({})",
-        reply.metadata.response_code,
-        if reply.metadata.authoritative {
-            "authoritative"
-        } else {
-            "not authoritative"
-        }
-    );
-    for r in &reply.answers {
-        let _ = writeln!(out, "  {r}");
-    }
-    for r in &reply.authorities {
-        let _ = writeln!(out, "  authority: {r}");
-    }
-    let scope = reply.edns.as_ref().and_then(|e| {
+    let ecs_scope = reply.edns.as_ref().and_then(|e| {
         match e.option(hickory_proto::rr::rdata::opt::EdnsCode::Subnet) {
             Some(EdnsOption::Subnet(s)) => Some(s.scope_prefix()),
             _ => None,
         }
     });
-    if let Some(s) = scope {
-        let _ = writeln!(out, "ecs scope /{s}");
+    Ok(Report {
+        name: name.to_string(),
+        client: req.client,
+        ecs_prefix: req.ecs_prefix,
+        qtype: req.qtype.to_string(),
+        service,
+        answer: AnswerReport {
+            rcode: reply.metadata.response_code.to_string(),
+            authoritative: reply.metadata.authoritative,
+            records: reply.answers.iter().map(RecordReport::of).collect(),
+            authority: reply.authorities.iter().map(RecordReport::of).collect(),
+            ecs_scope,
+        },
+    })
+}
+
+impl Report {
+    /// The report as `meridian explain` prints it.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "name      {}", self.name);
+        let _ = writeln!(
+            out,
+            "client    {}{}",
+            self.client,
+            self.ecs_prefix
+                .map_or(String::new(), |p| format!(" (as ECS /{p})"))
+        );
+        match &self.service {
+            Some(s) => s.write_text(&mut out),
+            None => out.push_str("static    not a service: answered from the zone data\n"),
+        }
+        let a = &self.answer;
+        let _ = writeln!(
+            out,
+            "answer    {} ({})",
+            a.rcode,
+            if a.authoritative {
+                "authoritative"
+            } else {
+                "not authoritative"
+            }
+        );
+        for r in &a.records {
+            let _ = writeln!(out, "  {}", r.text);
+        }
+        for r in &a.authority {
+            let _ = writeln!(out, "  authority: {}", r.text);
+        }
+        if let Some(s) = a.ecs_scope {
+            let _ = writeln!(out, "ecs scope /{s}");
+        }
+        out
     }
-    Ok(out)
+}
+
+impl ServiceReport {
+    fn write_text(&self, out: &mut String) {
+        let l = &self.location;
+        let _ = write!(out, "location  region {} (by {}", l.region, l.source);
+        if let Some(prefix) = l.network_prefix {
+            let place = [l.continent.as_deref(), l.country.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("/");
+            let _ = write!(out, "; {place}");
+            if let Some(s) = &l.subdivision {
+                let _ = write!(out, "/{s}");
+            }
+            let _ = write!(out, ", network /{prefix}");
+        }
+        let _ = writeln!(out, ")");
+        let _ = writeln!(
+            out,
+            "service   {} policy {:?}, answers {}, tier {:?}, {} endpoint(s) withdrawn{}",
+            self.name,
+            self.policy,
+            self.answers,
+            self.tier,
+            self.withdrawn,
+            if self.degraded { ", DEGRADED" } else { "" }
+        );
+        if let Some(h) = &self.hysteresis {
+            let _ = writeln!(
+                out,
+                "hysteresis incumbent {} {:.1} ms vs challenger {} {:.1} ms (margin {:.1} ms): {}",
+                h.incumbent,
+                h.incumbent_ms,
+                h.challenger,
+                h.challenger_ms,
+                h.margin_ms,
+                if h.switched { "switched" } else { "kept" }
+            );
+        }
+        let _ = writeln!(out, "candidates (rank order):");
+        for p in &self.candidates {
+            let _ = writeln!(
+                out,
+                "  pool {:<14} region {:<10} score {:>9.2} ({:?})  healthy {:>5.1}%  keep {:.2}  share {:>5.1}%",
+                p.pool,
+                p.region,
+                p.score,
+                p.rank_reason,
+                p.healthy_fraction * 100.0,
+                p.keep,
+                p.share * 100.0
+            );
+            for ep in &p.endpoints {
+                let addr = [
+                    ep.ipv4.map(|a| a.to_string()),
+                    ep.ipv6.map(|a| a.to_string()),
+                    ep.hostname.clone(),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
+                let _ = writeln!(
+                    out,
+                    "    {:<16} {:<34} {:<8} weight {:<4} capacity {:<4} rtt {}",
+                    ep.name,
+                    addr,
+                    format!("{:?}", ep.serving).to_lowercase(),
+                    ep.weight,
+                    ep.capacity,
+                    ep.rtt_ms.map_or("-".into(), |r| format!("{r:.1} ms"))
+                );
+            }
+        }
+        match &self.fallback {
+            Some(FallbackReport::Addresses) => out.push_str("fallback  addresses\n"),
+            Some(FallbackReport::Cname { target }) => {
+                let _ = writeln!(out, "fallback  CNAME {target}");
+            }
+            None => {}
+        }
+    }
 }
 
 /// The network of `ip` at `prefix` bits.

@@ -7,10 +7,12 @@
 //! - [`zone`]: static zones from RFC 1035 master files, checked and held in wire form.
 //! - [`dns`]: query parsing, the answer engine, and the UDP/TCP servers.
 //! - [`server`]: starts the sockets and workers, publishes snapshots (reload), shuts down.
+//! - [`admin`]: the admin HTTP API: status, explain, metrics, overrides, reload.
 //!
 //! Still to come (see README.md): health checking, GeoIP and the policy engine, metrics and the
 //! admin API, zone transfers.
 
+pub mod admin;
 pub mod config;
 pub mod control;
 pub mod dns;

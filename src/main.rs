@@ -50,7 +50,8 @@ enum Command {
     },
     /// Explain how NAME is answered for CLIENT-IP: location, region, every candidate with its
     /// health, latency, score and share, and the answer with its TTL and ECS scope. Runs the
-    /// server's code against the configuration (health as at start-up: every endpoint up).
+    /// server's code against the configuration (health as at start-up: every endpoint up), or,
+    /// with --server, asks a running server's admin API (its live health).
     Explain {
         /// Configuration file.
         #[arg(long, short, default_value = "config/meridian.toml")]
@@ -65,6 +66,10 @@ enum Command {
         /// Present the client as an EDNS Client Subnet of this prefix length.
         #[arg(long)]
         ecs: Option<u8>,
+        /// Admin API of a running server, e.g. http://127.0.0.1:9353: explain with its live
+        /// health instead of loading the configuration.
+        #[arg(long)]
+        server: Option<String>,
     },
     /// Load and validate the configuration and every zone; print every problem found.
     Check {
@@ -130,14 +135,28 @@ fn main() -> ExitCode {
             client,
             qtype,
             ecs,
+            server,
         } => {
-            let qtype = match std::str::FromStr::from_str(&qtype.to_ascii_uppercase()) {
-                Ok(t) => t,
-                Err(_) => {
-                    eprintln!("unknown query type {qtype}");
-                    return ExitCode::from(EXIT_CONFIG);
-                }
-            };
+            let qtype: hickory_proto::rr::RecordType =
+                match std::str::FromStr::from_str(&qtype.to_ascii_uppercase()) {
+                    Ok(t) => t,
+                    Err(_) => {
+                        eprintln!("unknown query type {qtype}");
+                        return ExitCode::from(EXIT_CONFIG);
+                    }
+                };
+            if let Some(server) = server {
+                return match explain_remote(&server, &name, client, qtype, ecs) {
+                    Ok(text) => {
+                        print!("{text}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("{e}");
+                        ExitCode::FAILURE
+                    }
+                };
+            }
             let snap = match load(&config) {
                 Ok((_, snap)) => snap,
                 Err(errors) => {
@@ -200,6 +219,60 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `explain --server`: the text report from a running server's admin API (`GET /explain`).
+fn explain_remote(
+    server: &str,
+    name: &str,
+    client: std::net::IpAddr,
+    qtype: hickory_proto::rr::RecordType,
+    ecs: Option<u8>,
+) -> Result<String, String> {
+    let base = if server.ends_with('/') {
+        server.to_string()
+    } else {
+        format!("{server}/")
+    };
+    let mut url = reqwest::Url::parse(&base)
+        .and_then(|u| u.join("explain"))
+        .map_err(|e| format!("--server {server:?}: {e}"))?;
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("name", name)
+            .append_pair("client", &client.to_string())
+            .append_pair("qtype", &qtype.to_string())
+            .append_pair("format", "text");
+        if let Some(p) = ecs {
+            q.append_pair("ecs", &p.to_string());
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    rt.block_on(async {
+        let http = meridian::health::probe::http::plain_client().map_err(|e| e.to_string())?;
+        let response = http
+            .get(url)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| format!("{server}: {e}"))?;
+        let status = response.status();
+        let body = response
+            .text()
+            .await
+            .map_err(|e| format!("{server}: {e}"))?;
+        if status.is_success() {
+            return Ok(body);
+        }
+        let message = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("error")?.as_str().map(str::to_string))
+            .unwrap_or(body);
+        Err(format!("{server}: {status}: {message}"))
+    })
 }
 
 fn set_override(

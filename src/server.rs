@@ -37,6 +37,8 @@ pub struct Server {
     cancel: CancellationToken,
     tracker: TaskTracker,
     control: Control,
+    /// Admin API: the address bound, when `[admin] listen` is configured.
+    admin_addr: Option<SocketAddr>,
 }
 
 /// Bind every UDP worker socket and the TCP listener for one address, on one port.
@@ -104,6 +106,7 @@ impl Server {
             udp_workers: Vec::new(),
             cancel,
             tracker,
+            admin_addr: None,
         };
         for &addr in &config.listen {
             let (sockets, listener) = match bind_address(addr, config.workers) {
@@ -137,7 +140,36 @@ impl Server {
                 server.tracker.clone(),
             ));
         }
+        // --- Admin API (src/admin): bind and serve when `[admin] listen` is set. -------------
+        if let Some(admin) = &config.admin {
+            let listener = match crate::admin::bind(admin.listen) {
+                Ok(l) => l,
+                Err(e) => {
+                    server.stop_workers();
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("cannot listen on {} (admin API): {e}", admin.listen),
+                    ));
+                }
+            };
+            let bound = listener.local_addr()?;
+            server.admin_addr = Some(bound);
+            tracing::info!(admin = %bound, token = admin.token.is_some(), "admin API listening");
+            server.tracker.spawn(crate::admin::serve(
+                listener,
+                server.control.clone(),
+                admin.clone(),
+                server.cancel.clone(),
+                server.tracker.clone(),
+            ));
+        }
+        // --- end admin API -------------------------------------------------------------------
         Ok(server)
+    }
+
+    /// The admin API's bound address, when `[admin] listen` is configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// UDP addresses actually bound, in the order of the configured listen addresses.
@@ -292,6 +324,18 @@ async fn refresh_gauges(control: Control, cancel: CancellationToken) {
             metrics::gauge!("meridian_health_endpoint_up", &labels).set(if up { 1.0 } else { 0.0 });
             metrics::gauge!("meridian_health_endpoint_state_seconds", &labels)
                 .set(now.saturating_duration_since(e.since).as_secs_f64());
+            let active = e
+                .override_kind
+                .filter(|(_, until)| until.is_none_or(|u| u > now))
+                .map(|(k, _)| k);
+            for (kind, name) in [
+                (crate::health::state::OverrideKind::Drain, "drain"),
+                (crate::health::state::OverrideKind::ForceUp, "force-up"),
+                (crate::health::state::OverrideKind::ForceDown, "force-down"),
+            ] {
+                metrics::gauge!("meridian_health_endpoint_override", "endpoint" => e.name.clone(), "kind" => name)
+                    .set(if active == Some(kind) { 1.0 } else { 0.0 });
+            }
         }
         metrics::gauge!("meridian_config_generation").set(control.generation() as f64);
         let (ok, failed) = control.reload_counts();

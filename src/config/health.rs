@@ -111,7 +111,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => n * 3600.0,
         u => return Err(format!("unknown unit {u:?} in {s:?} (ms, s, m, h)")),
     };
-    Ok(Duration::from_secs_f64(secs))
+    // Out of range (a number too long for a Duration) is an error, not a panic.
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is too long a duration"))
 }
 
 /// Undo the escapes accepted in `send` and `expect`.

@@ -6,6 +6,7 @@
 //! server answers from. Neither step touches a running server: a reload that fails changes
 //! nothing.
 
+pub mod admin;
 mod error;
 pub mod health;
 pub mod policy;
@@ -61,6 +62,9 @@ pub struct RawConfig {
     /// Dynamic names answered by the policy engine.
     #[serde(default, rename = "service")]
     pub services: Vec<policy::ServiceConfig>,
+    /// The admin HTTP API: listen address and token.
+    #[serde(default)]
+    pub admin: admin::AdminConfig,
 }
 
 /// The `[dns]` table.
@@ -143,6 +147,10 @@ pub struct Config {
     pub webhooks: Vec<Webhook>,
     /// Regions, pools and services for the policy engine, and how clients are located.
     pub steering: policy::Steering,
+    /// The admin HTTP API, when `[admin] listen` is set.
+    pub admin: Option<admin::Admin>,
+    /// Line and column of each service's name, for errors found when zones are loaded.
+    pub service_at: Vec<(usize, usize)>,
 }
 
 /// A zone to load.
@@ -267,6 +275,9 @@ impl Config {
                 .into_iter()
                 .map(|(offset, msg)| ConfigError::at(path, text, offset, msg)),
         );
+        let admin = admin::compile(&raw.admin, &mut |offset, msg| {
+            errors.push(ConfigError::at(path, text, offset, msg))
+        });
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -286,6 +297,12 @@ impl Config {
             state_file: raw.health.state_file.as_ref().map(|f| base.join(f)),
             webhooks,
             steering,
+            admin,
+            service_at: raw
+                .services
+                .iter()
+                .map(|s| error::line_col(text, s.name.span().start))
+                .collect(),
         })
     }
 
@@ -306,39 +323,46 @@ impl Config {
         let (steering, tables) = if self.steering.services.is_empty() {
             (None, None)
         } else {
-            let mut problems = Vec::new();
-            for s in &self.steering.services {
+            let mut errors = Vec::new();
+            for (i, s) in self.steering.services.iter().enumerate() {
                 let wire = crate::zone::build::name_wire_str(&s.name, true);
                 let mut name = crate::dns::wire::NameBuf::default();
                 name.set_wire(&wire);
-                match catalog.find(&name) {
-                    None => problems.push(format!(
+                let problem = match catalog.find(&name).map(|z| (z, z.lookup(&name, 1))) {
+                    None => Some(format!(
                         "service {:?} is not inside any served zone",
                         s.name
                     )),
-                    Some(z) => {
-                        if let crate::zone::Lookup::Found {
+                    Some((
+                        z,
+                        crate::zone::Lookup::Found {
                             node,
                             wildcard: false,
-                        } = z.lookup(&name, 1)
-                        {
-                            if !node.rrsets.is_empty() {
-                                problems.push(format!(
-                                    "service {:?}: the zone {} also has records at that name",
-                                    s.name, z.origin
-                                ));
-                            }
-                        }
-                    }
+                        },
+                    )) if !node.rrsets.is_empty() => Some(format!(
+                        "service {:?}: the zone {} also has records at that name",
+                        s.name, z.origin
+                    )),
+                    Some((z, crate::zone::Lookup::Referral { cut })) => Some(format!(
+                        "service {:?} is at or below the delegation {} in zone {}: the child zone's servers answer it",
+                        s.name,
+                        crate::zone::build::wire_to_text(&cut.name),
+                        z.origin
+                    )),
+                    _ => None,
+                };
+                if let Some(message) = problem {
+                    let (line, column) = self.service_at.get(i).copied().unwrap_or((0, 0));
+                    errors.push(ConfigError::At {
+                        file: self.path.clone(),
+                        line,
+                        column,
+                        message,
+                    });
                 }
             }
-            if !problems.is_empty() {
-                return Err(ConfigErrors(
-                    problems
-                        .into_iter()
-                        .map(|m| ConfigError::io(&self.path, m))
-                        .collect(),
-                ));
+            if !errors.is_empty() {
+                return Err(ConfigErrors(errors));
             }
             let st = crate::steering::Steering::new(self.steering.clone())
                 .map_err(|e| ConfigErrors::one(ConfigError::io(&self.path, e.to_string())))?;

@@ -284,7 +284,33 @@ impl Monitor {
         }
         self.save_overrides();
         self.shared.version.send_modify(|v| *v += 1);
+        if let (Some(_), Some(until)) = (kind, ttl.and_then(|t| now.checked_add(t))) {
+            self.wake_at(until);
+        }
         Ok(())
+    }
+
+    /// Tell subscribers (the table rebuilder) that serving state changes at `at`: an override
+    /// expires lazily, when `serving` is next read, and no probe result marks the moment, so
+    /// without this the tables would keep a drained endpoint out until the next periodic rebuild.
+    /// A wake for an override replaced meanwhile costs one needless rebuild.
+    fn wake_at(&self, at: Instant) {
+        let shared = Arc::downgrade(&self.shared);
+        let cancel = self.shared.cancel.clone();
+        let at = tokio::time::Instant::from_std(at);
+        self.shared.tracker.spawn_on(
+            async move {
+                tokio::select! {
+                    _ = cancel.cancelled() => {}
+                    _ = tokio::time::sleep_until(at) => {
+                        if let Some(sh) = shared.upgrade() {
+                            sh.version.send_modify(|v| *v += 1);
+                        }
+                    }
+                }
+            },
+            &self.shared.runtime,
+        );
     }
 
     /// Make the in-memory overrides what the state file says (at start and on every reload).
@@ -298,6 +324,7 @@ impl Monitor {
             Err(e) => return tracing::error!("overrides unchanged: {e}"),
         };
         let (now, unix) = (Instant::now(), unix_now());
+        let mut expiries = Vec::new();
         let mut map = self.shared.endpoints.lock().expect("health lock");
         for (name, e) in map.iter_mut() {
             match saved.get(name) {
@@ -307,15 +334,22 @@ impl Monitor {
                 Some(SavedOverride {
                     kind,
                     expires: Some(t),
-                }) => e
-                    .health
-                    .set_override(*kind, Some(now + Duration::from_secs(t - unix)), now),
+                }) => {
+                    // An expiry too far to represent is no expiry.
+                    let until = now.checked_add(Duration::from_secs(t - unix));
+                    expiries.extend(until);
+                    e.health.set_override(*kind, until, now)
+                }
                 Some(SavedOverride {
                     kind,
                     expires: None,
                 }) => e.health.set_override(*kind, None, now),
                 None => e.health.clear_override(),
             }
+        }
+        drop(map);
+        for until in expiries {
+            self.wake_at(until);
         }
     }
 

@@ -1,0 +1,485 @@
+//! Routing and the request handlers of the admin API (see [`super`] for the table of routes).
+//!
+//! Every input is untrusted: paths, query strings and headers are checked and a bad one is
+//! answered with a JSON `{"error": "..."}` and a 4xx status, never a panic.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use hickory_proto::rr::RecordType;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use serde::Serialize;
+use serde_json::json;
+
+use super::{Api, BODY_LIMIT, BODY_TIMEOUT};
+use crate::config::health::parse_duration;
+use crate::health::state::OverrideKind;
+
+/// Longest override expiry accepted (a year): beyond it an expiry is a mistake.
+const MAX_EXPIRY: Duration = Duration::from_secs(366 * 24 * 3600);
+
+type Reply = Response<Full<Bytes>>;
+
+/// An error answer: status and message.
+#[derive(Debug)]
+struct Fail(StatusCode, String);
+
+impl Fail {
+    fn bad(msg: impl Into<String>) -> Fail {
+        Fail(StatusCode::BAD_REQUEST, msg.into())
+    }
+}
+
+fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn json_reply(status: StatusCode, v: &impl Serialize) -> Reply {
+    let (status, mut body) = match serde_json::to_vec_pretty(v) {
+        Ok(body) => (status, body),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({ "error": format!("cannot serialize the answer: {e}") })
+                .to_string()
+                .into_bytes(),
+        ),
+    };
+    body.push(b'\n');
+    reply(status, "application/json", body)
+}
+
+fn text_reply(status: StatusCode, text: impl Into<Bytes>) -> Reply {
+    reply(status, "text/plain; charset=utf-8", text)
+}
+
+fn error_reply(Fail(status, msg): Fail) -> Reply {
+    json_reply(status, &json!({ "error": msg }))
+}
+
+/// Answer one request.
+pub(super) async fn handle(api: &Api, req: Request<Incoming>) -> Reply {
+    match route(api, req).await {
+        Ok(r) => r,
+        Err(f) => error_reply(f),
+    }
+}
+
+/// The routes, parsed from the path.
+enum Route<'a> {
+    Healthz,
+    Readyz,
+    Metrics,
+    Status,
+    Explain,
+    Reload,
+    /// `/endpoints/{name}/{action}`, both still percent-encoded.
+    Override(&'a str, &'a str),
+}
+
+impl Route<'_> {
+    fn parse(path: &str) -> Option<Route<'_>> {
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        Some(match segments.as_slice() {
+            ["healthz"] => Route::Healthz,
+            ["readyz"] => Route::Readyz,
+            ["metrics"] => Route::Metrics,
+            ["status"] => Route::Status,
+            ["explain"] => Route::Explain,
+            ["reload"] => Route::Reload,
+            ["endpoints", name, action] => Route::Override(name, action),
+            _ => return None,
+        })
+    }
+
+    fn mutating(&self) -> bool {
+        matches!(self, Route::Reload | Route::Override(..))
+    }
+}
+
+async fn route(api: &Api, req: Request<Incoming>) -> Result<Reply, Fail> {
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let route = Route::parse(&path)
+        .ok_or_else(|| Fail(StatusCode::NOT_FOUND, format!("no route {path}")))?;
+    let (want, allow_header) = match route.mutating() {
+        true => (Method::POST, "POST"),
+        false => (Method::GET, "GET"),
+    };
+    if req.method() != want {
+        let mut r = error_reply(Fail(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{path} takes {want}, not {}", req.method()),
+        ));
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow_header));
+        return Ok(r);
+    }
+    if route.mutating()
+        && let Err(f) = authorize(api, &req)
+    {
+        let challenge = f.0 == StatusCode::UNAUTHORIZED;
+        let mut r = error_reply(f);
+        if challenge {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        return Ok(r);
+    }
+    read_body(req.into_body()).await?;
+    let params = parse_query(&query)?;
+    // Every route but these two takes no parameters.
+    if !matches!(route, Route::Explain | Route::Override(..)) {
+        no_params(&params)?;
+    }
+    match route {
+        Route::Healthz => Ok(text_reply(StatusCode::OK, "ok\n")),
+        Route::Readyz => readyz(api),
+        Route::Metrics => Ok(reply(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            crate::metrics::render(),
+        )),
+        Route::Status => Ok(json_reply(
+            StatusCode::OK,
+            &super::status::status(&api.control),
+        )),
+        Route::Explain => explain(api, &params),
+        Route::Reload => reload(api).await,
+        Route::Override(name, action) => set_override(api, name, action, &params),
+    }
+}
+
+/// Mutating calls need the bearer token when one is configured, else a loopback listener.
+fn authorize(api: &Api, req: &Request<Incoming>) -> Result<(), Fail> {
+    let unauthorized = |m: &str| Fail(StatusCode::UNAUTHORIZED, m.to_string());
+    let Some(token) = &api.token else {
+        return if api.loopback {
+            Ok(())
+        } else {
+            // The configuration refuses this; refuse again rather than trust it.
+            Err(Fail(
+                StatusCode::FORBIDDEN,
+                "no admin token configured on a public listener".into(),
+            ))
+        };
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| unauthorized("a bearer token is required"))?;
+    let given = given
+        .as_bytes()
+        .strip_prefix(b"Bearer ")
+        .ok_or_else(|| unauthorized("a bearer token is required"))?;
+    if constant_time_eq(given.trim_ascii(), token.as_bytes()) {
+        Ok(())
+    } else {
+        Err(unauthorized("wrong bearer token"))
+    }
+}
+
+/// Compare without an early exit on the first differing byte (the length is not secret).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Read (and drop) the body, bounded in size and time.
+async fn read_body(body: Incoming) -> Result<(), Fail> {
+    match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, BODY_LIMIT).collect()).await {
+        Err(_) => Err(Fail(
+            StatusCode::REQUEST_TIMEOUT,
+            "request body not received in time".into(),
+        )),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(Fail(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body over {BODY_LIMIT} bytes"),
+        )),
+        Ok(Err(e)) => Err(Fail::bad(format!("request body: {e}"))),
+        Ok(Ok(_)) => Ok(()),
+    }
+}
+
+/// Query parameters, percent-decoded; a parameter given twice is an error.
+fn parse_query(q: &str) -> Result<Vec<(String, String)>, Fail> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for pair in q.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let (k, v) = (decode(k, true)?, decode(v, true)?);
+        if out.iter().any(|(o, _)| *o == k) {
+            return Err(Fail::bad(format!("parameter {k:?} given twice")));
+        }
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+/// Percent-decoding (and, in query strings, `+` as space); the result must be UTF-8.
+fn decode(s: &str, plus_is_space: bool) -> Result<String, Fail> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = b
+                    .get(i + 1..i + 3)
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| Fail::bad(format!("bad percent-encoding in {s:?}")))?;
+                out.push(hex);
+                i += 3;
+            }
+            b'+' if plus_is_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| Fail::bad(format!("{s:?} is not UTF-8")))
+}
+
+fn no_params(params: &[(String, String)]) -> Result<(), Fail> {
+    allow(params, &[])
+}
+
+/// Refuse parameters outside `known`.
+fn allow(params: &[(String, String)], known: &[&str]) -> Result<(), Fail> {
+    match params.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        Some((k, _)) if known.is_empty() => Err(Fail::bad(format!(
+            "unknown parameter {k:?}: this route takes none"
+        ))),
+        Some((k, _)) => Err(Fail::bad(format!(
+            "unknown parameter {k:?} (known: {})",
+            known.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+fn readyz(api: &Api) -> Result<Reply, Fail> {
+    if api.control.ready() {
+        return Ok(text_reply(StatusCode::OK, "ok\n"));
+    }
+    let pending: Vec<String> = api
+        .control
+        .monitor()
+        .status()
+        .into_iter()
+        .filter(|s| s.health == crate::health::state::Health::Unknown)
+        .map(|s| s.name)
+        .collect();
+    let shown = pending
+        .iter()
+        .take(10)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    let more = pending.len().saturating_sub(10);
+    Err(Fail(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "not ready: health checks have no first verdict yet ({} endpoint(s): {shown}{})",
+            pending.len(),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ),
+    ))
+}
+
+fn explain(api: &Api, params: &[(String, String)]) -> Result<Reply, Fail> {
+    allow(params, &["name", "client", "ecs", "qtype", "format"])?;
+    let name = param(params, "name").ok_or_else(|| Fail::bad("name is required"))?;
+    if name.is_empty() || name.len() > 255 {
+        return Err(Fail::bad("name must be 1 to 255 characters"));
+    }
+    let client = param(params, "client").ok_or_else(|| Fail::bad("client is required"))?;
+    let client = IpAddr::from_str(client)
+        .map_err(|_| Fail::bad(format!("client {client:?} is not an IP address")))?;
+    let ecs_prefix = match param(params, "ecs") {
+        None => None,
+        Some(p) => {
+            let max = if client.is_ipv4() { 32 } else { 128 };
+            match p.parse::<u8>() {
+                Ok(n) if n <= max => Some(n),
+                _ => {
+                    return Err(Fail::bad(format!(
+                        "ecs {p:?} is not a prefix length 0..={max}"
+                    )));
+                }
+            }
+        }
+    };
+    let qtype = param(params, "qtype").unwrap_or("A");
+    let qtype = RecordType::from_str(&qtype.to_ascii_uppercase())
+        .map_err(|_| Fail::bad(format!("unknown query type {qtype:?}")))?;
+    let text = match param(params, "format") {
+        None | Some("json") => false,
+        Some("text") => true,
+        Some(f) => return Err(Fail::bad(format!("format {f:?}: json or text"))),
+    };
+    let req = crate::explain::Request {
+        name: name.to_string(),
+        client,
+        qtype,
+        ecs_prefix,
+        random: 0,
+    };
+    let snap = api.control.snapshot();
+    let report = crate::explain::report(&snap, &req).map_err(Fail::bad)?;
+    if text {
+        return Ok(text_reply(StatusCode::OK, report.to_text()));
+    }
+    Ok(json_reply(StatusCode::OK, &report))
+}
+
+async fn reload(api: &Api) -> Result<Reply, Fail> {
+    let control = api.control.clone();
+    // Parsing and loading zones is blocking file I/O: keep it off the async workers.
+    let result = tokio::task::spawn_blocking(move || control.reload())
+        .await
+        .map_err(|e| Fail(StatusCode::INTERNAL_SERVER_ERROR, format!("reload: {e}")))?;
+    match result {
+        Ok(r) => Ok(json_reply(
+            StatusCode::OK,
+            &json!({"generation": r.generation, "needs_restart": r.needs_restart}),
+        )),
+        Err(errors) => {
+            let generation = api.control.generation();
+            Ok(json_reply(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &json!({
+                    "error": format!(
+                        "configuration refused ({} problem(s)); generation {generation} keeps serving",
+                        errors.0.len()
+                    ),
+                    "errors": errors.0.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+                    "generation": generation,
+                }),
+            ))
+        }
+    }
+}
+
+fn set_override(
+    api: &Api,
+    name: &str,
+    action: &str,
+    params: &[(String, String)],
+) -> Result<Reply, Fail> {
+    allow(params, &["expires"])?;
+    let name = decode(name, false)?;
+    let kind = match action {
+        "drain" => Some(OverrideKind::Drain),
+        "force-up" => Some(OverrideKind::ForceUp),
+        "force-down" => Some(OverrideKind::ForceDown),
+        "undrain" | "clear" => None,
+        _ => {
+            return Err(Fail(
+                StatusCode::NOT_FOUND,
+                format!("no action {action:?}: drain, undrain, force-up, force-down or clear"),
+            ));
+        }
+    };
+    let ttl = match param(params, "expires") {
+        None => None,
+        Some(_) if kind.is_none() => {
+            return Err(Fail::bad(format!("{action} takes no expiry")));
+        }
+        Some(s) => {
+            let d = parse_duration(s).map_err(|e| Fail::bad(format!("expires: {e}")))?;
+            if d.is_zero() || d > MAX_EXPIRY {
+                return Err(Fail::bad(format!(
+                    "expires: {s:?} must be above 0 and at most 366 days"
+                )));
+            }
+            Some(d)
+        }
+    };
+    let monitor = api.control.monitor();
+    monitor
+        .set_override(&name, kind, ttl)
+        .map_err(|e| Fail(StatusCode::NOT_FOUND, e))?;
+    let now = Instant::now();
+    let status = monitor
+        .status()
+        .iter()
+        .find(|s| s.name == name)
+        .map(|s| super::status::endpoint_json(s, now));
+    Ok(json_reply(
+        StatusCode::OK,
+        &OverrideReply {
+            endpoint: &name,
+            action,
+            kind,
+            expires_in_seconds: ttl.map(|t| t.as_secs_f64()),
+            status,
+        },
+    ))
+}
+
+/// The answer to an override call: what was set, and the endpoint's state after it.
+#[derive(Serialize)]
+struct OverrideReply<'a> {
+    endpoint: &'a str,
+    action: &'a str,
+    /// The override now in force (`null` after undrain/clear).
+    #[serde(rename = "override")]
+    kind: Option<OverrideKind>,
+    expires_in_seconds: Option<f64>,
+    status: Option<super::status::EndpointJson>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings() {
+        let p = parse_query("name=www.example.com&client=2001%3adb8%3A%3A1&x=a+b").unwrap();
+        assert_eq!(param(&p, "client"), Some("2001:db8::1"));
+        assert_eq!(param(&p, "x"), Some("a b"));
+        assert!(parse_query("a=1&a=2").is_err());
+        assert!(parse_query("a=%zz").is_err());
+        assert!(parse_query("a=%").is_err());
+        assert!(parse_query("a=%+1").is_err());
+        assert_eq!(decode("a+b%2B", false).unwrap(), "a+b+");
+        assert!(parse_query("a=%ff").is_err(), "not UTF-8");
+        assert!(parse_query("").unwrap().is_empty());
+        assert!(allow(&p, &["name", "client"]).is_err());
+    }
+
+    #[test]
+    fn token_compare() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}

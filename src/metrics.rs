@@ -130,7 +130,7 @@ fn describe() {
     );
     describe_counter!(
         "meridian_policy_answers_total",
-        "Steered answers by service and client region."
+        "Steered answers by service and client region (region \"any\" when the answer is the same everywhere and the client is not located)."
     );
     describe_counter!(
         "meridian_policy_endpoint_answers_total",
@@ -138,7 +138,7 @@ fn describe() {
     );
     describe_counter!(
         "meridian_policy_degraded_answers_total",
-        "Steered answers from a degraded decision, by service and kind (spill, standby, fallback)."
+        "Steered answers from a degraded decision, by service and kind: withdrawn (endpoints down or drained, no spill), spill (part of the region's traffic goes to other pools), standby, fallback."
     );
     describe_counter!(
         "meridian_policy_table_rebuilds_total",
@@ -161,6 +161,10 @@ fn describe() {
         "meridian_health_endpoint_state_seconds",
         Unit::Seconds,
         "Time since the endpoint's health last changed."
+    );
+    describe_gauge!(
+        "meridian_health_endpoint_override",
+        "1 for the manual override in force on the endpoint (kind drain, force-up or force-down), else 0."
     );
     describe_counter!(
         "meridian_health_probes_total",
@@ -244,14 +248,14 @@ struct Layout {
     key: (usize, usize),
     zones: usize,
     queries: Vec<(u64, Counter)>,
-    /// Per service × region.
+    /// Per service × (region, then "any").
     answers: Vec<(u64, Counter)>,
     regions: usize,
     /// Per service × endpoint (global endpoint index).
     endpoints: Vec<(u64, Counter)>,
     endpoint_base: Vec<usize>,
     total_endpoints: usize,
-    /// Per service × [spill, standby, fallback].
+    /// Per service × [withdrawn, spill, standby, fallback].
     degraded: Vec<(u64, Counter)>,
 }
 
@@ -295,14 +299,19 @@ impl Layout {
         let (mut regions, mut total_endpoints) = (0, 0);
         if let Some(st) = &snap.steering {
             let m = &st.model;
-            regions = m.regions.len();
+            regions = m.regions.len() + 1;
             for p in &m.pools {
                 endpoint_base.push(total_endpoints);
                 total_endpoints += p.endpoints.len();
             }
             for s in &m.services {
-                for r in &m.regions {
-                    let labels = [("service", s.name.clone()), ("region", r.name.clone())];
+                for r in m
+                    .regions
+                    .iter()
+                    .map(|r| r.name.clone())
+                    .chain(["any".to_string()])
+                {
+                    let labels = [("service", s.name.clone()), ("region", r)];
                     answers.push((0, counter!("meridian_policy_answers_total", &labels)));
                 }
                 for p in &m.pools {
@@ -318,7 +327,7 @@ impl Layout {
                         ));
                     }
                 }
-                for kind in ["spill", "standby", "fallback"] {
+                for kind in ["withdrawn", "spill", "standby", "fallback"] {
                     let labels = [("service", s.name.clone()), ("kind", kind.to_string())];
                     degraded.push((
                         0,
@@ -448,7 +457,12 @@ impl Tally {
         self.ecs[usize::from(!o.ecs)].0 += 1;
         if let Some(s) = &o.steered {
             let svc = s.service as usize;
-            if let Some(a) = l.answers.get_mut(svc * l.regions + s.region as usize) {
+            let region = if s.region == crate::dns::answer::ANY_REGION {
+                l.regions - 1
+            } else {
+                s.region as usize
+            };
+            if let Some(a) = l.answers.get_mut(svc * l.regions + region) {
                 a.0 += 1;
             }
             for e in &s.endpoints[..s.count as usize] {
@@ -462,11 +476,12 @@ impl Tally {
             }
             let kind = match s.state {
                 SteeredState::Normal => None,
-                SteeredState::Degraded => Some(0),
-                SteeredState::Standby => Some(1),
-                SteeredState::Fallback => Some(2),
+                SteeredState::Withdrawn => Some(0),
+                SteeredState::Spill => Some(1),
+                SteeredState::Standby => Some(2),
+                SteeredState::Fallback => Some(3),
             };
-            if let Some(k) = kind.and_then(|k| l.degraded.get_mut(svc * 3 + k)) {
+            if let Some(k) = kind.and_then(|k| l.degraded.get_mut(svc * 4 + k)) {
                 k.0 += 1;
             }
         }

@@ -74,7 +74,10 @@ pub struct Outcome {
     pub steered: Option<Steered>,
 }
 
-/// A steered answer: service, client region, the endpoints drawn, and the decision's state.
+/// A steered answer: service, client region ([`ANY_REGION`] when the answer is the same for every
+/// region and the client was not located), the endpoints drawn, and the decision's state.
+pub const ANY_REGION: u16 = u16::MAX;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Steered {
     pub service: u16,
@@ -88,8 +91,10 @@ pub struct Steered {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SteeredState {
     Normal,
-    /// Endpoints withdrawn or traffic spilled to other pools.
-    Degraded,
+    /// Endpoints withdrawn, but the leading pool still takes all of the region's traffic.
+    Withdrawn,
+    /// Part of the region's traffic spills to other pools.
+    Spill,
     /// Standby endpoints serve.
     Standby,
     /// Nothing serves: the fallback answered.

@@ -9,7 +9,7 @@
 //! The ECS scope returned is the prefix length of the network that decided the client's region
 //! (override, region prefix or database network), or 0 when the answer does not depend on it.
 
-use super::answer::{Full, Peer, Sections, Steered, SteeredState, Writer, negative};
+use super::answer::{ANY_REGION, Full, Peer, Sections, Steered, SteeredState, Writer, negative};
 use super::wire::{CLASS_IN, Query, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_CNAME};
 use crate::policy::{Answer, EndpointRef, MAX_ANSWERS, Tables, Tier};
 use crate::steering::Steering;
@@ -42,7 +42,8 @@ pub(super) fn write(
 ) -> Result<(u8, Steered), Full> {
     s.aa = true;
     let def = &st.model.services[svc];
-    let (region, scope) = if tables.varies_by_region(svc) {
+    let varies = tables.varies_by_region(svc);
+    let (region, scope) = if varies {
         let ecs = q.edns.and_then(|e| e.client_subnet).filter(|_| def.use_ecs);
         // ECS with source prefix 0 is the resolver opting out: locate it by its own address and
         // say the answer holds for everyone it serves (scope 0).
@@ -68,7 +69,7 @@ pub(super) fn write(
     let ttl = decision.ttl;
     let mut steered = Steered {
         service: svc as u16,
-        region: region as u16,
+        region: if varies { region as u16 } else { ANY_REGION },
         count: 0,
         endpoints: [EndpointRef {
             pool: 0,
@@ -77,7 +78,10 @@ pub(super) fn write(
         state: match decision.explanation.tier {
             Tier::Fallback => SteeredState::Fallback,
             Tier::Standby => SteeredState::Standby,
-            Tier::Primary if decision.degraded => SteeredState::Degraded,
+            Tier::Primary if decision.spills() || (!varies && tables.any_region_spills(svc)) => {
+                SteeredState::Spill
+            }
+            Tier::Primary if decision.degraded => SteeredState::Withdrawn,
             Tier::Primary => SteeredState::Normal,
         },
     };

@@ -19,7 +19,11 @@ use tokio_util::task::TaskTracker;
 
 use super::answer::{MAX_MESSAGE, Peer, Snapshot, Transport, respond};
 use super::wire::Query;
+use crate::metrics::Tally;
 use crate::policy::pick::Rng;
+
+/// Counters of every TCP connection (see [`crate::metrics::Tally`]).
+static TCP_TALLY: std::sync::Mutex<Option<Tally>> = std::sync::Mutex::new(None);
 
 /// Limits applied to every TCP connection.
 #[derive(Debug, Clone, Copy)]
@@ -70,7 +74,7 @@ async fn connection(
         .peer_addr()
         .map_or(std::net::IpAddr::from([0u8; 4]), |a| a.ip());
     let mut rng = Rng::new(super::seed());
-    let mut tally = crate::metrics::Tally::new();
+
     let (rd, wr) = stream.into_split();
     let mut rd = BufReader::new(rd);
     let mut wr = BufWriter::new(wr);
@@ -95,25 +99,37 @@ async fn connection(
             addr: client,
             random: rng.next_u64(),
         };
-        let started = tally.sample_latency().then(std::time::Instant::now);
+        let started = TCP_TALLY
+            .lock()
+            .expect("tally lock")
+            .get_or_insert_with(Tally::new)
+            .sample_latency();
+        let t0 = started.then(std::time::Instant::now);
         let answered = respond(&snap, &msg[..len], peer, &mut query, &mut out[2..]);
-        if let Some(t0) = started {
-            tally.record_latency(Transport::Tcp, t0.elapsed());
-        }
-        match &answered {
-            Some(o) => tally.record(&snap, o, Transport::Tcp),
-            None => tally.dropped(),
+        {
+            // TCP is not the fast path: one tally for all connections keeps the sampling and
+            // the counter layout shared, at the cost of a short lock per query.
+            let mut guard = TCP_TALLY.lock().expect("tally lock");
+            let tally = guard.get_or_insert_with(Tally::new);
+            if let Some(t0) = t0 {
+                tally.record_latency(Transport::Tcp, t0.elapsed());
+            }
+            match &answered {
+                Some(o) => tally.record(&snap, o, Transport::Tcp),
+                None => tally.dropped(),
+            }
         }
         if let Some(o) = answered {
             out[..2].copy_from_slice(&(o.len as u16).to_be_bytes());
             wr.write_all(&out[..2 + o.len]).await?;
         }
         if rd.buffer().is_empty() {
-            tally.flush_if_pending();
+            if let Some(t) = TCP_TALLY.lock().expect("tally lock").as_mut() {
+                t.flush_if_pending();
+            }
             wr.flush().await?;
         }
     }
-    tally.flush();
     wr.flush().await?;
     wr.shutdown().await
 }

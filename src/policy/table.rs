@@ -65,6 +65,14 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// Whether the leading pool keeps less than all of this region's traffic.
+    pub fn spills(&self) -> bool {
+        self.explanation
+            .pools
+            .first()
+            .is_some_and(|p| p.share < 1.0 - 1e-9)
+    }
+
     /// Draws up to `want` distinct endpoints into `out` (see [`crate::policy::pick`] for the
     /// budget: no allocation, no lock). Returns how many; 0 for `Addresses` and `Cname` answers,
     /// which the caller encodes from [`Decision::answer`] directly.
@@ -84,6 +92,8 @@ pub struct Tables {
     decisions: Vec<Decision>,
     /// Per service: whether any client region's answer differs from another's.
     varies: Vec<bool>,
+    /// Per service: whether any client region's leading pool keeps less than all its traffic.
+    spills: Vec<bool>,
     service_names: Vec<String>,
     region_names: Vec<String>,
     pool_names: Vec<String>,
@@ -102,6 +112,12 @@ impl Tables {
     /// scope can be 0 so that resolvers cache one answer for everyone.
     pub fn varies_by_region(&self, service: usize) -> bool {
         self.varies[service]
+    }
+
+    /// Whether, for some client region, part of the traffic spills away from its leading pool
+    /// (for metrics when the client was not located because every region gets the same answer).
+    pub fn any_region_spills(&self, service: usize) -> bool {
+        self.spills[service]
     }
 
     /// Number of services.
@@ -152,10 +168,18 @@ pub fn build_tables(inputs: &PolicyInputs, previous: Option<&Tables>) -> Tables 
             row.iter().any(|d| d.answer != row[0].answer)
         })
         .collect();
+    let spills = (0..inputs.services.len())
+        .map(|s| {
+            decisions[s * regions..(s + 1) * regions]
+                .iter()
+                .any(Decision::spills)
+        })
+        .collect();
     Tables {
         regions,
         decisions,
         varies,
+        spills,
         service_names: inputs.services.iter().map(|s| s.name.clone()).collect(),
         region_names: inputs.regions.iter().map(|r| r.name.clone()).collect(),
         pool_names: inputs.pools.iter().map(|p| p.name.clone()).collect(),

@@ -37,7 +37,9 @@ weight = {}
     if with_third {
         t.push_str("[[pool.endpoint]]\nname = \"c\"\naddress = \"192.0.2.3\"\n");
     }
-    t.push_str("\n[[service]]\nname = \"svc.example.com.\"\npolicy = \"weighted\"\npools = [\"eu\"]\n");
+    t.push_str(
+        "\n[[service]]\nname = \"svc.example.com.\"\npolicy = \"weighted\"\npools = [\"eu\"]\n",
+    );
     t
 }
 
@@ -53,7 +55,12 @@ fn twenty_reloads_under_continuous_queries_lose_nothing() {
     let (sent, good) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
 
     let querier = {
-        let (stop, sent, good, addr) = (Arc::clone(&stop), Arc::clone(&sent), Arc::clone(&good), srv.udp);
+        let (stop, sent, good, addr) = (
+            Arc::clone(&stop),
+            Arc::clone(&sent),
+            Arc::clone(&good),
+            srv.udp,
+        );
         std::thread::spawn(move || {
             let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
             sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
@@ -63,7 +70,11 @@ fn twenty_reloads_under_continuous_queries_lose_nothing() {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) && Instant::now() < deadline && i < 200_000 {
                 i += 1;
-                let (name, rtype) = if i % 2 == 0 { ("svc.example.com.", RecordType::A) } else { ("www.example.com.", RecordType::A) };
+                let (name, rtype) = if i % 2 == 0 {
+                    ("svc.example.com.", RecordType::A)
+                } else {
+                    ("www.example.com.", RecordType::A)
+                };
                 let q = query(name, rtype, None);
                 sock.send_to(&q.to_vec().unwrap(), addr).unwrap();
                 sent.fetch_add(1, Ordering::Relaxed);
@@ -72,11 +83,20 @@ fn twenty_reloads_under_continuous_queries_lose_nothing() {
                     continue;
                 };
                 let r = Message::from_vec(&buf[..n]).unwrap();
-                let addrs: Vec<Ipv4Addr> = r.answers.iter().filter_map(|a| match &a.data { RData::A(a) => Some(a.0), _ => None }).collect();
+                let addrs: Vec<Ipv4Addr> = r
+                    .answers
+                    .iter()
+                    .filter_map(|a| match &a.data {
+                        RData::A(a) => Some(a.0),
+                        _ => None,
+                    })
+                    .collect();
                 let ok = r.metadata.id == q.metadata.id
                     && r.metadata.response_code == ResponseCode::NoError
                     && match name {
-                        "svc.example.com." => addrs.len() == 1 && [1, 2, 3].contains(&addrs[0].octets()[3]),
+                        "svc.example.com." => {
+                            addrs.len() == 1 && [1, 2, 3].contains(&addrs[0].octets()[3])
+                        }
                         _ => addrs == [Ipv4Addr::new(192, 0, 2, 10), Ipv4Addr::new(192, 0, 2, 11)],
                     };
                 if ok {
@@ -94,11 +114,17 @@ fn twenty_reloads_under_continuous_queries_lose_nothing() {
         let with_third = round % 2 == 0;
         let text = head.clone() + &zones + &steering((1 + round % 5, 5 - round % 5), with_third);
         std::fs::write(&srv.config_path, text).unwrap();
-        control.reload().unwrap_or_else(|e| panic!("round {round}: {e}"));
+        control
+            .reload()
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
         generations.push(control.generation());
         std::thread::sleep(Duration::from_millis(50));
         // The new shape is served: the third endpoint is present exactly when configured.
-        let names: Vec<String> = control.snapshot().steering.as_ref().unwrap().model.pools[0].endpoints.iter().map(|e| e.name.clone()).collect();
+        let names: Vec<String> = control.snapshot().steering.as_ref().unwrap().model.pools[0]
+            .endpoints
+            .iter()
+            .map(|e| e.name.clone())
+            .collect();
         assert_eq!(names.len(), if with_third { 3 } else { 2 });
     }
     // A broken configuration changes nothing.
@@ -112,10 +138,21 @@ fn twenty_reloads_under_continuous_queries_lose_nothing() {
     stop.store(true, Ordering::Relaxed);
     let failures = querier.join().unwrap();
     let (sent, good) = (sent.load(Ordering::Relaxed), good.load(Ordering::Relaxed));
-    assert!(failures.is_empty(), "{} of {sent} queries failed, first: {:?}", failures.len(), &failures[..failures.len().min(3)]);
+    assert!(
+        failures.is_empty(),
+        "{} of {sent} queries failed, first: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(3)]
+    );
     assert_eq!(sent, good);
-    assert!(sent > 1000, "only {sent} queries were sent during the reloads");
-    assert_eq!(generations.windows(2).filter(|w| w[1] == w[0] + 1).count(), 20);
+    assert!(
+        sent > 1000,
+        "only {sent} queries were sent during the reloads"
+    );
+    assert_eq!(
+        generations.windows(2).filter(|w| w[1] == w[0] + 1).count(),
+        20
+    );
     // The weights of the last reload are in force: round 19 → a:5, b:1, no c.
     let mut counts = [0u32; 4];
     for _ in 0..600 {
@@ -125,5 +162,8 @@ fn twenty_reloads_under_continuous_queries_lose_nothing() {
         }
     }
     assert_eq!(counts[3], 0, "removed endpoint still answered");
-    assert!(counts[1] > 4 * counts[2] / 2 && counts[1] > 350, "weights 5:1 not in force: {counts:?}");
+    assert!(
+        counts[1] > 4 * counts[2] / 2 && counts[1] > 350,
+        "weights 5:1 not in force: {counts:?}"
+    );
 }

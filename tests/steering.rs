@@ -552,13 +552,22 @@ fn config_errors_name_the_service_pool_or_region_and_the_place() {
         format!("[[service]]\nname = \"{name}\"\npolicy = \"failover\"\npools = [{pools}]\n")
     };
 
-    // Outside every served zone.
-    let (err, _, path) = config_error(pool, &svc("www.example.org.", "\"p\""));
-    assert!(
-        err.contains("service \"www.example.org.\" is not inside any served zone"),
-        "{err}"
+    // Outside every served zone: located at the service's name.
+    let (err, text, path) = config_error(pool, &svc("www.example.org.", "\"p\""));
+    let want = format!(
+        "{}: service \"www.example.org.\" is not inside any served zone",
+        place(&path, &text, "\"www.example.org.\"")
     );
-    assert!(err.starts_with(&path.display().to_string()), "{err}");
+    assert!(err.contains(&want), "want {want}\ngot {err}");
+    // At or below a delegation: the child zone's servers answer it, not us.
+    for name in ["sub.example.com.", "x.sub.example.com."] {
+        let (err, text, path) = config_error(pool, &svc(name, "\"p\""));
+        let want = format!(
+            "{}: service \"{name}\" is at or below the delegation sub.example.com.",
+            place(&path, &text, &format!("\"{name}\""))
+        );
+        assert!(err.contains(&want), "want {want}\ngot {err}");
+    }
     // At a name that has static records.
     let (err, _, _) = config_error(pool, &svc("www.example.com.", "\"p\""));
     assert!(

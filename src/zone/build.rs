@@ -333,3 +333,16 @@ pub fn name_wire_str(name: &str, lower: bool) -> Box<[u8]> {
     let n = Name::from_ascii(name).expect("names are validated by config");
     if lower { lower_wire(&n) } else { name_wire(&n) }
 }
+
+/// Presentation form of a wire name (for messages).
+pub fn wire_to_text(wire: &[u8]) -> String {
+    let mut out = String::new();
+    let mut pos = 0;
+    while pos < wire.len() && wire[pos] != 0 {
+        let l = wire[pos] as usize;
+        out.push_str(&String::from_utf8_lossy(&wire[pos + 1..pos + 1 + l]));
+        out.push('.');
+        pos += 1 + l;
+    }
+    if out.is_empty() { ".".into() } else { out }
+}

@@ -112,6 +112,9 @@ impl Control {
             if old.workers != config.workers {
                 needs_restart.push("dns.workers".to_string());
             }
+            if format!("{:?}", old.admin) != format!("{:?}", config.admin) {
+                needs_restart.push("admin".to_string());
+            }
         }
         self.inner.monitor.reconcile(&config);
         if let Some(st) = &snapshot.steering {

@@ -21,6 +21,9 @@ const GRACE: Duration = Duration::from_secs(5);
     about = "Geo- and latency-aware authoritative DNS traffic director"
 )]
 struct Cli {
+    /// Log format: "text" (human) or "json" (one object per line).
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -105,12 +108,16 @@ fn raise_open_file_limit() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     raise_open_file_limit();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.log_format == "json" {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     match cli.command {
         Command::Check { config } => match load(&config) {
             Ok((_, snap)) => {

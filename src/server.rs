@@ -97,6 +97,7 @@ impl Server {
         tracker.spawn(watch_geo(Arc::clone(&snapshot), cancel.clone()));
         let control = Control::new(Arc::clone(&snapshot), monitor, config.clone());
         tracker.spawn(refresh_gauges(control.clone(), cancel.clone()));
+        tracker.spawn(watch_files(control.clone(), cancel.clone()));
         let mut server = Server {
             control,
             snapshot,
@@ -352,6 +353,59 @@ async fn refresh_gauges(control: Control, cancel: CancellationToken) {
         {
             metrics::gauge!("meridian_geo_database_build_timestamp_seconds")
                 .set(geo.current().build_epoch() as f64);
+        }
+    }
+}
+
+/// The files a reload reads: configuration, zones, state file.
+fn watched_files(config: &Config) -> Vec<std::path::PathBuf> {
+    let mut files = vec![config.path.clone()];
+    files.extend(config.zones.iter().map(|z| z.file.clone()));
+    files.extend(config.state_file.clone());
+    files
+}
+
+/// Identity of a file's current contents, as far as a watcher can tell cheaply.
+fn stamp(path: &std::path::Path) -> Option<(std::time::SystemTime, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), m.ino()))
+}
+
+/// `[reload] watch`: reload when a watched file changed and then stayed still for one interval
+/// (editors and `rename` writers settle first). The setting itself is re-read on every reload.
+async fn watch_files(control: Control, cancel: CancellationToken) {
+    let mut seen: Vec<_> = watched_files(&control.config())
+        .iter()
+        .map(|f| stamp(f))
+        .collect();
+    let mut pending = false;
+    loop {
+        let every = control.config().watch.unwrap_or(Duration::from_secs(2));
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let config = control.config();
+        if config.watch.is_none() {
+            pending = false;
+            continue;
+        }
+        let now: Vec<_> = watched_files(&config).iter().map(|f| stamp(f)).collect();
+        if now != seen {
+            seen = now;
+            pending = true; // changed: wait one more interval for the writer to finish
+            continue;
+        }
+        if pending {
+            pending = false;
+            tracing::info!("watched files changed: reloading");
+            let c = control.clone();
+            let _ = tokio::task::spawn_blocking(move || c.reload()).await;
+            seen = watched_files(&control.config())
+                .iter()
+                .map(|f| stamp(f))
+                .collect();
         }
     }
 }

@@ -324,3 +324,33 @@ fn override_command_writes_the_state_file() {
             .unwrap();
     assert!(saved.get("eu1").is_none());
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), EXAMPLE_ZONE, "");
+    let mut child = Command::new(BIN)
+        .args(["--log-format", "json", "serve", "--config"])
+        .arg(&cfg)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}"));
+    assert_eq!(v["fields"]["message"], "listening", "{v}");
+    assert!(
+        v["fields"]["udp"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:"),
+        "{v}"
+    );
+    assert_eq!(v["level"], "INFO");
+    signal(&child, libc::SIGTERM);
+    std::thread::spawn(move || for _ in lines {});
+    assert!(wait_exit(&mut child).success());
+}

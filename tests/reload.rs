@@ -167,3 +167,52 @@ fn twenty_reloads_under_continuous_queries_lose_nothing() {
         "weights 5:1 not in force: {counts:?}"
     );
 }
+
+#[test]
+fn watched_files_reload_by_themselves() {
+    let srv = start(
+        &[("example.com.", EXAMPLE_ZONE)],
+        "[reload]\nwatch = true\ninterval = \"100ms\"\n",
+    );
+    let control = srv.server.as_ref().unwrap().control().clone();
+    let zone_file = srv.dir.path().join("zone0.zone");
+    let ask = |name: &str| {
+        srv.udp(&query(name, RecordType::A, None))
+            .metadata
+            .response_code
+    };
+    assert_eq!(ask("new.example.com."), ResponseCode::NXDomain);
+
+    std::fs::write(
+        &zone_file,
+        format!("{EXAMPLE_ZONE}new 60 IN A 192.0.2.77\n"),
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    while ask("new.example.com.") != ResponseCode::NoError {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "zone edit not picked up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let generation = control.generation();
+    assert_eq!(generation, 2);
+
+    // A broken edit is refused: the last good zone keeps serving.
+    std::fs::write(
+        &zone_file,
+        format!("{EXAMPLE_ZONE}broken IN A not-an-address\n"),
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    while control.reload_counts().1 == 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "broken edit not noticed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(control.generation(), generation);
+    assert_eq!(ask("new.example.com."), ResponseCode::NoError);
+}

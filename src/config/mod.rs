@@ -53,6 +53,9 @@ pub struct RawConfig {
     /// This instance: its region (latency vantage).
     #[serde(default)]
     pub node: policy::NodeConfig,
+    /// Reloading on file changes.
+    #[serde(default)]
+    pub reload: ReloadConfig,
     /// Client location: GeoIP database, default region, CIDR overrides.
     #[serde(default)]
     pub geo: policy::GeoConfig,
@@ -118,6 +121,19 @@ impl Default for DnsConfig {
     }
 }
 
+/// The `[reload]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadConfig {
+    /// Reload by itself when the configuration file, a zone file or the state file changes
+    /// (checked every `interval`, applied once the files have been still for one interval).
+    /// Default false: reload on SIGHUP or `POST /reload`.
+    #[serde(default)]
+    pub watch: bool,
+    /// How often watched files are checked. Default "2s".
+    pub interval: Option<Spanned<String>>,
+}
+
 /// One `[[zone]]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -151,6 +167,8 @@ pub struct Config {
     pub admin: Option<admin::Admin>,
     /// Line and column of each service's name, for errors found when zones are loaded.
     pub service_at: Vec<(usize, usize)>,
+    /// Check watched files this often (`[reload] watch`); `None` = no watching.
+    pub watch: Option<std::time::Duration>,
 }
 
 /// A zone to load.
@@ -298,6 +316,27 @@ impl Config {
             webhooks,
             steering,
             admin,
+            watch: if raw.reload.watch {
+                Some(match &raw.reload.interval {
+                    None => std::time::Duration::from_secs(2),
+                    Some(i) => match health::parse_duration(i.get_ref()) {
+                        Ok(d) if !d.is_zero() => d,
+                        _ => {
+                            return Err(ConfigErrors::one(ConfigError::at(
+                                path,
+                                text,
+                                i.span().start,
+                                format!(
+                                    "reload.interval: {:?} is not a duration like \"2s\"",
+                                    i.get_ref()
+                                ),
+                            )));
+                        }
+                    },
+                })
+            } else {
+                None
+            },
             service_at: raw
                 .services
                 .iter()

@@ -255,7 +255,9 @@ pub fn report(snap: &Snapshot, req: &Request) -> Result<Report, String> {
                 network_prefix: l.map(|l| l.prefix_len),
             };
             let varies = tables.varies_by_region(svc);
-            let decision = tables.decision(svc, if varies { placement.region } else { 0 });
+            // The client's own region's decision: when every region answers alike the server
+            // skips locating the client, but the candidates explained are still its region's.
+            let decision = tables.decision(svc, placement.region);
             let e = &decision.explanation;
             let pool_name = |p: usize| st.model.pools[p].name.clone();
             let region_name = |r: usize| {

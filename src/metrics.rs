@@ -242,21 +242,45 @@ fn transport_slot(t: Transport) -> usize {
     }
 }
 
+/// Local counts beside (not interleaved with) the registry handles they flush into, so that
+/// counting touches only the dense `n` array.
+#[derive(Default)]
+struct Counts {
+    n: Vec<u64>,
+    handles: Vec<Counter>,
+}
+
+impl Counts {
+    fn push(&mut self, c: Counter) {
+        self.n.push(0);
+        self.handles.push(c);
+    }
+
+    fn flush(&mut self) {
+        for (n, c) in self.n.iter_mut().zip(&self.handles) {
+            if *n > 0 {
+                c.increment(*n);
+                *n = 0;
+            }
+        }
+    }
+}
+
 /// Local counts and their registry handles, laid out for one configuration.
 struct Layout {
     /// Identity of the zones and steering they were built for.
     key: (usize, usize),
     zones: usize,
-    queries: Vec<(u64, Counter)>,
+    queries: Counts,
     /// Per service × (region, then "any").
-    answers: Vec<(u64, Counter)>,
+    answers: Counts,
     regions: usize,
     /// Per service × endpoint (global endpoint index).
-    endpoints: Vec<(u64, Counter)>,
+    endpoints: Counts,
     endpoint_base: Vec<usize>,
     total_endpoints: usize,
     /// Per service × [withdrawn, spill, standby, fallback].
-    degraded: Vec<(u64, Counter)>,
+    degraded: Counts,
 }
 
 fn key_of(snap: &Snapshot) -> (usize, usize) {
@@ -278,7 +302,7 @@ impl Layout {
             .map(|z| z.origin.clone())
             .chain(["none".into()])
             .collect();
-        let mut queries = Vec::with_capacity(zone_names.len() * N_QTYPES * RCODES.len() * 2);
+        let mut queries = Counts::default();
         for z in &zone_names {
             for q in QTYPES.iter().map(|(_, n)| *n).chain(["other"]) {
                 for r in RCODES {
@@ -289,13 +313,17 @@ impl Layout {
                             ("rcode", r.into()),
                             ("transport", t.into()),
                         ];
-                        queries.push((0, counter!("meridian_dns_queries_total", &labels)));
+                        queries.push(counter!("meridian_dns_queries_total", &labels));
                     }
                 }
             }
         }
-        let (mut answers, mut endpoints, mut degraded, mut endpoint_base) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut answers, mut endpoints, mut degraded, mut endpoint_base) = (
+            Counts::default(),
+            Counts::default(),
+            Counts::default(),
+            Vec::new(),
+        );
         let (mut regions, mut total_endpoints) = (0, 0);
         if let Some(st) = &snap.steering {
             let m = &st.model;
@@ -312,7 +340,7 @@ impl Layout {
                     .chain(["any".to_string()])
                 {
                     let labels = [("service", s.name.clone()), ("region", r)];
-                    answers.push((0, counter!("meridian_policy_answers_total", &labels)));
+                    answers.push(counter!("meridian_policy_answers_total", &labels));
                 }
                 for p in &m.pools {
                     for e in &p.endpoints {
@@ -321,18 +349,12 @@ impl Layout {
                             ("pool", p.name.clone()),
                             ("endpoint", e.name.clone()),
                         ];
-                        endpoints.push((
-                            0,
-                            counter!("meridian_policy_endpoint_answers_total", &labels),
-                        ));
+                        endpoints.push(counter!("meridian_policy_endpoint_answers_total", &labels));
                     }
                 }
                 for kind in ["withdrawn", "spill", "standby", "fallback"] {
                     let labels = [("service", s.name.clone()), ("kind", kind.to_string())];
-                    degraded.push((
-                        0,
-                        counter!("meridian_policy_degraded_answers_total", &labels),
-                    ));
+                    degraded.push(counter!("meridian_policy_degraded_answers_total", &labels));
                 }
             }
         }
@@ -350,18 +372,10 @@ impl Layout {
     }
 
     fn flush(&mut self) {
-        for (n, c) in self
-            .queries
-            .iter_mut()
-            .chain(&mut self.answers)
-            .chain(&mut self.endpoints)
-            .chain(&mut self.degraded)
-        {
-            if *n > 0 {
-                c.increment(*n);
-                *n = 0;
-            }
-        }
+        self.queries.flush();
+        self.answers.flush();
+        self.endpoints.flush();
+        self.degraded.flush();
     }
 }
 
@@ -450,7 +464,7 @@ impl Tally {
         let slot = ((zone * N_QTYPES + qtype_slot(o.qtype)) * RCODES.len() + rcode_slot(o.rcode))
             * 2
             + transport_slot(transport);
-        l.queries[slot].0 += 1;
+        l.queries.n[slot] += 1;
         if o.truncated {
             self.truncated[transport_slot(transport)].0 += 1;
         }
@@ -462,16 +476,16 @@ impl Tally {
             } else {
                 s.region as usize
             };
-            if let Some(a) = l.answers.get_mut(svc * l.regions + region) {
-                a.0 += 1;
+            if let Some(a) = l.answers.n.get_mut(svc * l.regions + region) {
+                *a += 1;
             }
             for e in &s.endpoints[..s.count as usize] {
                 let g = l
                     .endpoint_base
                     .get(e.pool as usize)
                     .map_or(usize::MAX, |b| b + e.endpoint as usize);
-                if let Some(c) = l.endpoints.get_mut(svc * l.total_endpoints + g) {
-                    c.0 += 1;
+                if let Some(c) = l.endpoints.n.get_mut(svc * l.total_endpoints + g) {
+                    *c += 1;
                 }
             }
             let kind = match s.state {
@@ -481,8 +495,8 @@ impl Tally {
                 SteeredState::Standby => Some(2),
                 SteeredState::Fallback => Some(3),
             };
-            if let Some(k) = kind.and_then(|k| l.degraded.get_mut(svc * 4 + k)) {
-                k.0 += 1;
+            if let Some(k) = kind.and_then(|k| l.degraded.n.get_mut(svc * 4 + k)) {
+                *k += 1;
             }
         }
         self.pending += 1;

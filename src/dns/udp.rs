@@ -162,7 +162,16 @@ pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &Atomi
                 random: rng.next_u64(),
             };
             let started = tally.sample_latency().then(std::time::Instant::now);
-            let Some(o) = respond(snap, &b.rx[i][..len], peer, &mut query, &mut b.tx[out]) else {
+            // A bug must cost one datagram, never the worker: a dead SO_REUSEPORT socket would
+            // keep receiving its share of queries and answer none. (No cost unless it unwinds.)
+            let (rx, tx) = (&b.rx[i][..len], &mut b.tx[out]);
+            let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                respond(snap, rx, peer, &mut query, tx)
+            }));
+            let Some(o) = answered.unwrap_or_else(|_| {
+                tracing::error!(peer = %peer.addr, "answer engine panicked; datagram dropped");
+                None
+            }) else {
                 tally.dropped();
                 continue;
             };

@@ -21,6 +21,7 @@ use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
+use common::wire::*;
 use common::*;
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
@@ -344,78 +345,6 @@ fn deserves_reply(p: &[u8]) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Reading by hand
 
-fn be16(m: &[u8], at: usize) -> Result<u16, String> {
-    match m.get(at..at + 2) {
-        Some(b) => Ok(u16::from_be_bytes([b[0], b[1]])),
-        None => Err(format!("ends inside a 16-bit field at {at}")),
-    }
-}
-
-fn skip_name(m: &[u8], mut pos: usize) -> Result<usize, String> {
-    for _ in 0..128 {
-        let l = *m
-            .get(pos)
-            .ok_or(format!("name runs off the end at {pos}"))?;
-        match l & 0xC0 {
-            0 if l == 0 => return Ok(pos + 1),
-            0 => pos += 1 + l as usize,
-            0xC0 if ((be16(m, pos)? & 0x3FFF) as usize) < m.len() => return Ok(pos + 2),
-            _ => return Err(format!("bad label byte {l:#x} at {pos}")),
-        }
-    }
-    Err(format!("name at {pos} has too many labels"))
-}
-
-/// What a reply holds, read by hand.
-#[derive(Debug)]
-struct Layout {
-    flags: u16,
-    counts: [u16; 4],
-    question_end: usize,
-    /// (payload, extended rcode, version) of each OPT in the additional section.
-    opts: Vec<(u16, u8, u8)>,
-}
-
-/// Walk all sections; `exact` requires the counts to end exactly at the last byte.
-fn walk(m: &[u8], exact: bool) -> Result<Layout, String> {
-    if m.len() < 12 {
-        return Err("shorter than a header".into());
-    }
-    let counts = [be16(m, 4)?, be16(m, 6)?, be16(m, 8)?, be16(m, 10)?];
-    let mut pos = 12;
-    for _ in 0..counts[0] {
-        pos = skip_name(m, pos)? + 4;
-        if pos > m.len() {
-            return Err("question runs off the end".into());
-        }
-    }
-    let question_end = pos;
-    let mut opts = Vec::new();
-    for (section, &count) in counts[1..].iter().enumerate() {
-        for _ in 0..count {
-            let p = skip_name(m, pos)?;
-            let rtype = be16(m, p)?;
-            let rdlen = be16(m, p + 8)? as usize;
-            if p + 10 + rdlen > m.len() {
-                return Err(format!("RDATA at {} runs off the end", p + 10));
-            }
-            if rtype == 41 && section == 2 {
-                opts.push((be16(m, p + 2)?, m[p + 4], m[p + 5]));
-            }
-            pos = p + 10 + rdlen;
-        }
-    }
-    if exact && pos != m.len() {
-        return Err(format!("counts cover {pos} bytes of {}", m.len()));
-    }
-    Ok(Layout {
-        flags: be16(m, 2)?,
-        counts,
-        question_end,
-        opts,
-    })
-}
-
 /// Check one reply against the packet that caused it; `Err` explains what is wrong.
 fn check(query: &[u8], reply: &[u8], udp: bool) -> Result<(), String> {
     let l = walk(reply, true)?;
@@ -435,14 +364,16 @@ fn check(query: &[u8], reply: &[u8], udp: bool) -> Result<(), String> {
     if l.opts.len() > 1 {
         return Err("two OPT records".into());
     }
-    let rcode = (l.opts.first().map_or(0, |o| o.1 as u16) << 4) | (l.flags & 0xF);
+    let rcode = (l.opts.first().map_or(0, |o| o.ext_rcode as u16) << 4) | (l.flags & 0xF);
     if opcode != 0 && rcode != 4 {
         return Err(format!("rcode {rcode} for opcode {opcode}, not NOTIMP"));
     }
     if ![0, 1, 3, 4, 5, 16].contains(&rcode) {
         return Err(format!("unexpected rcode {rcode}"));
     }
-    if let Some(&(payload, _, version)) = l.opts.first()
+    if let Some(&Opt {
+        payload, version, ..
+    }) = l.opts.first()
         && (payload as usize, version) != (SERVER_PAYLOAD, 0)
     {
         return Err(format!("OPT payload {payload} version {version}"));
@@ -459,7 +390,7 @@ fn check(query: &[u8], reply: &[u8], udp: bool) -> Result<(), String> {
             // The query's own OPT, found the way the server finds it; 1232 if it can't be.
             Some(_) => walk(query, false)
                 .ok()
-                .and_then(|q| q.opts.first().map(|o| o.0))
+                .and_then(|q| q.opts.first().map(|o| o.payload))
                 .map_or(SERVER_PAYLOAD, |p| (p as usize).clamp(512, SERVER_PAYLOAD)),
         };
         if reply.len() > limit {

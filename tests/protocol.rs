@@ -12,6 +12,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
+use common::wire::*;
 use common::*;
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
@@ -156,133 +157,9 @@ fn framed(msg: &[u8]) -> Vec<u8> {
 // ---------------------------------------------------------------------------------------------
 // Reading replies by hand
 
-/// An OPT record as it is on the wire.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Opt {
-    /// Owner is the root name (a single zero byte).
-    root: bool,
-    payload: u16,
-    ext_rcode: u8,
-    version: u8,
-    /// The 16 flag bits (DO is the top one).
-    flags: u16,
-    rdata: Vec<u8>,
-}
-
-/// A message as laid out on the wire.
-#[derive(Debug)]
-struct Layout {
-    id: u16,
-    flags: u16,
-    /// QDCOUNT, ANCOUNT, NSCOUNT, ARCOUNT.
-    counts: [u16; 4],
-    /// Offset just past the question section.
-    question_end: usize,
-    /// Types of the answer, authority and additional records, in order.
-    types: [Vec<u16>; 3],
-    /// Every OPT record of the additional section.
-    opts: Vec<Opt>,
-}
-
-impl Layout {
-    fn rcode(&self) -> u16 {
-        let high = self.opts.first().map_or(0, |o| o.ext_rcode as u16);
-        (high << 4) | (self.flags & 0xF)
-    }
-    fn opcode(&self) -> u16 {
-        (self.flags >> 11) & 0xF
-    }
-    fn opt(&self) -> &Opt {
-        assert_eq!(self.opts.len(), 1, "exactly one OPT expected: {self:?}");
-        &self.opts[0]
-    }
-}
-
-fn be16(m: &[u8], at: usize) -> Result<u16, String> {
-    match m.get(at..at + 2) {
-        Some(b) => Ok(u16::from_be_bytes([b[0], b[1]])),
-        None => Err(format!("message ends inside a 16-bit field at {at}")),
-    }
-}
-
-/// Skip a name; compression pointers must point inside the message.
-fn skip_name(m: &[u8], mut pos: usize) -> Result<usize, String> {
-    for _ in 0..128 {
-        let l = *m
-            .get(pos)
-            .ok_or(format!("name runs off the end at {pos}"))?;
-        match l & 0xC0 {
-            0 if l == 0 => return Ok(pos + 1),
-            0 => pos += 1 + l as usize,
-            0xC0 => {
-                let target = (be16(m, pos)? & 0x3FFF) as usize;
-                if target >= m.len() {
-                    return Err(format!("pointer at {pos} to {target} leaves the message"));
-                }
-                return Ok(pos + 2);
-            }
-            _ => return Err(format!("reserved label type {l:#x} at {pos}")),
-        }
-    }
-    Err(format!("name at {pos} has too many labels"))
-}
-
-/// Walk every section; the header counts must describe the message exactly, to its last byte.
-fn walk(m: &[u8]) -> Result<Layout, String> {
-    if m.len() < 12 {
-        return Err(format!("{} bytes: shorter than a header", m.len()));
-    }
-    let counts = [be16(m, 4)?, be16(m, 6)?, be16(m, 8)?, be16(m, 10)?];
-    let mut pos = 12;
-    for _ in 0..counts[0] {
-        pos = skip_name(m, pos)? + 4;
-        if pos > m.len() {
-            return Err("question runs off the end".into());
-        }
-    }
-    let question_end = pos;
-    let mut types: [Vec<u16>; 3] = Default::default();
-    let mut opts = Vec::new();
-    for (section, &count) in counts[1..].iter().enumerate() {
-        for _ in 0..count {
-            let owner = pos;
-            let p = skip_name(m, pos)?;
-            let rtype = be16(m, p)?;
-            let class = be16(m, p + 2)?;
-            let rdlen = be16(m, p + 8)? as usize;
-            let rdata = m
-                .get(p + 10..p + 10 + rdlen)
-                .ok_or(format!("RDATA at {} runs off the end", p + 10))?;
-            types[section].push(rtype);
-            if rtype == 41 && section == 2 {
-                opts.push(Opt {
-                    root: m[owner] == 0,
-                    payload: class,
-                    ext_rcode: m[p + 4],
-                    version: m[p + 5],
-                    flags: u16::from_be_bytes([m[p + 6], m[p + 7]]),
-                    rdata: rdata.to_vec(),
-                });
-            }
-            pos = p + 10 + rdlen;
-        }
-    }
-    if pos != m.len() {
-        return Err(format!("counts cover {pos} bytes of {}", m.len()));
-    }
-    Ok(Layout {
-        id: be16(m, 0)?,
-        flags: be16(m, 2)?,
-        counts,
-        question_end,
-        types,
-        opts,
-    })
-}
-
 /// Everything every reply to `query` must satisfy; the reply's layout and hickory's reading.
 fn check_reply(query: &[u8], reply: &[u8]) -> (Layout, Message) {
-    let l = walk(reply).unwrap_or_else(|e| panic!("reply does not walk: {e}\n{reply:02x?}"));
+    let l = walk(reply, true).unwrap_or_else(|e| panic!("reply does not walk: {e}\n{reply:02x?}"));
     assert_eq!(l.id, be16(query, 0).unwrap(), "reply ID");
     assert_ne!(l.flags & QR, 0, "QR set");
     assert_eq!(

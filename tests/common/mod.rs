@@ -3,6 +3,8 @@
 //! implementation independent of Meridian's hand-written wire code.
 #![allow(dead_code)]
 
+pub mod wire;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::PathBuf;

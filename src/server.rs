@@ -97,7 +97,10 @@ impl Server {
         tracker.spawn(watch_geo(Arc::clone(&snapshot), cancel.clone()));
         let control = Control::new(Arc::clone(&snapshot), monitor, config.clone());
         tracker.spawn(refresh_gauges(control.clone(), cancel.clone()));
-        tracker.spawn(watch_files(control.clone(), cancel.clone()));
+        // Stamps taken now, not when the task first runs: an edit made right after start must
+        // count as a change.
+        let stamps = watched_files(config).iter().map(|f| stamp(f)).collect();
+        tracker.spawn(watch_files(control.clone(), stamps, cancel.clone()));
         let mut server = Server {
             control,
             snapshot,
@@ -366,7 +369,9 @@ fn watched_files(config: &Config) -> Vec<std::path::PathBuf> {
 }
 
 /// Identity of a file's current contents, as far as a watcher can tell cheaply.
-fn stamp(path: &std::path::Path) -> Option<(std::time::SystemTime, u64, u64)> {
+type Stamp = (std::time::SystemTime, u64, u64);
+
+fn stamp(path: &std::path::Path) -> Option<Stamp> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).ok()?;
     Some((m.modified().ok()?, m.len(), m.ino()))
@@ -374,11 +379,7 @@ fn stamp(path: &std::path::Path) -> Option<(std::time::SystemTime, u64, u64)> {
 
 /// `[reload] watch`: reload when a watched file changed and then stayed still for one interval
 /// (editors and `rename` writers settle first). The setting itself is re-read on every reload.
-async fn watch_files(control: Control, cancel: CancellationToken) {
-    let mut seen: Vec<_> = watched_files(&control.config())
-        .iter()
-        .map(|f| stamp(f))
-        .collect();
+async fn watch_files(control: Control, mut seen: Vec<Option<Stamp>>, cancel: CancellationToken) {
     let mut pending = false;
     loop {
         let every = control.config().watch.unwrap_or(Duration::from_secs(2));
@@ -402,10 +403,9 @@ async fn watch_files(control: Control, cancel: CancellationToken) {
             tracing::info!("watched files changed: reloading");
             let c = control.clone();
             let _ = tokio::task::spawn_blocking(move || c.reload()).await;
-            seen = watched_files(&control.config())
-                .iter()
-                .map(|f| stamp(f))
-                .collect();
+            // `seen` stays what was stamped before the reload read the files: an edit made
+            // during the reload shows as a change next round. (If the reload changed the set of
+            // files, that also shows as a change and costs one more, harmless, reload.)
         }
     }
 }

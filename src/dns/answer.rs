@@ -142,6 +142,11 @@ impl Writer<'_> {
 
     /// Write every record of `set` with the given owner; returns the offset of the last RDATA.
     fn put_rrset(&mut self, set: &RrSet, owner_ptr: usize, owner: &[u8]) -> Result<usize, Full> {
+        if owner_ptr == 12 {
+            // Owned by the name asked: the records are ready with their pointers, one copy.
+            self.put(&set.at_qname)?;
+            return Ok(self.pos - set.last_rdlen as usize);
+        }
         let mut rdata_at = 0;
         for rec in set.each_record() {
             self.put_owner(owner_ptr, owner)?;

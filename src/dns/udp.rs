@@ -130,13 +130,16 @@ pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &Atomi
     b.reset_rx(BATCH);
     while !stop.load(Ordering::Relaxed) {
         // SAFETY: hdr_rx holds BATCH valid headers pointing at live buffers owned by `b`.
+        // The raw system call skips glibc's thread-cancellation bookkeeping around it (no
+        // thread here is ever cancelled), a measurable share of the per-query user time.
         let n = unsafe {
-            libc::recvmmsg(
+            libc::syscall(
+                libc::SYS_recvmmsg,
                 fd,
                 b.hdr_rx.as_mut_ptr(),
-                BATCH as u32,
+                BATCH as libc::c_uint,
                 libc::MSG_WAITFORONE,
-                std::ptr::null_mut(),
+                std::ptr::null_mut::<libc::timespec>(),
             )
         };
         if n <= 0 {
@@ -197,7 +200,13 @@ pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &Atomi
         while sent < out {
             // SAFETY: the first `out` tx headers were filled above and point at live buffers.
             let r = unsafe {
-                libc::sendmmsg(fd, b.hdr_tx[sent..].as_mut_ptr(), (out - sent) as u32, 0)
+                libc::syscall(
+                    libc::SYS_sendmmsg,
+                    fd,
+                    b.hdr_tx[sent..].as_mut_ptr(),
+                    (out - sent) as libc::c_uint,
+                    0 as libc::c_int,
+                )
             };
             if r <= 0 {
                 // A full send queue or an unreachable peer: skip that datagram, keep the rest.

@@ -287,13 +287,13 @@ pub fn build_zone(
                 Some(RData::CNAME(c)) => Some(lower_wire(&c.0)),
                 _ => None,
             };
-            out.push(RrSet {
+            out.push(RrSet::new(
                 rtype,
-                count: s.rdatas.len() as u16,
-                records: bytes.into_boxed_slice(),
-                additional: additional.into_boxed_slice(),
+                s.rdatas.len() as u16,
+                bytes.into_boxed_slice(),
+                additional.into_boxed_slice(),
                 target,
-            });
+            ));
         }
         built.push(out.into_boxed_slice());
     }
@@ -315,13 +315,7 @@ pub fn build_zone(
         apex_labels,
         nodes,
         index,
-        negative_soa: RrSet {
-            rtype: TYPE_SOA,
-            count: 1,
-            records: neg.into(),
-            additional: Box::new([]),
-            target: None,
-        },
+        negative_soa: RrSet::new(TYPE_SOA, 1, neg.into(), Box::new([]), None),
         serial: soa_rdata.serial,
         record_count: records.len(),
         id: 0,

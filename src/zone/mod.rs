@@ -63,9 +63,46 @@ pub struct RrSet {
     pub additional: Box<[u32]>,
     /// For a CNAME: the target in lowercase wire form.
     pub target: Option<Box<[u8]>>,
+    /// The same records, each preceded by a compression pointer to offset 12 (the question's
+    /// name): the whole RRset in one copy when its owner is the name asked.
+    pub at_qname: Box<[u8]>,
+    /// Length of the last record's RDATA (to find where it starts after a copy).
+    pub last_rdlen: u16,
 }
 
+/// The pointer to the question's name, which always starts at offset 12.
+pub const QNAME_POINTER: [u8; 2] = [0xC0, 0x0C];
+
 impl RrSet {
+    /// An RRset from its owner-less records.
+    pub fn new(
+        rtype: u16,
+        count: u16,
+        records: Box<[u8]>,
+        additional: Box<[u32]>,
+        target: Option<Box<[u8]>>,
+    ) -> RrSet {
+        let mut set = RrSet {
+            rtype,
+            count,
+            records,
+            additional,
+            target,
+            at_qname: Box::new([]),
+            last_rdlen: 0,
+        };
+        let mut at_qname = Vec::with_capacity(set.records.len() + 2 * count as usize);
+        let mut last = 0;
+        for rec in set.each_record() {
+            at_qname.extend_from_slice(&QNAME_POINTER);
+            at_qname.extend_from_slice(rec);
+            last = rec.len() - 10;
+        }
+        set.at_qname = at_qname.into_boxed_slice();
+        set.last_rdlen = last as u16;
+        set
+    }
+
     /// Iterate over the records' byte ranges (each without owner).
     pub fn each_record(&self) -> impl Iterator<Item = &[u8]> {
         let mut pos = 0;

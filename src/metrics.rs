@@ -533,3 +533,14 @@ impl Tally {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn qtype_slots_match_the_table() {
+        for (i, (t, _)) in super::QTYPES.iter().enumerate() {
+            assert_eq!(super::qtype_slot(*t), i);
+        }
+        assert_eq!(super::qtype_slot(99), super::QTYPES.len());
+    }
+}

@@ -79,6 +79,15 @@ impl NameBuf {
         &self.bytes[self.labels[skip] as usize..self.len as usize]
     }
 
+    /// Whether a label (or the root label) starts at byte `off` of the name.
+    #[inline]
+    pub fn is_label_start(&self, off: usize) -> bool {
+        off + 1 == self.len as usize
+            || self.labels[..self.nlabels as usize]
+                .iter()
+                .any(|&l| l as usize == off)
+    }
+
     /// Offset of the suffix after `skip` labels, counted from the start of the name.
     pub fn suffix_offset(&self, skip: usize) -> usize {
         if skip >= self.nlabels as usize {

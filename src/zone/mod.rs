@@ -257,13 +257,22 @@ impl Catalog {
     /// The most specific zone that contains `name`.
     pub fn find(&self, name: &NameBuf) -> Option<&Zone> {
         if self.zones.len() <= LINEAR_ZONES {
-            // Few zones: comparing lengths and bytes beats hashing every suffix.
-            return (0..=name.label_count()).find_map(|skip| {
-                let suffix = name.suffix(skip);
-                self.zones
-                    .iter()
-                    .find(|z| z.apex.len() == suffix.len() && *z.apex == *suffix)
-            });
+            // Few zones: for each, does the name end with its apex at a label boundary? The
+            // longest apex that does wins. Cheaper than hashing every suffix.
+            let wire = name.wire();
+            let mut best: Option<&Zone> = None;
+            for z in &self.zones {
+                let Some(off) = wire.len().checked_sub(z.apex.len()) else {
+                    continue;
+                };
+                if best.is_some_and(|b| b.apex.len() >= z.apex.len()) || !name.is_label_start(off) {
+                    continue;
+                }
+                if wire[off..] == *z.apex {
+                    best = Some(z);
+                }
+            }
+            return best;
         }
         (0..=name.label_count())
             .find_map(|skip| self.index.get(name.suffix(skip)))

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use metrics::{Counter, Unit, counter, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::dns::answer::{Outcome, Snapshot, SteeredState, Transport};
+use crate::dns::answer::{Outcome, Snapshot, Steered, SteeredState, Transport};
 use crate::dns::wire::Rcode;
 
 /// A worker pushes its local counts to the registry after this many queries (and when idle).
@@ -450,7 +450,13 @@ impl Tally {
 
     /// Count one answered query. Allocates only on the first query after a reload.
     #[inline]
-    pub fn record(&mut self, snap: &Snapshot, o: &Outcome, transport: Transport) {
+    pub fn record(
+        &mut self,
+        snap: &Snapshot,
+        o: &Outcome,
+        steered: Option<&Steered>,
+        transport: Transport,
+    ) {
         if self.layout.as_ref().is_none_or(|l| l.key != key_of(snap)) {
             if let Some(l) = &mut self.layout {
                 l.flush();
@@ -469,7 +475,7 @@ impl Tally {
             self.truncated[transport_slot(transport)].0 += 1;
         }
         self.ecs[usize::from(!o.ecs)].0 += 1;
-        if let Some(s) = &o.steered {
+        if let Some(s) = steered {
             let svc = s.service as usize;
             let region = if s.region == crate::dns::answer::ANY_REGION {
                 l.regions - 1

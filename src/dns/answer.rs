@@ -70,8 +70,6 @@ pub struct Outcome {
     pub qtype: u16,
     /// The query carried an EDNS Client Subnet option.
     pub ecs: bool,
-    /// What a service answer chose, for traffic metrics.
-    pub steered: Option<Steered>,
 }
 
 /// A steered answer: service, client region ([`ANY_REGION`] when the answer is the same for every
@@ -178,6 +176,7 @@ pub fn respond(
     q: &mut Query,
     out: &mut [u8],
 ) -> Option<Outcome> {
+    q.steered = None;
     match parse_query(packet, q) {
         Ok(()) => Some(answer(snap, packet, peer, q, out)),
         Err(Reject::Drop) => None,
@@ -224,7 +223,6 @@ pub fn respond(
                 zone: None,
                 qtype: 0,
                 ecs: false,
-                steered: None,
             })
         }
     }
@@ -285,7 +283,7 @@ fn opt_size(e: &Option<Edns>) -> usize {
     }
 }
 
-fn answer(snap: &Snapshot, packet: &[u8], peer: Peer, q: &Query, out: &mut [u8]) -> Outcome {
+fn answer(snap: &Snapshot, packet: &[u8], peer: Peer, q: &mut Query, out: &mut [u8]) -> Outcome {
     let transport = peer.transport;
     let server_max = snap.edns_udp_payload.max(512) as usize;
     let limit = match (transport, &q.edns) {
@@ -353,6 +351,7 @@ fn answer(snap: &Snapshot, packet: &[u8], peer: Peer, q: &Query, out: &mut [u8])
         s.ar += 1;
     }
     finish_header(&mut w, q.flags, 1, &s, truncated);
+    q.steered = steered;
     let rcode = match s.rcode {
         0 => Rcode::NoError,
         3 => Rcode::NxDomain,
@@ -366,7 +365,6 @@ fn answer(snap: &Snapshot, packet: &[u8], peer: Peer, q: &Query, out: &mut [u8])
         zone: zone.map(|z| z.id),
         qtype: q.qtype,
         ecs: q.edns.is_some_and(|e| e.client_subnet.is_some()),
-        steered,
     }
 }
 

@@ -115,7 +115,7 @@ async fn connection(
                 tally.record_latency(Transport::Tcp, t0.elapsed());
             }
             match &answered {
-                Some(o) => tally.record(&snap, o, Transport::Tcp),
+                Some(o) => tally.record(&snap, o, query.steered.as_ref(), Transport::Tcp),
                 None => tally.dropped(),
             }
         }

@@ -181,7 +181,7 @@ pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &Atomi
             if let Some(t0) = started {
                 tally.record_latency(Transport::Udp, t0.elapsed());
             }
-            tally.record(snap, &o, Transport::Udp);
+            tally.record(snap, &o, query.steered.as_ref(), Transport::Udp);
             b.iov_tx[out] = libc::iovec {
                 iov_base: b.tx[out].as_mut_ptr().cast(),
                 iov_len: o.len,

@@ -379,13 +379,18 @@ impl Layout {
     }
 }
 
+/// Positions in [`Tally::fixed`].
+const TRUNCATED: usize = 0;
+const ECS: usize = 2;
+const DROPPED: usize = 4;
+
 /// One DNS worker's counters. Counting is a few array increments; [`Tally::flush`] hands them to
 /// the registry without allocating.
 pub struct Tally {
     layout: Option<Layout>,
-    truncated: [(u64, Option<Counter>); 2],
-    ecs: [(u64, Option<Counter>); 2],
-    dropped: (u64, Option<Counter>),
+    /// Counters that do not depend on the configuration: [`TRUNCATED`] + transport,
+    /// [`ECS`] + (0 present, 1 absent), [`DROPPED`].
+    fixed: Counts,
     pending: u32,
     sample: u32,
 }
@@ -399,25 +404,17 @@ impl Default for Tally {
 impl Tally {
     pub fn new() -> Tally {
         install();
-        let t = |tr: &str| {
-            (
-                0,
-                Some(
-                    counter!("meridian_dns_responses_truncated_total", "transport" => tr.to_string()),
-                ),
-            )
-        };
-        let e = |p: &str| {
-            (
-                0,
-                Some(counter!("meridian_dns_ecs_queries_total", "ecs" => p.to_string())),
-            )
-        };
+        let mut fixed = Counts::default();
+        for t in TRANSPORTS {
+            fixed.push(counter!("meridian_dns_responses_truncated_total", "transport" => t));
+        }
+        for p in ["present", "absent"] {
+            fixed.push(counter!("meridian_dns_ecs_queries_total", "ecs" => p));
+        }
+        fixed.push(counter!("meridian_dns_dropped_total"));
         Tally {
             layout: None,
-            truncated: [t("udp"), t("tcp")],
-            ecs: [e("present"), e("absent")],
-            dropped: (0, Some(counter!("meridian_dns_dropped_total"))),
+            fixed,
             pending: 0,
             sample: 0,
         }
@@ -445,7 +442,7 @@ impl Tally {
     /// Count a datagram that got no answer.
     #[inline]
     pub fn dropped(&mut self) {
-        self.dropped.0 += 1;
+        self.fixed.n[DROPPED] += 1;
     }
 
     /// Count one answered query. Allocates only on the first query after a reload.
@@ -472,9 +469,9 @@ impl Tally {
             + transport_slot(transport);
         l.queries.n[slot] += 1;
         if o.truncated {
-            self.truncated[transport_slot(transport)].0 += 1;
+            self.fixed.n[TRUNCATED + transport_slot(transport)] += 1;
         }
-        self.ecs[usize::from(!o.ecs)].0 += 1;
+        self.fixed.n[ECS + usize::from(!o.ecs)] += 1;
         if let Some(s) = steered {
             let svc = s.service as usize;
             let region = if s.region == crate::dns::answer::ANY_REGION {
@@ -516,25 +513,13 @@ impl Tally {
         if let Some(l) = &mut self.layout {
             l.flush();
         }
-        for (n, c) in self
-            .truncated
-            .iter_mut()
-            .chain(&mut self.ecs)
-            .chain(std::iter::once(&mut self.dropped))
-        {
-            if *n > 0 {
-                if let Some(c) = c {
-                    c.increment(*n);
-                }
-                *n = 0;
-            }
-        }
+        self.fixed.flush();
         self.pending = 0;
     }
 
     /// Flush if anything is waiting (call when idle).
     pub fn flush_if_pending(&mut self) {
-        if self.pending > 0 || self.dropped.0 > 0 {
+        if self.pending > 0 || self.fixed.n[DROPPED] > 0 {
             self.flush();
         }
     }

@@ -188,8 +188,7 @@ pub fn build_tables(st: &Steering, monitor: Option<&Monitor>, previous: Option<&
         let name = &m.pools[p].endpoints[e].name;
         match view.by_name.get(name) {
             Some((s, _, _)) => *s,
-            None if monitor.is_some() => Serving::Up, // no checks: always up
-            None => Serving::Up,
+            None => Serving::Up, // no monitor yet, or an endpoint without checks
         }
     };
     let node = m.node_region.unwrap_or(usize::MAX);

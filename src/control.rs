@@ -136,11 +136,7 @@ impl Control {
     /// valid. Blocking (file I/O): call from a blocking context.
     pub fn reload(&self) -> Result<Reloaded, ConfigErrors> {
         let path = self.config_path();
-        let loaded = Config::load(&path).and_then(|c| {
-            let snap = c.compile()?;
-            Ok((c, snap))
-        });
-        match loaded {
+        match Config::load_compiled(&path) {
             Ok((config, snap)) => {
                 let r = self.apply(config, snap);
                 self.inner.reloads_ok.fetch_add(1, Ordering::Relaxed);

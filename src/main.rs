@@ -82,14 +82,6 @@ enum Command {
     },
 }
 
-fn load(
-    path: &std::path::Path,
-) -> Result<(Config, meridian::dns::answer::Snapshot), meridian::config::ConfigErrors> {
-    let config = Config::load(path)?;
-    let snapshot = config.compile()?;
-    Ok((config, snapshot))
-}
-
 /// Probes hold sockets: lift the soft open-file limit to the hard one (thousands of checks).
 fn raise_open_file_limit() {
     let mut lim = libc::rlimit {
@@ -119,7 +111,7 @@ fn main() -> ExitCode {
         logs.init();
     }
     match cli.command {
-        Command::Check { config } => match load(&config) {
+        Command::Check { config } => match Config::load_compiled(&config) {
             Ok((_, snap)) => {
                 for z in snap.catalog.zones() {
                     println!(
@@ -164,7 +156,7 @@ fn main() -> ExitCode {
                     }
                 };
             }
-            let snap = match load(&config) {
+            let snap = match Config::load_compiled(&config) {
                 Ok((_, snap)) => snap,
                 Err(errors) => {
                     eprintln!("{errors}");
@@ -205,7 +197,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve { config } => {
-            let (cfg, snap) = match load(&config) {
+            let (cfg, snap) = match Config::load_compiled(&config) {
                 Ok(x) => x,
                 Err(errors) => {
                     eprintln!("{errors}");

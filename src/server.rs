@@ -201,11 +201,6 @@ impl Server {
         self.control.apply(config.clone(), snapshot);
     }
 
-    /// Serve `snapshot` from now on; queries in flight finish on the old one.
-    pub fn publish(&self, snapshot: Snapshot) {
-        self.snapshot.store(Arc::new(snapshot));
-    }
-
     /// The snapshot being served.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.load_full()

@@ -345,6 +345,14 @@ impl Config {
         })
     }
 
+    /// Read, validate and compile `path` with everything it names: what `check`, `serve` and
+    /// every reload do.
+    pub fn load_compiled(path: &Path) -> Result<(Config, Snapshot), ConfigErrors> {
+        let config = Config::load(path)?;
+        let snapshot = config.compile()?;
+        Ok((config, snapshot))
+    }
+
     /// Load every zone and build the snapshot to serve. All zone errors are reported.
     pub fn compile(&self) -> Result<Snapshot, ConfigErrors> {
         let mut zones = Vec::new();

@@ -234,7 +234,7 @@ pub fn report(snap: &Snapshot, req: &Request) -> Result<Report, String> {
     let service = snap
         .steering
         .as_ref()
-        .and_then(|st| Some((st, st.service(&lower)?)));
+        .and_then(|st| Some((st, st.service_wire(&lower)?)));
     let service = match (service, &snap.tables) {
         (Some((st, svc)), Some(tables)) => {
             let def = &st.model.services[svc];

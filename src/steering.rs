@@ -11,14 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::policy::Steering as Model;
+use crate::dns::wire::NameBuf;
 use crate::geo::{GeoSource, RegionMap, RegionMapSpec, RegionSpec};
 use crate::health::monitor::Monitor;
 use crate::health::state::Serving;
 use crate::policy::model::{Fallback, Percentile};
 use crate::policy::{PolicyInputs, Tables, build_tables as build_policy_tables};
+use crate::zone::NameIndex;
 use crate::zone::build::name_wire_str;
-
-type Index = HashMap<Box<[u8]>, u32, foldhash::fast::RandomState>;
 
 /// One endpoint's answers, ready to copy.
 #[derive(Debug, Clone, Default)]
@@ -42,7 +42,8 @@ pub struct Steering {
     pub model: Model,
     pub regions: RegionMap,
     pub geo: Option<Arc<GeoSource>>,
-    services: Index,
+    /// Lowercase service name → position in the model's services.
+    services: NameIndex<u32>,
     /// Per pool, per endpoint.
     pub endpoints: Vec<Vec<EndpointWire>>,
     /// Per service.
@@ -107,10 +108,12 @@ impl Steering {
             Some(path) => Some(Arc::new(GeoSource::open(path)?)),
             None => None,
         };
-        let mut services = Index::default();
-        for (i, s) in model.services.iter().enumerate() {
-            services.insert(name_wire_str(&s.name, true), i as u32);
-        }
+        let names: Vec<Box<[u8]>> = model
+            .services
+            .iter()
+            .map(|s| name_wire_str(&s.name, true))
+            .collect();
+        let services = NameIndex::new(names.iter().enumerate().map(|(i, n)| (&n[..], i as u32)));
         let endpoints = model
             .pools
             .iter()
@@ -151,12 +154,15 @@ impl Steering {
         })
     }
 
+    /// The service answering a name, if any.
+    #[inline]
+    pub fn service(&self, name: &NameBuf) -> Option<usize> {
+        self.services.get_name(name).map(|i| i as usize)
+    }
+
     /// The service answering a lowercase wire name, if any.
-    pub fn service(&self, lower_wire: &[u8]) -> Option<usize> {
-        if self.services.is_empty() {
-            return None;
-        }
-        self.services.get(lower_wire).map(|&i| i as usize)
+    pub fn service_wire(&self, lower_wire: &[u8]) -> Option<usize> {
+        self.services.get(lower_wire).map(|i| i as usize)
     }
 }
 

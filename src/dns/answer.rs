@@ -305,10 +305,13 @@ fn answer(snap: &Snapshot, packet: &[u8], peer: Peer, q: &mut Query, out: &mut [
     let question_end = w.pos;
     let mut s = Sections::default();
     let refused = q.qclass != CLASS_IN || q.qtype == TYPE_AXFR || q.qtype == TYPE_IXFR;
-    let zone = if refused {
-        None
-    } else {
-        snap.catalog.find_for(&q.qname, q.qtype)
+    // The zone, and the node when the name exists in it (one probe of the catalog's name index).
+    let (zone, node) = match refused {
+        true => (None, None),
+        false => match snap.catalog.resolve(&q.qname, q.qtype) {
+            Some((z, node)) => (Some(z), node),
+            None => (None, None),
+        },
     };
     let mut truncated = false;
     // ECS scope of the answer: 0 unless a service's answer depended on the client's location.
@@ -320,7 +323,7 @@ fn answer(snap: &Snapshot, packet: &[u8], peer: Peer, q: &mut Query, out: &mut [
             let service = snap
                 .steering
                 .as_ref()
-                .and_then(|st| Some((st, st.service(q.qname.wire())?)));
+                .and_then(|st| Some((st, st.service(&q.qname)?)));
             let written = match (service, &snap.tables) {
                 (Some((st, svc)), Some(tables)) => super::service::write(
                     &mut w, zone, st, tables, svc, q, peer, &mut s,
@@ -329,7 +332,7 @@ fn answer(snap: &Snapshot, packet: &[u8], peer: Peer, q: &mut Query, out: &mut [
                     scope = sc;
                     steered = Some(st);
                 }),
-                _ => write_sections(&mut w, zone, q, &mut s),
+                _ => write_sections(&mut w, zone, q, node, &mut s),
             };
             if written.is_err() {
                 // Cut back to the question: the client must retry over TCP.
@@ -369,7 +372,14 @@ fn answer(snap: &Snapshot, packet: &[u8], peer: Peer, q: &mut Query, out: &mut [
 }
 
 /// Answer, authority and additional sections for a query inside `zone`.
-fn write_sections(w: &mut Writer, zone: &Zone, q: &Query, s: &mut Sections) -> Result<(), Full> {
+/// `node` is the question name's node in `zone` when the caller already found it.
+fn write_sections(
+    w: &mut Writer,
+    zone: &Zone,
+    q: &Query,
+    node: Option<u32>,
+    s: &mut Sections,
+) -> Result<(), Full> {
     s.aa = true;
     // The name being answered: the question's, then each CNAME target (copied only when chased).
     let mut chased: Option<NameBuf> = None;
@@ -379,7 +389,11 @@ fn write_sections(w: &mut Writer, zone: &Zone, q: &Query, s: &mut Sections) -> R
     for hop in 0..=MAX_CNAME_CHAIN {
         let name = chased.as_ref().unwrap_or(&q.qname);
         let apex_at = name_at + name.suffix_offset(name.label_count() - zone.apex_labels());
-        match zone.lookup(&name, q.qtype) {
+        let found = match (hop, node) {
+            (0, Some(idx)) => zone.lookup_at(name, q.qtype, 0, idx),
+            _ => zone.lookup(name, q.qtype),
+        };
+        match found {
             Lookup::NxDomain => {
                 s.rcode = Rcode::NxDomain as u16;
                 return negative(w, zone, apex_at, s);

@@ -40,30 +40,123 @@ pub enum Rcode {
     BadVers = 16,
 }
 
-/// A domain name in lowercase wire form with the offset of every label, kept on the stack.
+/// A domain name in lowercase wire form with the offset of every label and the hash of the
+/// whole name, kept on the stack.
 #[derive(Clone)]
 pub struct NameBuf {
-    bytes: [u8; MAX_NAME],
+    /// One byte longer than the longest name, so that the name can be read in whole 8-byte words.
+    bytes: [u8; MAX_NAME + 1],
     len: u8,
-    labels: [u8; MAX_LABELS],
     nlabels: u8,
+    labels: [u8; MAX_LABELS],
+    /// [`name_hash`] of the name, computed once when it is set.
+    hash: u64,
 }
 
 impl Default for NameBuf {
     fn default() -> Self {
         NameBuf {
-            bytes: [0; MAX_NAME],
+            bytes: [0; MAX_NAME + 1],
             len: 0,
-            labels: [0; MAX_LABELS],
             nlabels: 0,
+            labels: [0; MAX_LABELS],
+            hash: 0,
         }
     }
+}
+
+// ---------------------------------------------------------------- name hashing
+//
+// Names are hashed 8 bytes at a time with a folded 64×64→128-bit multiply (the mixing step of
+// foldhash and wyhash), the last partial word zero-padded. Not keyed: only zone data is ever
+// inserted into the tables these hashes index, so a query can at worst probe the longest run
+// the operator's own names make; it cannot grow one.
+
+const HASH_K0: u64 = 0x243f_6a88_85a3_08d3;
+const HASH_K1: u64 = 0x1319_8a2e_0370_7344;
+
+#[inline(always)]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let full = (a as u128).wrapping_mul(b as u128);
+    (full as u64) ^ ((full >> 64) as u64)
+}
+
+#[inline(always)]
+fn hash_word(h: u64, w: u64) -> u64 {
+    fold_mul(h ^ w, HASH_K1)
+}
+
+#[inline(always)]
+fn hash_finish(h: u64, len: usize) -> u64 {
+    fold_mul(h ^ len as u64, HASH_K0)
+}
+
+/// Hash of a wire name as stored in zone indexes (the caller lowercases it first).
+/// [`NameBuf`] computes the same value while it lowercases a question name.
+pub fn name_hash(b: &[u8]) -> u64 {
+    let mut h = HASH_K0;
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        h = hash_word(h, u64::from_le_bytes(c.try_into().expect("8 bytes")));
+    }
+    let rem = chunks.remainder();
+    if !rem.is_empty() {
+        let mut last = [0u8; 8];
+        last[..rem.len()].copy_from_slice(rem);
+        h = hash_word(h, u64::from_le_bytes(last));
+    }
+    hash_finish(h, b.len())
+}
+
+/// ASCII-lowercase the eight bytes of `w` at once (bytes outside `A`–`Z` are left alone).
+#[inline(always)]
+fn lower_word(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let low7 = w & !HIGH;
+    // High bit of each byte: set when its low 7 bits are >= 'A', and when they are > 'Z'.
+    let ge_a = low7 + ONES * (0x80 - b'A' as u64);
+    let gt_z = low7 + ONES * (0x7F - b'Z' as u64);
+    let upper = (ge_a & !gt_z) & !w & HIGH;
+    w | (upper >> 2)
 }
 
 impl NameBuf {
     /// The name in lowercase wire form, ending with the root label.
     pub fn wire(&self) -> &[u8] {
         &self.bytes[..self.len as usize]
+    }
+
+    /// [`name_hash`] of [`NameBuf::wire`].
+    #[inline]
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// Lowercase the first `len` bytes in place, 8 at a time, and hash them.
+    #[inline(always)]
+    fn lower_and_hash(&mut self, len: usize) {
+        let mut h = HASH_K0;
+        let mut at = 0;
+        while at + 8 <= len {
+            let w = lower_word(u64::from_le_bytes(
+                self.bytes[at..at + 8].try_into().expect("8 bytes"),
+            ));
+            self.bytes[at..at + 8].copy_from_slice(&w.to_le_bytes());
+            h = hash_word(h, w);
+            at += 8;
+        }
+        if at < len {
+            // The last partial word: bytes past the name are scratch (the buffer has room for
+            // a whole word past any name), and are masked out of the hash.
+            let w = lower_word(u64::from_le_bytes(
+                self.bytes[at..at + 8].try_into().expect("8 bytes"),
+            ));
+            self.bytes[at..at + 8].copy_from_slice(&w.to_le_bytes());
+            let keep = 8 * (len - at) as u32;
+            h = hash_word(h, w & ((1u64 << keep) - 1));
+        }
+        self.hash = hash_finish(h, len);
     }
 
     /// Number of labels, not counting the root.
@@ -113,6 +206,7 @@ impl NameBuf {
         }
         self.bytes[..wire.len()].copy_from_slice(wire);
         self.len = wire.len() as u8;
+        self.lower_and_hash(wire.len());
     }
 
     /// Build `*.` + the suffix of `self` after `skip` labels into `out`; false if it would not fit.
@@ -237,7 +331,7 @@ fn read_qname(buf: &[u8], start: usize, out: &mut NameBuf) -> Option<usize> {
     }
     let name = buf.get(start..start + len)?;
     out.bytes[..len].copy_from_slice(name);
-    out.bytes[..len].make_ascii_lowercase();
+    out.lower_and_hash(len);
     out.len = len as u8;
     out.nlabels = nlabels as u8;
     Some(start + len)

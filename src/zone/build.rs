@@ -12,7 +12,10 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
 use super::file::{SourceRecord, read_zone_file};
-use super::{Index, Node, RrSet, Zone};
+use super::{NameIndex, Node, RrSet, Zone};
+
+/// Owner names while a zone is built (the finished zone keeps a [`NameIndex`]).
+type Index = HashMap<Box<[u8]>, u32, foldhash::fast::RandomState>;
 use crate::dns::wire::{CLASS_IN, TYPE_A, TYPE_AAAA, TYPE_SOA};
 
 /// A problem in a zone, located in its master file (line and column are 1-based; 0 = unknown).
@@ -314,7 +317,7 @@ pub fn build_zone(
         apex,
         apex_labels,
         nodes,
-        index,
+        index: NameIndex::new(index.iter().map(|(k, &v)| (&k[..], v))),
         negative_soa: RrSet::new(TYPE_SOA, 1, neg.into(), Box::new([]), None),
         serial: soa_rdata.serial,
         record_count: records.len(),

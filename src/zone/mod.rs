@@ -11,14 +11,12 @@
 
 pub mod build;
 pub mod file;
-
-use std::collections::HashMap;
+pub mod index;
 
 use crate::dns::wire::{NameBuf, TYPE_DS};
 
 pub use build::{ZoneError, load_zone};
-
-type Index = HashMap<Box<[u8]>, u32, foldhash::fast::RandomState>;
+pub use index::NameIndex;
 
 /// One authoritative zone.
 pub struct Zone {
@@ -28,7 +26,8 @@ pub struct Zone {
     apex: Box<[u8]>,
     apex_labels: usize,
     nodes: Vec<Node>,
-    index: Index,
+    /// Lowercase owner name → position in `nodes`.
+    index: NameIndex<u32>,
     /// The SOA as sent in negative answers: TTL = min(SOA TTL, SOA MINIMUM) (RFC 2308 §5).
     negative_soa: RrSet,
     /// SOA serial, for status and logs.
@@ -157,7 +156,12 @@ impl Zone {
     }
 
     fn find(&self, wire: &[u8]) -> Option<u32> {
-        self.index.get(wire).copied()
+        self.index.get(wire)
+    }
+
+    /// Lowercase owner names and their node positions.
+    pub fn names(&self) -> impl Iterator<Item = (&[u8], u32)> + '_ {
+        self.index.iter()
     }
 
     /// Whether a lowercase wire name lies at or below this zone's apex.
@@ -175,18 +179,23 @@ impl Zone {
 
     /// Look `name` up; it must lie within the zone (the caller picked the zone by suffix).
     pub fn lookup(&self, name: &NameBuf, qtype: u16) -> Lookup<'_> {
+        if let Some(idx) = self.index.get_name(name) {
+            return self.lookup_at(name, qtype, 0, idx);
+        }
         let below_apex = name.label_count() - self.apex_labels;
-        // Closest encloser: the deepest existing node that is the name or one of its ancestors.
-        let mut found = None;
-        for skip in 0..=below_apex {
+        // Closest encloser: the deepest existing node that is one of the name's ancestors.
+        for skip in 1..=below_apex {
             if let Some(idx) = self.find(name.suffix(skip)) {
-                found = Some((skip, &self.nodes[idx as usize]));
-                break;
+                return self.lookup_at(name, qtype, skip, idx);
             }
         }
-        let Some((skip, node)) = found else {
-            return Lookup::NxDomain; // unreachable for a loaded zone: the apex always exists
-        };
+        Lookup::NxDomain // unreachable for a loaded zone: the apex always exists
+    }
+
+    /// The answer for `name` given its closest encloser: node `idx`, `skip` labels up.
+    #[inline]
+    pub fn lookup_at(&self, name: &NameBuf, qtype: u16, skip: usize, idx: u32) -> Lookup<'_> {
+        let node = &self.nodes[idx as usize];
         if let Some(cut) = node.cut {
             let cut = &self.nodes[cut as usize];
             // DS lives in the parent: a DS query for the cut itself is answered here (RFC 4035).
@@ -204,7 +213,7 @@ impl Zone {
         // RFC 4592: the source of synthesis is `*.` + the closest encloser.
         let mut wild = NameBuf::default();
         if name.wildcard_of(skip, &mut wild) {
-            if let Some(idx) = self.find(wild.wire()) {
+            if let Some(idx) = self.index.get_name(&wild) {
                 return Lookup::Found {
                     node: &self.nodes[idx as usize],
                     wildcard: true,
@@ -218,11 +227,22 @@ impl Zone {
 /// Up to this many zones, [`Catalog::find`] scans instead of hashing.
 const LINEAR_ZONES: usize = 8;
 
+/// Where a name that exists lives: its zone (the most specific one served) and node.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct Place {
+    pub zone: u32,
+    pub node: u32,
+}
+
 /// All zones one server answers for, found by longest suffix match.
 #[derive(Default)]
 pub struct Catalog {
     zones: Vec<Zone>,
-    index: Index,
+    /// Apex → zone position.
+    index: NameIndex<u32>,
+    /// Every owner name of every zone → its place in the most specific zone that contains it:
+    /// for a name that exists, one probe finds both the zone and the node.
+    names: NameIndex<Place>,
 }
 
 impl Catalog {
@@ -230,11 +250,41 @@ impl Catalog {
         for (i, z) in zones.iter_mut().enumerate() {
             z.id = i as u16;
         }
-        let mut index = Index::default();
-        for (i, z) in zones.iter().enumerate() {
-            index.insert(z.apex.clone(), i as u32);
+        let index = NameIndex::new(
+            zones
+                .iter()
+                .enumerate()
+                .map(|(i, z)| (&z.apex[..], i as u32)),
+        );
+        let mut catalog = Catalog {
+            zones,
+            index,
+            names: NameIndex::default(),
+        };
+        let mut places = Vec::new();
+        let mut name = NameBuf::default();
+        for (zi, z) in catalog.zones.iter().enumerate() {
+            for (key, node) in z.names() {
+                // A name inside a more specific served zone (a parent's glue for a child we
+                // also serve) belongs to that zone, whether or not it exists there.
+                name.set_wire(key);
+                if catalog
+                    .find(&name)
+                    .is_some_and(|best| best.id as usize == zi)
+                {
+                    places.push((
+                        key,
+                        Place {
+                            zone: zi as u32,
+                            node,
+                        },
+                    ));
+                }
+            }
         }
-        Catalog { zones, index }
+        let names = NameIndex::new(places);
+        catalog.names = names;
+        catalog
     }
 
     pub fn zones(&self) -> &[Zone] {
@@ -245,6 +295,22 @@ impl Catalog {
     /// that DS at a served zone's apex belongs to the parent side when the parent is served too
     /// (RFC 4035 §3.1.4.1).
     pub fn find_for(&self, name: &NameBuf, qtype: u16) -> Option<&Zone> {
+        self.resolve(name, qtype).map(|(z, _)| z)
+    }
+
+    /// [`Catalog::find_for`], and the name's node in that zone when the name exists there.
+    #[inline]
+    pub fn resolve(&self, name: &NameBuf, qtype: u16) -> Option<(&Zone, Option<u32>)> {
+        if let Some(p) = self.names.get_name(name) {
+            let zone = &self.zones[p.zone as usize];
+            if qtype != TYPE_DS || zone.apex_labels != name.label_count() {
+                return Some((zone, Some(p.node)));
+            }
+        }
+        self.find_for_slow(name, qtype).map(|z| (z, None))
+    }
+
+    fn find_for_slow(&self, name: &NameBuf, qtype: u16) -> Option<&Zone> {
         let zone = self.find(name)?;
         if qtype == TYPE_DS && zone.apex_labels == name.label_count() && name.label_count() > 0 {
             let mut parent = NameBuf::default();
@@ -276,6 +342,6 @@ impl Catalog {
         }
         (0..=name.label_count())
             .find_map(|skip| self.index.get(name.suffix(skip)))
-            .map(|&i| &self.zones[i as usize])
+            .map(|i| &self.zones[i as usize])
     }
 }

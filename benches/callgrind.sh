@@ -2,19 +2,21 @@
 # User-space instructions per UDP query, counted exactly by callgrind (valgrind).
 #
 # Tick-sampled utime moves by tens of percent between runs on a VM; an instruction count does
-# not. This runs a server under `valgrind --tool=callgrind --separate-threads=yes`, has dnsperf
-# send it N and then 2N queries (two separate server runs), and reports
-#   (instructions of the busiest thread in the 2N run - those in the N run) / N
-# so that start-up, metric registration and shutdown cancel out. The busiest thread is the one
-# UDP worker (the servers run with one).
+# not. This runs a server under `valgrind --tool=callgrind --separate-threads=yes`, warms it up
+# with WARMUP queries from dnsperf, zeroes the counters (callgrind_control -z), has dnsperf send
+# QUERIES more, dumps the counters (callgrind_control --dump) and reports the busiest thread's
+# instructions divided by the queries answered. The busiest thread is the one UDP worker (the
+# servers run with one); its count covers the whole loop: system-call wrappers, parsing,
+# answering and the metrics tally, in the steady state.
 #
 # Usage: benches/callgrind.sh [meridian|null-mmsg|both]   (default: both)
-# Environment: QUERIES [10000] (N), PORT [5497], RATE [3000] (dnsperf -Q; valgrind is slow),
-#              KEEP_WORK [0].
+# Environment: QUERIES [20000], WARMUP [2000], PORT [5497], RATE [3000] (dnsperf -Q; valgrind is
+#              slow), KEEP_WORK [0].
 # Needs: valgrind, dnsperf, dig (benches/dnsperf.sh installs the last two).
 set -euo pipefail
 
-QUERIES=${QUERIES:-10000}
+QUERIES=${QUERIES:-20000}
+WARMUP=${WARMUP:-2000}
 PORT=${PORT:-5497}
 RATE=${RATE:-3000}
 KEEP_WORK=${KEEP_WORK:-0}
@@ -23,11 +25,11 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QUERY_FILE=$REPO/benches/queries.txt
 ADDR=127.0.0.1
 
-for var in QUERIES PORT RATE; do
+for var in QUERIES WARMUP PORT RATE; do
     [[ ${!var} =~ ^[0-9]+$ ]] || { echo "callgrind.sh: $var must be a number" >&2; exit 64; }
 done
 ((QUERIES >= 100 && QUERIES <= 200000)) || { echo "callgrind.sh: QUERIES must be 100..200000" >&2; exit 64; }
-for tool in valgrind dnsperf dig; do
+for tool in valgrind callgrind_control dnsperf dig; do
     command -v $tool >/dev/null || { echo "callgrind.sh: $tool is missing" >&2; exit 1; }
 done
 
@@ -61,45 +63,40 @@ server_cmd() {
     esac
 }
 
-# One server run under callgrind answering about $2 queries; prints the busiest thread's total
-# instruction count and the number of queries dnsperf got answered.
-count_run() {
-    local server=$1 n=$2 out=$WORK/$1.$2
-    # shellcheck disable=SC2046
+LINES=$(grep -cv '^\s*$' "$QUERY_FILE")
+# dnsperf replays the query file $2 times (rounded up) against the server; output to $1.
+replay() {
+    dnsperf -s "$ADDR" -p "$PORT" -d "$QUERY_FILE" -n $((($2 + LINES - 1) / LINES)) -Q "$RATE" -l 600 >"$1" 2>&1
+    local sent completed
+    sent=$(awk '/Queries sent:/ {print $3}' "$1")
+    completed=$(awk '/Queries completed:/ {print $3}' "$1")
+    [[ -n $completed && $completed == "$sent" ]] ||
+        { echo "callgrind.sh: ${completed:-no} of ${sent:-no} queries answered" >&2; return 1; }
+    echo "$completed"
+}
+
+measure() {
+    local server=$1 out=$WORK/$1 up=0 n total
+    # shellcheck disable=SC2046 # the command is a word list we built
     valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$out.%p" \
         $(server_cmd "$server") >"$out.log" 2>&1 &
     SERVER_PID=$!
-    local up=0
     for _ in $(seq 1 100); do
         if dig +short +time=1 +tries=1 -p "$PORT" @"$ADDR" www.bench.example A >/dev/null 2>&1; then up=1; break; fi
         sleep 0.2
     done
     ((up)) || { echo "callgrind.sh: $server did not answer" >&2; cat "$out.log" >&2; exit 1; }
-    local lines
-    lines=$(grep -cv '^\s*$' "$QUERY_FILE")
-    dnsperf -s "$ADDR" -p "$PORT" -d "$QUERY_FILE" -n $(((n + lines - 1) / lines)) -Q "$RATE" -l 600 \
-        >"$out.dnsperf" 2>&1
+    replay "$out.warmup" "$WARMUP" >/dev/null
+    callgrind_control -z "$SERVER_PID" >/dev/null
+    n=$(replay "$out.measured" "$QUERIES")
+    callgrind_control --dump=measured "$SERVER_PID" >/dev/null
     kill -TERM "$SERVER_PID"
     wait "$SERVER_PID" || true
     SERVER_PID=
-    local sent completed total
-    sent=$(awk '/Queries sent:/ {print $3}' "$out.dnsperf")
-    completed=$(awk '/Queries completed:/ {print $3}' "$out.dnsperf")
-    [[ -n $completed && $completed == "$sent" ]] ||
-        { echo "callgrind.sh: $server answered ${completed:-no} of ${sent:-no} queries" >&2; exit 1; }
-    total=$(cat "$out".* | awk '/^totals:/ { if ($2 > max) max = $2 } END { print max + 0 }')
-    # The dig probe above adds one query to every run: it cancels out in the difference.
-    echo "$total $completed"
-}
-
-measure() {
-    local server=$1 a b
-    a=$(count_run "$server" "$QUERIES")
-    b=$(count_run "$server" $((QUERIES * 2)))
-    awk -v s="$server" -v a="$a" -v b="$b" 'BEGIN {
-        split(a, x, " "); split(b, y, " ")
-        printf "%-10s %6.0f user instructions per query  (worker thread: %d instructions for %d queries, %d for %d)\n",
-            s, (y[1] - x[1]) / (y[2] - x[2]), x[1], x[2], y[1], y[2] }'
+    # The dump holds one file per thread, each with a "desc: Trigger: ... measured" line.
+    total=$(grep -l 'measured' "$out".* 2>/dev/null | xargs awk '/^totals:/ { if ($2 > max) max = $2 } END { print max + 0 }')
+    awk -v s="$server" -v t="$total" -v n="$n" 'BEGIN {
+        printf "%-10s %6.0f user instructions per query  (worker thread: %d instructions for %d queries)\n", s, t / n, t, n }'
 }
 
 case $WHICH in

@@ -216,11 +216,29 @@ const RCODES: [&str; 7] = [
 ];
 const TRANSPORTS: [&str; 2] = ["udp", "tcp"];
 
+/// Position of a query type in [`QTYPES`] ([`QTYPES`]`.len()` for "other"), by table for the
+/// types below 256 (a load instead of a scan on every query).
+#[inline(always)]
 fn qtype_slot(t: u16) -> usize {
-    QTYPES
-        .iter()
-        .position(|(v, _)| *v == t)
-        .unwrap_or(QTYPES.len())
+    const fn table() -> [u8; 256] {
+        let mut out = [QTYPES.len() as u8; 256];
+        let mut i = 0;
+        while i < QTYPES.len() {
+            if QTYPES[i].0 < 256 {
+                out[QTYPES[i].0 as usize] = i as u8;
+            }
+            i += 1;
+        }
+        out
+    }
+    static SLOTS: [u8; 256] = table();
+    match SLOTS.get(t as usize) {
+        Some(&slot) => slot as usize,
+        None => QTYPES
+            .iter()
+            .position(|(v, _)| *v == t)
+            .unwrap_or(QTYPES.len()),
+    }
 }
 
 fn rcode_slot(r: Rcode) -> usize {
@@ -371,12 +389,55 @@ impl Layout {
         }
     }
 
+    /// Count a service's answer: its region, the endpoints drawn, and whether it was degraded.
+    #[inline(never)]
+    fn record_steered(&mut self, s: &Steered) {
+        let svc = s.service as usize;
+        let region = if s.region == crate::dns::answer::ANY_REGION {
+            self.regions - 1
+        } else {
+            s.region as usize
+        };
+        if let Some(a) = self.answers.n.get_mut(svc * self.regions + region) {
+            *a += 1;
+        }
+        for e in &s.endpoints[..s.count as usize] {
+            let g = self
+                .endpoint_base
+                .get(e.pool as usize)
+                .map_or(usize::MAX, |b| b + e.endpoint as usize);
+            if let Some(c) = self.endpoints.n.get_mut(svc * self.total_endpoints + g) {
+                *c += 1;
+            }
+        }
+        let kind = match s.state {
+            SteeredState::Normal => None,
+            SteeredState::Withdrawn => Some(0),
+            SteeredState::Spill => Some(1),
+            SteeredState::Standby => Some(2),
+            SteeredState::Fallback => Some(3),
+        };
+        if let Some(k) = kind.and_then(|k| self.degraded.n.get_mut(svc * 4 + k)) {
+            *k += 1;
+        }
+    }
+
     fn flush(&mut self) {
         self.queries.flush();
         self.answers.flush();
         self.endpoints.flush();
         self.degraded.flush();
     }
+}
+
+/// Lay the counters out for a new configuration, flushing the old ones.
+#[cold]
+#[inline(never)]
+fn relayout(layout: &mut Option<Layout>, snap: &Snapshot) {
+    if let Some(l) = layout {
+        l.flush();
+    }
+    *layout = Some(Layout::new(snap));
 }
 
 /// Positions in [`Tally::fixed`].
@@ -389,7 +450,7 @@ const DROPPED: usize = 4;
 pub struct Tally {
     layout: Option<Layout>,
     /// Counters that do not depend on the configuration: [`TRUNCATED`] + transport,
-    /// [`ECS`] + (0 present, 1 absent), [`DROPPED`].
+    /// [`ECS`] + (0 present, 1 absent: filled in by [`Tally::flush`]), [`DROPPED`].
     fixed: Counts,
     pending: u32,
     sample: u32,
@@ -446,7 +507,7 @@ impl Tally {
     }
 
     /// Count one answered query. Allocates only on the first query after a reload.
-    #[inline]
+    #[inline(always)]
     pub fn record(
         &mut self,
         snap: &Snapshot,
@@ -455,12 +516,11 @@ impl Tally {
         transport: Transport,
     ) {
         if self.layout.as_ref().is_none_or(|l| l.key != key_of(snap)) {
-            if let Some(l) = &mut self.layout {
-                l.flush();
-            }
-            self.layout = Some(Layout::new(snap));
+            relayout(&mut self.layout, snap);
         }
-        let l = self.layout.as_mut().expect("set above");
+        let Some(l) = self.layout.as_mut() else {
+            return;
+        };
         let zone = o
             .zone
             .map_or(l.zones - 1, |z| (z as usize).min(l.zones - 1));
@@ -471,36 +531,10 @@ impl Tally {
         if o.truncated {
             self.fixed.n[TRUNCATED + transport_slot(transport)] += 1;
         }
-        self.fixed.n[ECS + usize::from(!o.ecs)] += 1;
+        // ECS present is counted here; absent is the rest, worked out when flushing.
+        self.fixed.n[ECS] += u64::from(o.ecs);
         if let Some(s) = steered {
-            let svc = s.service as usize;
-            let region = if s.region == crate::dns::answer::ANY_REGION {
-                l.regions - 1
-            } else {
-                s.region as usize
-            };
-            if let Some(a) = l.answers.n.get_mut(svc * l.regions + region) {
-                *a += 1;
-            }
-            for e in &s.endpoints[..s.count as usize] {
-                let g = l
-                    .endpoint_base
-                    .get(e.pool as usize)
-                    .map_or(usize::MAX, |b| b + e.endpoint as usize);
-                if let Some(c) = l.endpoints.n.get_mut(svc * l.total_endpoints + g) {
-                    *c += 1;
-                }
-            }
-            let kind = match s.state {
-                SteeredState::Normal => None,
-                SteeredState::Withdrawn => Some(0),
-                SteeredState::Spill => Some(1),
-                SteeredState::Standby => Some(2),
-                SteeredState::Fallback => Some(3),
-            };
-            if let Some(k) = kind.and_then(|k| l.degraded.n.get_mut(svc * 4 + k)) {
-                *k += 1;
-            }
+            l.record_steered(s);
         }
         self.pending += 1;
         if self.pending >= FLUSH_EVERY {
@@ -513,6 +547,7 @@ impl Tally {
         if let Some(l) = &mut self.layout {
             l.flush();
         }
+        self.fixed.n[ECS + 1] = u64::from(self.pending).saturating_sub(self.fixed.n[ECS]);
         self.fixed.flush();
         self.pending = 0;
     }
@@ -533,5 +568,7 @@ mod tests {
             assert_eq!(super::qtype_slot(*t), i);
         }
         assert_eq!(super::qtype_slot(99), super::QTYPES.len());
+        assert_eq!(super::qtype_slot(0), super::QTYPES.len());
+        assert_eq!(super::qtype_slot(300), super::QTYPES.len());
     }
 }

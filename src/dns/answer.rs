@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use crate::policy::Tables;
 use crate::steering::Steering;
-use crate::zone::{Catalog, Lookup, Node, RrSet, Zone};
+use crate::zone::{Catalog, Lookup, Node, Prepared, RrSet, Zone};
 
 /// How many CNAMEs are followed within one zone before the chain is returned as it stands.
 const MAX_CNAME_CHAIN: usize = 8;
@@ -305,11 +305,11 @@ fn answer(snap: &Snapshot, packet: &[u8], peer: Peer, q: &mut Query, out: &mut [
     let question_end = w.pos;
     let mut s = Sections::default();
     let refused = q.qclass != CLASS_IN || q.qtype == TYPE_AXFR || q.qtype == TYPE_IXFR;
-    // The zone, and the node when the name exists in it (one probe of the catalog's name index).
-    let (zone, node) = match refused {
+    // The zone, and the name's place when it exists (one probe of the catalog's name index).
+    let (zone, place) = match refused {
         true => (None, None),
         false => match snap.catalog.resolve(&q.qname, q.qtype) {
-            Some((z, node)) => (Some(z), node),
+            Some((z, place)) => (Some(z), place),
             None => (None, None),
         },
     };
@@ -332,7 +332,19 @@ fn answer(snap: &Snapshot, packet: &[u8], peer: Peer, q: &mut Query, out: &mut [
                     scope = sc;
                     steered = Some(st);
                 }),
-                _ => write_sections(&mut w, zone, q, node, &mut s),
+                _ => match place.and_then(|p| snap.catalog.prepared(&p, q.qtype)) {
+                    // Written ahead of time by `write_sections` itself: one copy, if it fits.
+                    Some((p, body)) if w.pos + body.len() <= w.limit => w.put(body).map(|()| {
+                        s = Sections {
+                            an: p.an,
+                            ns: p.ns,
+                            ar: p.ar,
+                            aa: p.aa,
+                            rcode: p.rcode,
+                        }
+                    }),
+                    _ => write_sections(&mut w, zone, q, place.map(|p| p.node), &mut s),
+                },
             };
             if written.is_err() {
                 // Cut back to the question: the client must retry over TCP.
@@ -369,6 +381,61 @@ fn answer(snap: &Snapshot, packet: &[u8], peer: Peer, q: &mut Query, out: &mut [
         qtype: q.qtype,
         ecs: q.edns.is_some_and(|e| e.client_subnet.is_some()),
     }
+}
+
+/// Write ahead of time the sections for questions of exactly `name` (node `node` of `zone`):
+/// one response per type the node holds and, unless the node holds a CNAME (whose chase depends
+/// on the type asked), a last one for every other type. Pushes `(counts and flags, bytes)` to
+/// `out` and returns whether that last "other" entry is there. Nothing for nodes at or below a
+/// delegation (referrals take the general path), or when a response would not fit a message.
+///
+/// This runs the same [`write_sections`] that answers a query, with the question where a
+/// query's question would be, so a prepared response is byte for byte what the general path
+/// writes for that question when the client's size limit does not cut it (callers check).
+pub fn prepare(zone: &Zone, name: &NameBuf, node: u32, out: &mut Vec<(Prepared, Vec<u8>)>) -> bool {
+    let n = zone.node(node);
+    if n.cut.is_some() {
+        return false;
+    }
+    let has_cname = n.rrset(TYPE_CNAME).is_some();
+    // Type 0 is never held by a node: it stands for "any other type". At a CNAME, the chase
+    // differs by type: the address types are prepared one by one, the rest are not.
+    let extra: &[u16] = if has_cname {
+        &[TYPE_A, TYPE_AAAA]
+    } else {
+        &[0]
+    };
+    let mut types: Vec<u16> = n.rrsets.iter().map(|r| r.rtype).collect();
+    types.extend(extra.iter().filter(|t| n.rrset(**t).is_none()));
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let question_end = 12 + name.wire().len() + 4;
+    let mut q = Query::default();
+    q.qname = name.clone();
+    q.qclass = CLASS_IN;
+    q.question_end = question_end;
+    for qtype in types {
+        q.qtype = qtype;
+        let mut w = Writer {
+            buf: &mut buf,
+            pos: question_end,
+            limit: MAX_MESSAGE,
+        };
+        let mut s = Sections::default();
+        if write_sections(&mut w, zone, &q, Some(node), &mut s).is_err() {
+            continue;
+        }
+        let p = Prepared {
+            qtype,
+            an: s.an,
+            ns: s.ns,
+            ar: s.ar,
+            aa: s.aa,
+            rcode: s.rcode,
+            ..Prepared::default()
+        };
+        out.push((p, w.buf[question_end..w.pos].to_vec()));
+    }
+    !has_cname && out.last().is_some_and(|(p, _)| p.qtype == 0)
 }
 
 /// Answer, authority and additional sections for a query inside `zone`.

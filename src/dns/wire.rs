@@ -133,32 +133,6 @@ impl NameBuf {
         self.hash
     }
 
-    /// Lowercase the first `len` bytes in place, 8 at a time, and hash them.
-    #[inline(always)]
-    fn lower_and_hash(&mut self, len: usize) {
-        let mut h = HASH_K0;
-        let mut at = 0;
-        while at + 8 <= len {
-            let w = lower_word(u64::from_le_bytes(
-                self.bytes[at..at + 8].try_into().expect("8 bytes"),
-            ));
-            self.bytes[at..at + 8].copy_from_slice(&w.to_le_bytes());
-            h = hash_word(h, w);
-            at += 8;
-        }
-        if at < len {
-            // The last partial word: bytes past the name are scratch (the buffer has room for
-            // a whole word past any name), and are masked out of the hash.
-            let w = lower_word(u64::from_le_bytes(
-                self.bytes[at..at + 8].try_into().expect("8 bytes"),
-            ));
-            self.bytes[at..at + 8].copy_from_slice(&w.to_le_bytes());
-            let keep = 8 * (len - at) as u32;
-            h = hash_word(h, w & ((1u64 << keep) - 1));
-        }
-        self.hash = hash_finish(h, len);
-    }
-
     /// Number of labels, not counting the root.
     pub fn label_count(&self) -> usize {
         self.nlabels as usize
@@ -206,7 +180,7 @@ impl NameBuf {
         }
         self.bytes[..wire.len()].copy_from_slice(wire);
         self.len = wire.len() as u8;
-        self.lower_and_hash(wire.len());
+        self.hash = name_hash(wire);
     }
 
     /// Build `*.` + the suffix of `self` after `skip` labels into `out`; false if it would not fit.
@@ -309,29 +283,55 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
 }
 
-/// Read the question name at `pos` (no compression allowed), lowercased into `out`.
-/// Returns the offset just past the name.
+/// Read the question name at `start` (no compression allowed) into `out`: label offsets
+/// recorded, bytes copied and lowercased eight at a time and hashed as they go (the same
+/// [`name_hash`] the zone indexes use). Returns the offset just past the name.
+#[inline(always)]
 fn read_qname(buf: &[u8], start: usize, out: &mut NameBuf) -> Option<usize> {
-    // First walk the length bytes only, recording label offsets; then copy the whole name in
-    // one go and lowercase it in one pass (length bytes are at most 63, below 'A').
+    let src = buf.get(start..)?;
+    // Walk the length bytes only, recording label offsets (length bytes are at most 63, below
+    // 'A', so lowercasing the whole name word by word leaves them alone).
     let mut len = 0usize;
     let mut nlabels = 0usize;
     loop {
-        let l = *buf.get(start + len)? as usize;
+        let l = *src.get(len)? as usize;
         if l == 0 {
             len += 1;
             break;
         }
-        if l > 63 || len + 1 + l + 1 > MAX_NAME {
+        if l > 63 || len + l + 2 > MAX_NAME {
             return None; // compression pointer, reserved label type or name too long
         }
         out.labels[nlabels] = len as u8;
         nlabels += 1;
         len += 1 + l;
     }
-    let name = buf.get(start..start + len)?;
-    out.bytes[..len].copy_from_slice(name);
-    out.lower_and_hash(len);
+    let mut h = HASH_K0;
+    let mut at = 0;
+    while at + 8 <= len {
+        let w = lower_word(u64::from_le_bytes(
+            src[at..at + 8].try_into().expect("8 bytes"),
+        ));
+        out.bytes[at..at + 8].copy_from_slice(&w.to_le_bytes());
+        h = hash_word(h, w);
+        at += 8;
+    }
+    if at < len {
+        // The last partial word, zero-padded (in the buffer too: its tail is scratch).
+        let rem = len - at;
+        let raw = match src.get(at..at + 8) {
+            Some(word) => u64::from_le_bytes(word.try_into().expect("8 bytes")),
+            None => {
+                let mut word = [0u8; 8];
+                word[..rem].copy_from_slice(&src[at..len]);
+                u64::from_le_bytes(word)
+            }
+        };
+        let w = lower_word(raw) & (u64::MAX >> (64 - 8 * rem));
+        out.bytes[at..at + 8].copy_from_slice(&w.to_le_bytes());
+        h = hash_word(h, w);
+    }
+    out.hash = hash_finish(h, len);
     out.len = len as u8;
     out.nlabels = nlabels as u8;
     Some(start + len)

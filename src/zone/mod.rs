@@ -13,7 +13,7 @@ pub mod build;
 pub mod file;
 pub mod index;
 
-use crate::dns::wire::{NameBuf, TYPE_DS};
+use crate::dns::wire::{NameBuf, TYPE_ANY, TYPE_DS};
 
 pub use build::{ZoneError, load_zone};
 pub use index::NameIndex;
@@ -227,12 +227,39 @@ impl Zone {
 /// Up to this many zones, [`Catalog::find`] scans instead of hashing.
 const LINEAR_ZONES: usize = 8;
 
-/// Where a name that exists lives: its zone (the most specific one served) and node.
+/// Where a name that exists lives: its zone (the most specific one served) and node, and the
+/// responses prepared for it.
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 pub struct Place {
     pub zone: u32,
     pub node: u32,
+    /// The name's prepared responses: `Catalog::prepared[first..first + count]`.
+    first: u32,
+    count: u16,
+    /// The last of them answers every type not listed before it (except ANY).
+    other: bool,
 }
+
+/// The answer, authority and additional sections the answer engine wrote ahead of time for a
+/// question of exactly one name and type (see [`crate::dns::answer::prepare`]): answering it is
+/// one copy. Compression pointers in it assume the question starts at offset 12 and has the
+/// name's length, which every question for that name does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Prepared {
+    /// The type it answers (ignored for a name's "other" entry).
+    pub qtype: u16,
+    pub an: u16,
+    pub ns: u16,
+    pub ar: u16,
+    pub aa: bool,
+    pub rcode: u16,
+    /// The sections' bytes: `Catalog::arena[at..at + len]`.
+    pub(crate) at: u32,
+    pub(crate) len: u16,
+}
+
+/// Prepared responses stop being added past this many bytes; names beyond take the general path.
+pub const PREPARED_BYTES_MAX: usize = 64 << 20;
 
 /// All zones one server answers for, found by longest suffix match.
 #[derive(Default)]
@@ -241,12 +268,20 @@ pub struct Catalog {
     /// Apex → zone position.
     index: NameIndex<u32>,
     /// Every owner name of every zone → its place in the most specific zone that contains it:
-    /// for a name that exists, one probe finds both the zone and the node.
+    /// for a name that exists, one probe finds the zone, the node and its prepared responses.
     names: NameIndex<Place>,
+    prepared: Vec<Prepared>,
+    arena: Vec<u8>,
 }
 
 impl Catalog {
-    pub fn new(mut zones: Vec<Zone>) -> Self {
+    pub fn new(zones: Vec<Zone>) -> Self {
+        Self::build(zones, PREPARED_BYTES_MAX)
+    }
+
+    /// A catalog whose prepared responses hold at most `prepared_bytes` bytes (0: none; every
+    /// query takes the general path, for tests that compare the two).
+    pub fn build(mut zones: Vec<Zone>, prepared_bytes: usize) -> Self {
         for (i, z) in zones.iter_mut().enumerate() {
             z.id = i as u16;
         }
@@ -260,31 +295,72 @@ impl Catalog {
             zones,
             index,
             names: NameIndex::default(),
+            prepared: Vec::new(),
+            arena: Vec::new(),
         };
         let mut places = Vec::new();
         let mut name = NameBuf::default();
+        let mut scratch = Vec::new();
+        let (mut prepared, mut arena) = (Vec::new(), Vec::new());
         for (zi, z) in catalog.zones.iter().enumerate() {
             for (key, node) in z.names() {
                 // A name inside a more specific served zone (a parent's glue for a child we
                 // also serve) belongs to that zone, whether or not it exists there.
                 name.set_wire(key);
-                if catalog
+                if !catalog
                     .find(&name)
                     .is_some_and(|best| best.id as usize == zi)
                 {
-                    places.push((
-                        key,
-                        Place {
-                            zone: zi as u32,
-                            node,
-                        },
-                    ));
+                    continue;
                 }
+                let mut place = Place {
+                    zone: zi as u32,
+                    node,
+                    first: prepared.len() as u32,
+                    ..Place::default()
+                };
+                if arena.len() < prepared_bytes {
+                    scratch.clear();
+                    place.other = crate::dns::answer::prepare(z, &name, node, &mut scratch);
+                    for (p, body) in scratch.drain(..) {
+                        prepared.push(Prepared {
+                            at: arena.len() as u32,
+                            len: body.len() as u16,
+                            ..p
+                        });
+                        arena.extend_from_slice(&body);
+                    }
+                    place.count = (prepared.len() - place.first as usize) as u16;
+                }
+                places.push((key, place));
             }
         }
-        let names = NameIndex::new(places);
-        catalog.names = names;
+        catalog.names = NameIndex::new(places);
+        catalog.prepared = prepared;
+        catalog.arena = arena;
         catalog
+    }
+
+    /// The prepared response to `qtype` at `place`, with its sections' bytes.
+    #[inline]
+    pub fn prepared(&self, place: &Place, qtype: u16) -> Option<(&Prepared, &[u8])> {
+        let all = self
+            .prepared
+            .get(place.first as usize..place.first as usize + place.count as usize)?;
+        let p = match all.iter().find(|p| p.qtype == qtype) {
+            Some(p) => p,
+            None if place.other && qtype != TYPE_ANY => all.last()?,
+            None => return None,
+        };
+        Some((
+            p,
+            &self.arena[p.at as usize..p.at as usize + p.len as usize],
+        ))
+    }
+
+    /// Bytes held by prepared responses (for logs and status).
+    pub fn prepared_bytes(&self) -> usize {
+        self.arena.len() + self.prepared.len() * std::mem::size_of::<Prepared>()
     }
 
     pub fn zones(&self) -> &[Zone] {
@@ -298,13 +374,13 @@ impl Catalog {
         self.resolve(name, qtype).map(|(z, _)| z)
     }
 
-    /// [`Catalog::find_for`], and the name's node in that zone when the name exists there.
+    /// [`Catalog::find_for`], and the name's place in that zone when the name exists there.
     #[inline]
-    pub fn resolve(&self, name: &NameBuf, qtype: u16) -> Option<(&Zone, Option<u32>)> {
+    pub fn resolve(&self, name: &NameBuf, qtype: u16) -> Option<(&Zone, Option<Place>)> {
         if let Some(p) = self.names.get_name(name) {
             let zone = &self.zones[p.zone as usize];
             if qtype != TYPE_DS || zone.apex_labels != name.label_count() {
-                return Some((zone, Some(p.node)));
+                return Some((zone, Some(p)));
             }
         }
         self.find_for_slow(name, qtype).map(|z| (z, None))

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use crate::policy::Tables;
 use crate::steering::Steering;
-use crate::zone::{Catalog, Lookup, Node, Prepared, RrSet, Zone};
+use crate::zone::{Catalog, Lookup, Node, Place, Prepared, Presence, RrSet, Zone};
 
 /// How many CNAMEs are followed within one zone before the chain is returned as it stands.
 const MAX_CNAME_CHAIN: usize = 8;
@@ -236,6 +236,7 @@ fn write_header(w: &mut Writer, id: u16) {
 
 /// Fill in flags and counts. QR, AA, TC and RCODE as decided; opcode, RD and CD copied from the
 /// query; RA, AD and Z clear.
+#[inline(always)]
 fn finish_header(w: &mut Writer, query_flags: u16, qd: u16, s: &Sections, tc: bool) {
     let mut flags = 0x8000 | (query_flags & 0x7910) | (s.rcode & 0xF);
     if s.aa {
@@ -244,11 +245,11 @@ fn finish_header(w: &mut Writer, query_flags: u16, qd: u16, s: &Sections, tc: bo
     if tc {
         flags |= 0x0200;
     }
-    w.set_u16(2, flags);
-    w.set_u16(4, qd);
-    w.set_u16(6, s.an);
-    w.set_u16(8, s.ns);
-    w.set_u16(10, s.ar);
+    let mut h = [0u8; 10];
+    for (at, v) in [flags, qd, s.an, s.ns, s.ar].into_iter().enumerate() {
+        h[2 * at..2 * at + 2].copy_from_slice(&v.to_be_bytes());
+    }
+    w.buf[2..12].copy_from_slice(&h);
 }
 
 /// Write an OPT record: our payload size, extended RCODE bits, DO copied, ECS echoed if asked.
@@ -305,14 +306,15 @@ fn answer(snap: &Snapshot, packet: &[u8], peer: Peer, q: &mut Query, out: &mut [
     let question_end = w.pos;
     let mut s = Sections::default();
     let refused = q.qclass != CLASS_IN || q.qtype == TYPE_AXFR || q.qtype == TYPE_IXFR;
-    // The zone, and the name's place when it exists (one probe of the catalog's name index).
-    let (zone, place) = match refused {
-        true => (None, None),
+    // The zone, and whether the name is one of its nodes (one probe of the catalog's index).
+    let (zone, presence) = match refused {
+        true => (None, Presence::Unknown),
         false => match snap.catalog.resolve(&q.qname, q.qtype) {
-            Some((z, place)) => (Some(z), place),
-            None => (None, None),
+            Some((z, presence)) => (Some(z), presence),
+            None => (None, Presence::Unknown),
         },
     };
+    let place = presence.place();
     let mut truncated = false;
     // ECS scope of the answer: 0 unless a service's answer depended on the client's location.
     let mut scope = 0u8;
@@ -343,7 +345,7 @@ fn answer(snap: &Snapshot, packet: &[u8], peer: Peer, q: &mut Query, out: &mut [
                             rcode: p.rcode,
                         }
                     }),
-                    _ => write_sections(&mut w, zone, q, place.map(|p| p.node), &mut s),
+                    _ => write_sections(&mut w, zone, q, presence, &mut s),
                 },
             };
             if written.is_err() {
@@ -397,6 +399,7 @@ pub fn prepare(zone: &Zone, name: &NameBuf, node: u32, out: &mut Vec<(Prepared, 
     if n.cut.is_some() {
         return false;
     }
+    let presence = Presence::At(Place::for_node(zone.id as u32, node));
     let has_cname = n.rrset(TYPE_CNAME).is_some();
     // Type 0 is never held by a node: it stands for "any other type". At a CNAME, the chase
     // differs by type: the address types are prepared one by one, the rest are not.
@@ -421,7 +424,7 @@ pub fn prepare(zone: &Zone, name: &NameBuf, node: u32, out: &mut Vec<(Prepared, 
             limit: MAX_MESSAGE,
         };
         let mut s = Sections::default();
-        if write_sections(&mut w, zone, &q, Some(node), &mut s).is_err() {
+        if write_sections(&mut w, zone, &q, presence, &mut s).is_err() {
             continue;
         }
         let p = Prepared {
@@ -439,12 +442,12 @@ pub fn prepare(zone: &Zone, name: &NameBuf, node: u32, out: &mut Vec<(Prepared, 
 }
 
 /// Answer, authority and additional sections for a query inside `zone`.
-/// `node` is the question name's node in `zone` when the caller already found it.
+/// `presence` is what the caller already knows of the question's name in `zone`.
 fn write_sections(
     w: &mut Writer,
     zone: &Zone,
     q: &Query,
-    node: Option<u32>,
+    presence: Presence,
     s: &mut Sections,
 ) -> Result<(), Full> {
     s.aa = true;
@@ -456,8 +459,9 @@ fn write_sections(
     for hop in 0..=MAX_CNAME_CHAIN {
         let name = chased.as_ref().unwrap_or(&q.qname);
         let apex_at = name_at + name.suffix_offset(name.label_count() - zone.apex_labels());
-        let found = match (hop, node) {
-            (0, Some(idx)) => zone.lookup_at(name, q.qtype, 0, idx),
+        let found = match (hop, presence) {
+            (0, Presence::At(p)) => zone.lookup_at(name, q.qtype, 0, p.node),
+            (0, Presence::Absent) => zone.lookup_absent(name, q.qtype),
             _ => zone.lookup(name, q.qtype),
         };
         match found {

@@ -182,20 +182,6 @@ impl NameBuf {
         self.len = wire.len() as u8;
         self.hash = name_hash(wire);
     }
-
-    /// Build `*.` + the suffix of `self` after `skip` labels into `out`; false if it would not fit.
-    pub fn wildcard_of(&self, skip: usize, out: &mut NameBuf) -> bool {
-        let suffix = self.suffix(skip);
-        if suffix.len() + 2 > MAX_NAME {
-            return false;
-        }
-        let mut tmp = [0u8; MAX_NAME];
-        tmp[0] = 1;
-        tmp[1] = b'*';
-        tmp[2..2 + suffix.len()].copy_from_slice(suffix);
-        out.set_wire(&tmp[..2 + suffix.len()]);
-        true
-    }
 }
 
 /// The parsed EDNS Client Subnet option of a query.
@@ -306,28 +292,29 @@ fn read_qname(buf: &[u8], start: usize, out: &mut NameBuf) -> Option<usize> {
         nlabels += 1;
         len += 1 + l;
     }
+    let name = &src[..len];
     let mut h = HASH_K0;
     let mut at = 0;
     while at + 8 <= len {
         let w = lower_word(u64::from_le_bytes(
-            src[at..at + 8].try_into().expect("8 bytes"),
+            name[at..at + 8].try_into().expect("8 bytes"),
         ));
         out.bytes[at..at + 8].copy_from_slice(&w.to_le_bytes());
         h = hash_word(h, w);
         at += 8;
     }
-    if at < len {
-        // The last partial word, zero-padded (in the buffer too: its tail is scratch).
-        let rem = len - at;
-        let raw = match src.get(at..at + 8) {
-            Some(word) => u64::from_le_bytes(word.try_into().expect("8 bytes")),
-            None => {
-                let mut word = [0u8; 8];
-                word[..rem].copy_from_slice(&src[at..len]);
-                u64::from_le_bytes(word)
-            }
+    let rem = len - at;
+    if rem > 0 {
+        // The last partial word, zero-padded (in the buffer too: its tail is scratch). Read as
+        // the name's last eight bytes shifted down, so that it never reaches past the name.
+        let raw = if len >= 8 {
+            u64::from_le_bytes(name[len - 8..].try_into().expect("8 bytes")) >> (8 * (8 - rem))
+        } else {
+            let mut word = [0u8; 8];
+            word[..rem].copy_from_slice(name);
+            u64::from_le_bytes(word)
         };
-        let w = lower_word(raw) & (u64::MAX >> (64 - 8 * rem));
+        let w = lower_word(raw);
         out.bytes[at..at + 8].copy_from_slice(&w.to_le_bytes());
         h = hash_word(h, w);
     }
@@ -491,7 +478,6 @@ pub fn parse_query(buf: &[u8], out: &mut Query) -> Result<(), Reject> {
     out.question_end = question_end;
     out.qtype = qtype;
     out.qclass = qclass;
-    out.edns = None;
 
     let mut pos = question_end;
     // Answer and authority records have no business in a query but are legal to carry; skip them.

@@ -83,6 +83,25 @@ impl<V: Copy + Default> NameIndex<V> {
     }
 }
 
+/// Byte equality for short keys, eight bytes at a time, without a call into `memcmp`.
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut ca, mut cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        let word = |c: &[u8]| u64::from_ne_bytes(c.try_into().expect("8 bytes"));
+        if word(x) != word(y) {
+            return false;
+        }
+    }
+    ca.remainder()
+        .iter()
+        .zip(cb.remainder())
+        .all(|(x, y)| x == y)
+}
+
 fn arena_key<'a, V>(arena: &'a [u8], s: &Slot<V>) -> &'a [u8] {
     &arena[s.key_at as usize..s.key_at as usize + s.key_len as usize]
 }
@@ -97,7 +116,7 @@ impl<V: Copy> NameIndex<V> {
             if s.key_len == 0 {
                 return None;
             }
-            if s.hash == hash && arena_key(&self.arena, s) == key {
+            if s.hash == hash && same(arena_key(&self.arena, s), key) {
                 return Some(s.value);
             }
             i = (i + 1) & self.mask;

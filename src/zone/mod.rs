@@ -179,9 +179,15 @@ impl Zone {
 
     /// Look `name` up; it must lie within the zone (the caller picked the zone by suffix).
     pub fn lookup(&self, name: &NameBuf, qtype: u16) -> Lookup<'_> {
-        if let Some(idx) = self.index.get_name(name) {
-            return self.lookup_at(name, qtype, 0, idx);
+        match self.index.get_name(name) {
+            Some(idx) => self.lookup_at(name, qtype, 0, idx),
+            None => self.lookup_absent(name, qtype),
         }
+    }
+
+    /// [`Zone::lookup`] for a name known not to be a node of the zone: its closest encloser,
+    /// then the wildcard there.
+    pub fn lookup_absent(&self, name: &NameBuf, qtype: u16) -> Lookup<'_> {
         let below_apex = name.label_count() - self.apex_labels;
         // Closest encloser: the deepest existing node that is one of the name's ancestors.
         for skip in 1..=below_apex {
@@ -211,9 +217,12 @@ impl Zone {
             };
         }
         // RFC 4592: the source of synthesis is `*.` + the closest encloser.
-        let mut wild = NameBuf::default();
-        if name.wildcard_of(skip, &mut wild) {
-            if let Some(idx) = self.index.get_name(&wild) {
+        let encloser = name.suffix(skip);
+        let mut wild = [0u8; 2 + crate::dns::wire::MAX_NAME];
+        if encloser.len() + 2 <= crate::dns::wire::MAX_NAME {
+            wild[..2].copy_from_slice(b"\x01*");
+            wild[2..2 + encloser.len()].copy_from_slice(encloser);
+            if let Some(idx) = self.index.get(&wild[..2 + encloser.len()]) {
                 return Lookup::Found {
                     node: &self.nodes[idx as usize],
                     wildcard: true,
@@ -238,6 +247,38 @@ pub struct Place {
     count: u16,
     /// The last of them answers every type not listed before it (except ANY).
     other: bool,
+}
+
+impl Place {
+    /// A place naming only a node (no prepared responses).
+    pub fn for_node(zone: u32, node: u32) -> Place {
+        Place {
+            zone,
+            node,
+            ..Place::default()
+        }
+    }
+}
+
+/// What [`Catalog::resolve`] learnt about a name in the zone it picked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Presence {
+    /// The name is this node of the zone.
+    At(Place),
+    /// The name is not a node of the zone.
+    Absent,
+    /// Not known (the zone was picked another way).
+    Unknown,
+}
+
+impl Presence {
+    /// The name's place, when it is a node.
+    pub fn place(self) -> Option<Place> {
+        match self {
+            Presence::At(p) => Some(p),
+            _ => None,
+        }
+    }
 }
 
 /// The answer, authority and additional sections the answer engine wrote ahead of time for a
@@ -374,16 +415,24 @@ impl Catalog {
         self.resolve(name, qtype).map(|(z, _)| z)
     }
 
-    /// [`Catalog::find_for`], and the name's place in that zone when the name exists there.
+    /// [`Catalog::find_for`], and what the catalog's name index knows of the name in that zone.
     #[inline]
-    pub fn resolve(&self, name: &NameBuf, qtype: u16) -> Option<(&Zone, Option<Place>)> {
-        if let Some(p) = self.names.get_name(name) {
-            let zone = &self.zones[p.zone as usize];
-            if qtype != TYPE_DS || zone.apex_labels != name.label_count() {
-                return Some((zone, Some(p)));
+    pub fn resolve(&self, name: &NameBuf, qtype: u16) -> Option<(&Zone, Presence)> {
+        match self.names.get_name(name) {
+            Some(p) => {
+                let zone = &self.zones[p.zone as usize];
+                if qtype != TYPE_DS || zone.apex_labels != name.label_count() {
+                    return Some((zone, Presence::At(p)));
+                }
+                // DS at a zone's apex may be the parent's to answer (see `find_for`).
+                self.find_for_slow(name, qtype)
+                    .map(|z| (z, Presence::Unknown))
             }
+            // Every node of every zone is in the index: the name is a node of none of them.
+            None => self
+                .find_for_slow(name, qtype)
+                .map(|z| (z, Presence::Absent)),
         }
-        self.find_for_slow(name, qtype).map(|z| (z, None))
     }
 
     fn find_for_slow(&self, name: &NameBuf, qtype: u16) -> Option<&Zone> {

@@ -498,14 +498,16 @@ if ran "$subject" && ((${#RAN[@]} > 1)); then
     for other in null null-mmsg knot gdnsd nsd; do
         [[ $other == "$subject" ]] && continue
         ran "$other" || continue
-        printf '%s vs %-9s  queries per server CPU-second: %5sx   max qps: %5sx\n' "$subject" "$other" \
-            "$(ratio "${R[$subject,qpcpu]}" "${R[$other,qpcpu]}")" "$(ratio "${R[$subject,max]}" "${R[$other,max]}")"
+        printf '%s vs %-9s  queries per server CPU-second: %5sx   user µs/q: %5sx   max qps: %5sx\n' \
+            "$subject" "$other" "$(ratio "${R[$subject,qpcpu]}" "${R[$other,qpcpu]}")" \
+            "$(ratio "${R[$subject,usr]}" "${R[$other,usr]}")" "$(ratio "${R[$subject,max]}" "${R[$other,max]}")"
     done
 fi
 noisy=()
 for name in "${RAN[@]}"; do ((${R[$name,other]} > 5)) && noisy+=("$name"); done
 echo
 echo "q per CPU-s: queries answered in the fixed run per second of server CPU (schedstat); higher is better."
+echo "user µs/q ratio: the subject's user time per query over the other's (lower is better); tick-sampled."
 echo "other CPU %: what else ran on the server's CPU during the fixed run (noise when above a few %)."
 echo "max qps measures the server only where its CPU % is near 100; below that dnsperf's one CPU was the limit."
 if ((${#noisy[@]})); then

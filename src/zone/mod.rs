@@ -399,7 +399,7 @@ impl Catalog {
         ))
     }
 
-    /// Bytes held by prepared responses (for logs and status).
+    /// Bytes held by prepared responses.
     pub fn prepared_bytes(&self) -> usize {
         self.arena.len() + self.prepared.len() * std::mem::size_of::<Prepared>()
     }

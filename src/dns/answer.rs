@@ -177,6 +177,9 @@ pub fn respond(
     out: &mut [u8],
 ) -> Option<Outcome> {
     q.steered = None;
+    if parse_plain(packet, q) {
+        return Some(answer(snap, packet, peer, q, out));
+    }
     match parse_query(packet, q) {
         Ok(()) => Some(answer(snap, packet, peer, q, out)),
         Err(Reject::Drop) => None,

@@ -99,11 +99,18 @@ pub fn name_hash(b: &[u8]) -> u64 {
     for c in &mut chunks {
         h = hash_word(h, u64::from_le_bytes(c.try_into().expect("8 bytes")));
     }
-    let rem = chunks.remainder();
-    if !rem.is_empty() {
-        let mut last = [0u8; 8];
-        last[..rem.len()].copy_from_slice(rem);
-        h = hash_word(h, u64::from_le_bytes(last));
+    let rem = chunks.remainder().len();
+    if rem > 0 {
+        // The last partial word, zero-padded: the name's last eight bytes shifted down when it
+        // has that many (no copy), else assembled.
+        let last = if b.len() >= 8 {
+            u64::from_le_bytes(b[b.len() - 8..].try_into().expect("8 bytes")) >> (8 * (8 - rem))
+        } else {
+            let mut last = [0u8; 8];
+            last[..rem].copy_from_slice(b);
+            u64::from_le_bytes(last)
+        };
+        h = hash_word(h, last);
     }
     hash_finish(h, b.len())
 }

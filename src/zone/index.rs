@@ -85,7 +85,7 @@ impl<V: Copy + Default> NameIndex<V> {
 
 /// Byte equality for short keys, eight bytes at a time, without a call into `memcmp`.
 #[inline(always)]
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

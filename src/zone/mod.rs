@@ -459,7 +459,7 @@ impl Catalog {
                 if best.is_some_and(|b| b.apex.len() >= z.apex.len()) || !name.is_label_start(off) {
                     continue;
                 }
-                if wire[off..] == *z.apex {
+                if index::same(&wire[off..], &z.apex) {
                     best = Some(z);
                 }
             }

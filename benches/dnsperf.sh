@@ -26,6 +26,9 @@
 #   SKIP_MERIDIAN [0]       1: do not build or run Meridian (for testing the script itself)
 #   NO_INSTALL [0]          1: never call apt-get; servers whose binaries are missing are skipped/failed
 #   MAX_LOSS_PCT [1]        a run that loses more than this percentage of queries fails
+#   ROUNDS [1]              run every server this many times, interleaved (round 1: each server,
+#                           round 2: each server, ...); the table shows the last round and a
+#                           summary gives each server's median and range of q per CPU-s and usr µs/q
 #   KEEP_WORK [0]           1: keep the temp dir (configs, server logs, dnsperf output) and print its path
 set -euo pipefail
 
@@ -44,9 +47,10 @@ SKIP_MERIDIAN=${SKIP_MERIDIAN:-0}
 NO_INSTALL=${NO_INSTALL:-0}
 MAX_LOSS_PCT=${MAX_LOSS_PCT:-1}
 KEEP_WORK=${KEEP_WORK:-0}
+ROUNDS=${ROUNDS:-1}
 ADDR=127.0.0.1 # loopback only, by design
 
-for var in RATE DURATION FIXED_OUTSTANDING MAX_DURATION MAX_CLIENTS MAX_OUTSTANDING BASE_PORT SERVER_CPU CLIENT_CPU; do
+for var in RATE DURATION FIXED_OUTSTANDING MAX_DURATION MAX_CLIENTS MAX_OUTSTANDING BASE_PORT SERVER_CPU CLIENT_CPU ROUNDS; do
     [[ ${!var} =~ ^[0-9]+$ ]] || { echo "dnsperf.sh: $var must be a non-negative integer, got '${!var}'" >&2; exit 64; }
 done
 ((DURATION >= 1 && DURATION <= 300 && MAX_DURATION >= 1 && MAX_DURATION <= 300)) ||
@@ -460,13 +464,27 @@ bench_server() {
     stop_server "$pid"
 }
 
-for name in $SERVERS; do
-    bin=$(binary_of "$name")
-    if ! command -v "$bin" >/dev/null; then
-        if is_optional "$name"; then log "$name: $bin not installed; skipped"; continue; fi
-        FAILED+=("$name"); echo "$name: $bin not found" >&2; continue
-    fi
-    if bench_server "$name"; then RAN+=("$name"); else FAILED+=("$name"); fi
+((ROUNDS >= 1 && ROUNDS <= 20)) || { echo "dnsperf.sh: ROUNDS must be 1..20" >&2; exit 64; }
+for round in $(seq 1 "$ROUNDS"); do
+    ((ROUNDS > 1)) && log "round $round of $ROUNDS"
+    for name in $SERVERS; do
+        [[ " ${FAILED[*]} " == *" $name "* ]] && continue
+        bin=$(binary_of "$name")
+        if ! command -v "$bin" >/dev/null; then
+            if is_optional "$name"; then
+                ((round == 1)) && log "$name: $bin not installed; skipped"
+                continue
+            fi
+            FAILED+=("$name"); echo "$name: $bin not found" >&2; continue
+        fi
+        if bench_server "$name"; then
+            ((round == 1)) && RAN+=("$name")
+            R[$name,all_qpcpu]+="${R[$name,qpcpu]} "
+            R[$name,all_usr]+="${R[$name,usr]} "
+        else
+            FAILED+=("$name")
+        fi
+    done
 done
 
 # ---------------------------------------------------------------- report
@@ -502,6 +520,27 @@ if ran "$subject" && ((${#RAN[@]} > 1)); then
             "$subject" "$other" "$(ratio "${R[$subject,qpcpu]}" "${R[$other,qpcpu]}")" \
             "$(ratio "${R[$subject,usr]}" "${R[$other,usr]}")" "$(ratio "${R[$subject,max]}" "${R[$other,max]}")"
     done
+fi
+if ((ROUNDS > 1)); then
+    echo
+    echo "Over $ROUNDS rounds (median, and the range):"
+    # "median min max" of a list of numbers.
+    stats() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END {
+        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%s %s %s\n", m, v[1], v[NR] }'; }
+    for name in "${RAN[@]}"; do
+        read -r qm ql qh < <(stats "${R[$name,all_qpcpu]}")
+        read -r um ul uh < <(stats "${R[$name,all_usr]}")
+        printf '%-9s  q per CPU-s %8.0f (%.0f-%.0f)   usr µs/q %5.2f (%.2f-%.2f)\n' "$name" "$qm" "$ql" "$qh" "$um" "$ul" "$uh"
+        R[$name,med_qpcpu]=$qm; R[$name,med_usr]=$um
+    done
+    if ran meridian; then
+        for other in null null-mmsg knot gdnsd nsd; do
+            ran "$other" || continue
+            printf 'meridian vs %-9s  medians: queries per server CPU-second %5sx   user µs/q %5sx\n' "$other" \
+                "$(ratio "${R[meridian,med_qpcpu]}" "${R[$other,med_qpcpu]}")" \
+                "$(ratio "${R[meridian,med_usr]}" "${R[$other,med_usr]}")"
+        done
+    fi
 fi
 noisy=()
 for name in "${RAN[@]}"; do ((${R[$name,other]} > 5)) && noisy+=("$name"); done

@@ -414,14 +414,21 @@ fn answer(snap: &Snapshot, packet: &[u8], peer: Peer, q: &mut Query, out: &mut [
 
 /// Write ahead of time the sections for questions of exactly `name` (node `node` of `zone`):
 /// one response per type the node holds and, unless the node holds a CNAME (whose chase depends
-/// on the type asked), a last one for every other type. Pushes `(counts and flags, bytes)` to
-/// `out` and returns whether that last "other" entry is there. Nothing for nodes at or below a
+/// on the type asked), a last one for every other type. Hands each `(counts and flags, bytes)` to
+/// `emit` and returns whether that last "other" entry is there. Nothing for nodes at or below a
 /// delegation (referrals take the general path), or when a response would not fit a message.
+/// `buf` is scratch of at least [`MAX_MESSAGE`] bytes, reused across calls.
 ///
 /// This runs the same [`write_sections`] that answers a query, with the question where a
 /// query's question would be, so a prepared response is byte for byte what the general path
 /// writes for that question when the client's size limit does not cut it (callers check).
-pub fn prepare(zone: &Zone, name: &NameBuf, node: u32, out: &mut Vec<(Prepared, Vec<u8>)>) -> bool {
+pub fn prepare(
+    zone: &Zone,
+    name: &NameBuf,
+    node: u32,
+    buf: &mut [u8],
+    mut emit: impl FnMut(Prepared, &[u8]),
+) -> bool {
     let n = zone.node(node);
     if n.cut.is_some() {
         return false;
@@ -435,20 +442,24 @@ pub fn prepare(zone: &Zone, name: &NameBuf, node: u32, out: &mut Vec<(Prepared, 
     } else {
         &[0]
     };
-    let mut types: Vec<u16> = n.rrsets.iter().map(|r| r.rtype).collect();
-    types.extend(extra.iter().filter(|t| n.rrset(**t).is_none()));
-    let mut buf = vec![0u8; MAX_MESSAGE];
+    let types = n
+        .rrsets
+        .iter()
+        .map(|r| r.rtype)
+        .chain(extra.iter().copied().filter(|&t| n.rrset(t).is_none()));
     let question_end = 12 + name.wire().len() + 4;
+    let limit = buf.len().min(MAX_MESSAGE);
     let mut q = Query::default();
     q.qname = name.clone();
     q.qclass = CLASS_IN;
     q.question_end = question_end;
+    let mut other = false;
     for qtype in types {
         q.qtype = qtype;
         let mut w = Writer {
-            buf: &mut buf,
+            buf: &mut *buf,
             pos: question_end,
-            limit: MAX_MESSAGE,
+            limit,
         };
         let mut s = Sections::default();
         if write_sections(&mut w, zone, &q, presence, &mut s).is_err() {
@@ -463,9 +474,10 @@ pub fn prepare(zone: &Zone, name: &NameBuf, node: u32, out: &mut Vec<(Prepared, 
             rcode: s.rcode,
             ..Prepared::default()
         };
-        out.push((p, w.buf[question_end..w.pos].to_vec()));
+        other = qtype == 0;
+        emit(p, &w.buf[question_end..w.pos]);
     }
-    !has_cname && out.last().is_some_and(|(p, _)| p.qtype == 0)
+    other
 }
 
 /// Answer, authority and additional sections for a query inside `zone`.

@@ -341,7 +341,7 @@ impl Catalog {
         };
         let mut places = Vec::new();
         let mut name = NameBuf::default();
-        let mut scratch = Vec::new();
+        let mut scratch = vec![0u8; crate::dns::answer::MAX_MESSAGE];
         let (mut prepared, mut arena) = (Vec::new(), Vec::new());
         for (zi, z) in catalog.zones.iter().enumerate() {
             for (key, node) in z.names() {
@@ -361,16 +361,15 @@ impl Catalog {
                     ..Place::default()
                 };
                 if arena.len() < prepared_bytes {
-                    scratch.clear();
-                    place.other = crate::dns::answer::prepare(z, &name, node, &mut scratch);
-                    for (p, body) in scratch.drain(..) {
-                        prepared.push(Prepared {
-                            at: arena.len() as u32,
-                            len: body.len() as u16,
-                            ..p
+                    place.other =
+                        crate::dns::answer::prepare(z, &name, node, &mut scratch, |p, body| {
+                            prepared.push(Prepared {
+                                at: arena.len() as u32,
+                                len: body.len() as u16,
+                                ..p
+                            });
+                            arena.extend_from_slice(body);
                         });
-                        arena.extend_from_slice(&body);
-                    }
                     place.count = (prepared.len() - place.first as usize) as u16;
                 }
                 places.push((key, place));

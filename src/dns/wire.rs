@@ -101,18 +101,23 @@ pub fn name_hash(b: &[u8]) -> u64 {
     }
     let rem = chunks.remainder().len();
     if rem > 0 {
-        // The last partial word, zero-padded: the name's last eight bytes shifted down when it
-        // has that many (no copy), else assembled.
-        let last = if b.len() >= 8 {
-            u64::from_le_bytes(b[b.len() - 8..].try_into().expect("8 bytes")) >> (8 * (8 - rem))
-        } else {
-            let mut last = [0u8; 8];
-            last[..rem].copy_from_slice(b);
-            u64::from_le_bytes(last)
-        };
-        h = hash_word(h, last);
+        h = hash_word(h, last_partial_word(b, rem));
     }
     hash_finish(h, b.len())
+}
+
+/// The last `rem` (1 to 7) bytes of `name`, those after its last whole 8-byte word, as a
+/// zero-padded little-endian word: the last eight bytes shifted down when the name has that many
+/// (no copy), else assembled.
+#[inline(always)]
+fn last_partial_word(name: &[u8], rem: usize) -> u64 {
+    if name.len() >= 8 {
+        u64::from_le_bytes(name[name.len() - 8..].try_into().expect("8 bytes")) >> (8 * (8 - rem))
+    } else {
+        let mut word = [0u8; 8];
+        word[..rem].copy_from_slice(name);
+        u64::from_le_bytes(word)
+    }
 }
 
 /// ASCII-lowercase the eight bytes of `w` at once (bytes outside `A`–`Z` are left alone).
@@ -312,16 +317,8 @@ fn read_qname(buf: &[u8], start: usize, out: &mut NameBuf) -> Option<usize> {
     }
     let rem = len - at;
     if rem > 0 {
-        // The last partial word, zero-padded (in the buffer too: its tail is scratch). Read as
-        // the name's last eight bytes shifted down, so that it never reaches past the name.
-        let raw = if len >= 8 {
-            u64::from_le_bytes(name[len - 8..].try_into().expect("8 bytes")) >> (8 * (8 - rem))
-        } else {
-            let mut word = [0u8; 8];
-            word[..rem].copy_from_slice(name);
-            u64::from_le_bytes(word)
-        };
-        let w = lower_word(raw);
+        // The last partial word, zero-padded (in the buffer too: its tail is scratch).
+        let w = lower_word(last_partial_word(name, rem));
         out.bytes[at..at + 8].copy_from_slice(&w.to_le_bytes());
         h = hash_word(h, w);
     }

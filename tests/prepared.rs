@@ -17,7 +17,7 @@ use std::time::Instant;
 use hickory_proto::rr::Name;
 use meridian::dns::answer::{MAX_MESSAGE, Outcome, Peer, Snapshot, Transport, respond};
 use meridian::dns::wire::{Query, parse_query};
-use meridian::zone::{Catalog, Presence, Zone, load_zone};
+use meridian::zone::{Catalog, Presence, Ready, Zone, load_zone};
 
 /// CNAME shapes (chains, loops, out-of-zone and dangling targets), an empty non-terminal chain,
 /// a delegation with glue, MX and SRV targets in and out of the zone, a wildcard, and an RRset
@@ -804,4 +804,33 @@ fn fast_path_is_taken_where_it_should_be() {
     assert!(prepared_for(&a, "www.example.com.", 1).is_some());
     assert!(prepared_for(&a, "host1.example.", 1).is_some());
     assert!(prepared_for(&a, "subdel.example.", 2).is_none());
+
+    // NXDOMAIN is ready in zones without wildcards or delegations, for names that are no node
+    // of theirs, whatever the type; never where a wildcard or a cut could answer instead.
+    let nx = |c: &Catalog, name: &str, qtype: u16| {
+        let mut q = Query::default();
+        parse_query(&query(1, &wire(name), qtype, EdnsVariant::None), &mut q).unwrap();
+        match c.prepared_for(&q.qname, q.qtype) {
+            Some(Ready::NxDomain(z, _)) => Some(Name::from_ascii(&z.origin).unwrap().to_string()),
+            _ => None,
+        }
+    };
+    for qtype in [1, 28, 15, 16, 255] {
+        assert_eq!(
+            nx(&a, "Nope.Bench.Example.", qtype).as_deref(),
+            Some("bench.example."),
+            "{qtype}"
+        );
+    }
+    assert_eq!(
+        nx(&a, "a.b.nope.bench.example.", 1).as_deref(),
+        Some("bench.example.")
+    );
+    assert_eq!(nx(&a, "nope.bench.example.", 43), None); // DS: the general path
+    assert_eq!(nx(&a, "www.bench.example.", 1), None); // a node: its own prepared answer
+    assert_eq!(nx(&a, "nope.example.com.", 1), None); // a zone with wildcards and a cut
+    assert_eq!(nx(&a, "nope.example.", 1), None);
+    assert_eq!(nx(&a, "nope.example.org.", 1), None); // no zone
+    let (_, b) = catalogs(set("full"));
+    assert_eq!(nx(&b, "nope.bench.example.", 1), None); // nothing prepared
 }

@@ -388,6 +388,11 @@ name = "multi.example.com."
 policy = "failover"
 pools = ["multi"]
 answers = 3
+# On an empty non-terminal of the zone (a.b.c.example.com. has a TXT record).
+[[service]]
+name = "c.example.com."
+policy = "failover"
+pools = ["dual"]
 "#;
 
 #[test]
@@ -437,6 +442,17 @@ fn a_aaaa_cname_nodata_and_multi_value_answers() {
                 "{m}"
             );
         }
+    }
+    // A service on an empty non-terminal answers as a service, not with the node's NODATA
+    // (asked without ECS: the query then has the shape that prepared responses answer).
+    for tcp in [false, true] {
+        let m = if tcp {
+            c.tcp("c.example.com.", RecordType::A, None)
+        } else {
+            c.udp("c.example.com.", RecordType::A, None)
+        };
+        assert_eq!((one(&m), ttl(&m)), ("192.0.2.20".into(), 60), "{m}");
+        assert!(m.metadata.authoritative);
     }
     // Case-insensitive match; the owner keeps the case asked.
     let m = c.udp("MEDIA.Example.COM.", RecordType::A, None);

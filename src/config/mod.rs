@@ -366,7 +366,7 @@ impl Config {
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
-        let catalog = Catalog::new(zones);
+        let mut catalog = Catalog::new(zones);
         let (steering, tables) = if self.steering.services.is_empty() {
             (None, None)
         } else {
@@ -410,6 +410,13 @@ impl Config {
             }
             if !errors.is_empty() {
                 return Err(ConfigErrors(errors));
+            }
+            // A service may sit on an empty non-terminal, whose NODATA is prepared: its answers
+            // are the service's, never a prepared response.
+            for s in &self.steering.services {
+                let mut name = crate::dns::wire::NameBuf::default();
+                name.set_wire(&crate::zone::build::name_wire_str(&s.name, true));
+                catalog.withhold_prepared(&name);
             }
             let st = crate::steering::Steering::new(self.steering.clone())
                 .map_err(|e| ConfigErrors::one(ConfigError::io(&self.path, e.to_string())))?;

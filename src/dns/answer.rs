@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use crate::policy::Tables;
 use crate::steering::Steering;
-use crate::zone::{Catalog, Lookup, Node, Place, Prepared, Presence, RrSet, Zone};
+use crate::zone::{Catalog, Lookup, Node, Place, Prepared, Presence, Ready, RrSet, Zone};
 
 /// How many CNAMEs are followed within one zone before the chain is returned as it stands.
 const MAX_CNAME_CHAIN: usize = 8;
@@ -163,8 +163,11 @@ impl Writer<'_> {
 fn copy_short(dst: &mut [u8], src: &[u8]) {
     let n = src.len();
     assert_eq!(dst.len(), n);
-    if n > 32 {
+    if n > 64 {
         dst.copy_from_slice(src);
+    } else if n > 32 {
+        dst[..32].copy_from_slice(&src[..32]);
+        dst[n - 32..].copy_from_slice(&src[n - 32..]);
     } else if n >= 16 {
         dst[..16].copy_from_slice(&src[..16]);
         dst[n - 16..].copy_from_slice(&src[n - 16..]);
@@ -196,6 +199,125 @@ pub(super) struct Sections {
 /// `out` must hold at least [`MAX_MESSAGE`] bytes for TCP, or the server's EDNS payload size
 /// for UDP.
 pub fn respond(
+    snap: &Snapshot,
+    packet: &[u8],
+    peer: Peer,
+    q: &mut Query,
+    out: &mut [u8],
+) -> Option<Outcome> {
+    q.steered = None;
+    if let Some(o) = respond_prepared(snap, packet, peer.transport, &mut q.qname, out) {
+        return Some(o);
+    }
+    respond_general(snap, packet, peer, q, out)
+}
+
+/// Answer from a prepared response, if the query has the common shape (see
+/// [`parse_plain_question`]) and one is ready for its exact question that fits the client's
+/// limit; `None` otherwise, with `out` and `name` in no particular state. The bytes are those
+/// [`respond_general`] writes: the prepared sections are its own output, written at load.
+///
+/// This is most queries' whole path, so it touches only the header, the name, one probe of the
+/// catalog's name index and the response buffer: no [`Query`], no [`Peer`].
+#[inline(always)]
+pub fn respond_prepared(
+    snap: &Snapshot,
+    packet: &[u8],
+    transport: Transport,
+    name: &mut NameBuf,
+    out: &mut [u8],
+) -> Option<Outcome> {
+    let q = parse_plain_question(packet, name)?;
+    if q.qclass != CLASS_IN || q.qtype == TYPE_AXFR || q.qtype == TYPE_IXFR {
+        return None; // REFUSED by the general path
+    }
+    // Counts, flags and the sections' bytes; for NXDOMAIN the negative SOA's owner (the apex,
+    // a pointer into the question) goes before them.
+    let (zone, p, owner, body) = match snap.catalog.prepared_for(name, q.qtype)? {
+        Ready::Prepared(zone, p, body) => (zone, *p, None, body),
+        Ready::NxDomain(zone, soa) => {
+            let apex_at = 12 + name.suffix_offset(name.label_count() - zone.apex_labels());
+            let p = Prepared {
+                ns: 1,
+                aa: true,
+                rcode: Rcode::NxDomain as u16,
+                ..Prepared::default()
+            };
+            (zone.id, p, Some(0xC000 | apex_at as u16), soa)
+        }
+    };
+    let (limit, opt) = match (transport, q.edns) {
+        (Transport::Tcp, e) => (MAX_MESSAGE, if e.is_some() { 11 } else { 0 }),
+        (Transport::Udp, Some((payload, _))) => {
+            (payload.min(snap.edns_udp_payload.max(512)) as usize, 11)
+        }
+        (Transport::Udp, None) => (512, 0),
+    };
+    let qend = q.question_end;
+    let at = qend + if owner.is_some() { 2 } else { 0 };
+    let end = at + body.len();
+    if end + opt > limit.min(out.len()) {
+        return None; // cut by the client's size limit: the general path truncates
+    }
+    let mut flags = 0x8000 | (q.flags & 0x7910) | (p.rcode & 0xF);
+    if p.aa {
+        flags |= 0x0400;
+    }
+    let mut h = [0u8; 12];
+    h[..2].copy_from_slice(&packet[..2]);
+    for (at, v) in [flags, 1, p.an, p.ns, p.ar + (opt != 0) as u16]
+        .into_iter()
+        .enumerate()
+    {
+        h[2 + 2 * at..4 + 2 * at].copy_from_slice(&v.to_be_bytes());
+    }
+    out[..12].copy_from_slice(&h);
+    copy_short(&mut out[12..qend], &packet[12..qend]);
+    if let Some(ptr) = owner {
+        out[qend..at].copy_from_slice(&ptr.to_be_bytes());
+    }
+    copy_short(&mut out[at..end], body);
+    if let Some((_, dnssec_ok)) = q.edns {
+        // As `write_opt` writes it: root owner, OPT, our payload size, RCODE high bits 0
+        // (prepared answers are NOERROR or NXDOMAIN), version 0, DO copied, no options.
+        let [hi, lo] = snap.edns_udp_payload.max(512).to_be_bytes();
+        out[end..end + 11].copy_from_slice(&[
+            0,
+            0,
+            TYPE_OPT as u8,
+            hi,
+            lo,
+            0,
+            0,
+            (dnssec_ok as u8) << 7,
+            0,
+            0,
+            0,
+        ]);
+    }
+    Some(Outcome {
+        len: end + opt,
+        rcode: rcode_of(p.rcode),
+        truncated: false,
+        zone: Some(zone),
+        qtype: q.qtype,
+        ecs: false,
+    })
+}
+
+/// The RCODEs the engine writes, as the metrics count them.
+#[inline(always)]
+fn rcode_of(rcode: u16) -> Rcode {
+    match rcode {
+        0 => Rcode::NoError,
+        3 => Rcode::NxDomain,
+        5 => Rcode::Refused,
+        _ => Rcode::ServFail,
+    }
+}
+
+/// [`respond`] without trying a prepared response first.
+pub fn respond_general(
     snap: &Snapshot,
     packet: &[u8],
     peer: Peer,
@@ -396,12 +518,7 @@ fn answer(snap: &Snapshot, packet: &[u8], peer: Peer, q: &mut Query, out: &mut [
         s.ar += 1;
     }
     finish_header(&mut w, q.flags, 1, &s, truncated);
-    let rcode = match s.rcode {
-        0 => Rcode::NoError,
-        3 => Rcode::NxDomain,
-        5 => Rcode::Refused,
-        _ => Rcode::ServFail,
-    };
+    let rcode = rcode_of(s.rcode);
     Outcome {
         len: w.pos,
         rcode,

@@ -23,7 +23,7 @@ use std::time::Duration;
 use arc_swap::{ArcSwap, Cache};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::answer::{Peer, Snapshot, Transport, respond};
+use super::answer::{Peer, Snapshot, Transport, respond_general, respond_prepared};
 use super::wire::Query;
 use crate::policy::pick::Rng;
 
@@ -199,20 +199,25 @@ pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &Atomi
                 tally.dropped();
                 continue; // longer than any query we answer over UDP
             }
-            let peer = Peer {
-                transport: Transport::Udp,
-                addr: peer_ip(&b.addrs[i]),
-                random: rng.next_u64(),
-            };
             let started = tally.sample_latency().then(std::time::Instant::now);
             // A bug must cost one datagram, never the worker: a dead SO_REUSEPORT socket would
             // keep receiving its share of queries and answer none. (No cost unless it unwinds.)
             let (rx, tx) = (&b.rx[i][..len], &mut b.tx[out]);
+            let addr = &b.addrs[i];
             let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                respond(snap, rx, peer, &mut query, tx)
+                // Most queries: a prepared response, without a Peer or a random draw.
+                if let Some(o) = respond_prepared(snap, rx, Transport::Udp, &mut query.qname, tx) {
+                    return Some((o, false));
+                }
+                let peer = Peer {
+                    transport: Transport::Udp,
+                    addr: peer_ip(addr),
+                    random: rng.next_u64(),
+                };
+                respond_general(snap, rx, peer, &mut query, tx).map(|o| (o, true))
             }));
-            let Some(o) = answered.unwrap_or_else(|_| {
-                tracing::error!(peer = %peer.addr, "answer engine panicked; datagram dropped");
+            let Some((o, general)) = answered.unwrap_or_else(|_| {
+                tracing::error!(peer = %peer_ip(addr), "answer engine panicked; datagram dropped");
                 None
             }) else {
                 tally.dropped();
@@ -221,7 +226,12 @@ pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &Atomi
             if let Some(t0) = started {
                 tally.record_latency(Transport::Udp, t0.elapsed());
             }
-            tally.record(snap, &o, query.steered.as_ref(), Transport::Udp);
+            let steered = if general {
+                query.steered.as_ref()
+            } else {
+                None
+            };
+            tally.record(snap, &o, steered, Transport::Udp);
             b.iov_tx[out].iov_len = o.len;
             let t = &mut b.hdr_tx[out].msg_hdr;
             t.msg_name = (&mut b.addrs[i] as *mut libc::sockaddr_storage).cast();

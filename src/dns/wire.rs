@@ -436,48 +436,73 @@ fn find_opt(buf: &[u8], qdcount: u16, before: u32, arcount: u16) -> Option<Edns>
     edns
 }
 
-/// Parse the common shape of a query cheaply: QR clear, opcode QUERY, one question, no answer
+/// The question of a query in the common shape (see [`parse_plain_question`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlainQuestion {
+    /// Second 16 bits of the header, as received.
+    pub flags: u16,
+    pub qtype: u16,
+    pub qclass: u16,
+    /// Offset just past QTYPE and QCLASS.
+    pub question_end: usize,
+    /// The plain OPT record, if there is one: (requestor's payload raised to 512, DO bit).
+    pub edns: Option<(u16, bool)>,
+}
+
+/// Read the common shape of a query cheaply: QR clear, opcode QUERY, one question, no answer
 /// or authority records, and either no additional record or one plain OPT (owned by the root,
-/// version 0, no options). Fills `out` exactly as [`parse_query`] would and returns true; returns
-/// false, with `out` in no particular state, for anything else, which [`parse_query`] then reads.
+/// version 0, no options). The name goes into `name` (lowercased and hashed). Returns `None`,
+/// with `name` in no particular state, for anything else, which [`parse_query`] then reads.
 #[inline(always)]
-pub fn parse_plain(buf: &[u8], out: &mut Query) -> bool {
-    let Some(header) = buf.get(..12) else {
-        return false;
-    };
+pub fn parse_plain_question(buf: &[u8], name: &mut NameBuf) -> Option<PlainQuestion> {
+    let header = buf.get(..12)?;
     let word = |at: usize| u16::from_be_bytes([header[at], header[at + 1]]);
     let (flags, arcount) = (word(2), word(10));
     // QR = 0 and opcode 0; QDCOUNT 1, ANCOUNT 0, NSCOUNT 0; ARCOUNT 0 or 1.
     if flags & 0xF800 != 0 || header[4..10] != [0, 1, 0, 0, 0, 0] || arcount > 1 {
-        return false;
+        return None;
     }
-    let Some(pos) = read_qname(buf, 12, &mut out.qname) else {
-        return false;
+    let pos = read_qname(buf, 12, name)?;
+    let tail = buf.get(pos..pos + 4)?;
+    let mut q = PlainQuestion {
+        flags,
+        qtype: u16::from_be_bytes([tail[0], tail[1]]),
+        qclass: u16::from_be_bytes([tail[2], tail[3]]),
+        question_end: pos + 4,
+        edns: None,
     };
-    let Some(tail) = buf.get(pos..pos + 4) else {
-        return false;
-    };
-    out.id = word(0);
-    out.flags = flags;
-    out.question_end = pos + 4;
-    out.qtype = u16::from_be_bytes([tail[0], tail[1]]);
-    out.qclass = u16::from_be_bytes([tail[2], tail[3]]);
-    out.edns = None;
     if arcount == 1 {
         // Root owner, TYPE OPT, CLASS = payload, TTL = ext-rcode, version 0, flags; RDLENGTH 0.
-        let Some(opt) = buf.get(pos + 4..pos + 15) else {
-            return false;
-        };
+        let opt = buf.get(pos + 4..pos + 15)?;
         if opt[0] != 0 || opt[1..3] != [0, TYPE_OPT as u8] || opt[6] != 0 || opt[9..11] != [0, 0] {
-            return false;
+            return None;
         }
-        out.edns = Some(Edns {
-            udp_payload: u16::from_be_bytes([opt[3], opt[4]]).max(512),
-            version: 0,
-            dnssec_ok: opt[7] & 0x80 != 0,
-            client_subnet: None,
-        });
+        q.edns = Some((
+            u16::from_be_bytes([opt[3], opt[4]]).max(512),
+            opt[7] & 0x80 != 0,
+        ));
     }
+    Some(q)
+}
+
+/// [`parse_plain_question`] into a [`Query`], filled exactly as [`parse_query`] would; returns
+/// false, with `out` in no particular state, for anything else.
+#[inline(always)]
+pub fn parse_plain(buf: &[u8], out: &mut Query) -> bool {
+    let Some(p) = parse_plain_question(buf, &mut out.qname) else {
+        return false;
+    };
+    out.id = u16::from_be_bytes([buf[0], buf[1]]);
+    out.flags = p.flags;
+    out.question_end = p.question_end;
+    out.qtype = p.qtype;
+    out.qclass = p.qclass;
+    out.edns = p.edns.map(|(udp_payload, dnssec_ok)| Edns {
+        udp_payload,
+        version: 0,
+        dnssec_ok,
+        client_subnet: None,
+    });
     true
 }
 

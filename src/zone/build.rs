@@ -322,6 +322,7 @@ pub fn build_zone(
         serial: soa_rdata.serial,
         record_count: records.len(),
         id: 0,
+        nx_ready: false,
     })
 }
 

@@ -110,6 +110,12 @@ impl<V: Copy> NameIndex<V> {
     /// Look up a name whose [`name_hash`] is `hash`.
     #[inline]
     pub fn get_hashed(&self, key: &[u8], hash: u64) -> Option<V> {
+        self.slot_of(key, hash).map(|i| self.slots[i].value)
+    }
+
+    /// The slot holding `key`, by linear probing from its hash.
+    #[inline(always)]
+    fn slot_of(&self, key: &[u8], hash: u64) -> Option<usize> {
         let mut i = hash as usize & self.mask;
         loop {
             let s = &self.slots[i];
@@ -117,7 +123,7 @@ impl<V: Copy> NameIndex<V> {
                 return None;
             }
             if s.hash == hash && same(arena_key(&self.arena, s), key) {
-                return Some(s.value);
+                return Some(i);
             }
             i = (i + 1) & self.mask;
         }
@@ -136,6 +142,12 @@ impl<V: Copy> NameIndex<V> {
     #[inline]
     pub fn get_name(&self, name: &NameBuf) -> Option<V> {
         self.get_hashed(name.wire(), name.hash())
+    }
+
+    /// The value of `key`, to change in place.
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
+        let i = self.slot_of(key, name_hash(key))?;
+        Some(&mut self.slots[i].value)
     }
 
     pub fn len(&self) -> usize {

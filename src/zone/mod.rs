@@ -36,6 +36,9 @@ pub struct Zone {
     pub record_count: usize,
     /// Position in the catalog (metrics label index).
     pub id: u16,
+    /// Every name of the zone that is not a node is answered NXDOMAIN with the negative SOA:
+    /// no wildcards and no delegations (set by [`Catalog::build`] when it prepares responses).
+    nx_ready: bool,
 }
 
 /// One owner name in a zone; empty non-terminals are nodes with no RRsets.
@@ -299,6 +302,16 @@ pub struct Prepared {
     pub(crate) len: u16,
 }
 
+/// What [`Catalog::prepared_for`] found ready for a question.
+pub enum Ready<'a> {
+    /// A prepared response: the answering zone's catalog position, counts and flags, and the
+    /// sections' bytes.
+    Prepared(u16, &'a Prepared, &'a [u8]),
+    /// NXDOMAIN from this zone: the authority section is one record, the negative SOA, whose
+    /// owner (the apex, a pointer into the question) precedes these bytes (TYPE onwards).
+    NxDomain(&'a Zone, &'a [u8]),
+}
+
 /// Prepared responses stop being added past this many bytes; names beyond take the general path.
 pub const PREPARED_BYTES_MAX: usize = 64 << 20;
 
@@ -343,6 +356,12 @@ impl Catalog {
         let mut name = NameBuf::default();
         let mut scratch = vec![0u8; crate::dns::answer::MAX_MESSAGE];
         let (mut prepared, mut arena) = (Vec::new(), Vec::new());
+        for z in catalog.zones.iter_mut() {
+            z.nx_ready = prepared_bytes > 0
+                && z.nodes
+                    .iter()
+                    .all(|n| n.cut.is_none() && !n.name.starts_with(b"\x01*"));
+        }
         for (zi, z) in catalog.zones.iter().enumerate() {
             for (key, node) in z.names() {
                 // A name inside a more specific served zone (a parent's glue for a child we
@@ -396,6 +415,38 @@ impl Catalog {
             p,
             &self.arena[p.at as usize..p.at as usize + p.len as usize],
         ))
+    }
+
+    /// The prepared response to a question of exactly `name` and `qtype`, with the answering
+    /// zone's catalog position: one probe of the name index, then a scan of that name's few
+    /// entries. `None` sends the question down the general path (also for DS, which at an apex
+    /// may be the parent zone's to answer).
+    #[inline(always)]
+    pub fn prepared_for(&self, name: &NameBuf, qtype: u16) -> Option<Ready<'_>> {
+        if qtype == TYPE_DS {
+            return None;
+        }
+        match self.names.get_name(name) {
+            Some(place) => {
+                let (p, body) = self.prepared(&place, qtype)?;
+                Some(Ready::Prepared(place.zone as u16, p, body))
+            }
+            // A node of no zone: in a zone without wildcards or delegations, that is NXDOMAIN.
+            None => self
+                .find(name)
+                .filter(|z| z.nx_ready)
+                .map(|z| Ready::NxDomain(z, &z.negative_soa.records)),
+        }
+    }
+
+    /// Drop the prepared responses of `name`, so that every question for it takes the general
+    /// path: for the names of services, whose answers are not static (a service may sit on an
+    /// empty non-terminal, which has a prepared NODATA).
+    pub fn withhold_prepared(&mut self, name: &NameBuf) {
+        if let Some(place) = self.names.get_mut(name.wire()) {
+            place.count = 0;
+            place.other = false;
+        }
     }
 
     /// Bytes held by prepared responses.

@@ -515,9 +515,22 @@ impl Tally {
         steered: Option<&Steered>,
         transport: Transport,
     ) {
+        self.follow(snap);
+        self.count(o, steered, transport);
+    }
+
+    /// Lay the counters out for `snap`, unless they already are: call before [`Tally::count`]
+    /// for queries answered from it (once per batch of datagrams). Allocates only after a reload.
+    #[inline(always)]
+    pub fn follow(&mut self, snap: &Snapshot) {
         if self.layout.as_ref().is_none_or(|l| l.key != key_of(snap)) {
             relayout(&mut self.layout, snap);
         }
+    }
+
+    /// Count one query answered from the snapshot last passed to [`Tally::follow`].
+    #[inline(always)]
+    pub fn count(&mut self, o: &Outcome, steered: Option<&Steered>, transport: Transport) {
         let Some(l) = self.layout.as_mut() else {
             return;
         };
@@ -532,7 +545,9 @@ impl Tally {
             self.fixed.n[TRUNCATED + transport_slot(transport)] += 1;
         }
         // ECS present is counted here; absent is the rest, worked out when flushing.
-        self.fixed.n[ECS] += u64::from(o.ecs);
+        if o.ecs {
+            self.fixed.n[ECS] += 1;
+        }
         if let Some(s) = steered {
             l.record_steered(s);
         }

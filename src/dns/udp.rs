@@ -186,6 +186,7 @@ pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &Atomi
         }
         let n = (n as usize).min(BATCH);
         let snap = cache.load();
+        tally.follow(snap);
         let mut out = 0;
         for i in 0..n {
             let h = &mut b.hdr_rx[i];
@@ -231,7 +232,7 @@ pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &Atomi
             } else {
                 None
             };
-            tally.record(snap, &o, steered, Transport::Udp);
+            tally.count(&o, steered, Transport::Udp);
             b.iov_tx[out].iov_len = o.len;
             let t = &mut b.hdr_tx[out].msg_hdr;
             t.msg_name = (&mut b.addrs[i] as *mut libc::sockaddr_storage).cast();

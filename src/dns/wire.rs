@@ -42,21 +42,25 @@ pub enum Rcode {
 
 /// A domain name in lowercase wire form with the offset of every label and the hash of the
 /// whole name, kept on the stack.
+///
+/// Laid out so that a short name's hash, length and bytes share one cache line.
 #[derive(Clone)]
+#[repr(C, align(64))]
 pub struct NameBuf {
-    /// One byte longer than the longest name, so that the name can be read in whole 8-byte words.
-    bytes: [u8; MAX_NAME + 1],
-    len: u8,
-    nlabels: u8,
-    labels: [u8; MAX_LABELS],
     /// [`name_hash`] of the name, computed once when it is set.
     hash: u64,
+    len: u8,
+    nlabels: u8,
+    /// The name, then zeros up to the next multiple of [`CHUNK`] bytes: names are read, hashed
+    /// and compared in whole chunks.
+    bytes: [u8; NAME_ROOM],
+    labels: [u8; MAX_LABELS],
 }
 
 impl Default for NameBuf {
     fn default() -> Self {
         NameBuf {
-            bytes: [0; MAX_NAME + 1],
+            bytes: [0; NAME_ROOM],
             len: 0,
             nlabels: 0,
             labels: [0; MAX_LABELS],
@@ -67,10 +71,16 @@ impl Default for NameBuf {
 
 // ---------------------------------------------------------------- name hashing
 //
-// Names are hashed 8 bytes at a time with a folded 64×64→128-bit multiply (the mixing step of
-// foldhash and wyhash), the last partial word zero-padded. Not keyed: only zone data is ever
-// inserted into the tables these hashes index, so a query can at worst probe the longest run
-// the operator's own names make; it cannot grow one.
+// Names are read CHUNK (16) bytes at a time, the last chunk zero-padded, and hashed with one
+// folded 64×64→128-bit multiply per chunk (the mixing step of foldhash and wyhash). Not keyed:
+// only zone data is ever inserted into the tables these hashes index, so a query can at worst
+// probe the longest run the operator's own names make; it cannot grow one.
+
+/// Names are read, lowercased, hashed and compared this many bytes at a time.
+pub const CHUNK: usize = 16;
+
+/// Room for the longest name and its last chunk's zero padding.
+const NAME_ROOM: usize = (MAX_NAME + 1).next_multiple_of(CHUNK);
 
 const HASH_K0: u64 = 0x243f_6a88_85a3_08d3;
 const HASH_K1: u64 = 0x1319_8a2e_0370_7344;
@@ -82,8 +92,8 @@ fn fold_mul(a: u64, b: u64) -> u64 {
 }
 
 #[inline(always)]
-fn hash_word(h: u64, w: u64) -> u64 {
-    fold_mul(h ^ w, HASH_K1)
+fn hash_chunk(h: u64, c: u128) -> u64 {
+    fold_mul(h ^ c as u64, (c >> 64) as u64 ^ HASH_K1)
 }
 
 #[inline(always)]
@@ -95,32 +105,66 @@ fn hash_finish(h: u64, len: usize) -> u64 {
 /// [`NameBuf`] computes the same value while it lowercases a question name.
 pub fn name_hash(b: &[u8]) -> u64 {
     let mut h = HASH_K0;
-    let mut chunks = b.chunks_exact(8);
-    for c in &mut chunks {
-        h = hash_word(h, u64::from_le_bytes(c.try_into().expect("8 bytes")));
-    }
-    let rem = chunks.remainder().len();
-    if rem > 0 {
-        h = hash_word(h, last_partial_word(b, rem));
+    let mut at = 0;
+    while at < b.len() {
+        h = hash_chunk(h, chunk_at(b, at));
+        at += CHUNK;
     }
     hash_finish(h, b.len())
 }
 
-/// The last `rem` (1 to 7) bytes of `name`, those after its last whole 8-byte word, as a
-/// zero-padded little-endian word: the last eight bytes shifted down when the name has that many
-/// (no copy), else assembled.
+/// The CHUNK bytes of `name` from `at` (below its length) as a little-endian number, zero past
+/// the name's end. Reads nothing outside `name`: a last partial chunk is the name's last CHUNK
+/// bytes shifted down when it has that many, else assembled from overlapping 8- or 4-byte reads.
 #[inline(always)]
-fn last_partial_word(name: &[u8], rem: usize) -> u64 {
-    if name.len() >= 8 {
-        u64::from_le_bytes(name[name.len() - 8..].try_into().expect("8 bytes")) >> (8 * (8 - rem))
+fn chunk_at(name: &[u8], at: usize) -> u128 {
+    let len = name.len();
+    if at + CHUNK <= len {
+        return u128::from_le_bytes(name[at..at + CHUNK].try_into().expect("16 bytes"));
+    }
+    let rem = len - at;
+    if len >= CHUNK {
+        return u128::from_le_bytes(name[len - CHUNK..].try_into().expect("16 bytes"))
+            >> (8 * (CHUNK - rem));
+    }
+    // The whole name is shorter than a chunk (at is 0, rem is len).
+    let word = |from: usize| u64::from_le_bytes(name[from..from + 8].try_into().expect("8 bytes"));
+    let half = |from: usize| u32::from_le_bytes(name[from..from + 4].try_into().expect("4 bytes"));
+    if len >= 8 {
+        word(0) as u128
+            | (((word(len - 8) as u128) << 64) >> (8 * (16 - len)) & !(u64::MAX as u128))
+    } else if len >= 4 {
+        half(0) as u128 | ((half(len - 4) as u128) << 32 >> (8 * (8 - len)) & !(u32::MAX as u128))
     } else {
-        let mut word = [0u8; 8];
-        word[..rem].copy_from_slice(name);
-        u64::from_le_bytes(word)
+        name.iter()
+            .rev()
+            .fold(0u128, |acc, &b| acc << 8 | b as u128)
     }
 }
 
+/// ASCII-lowercase the sixteen bytes of `c` at once (bytes outside `A`–`Z` are left alone).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn lower_chunk(c: u128) -> u128 {
+    use std::arch::x86_64::*;
+    // SAFETY: SSE2 is part of the x86-64 baseline; u128 and __m128i are both 16 plain bytes.
+    unsafe {
+        let x: __m128i = std::mem::transmute(c);
+        // 'A'..='Z' plus 63 wraps to -128..=-103 as signed bytes, and nothing else does.
+        let shifted = _mm_add_epi8(x, _mm_set1_epi8(63));
+        let upper = _mm_cmplt_epi8(shifted, _mm_set1_epi8(-102));
+        std::mem::transmute(_mm_or_si128(x, _mm_and_si128(upper, _mm_set1_epi8(0x20))))
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn lower_chunk(c: u128) -> u128 {
+    lower_word(c as u64) as u128 | (lower_word((c >> 64) as u64) as u128) << 64
+}
+
 /// ASCII-lowercase the eight bytes of `w` at once (bytes outside `A`–`Z` are left alone).
+#[cfg(any(test, not(target_arch = "x86_64")))]
 #[inline(always)]
 fn lower_word(w: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
@@ -137,6 +181,12 @@ impl NameBuf {
     /// The name in lowercase wire form, ending with the root label.
     pub fn wire(&self) -> &[u8] {
         &self.bytes[..self.len as usize]
+    }
+
+    /// [`NameBuf::wire`] and its zero padding: a whole number of [`CHUNK`]s.
+    #[inline(always)]
+    pub fn padded(&self) -> &[u8] {
+        &self.bytes[..(self.len as usize).next_multiple_of(CHUNK)]
     }
 
     /// [`name_hash`] of [`NameBuf::wire`].
@@ -191,6 +241,7 @@ impl NameBuf {
             pos += 1 + l;
         }
         self.bytes[..wire.len()].copy_from_slice(wire);
+        self.bytes[wire.len()..wire.len().next_multiple_of(CHUNK)].fill(0);
         self.len = wire.len() as u8;
         self.hash = name_hash(wire);
     }
@@ -288,39 +339,35 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
 fn read_qname(buf: &[u8], start: usize, out: &mut NameBuf) -> Option<usize> {
     let src = buf.get(start..)?;
     // Walk the length bytes only, recording label offsets (length bytes are at most 63, below
-    // 'A', so lowercasing the whole name word by word leaves them alone).
+    // 'A', so lowercasing the whole name chunk by chunk leaves them alone). The walk is bounded
+    // by the message; a name too long is refused after it.
     let mut len = 0usize;
     let mut nlabels = 0usize;
     loop {
         let l = *src.get(len)? as usize;
         if l == 0 {
-            len += 1;
             break;
         }
-        if l > 63 || len + l + 2 > MAX_NAME {
-            return None; // compression pointer, reserved label type or name too long
+        if l > 63 {
+            return None; // compression pointer or reserved label type
         }
-        out.labels[nlabels] = len as u8;
+        out.labels[nlabels % MAX_LABELS] = len as u8;
         nlabels += 1;
         len += 1 + l;
+    }
+    len += 1;
+    if len > MAX_NAME {
+        return None;
     }
     let name = &src[..len];
     let mut h = HASH_K0;
     let mut at = 0;
-    while at + 8 <= len {
-        let w = lower_word(u64::from_le_bytes(
-            name[at..at + 8].try_into().expect("8 bytes"),
-        ));
-        out.bytes[at..at + 8].copy_from_slice(&w.to_le_bytes());
-        h = hash_word(h, w);
-        at += 8;
-    }
-    let rem = len - at;
-    if rem > 0 {
-        // The last partial word, zero-padded (in the buffer too: its tail is scratch).
-        let w = lower_word(last_partial_word(name, rem));
-        out.bytes[at..at + 8].copy_from_slice(&w.to_le_bytes());
-        h = hash_word(h, w);
+    while at < len {
+        // The last chunk is zero-padded, in the buffer too: the padding is part of the name.
+        let c = lower_chunk(chunk_at(name, at));
+        out.bytes[at..at + CHUNK].copy_from_slice(&c.to_le_bytes());
+        h = hash_chunk(h, c);
+        at += CHUNK;
     }
     out.hash = hash_finish(h, len);
     out.len = len as u8;
@@ -659,6 +706,70 @@ mod tests {
         assert_eq!(q.qname.suffix(1), b"\x07example\x03com\x00");
         assert_eq!(q.qname.suffix(3), b"\x00");
         assert_eq!(q.question_end, 12 + 17 + 4);
+    }
+
+    /// Chunks are the name's bytes, zero-padded, for every length and position; lowercasing
+    /// (the SSE2 path and the 8-byte fallback alike) is `to_ascii_lowercase` on every byte value.
+    #[test]
+    fn chunks_and_lowercasing_are_exact() {
+        let bytes: Vec<u8> = (0..=255u8).rev().chain(0..=255).collect();
+        for len in 1..=MAX_NAME {
+            let name = &bytes[len % 97..len % 97 + len];
+            for at in (0..len).step_by(CHUNK) {
+                let mut want = [0u8; CHUNK];
+                let end = len.min(at + CHUNK);
+                want[..end - at].copy_from_slice(&name[at..end]);
+                assert_eq!(chunk_at(name, at).to_le_bytes(), want, "len {len} at {at}");
+            }
+        }
+        for start in 0..bytes.len() - CHUNK {
+            let c = u128::from_le_bytes(bytes[start..start + CHUNK].try_into().unwrap());
+            let want: Vec<u8> = bytes[start..start + CHUNK]
+                .iter()
+                .map(u8::to_ascii_lowercase)
+                .collect();
+            assert_eq!(lower_chunk(c).to_le_bytes()[..], want[..]);
+            let lo = lower_word(c as u64).to_le_bytes();
+            assert_eq!(lo[..], want[..8]);
+        }
+    }
+
+    /// A name set from zone data and the same name parsed from a question in any case have the
+    /// same bytes, padding and hash.
+    #[test]
+    fn parsed_and_set_names_agree() {
+        let mut set = NameBuf::default();
+        let mut q = Query::default();
+        for name in [
+            &b"\x00"[..],
+            b"\x01a\x00",
+            b"\x03www\x07example\x03com\x00",
+            b"\x0fabcdefghijklmno\x00",
+            b"\x0eabcdefghijklmn\x00",
+            b"\x10abcdefghijklmnop\x00",
+            b"\x3fabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijk\x03www\x00",
+        ] {
+            // A longer name first, so that set_wire has stale bytes to clear.
+            set.set_wire(
+                &[
+                    b"\x3f".as_slice(),
+                    &[b'x'; 63],
+                    b"\x3f",
+                    &[b'y'; 63],
+                    b"\x00",
+                ]
+                .concat(),
+            );
+            set.set_wire(name);
+            let upper: Vec<u8> = name.iter().map(u8::to_ascii_uppercase).collect();
+            parse_query(&query(&upper, 1), &mut q).unwrap();
+            assert_eq!(q.qname.wire(), name);
+            assert_eq!(q.qname.hash(), set.hash());
+            assert_eq!(q.qname.hash(), name_hash(name));
+            let padded = name.len().next_multiple_of(CHUNK);
+            assert_eq!(q.qname.bytes[..padded], set.bytes[..padded]);
+            assert!(set.bytes[name.len()..padded].iter().all(|&b| b == 0));
+        }
     }
 
     /// Whatever `parse_plain` accepts, `parse_query` reads identically: checked on valid queries

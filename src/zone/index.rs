@@ -5,7 +5,7 @@
 //! hashing at all. Open addressing with linear probing at a load factor of at most one half;
 //! the keys live in one byte arena, so a table is three allocations however many names it holds.
 
-use crate::dns::wire::{NameBuf, name_hash};
+use crate::dns::wire::{CHUNK, NameBuf, name_hash};
 
 #[derive(Clone, Copy)]
 struct Slot<V> {
@@ -72,6 +72,8 @@ impl<V: Copy + Default> NameIndex<V> {
                 value,
             };
             arena.extend_from_slice(key);
+            // Zero-padded to whole chunks, as a NameBuf holds it: compared a chunk at a time.
+            arena.resize(arena.len().next_multiple_of(CHUNK), 0);
             len += 1;
         }
         NameIndex {
@@ -102,6 +104,11 @@ pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
         .all(|(x, y)| x == y)
 }
 
+#[inline(always)]
+fn chunk(c: &[u8]) -> u128 {
+    u128::from_ne_bytes(c.try_into().expect("a whole chunk"))
+}
+
 fn arena_key<'a, V>(arena: &'a [u8], s: &Slot<V>) -> &'a [u8] {
     &arena[s.key_at as usize..s.key_at as usize + s.key_len as usize]
 }
@@ -110,19 +117,20 @@ impl<V: Copy> NameIndex<V> {
     /// Look up a name whose [`name_hash`] is `hash`.
     #[inline]
     pub fn get_hashed(&self, key: &[u8], hash: u64) -> Option<V> {
-        self.slot_of(key, hash).map(|i| self.slots[i].value)
+        self.slot_of(hash, |s| same(arena_key(&self.arena, s), key))
+            .map(|i| self.slots[i].value)
     }
 
-    /// The slot holding `key`, by linear probing from its hash.
+    /// The slot with this hash whose key `eq` accepts, by linear probing from the hash.
     #[inline(always)]
-    fn slot_of(&self, key: &[u8], hash: u64) -> Option<usize> {
+    fn slot_of(&self, hash: u64, eq: impl Fn(&Slot<V>) -> bool) -> Option<usize> {
         let mut i = hash as usize & self.mask;
         loop {
             let s = &self.slots[i];
             if s.key_len == 0 {
                 return None;
             }
-            if s.hash == hash && same(arena_key(&self.arena, s), key) {
+            if s.hash == hash && eq(s) {
                 return Some(i);
             }
             i = (i + 1) & self.mask;
@@ -139,14 +147,25 @@ impl<V: Copy> NameIndex<V> {
     }
 
     /// Look up a parsed name, using the hash computed when it was set.
-    #[inline]
+    /// Look up a name as a [`NameBuf`] holds it: its hash is known and both it and the keys are
+    /// zero-padded to whole chunks, so the compare is a few 16-byte words.
+    #[inline(always)]
     pub fn get_name(&self, name: &NameBuf) -> Option<V> {
-        self.get_hashed(name.wire(), name.hash())
+        let key = name.padded();
+        let len = name.wire().len();
+        self.slot_of(name.hash(), |s| {
+            s.key_len as usize == len
+                && self.arena[s.key_at as usize..]
+                    .chunks_exact(CHUNK)
+                    .zip(key.chunks_exact(CHUNK))
+                    .all(|(a, b)| chunk(a) == chunk(b))
+        })
+        .map(|i| self.slots[i].value)
     }
 
     /// The value of `key`, to change in place.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
-        let i = self.slot_of(key, name_hash(key))?;
+        let i = self.slot_of(name_hash(key), |s| same(arena_key(&self.arena, s), key))?;
         Some(&mut self.slots[i].value)
     }
 

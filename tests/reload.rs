@@ -216,3 +216,61 @@ fn watched_files_reload_by_themselves() {
     assert_eq!(control.generation(), generation);
     assert_eq!(ask("new.example.com."), ResponseCode::NoError);
 }
+
+/// UDP workers keep the responses they wrote from prepared data and answer a repeated query
+/// from them; a reload must retire every one. This zone has no wildcards or delegations, so its
+/// NXDOMAIN is prepared, and kept, too. Every answer carries its own query's ID.
+#[test]
+fn kept_responses_follow_a_reload() {
+    const PLAIN: &str = "$ORIGIN example.org.\n$TTL 300\n\
+        @ IN SOA ns1 hostmaster 1 3600 900 604800 300\n@ IN NS ns1\n\
+        ns1 IN A 192.0.2.1\nwww IN A 192.0.2.10\n";
+    let srv = start(
+        &[("example.org.", PLAIN)],
+        "[reload]\nwatch = true\ninterval = \"100ms\"\n",
+    );
+    let ask = |name: &str, edns: Option<u16>| {
+        let q = query(name, RecordType::A, edns);
+        let r = srv.udp(&q);
+        assert_eq!(r.metadata.id, q.metadata.id);
+        let addrs: Vec<Ipv4Addr> = r
+            .answers
+            .iter()
+            .filter_map(|rr| match &rr.data {
+                RData::A(a) => Some(a.0),
+                _ => None,
+            })
+            .collect();
+        (r.metadata.response_code, addrs)
+    };
+    let old = (ResponseCode::NoError, vec![Ipv4Addr::new(192, 0, 2, 10)]);
+    let nx = (ResponseCode::NXDomain, vec![]);
+    // Enough repeats that both workers answer each question more than once.
+    for _ in 0..30 {
+        for edns in [None, Some(1232)] {
+            assert_eq!(ask("www.example.org.", edns), old);
+            assert_eq!(ask("new.example.org.", edns), nx);
+        }
+    }
+    std::fs::write(
+        srv.dir.path().join("zone0.zone"),
+        PLAIN.replace("192.0.2.10", "192.0.2.11") + "new IN A 192.0.2.77\n",
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    while ask("www.example.org.", None) == old {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "zone edit not picked up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let new = (ResponseCode::NoError, vec![Ipv4Addr::new(192, 0, 2, 11)]);
+    let added = (ResponseCode::NoError, vec![Ipv4Addr::new(192, 0, 2, 77)]);
+    for _ in 0..30 {
+        for edns in [None, Some(1232)] {
+            assert_eq!(ask("www.example.org.", edns), new);
+            assert_eq!(ask("new.example.org.", edns), added);
+        }
+    }
+}

@@ -2,9 +2,11 @@
 //!
 //! [`wire`] reads untrusted bytes into a stack-allocated query; [`answer`] turns a query into a
 //! response in a caller-owned buffer (the one engine both transports share); [`udp`] and [`tcp`]
-//! own the sockets. Routing decisions belong elsewhere: this module only carries them out.
+//! own the sockets; [`cache`] keeps a UDP worker's repeated responses. Routing decisions belong
+//! elsewhere: this module only carries them out.
 
 pub mod answer;
+pub mod cache;
 mod service;
 pub mod tcp;
 pub mod udp;

@@ -24,6 +24,7 @@ use arc_swap::{ArcSwap, Cache};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::answer::{Peer, Snapshot, Transport, respond_general, respond_prepared};
+use super::cache::ResponseCache;
 use super::wire::Query;
 use crate::policy::pick::Rng;
 
@@ -161,6 +162,7 @@ pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &Atomi
     let mut query = Query::default();
     let mut rng = Rng::new(super::seed());
     let mut tally = crate::metrics::Tally::new();
+    let mut responses = ResponseCache::new();
     let mut b = Batch::new();
     while !stop.load(Ordering::Relaxed) {
         // SAFETY: hdr_rx holds BATCH valid headers pointing at live buffers owned by `b`.
@@ -187,6 +189,7 @@ pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &Atomi
         let n = (n as usize).min(BATCH);
         let snap = cache.load();
         tally.follow(snap);
+        responses.follow(snap);
         let mut out = 0;
         for i in 0..n {
             let h = &mut b.hdr_rx[i];
@@ -206,8 +209,16 @@ pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &Atomi
             let (rx, tx) = (&b.rx[i][..len], &mut b.tx[out]);
             let addr = &b.addrs[i];
             let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                // Most queries: a prepared response, without a Peer or a random draw.
+                // Most queries: the response to the same bytes last time, or else a prepared
+                // response (kept for next time); neither needs a Peer or a random draw.
+                let miss = match responses.answer(rx, tx) {
+                    Ok(o) => return Some((o, false)),
+                    Err(miss) => miss,
+                };
                 if let Some(o) = respond_prepared(snap, rx, Transport::Udp, &mut query.qname, tx) {
+                    if let Some(miss) = miss {
+                        responses.insert(miss, rx, &tx[..o.len], &o);
+                    }
                     return Some((o, false));
                 }
                 let peer = Peer {

@@ -117,7 +117,7 @@ pub fn name_hash(b: &[u8]) -> u64 {
 /// the name's end. Reads nothing outside `name`: a last partial chunk is the name's last CHUNK
 /// bytes shifted down when it has that many, else assembled from overlapping 8- or 4-byte reads.
 #[inline(always)]
-fn chunk_at(name: &[u8], at: usize) -> u128 {
+pub(crate) fn chunk_at(name: &[u8], at: usize) -> u128 {
     let len = name.len();
     if at + CHUNK <= len {
         return u128::from_le_bytes(name[at..at + CHUNK].try_into().expect("16 bytes"));

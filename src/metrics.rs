@@ -129,6 +129,10 @@ fn describe() {
         "Datagrams not answered (responses, runts, oversized)."
     );
     describe_counter!(
+        "meridian_dns_kept_responses_total",
+        "UDP queries answered from prepared data, by result: hit (a kept response to the same bytes) or miss (answered, then kept)."
+    );
+    describe_counter!(
         "meridian_policy_answers_total",
         "Steered answers by service and client region (region \"any\" when the answer is the same everywhere and the client is not located)."
     );
@@ -444,13 +448,15 @@ fn relayout(layout: &mut Option<Layout>, snap: &Snapshot) {
 const TRUNCATED: usize = 0;
 const ECS: usize = 2;
 const DROPPED: usize = 4;
+const KEPT: usize = 5;
 
 /// One DNS worker's counters. Counting is a few array increments; [`Tally::flush`] hands them to
 /// the registry without allocating.
 pub struct Tally {
     layout: Option<Layout>,
     /// Counters that do not depend on the configuration: [`TRUNCATED`] + transport,
-    /// [`ECS`] + (0 present, 1 absent: filled in by [`Tally::flush`]), [`DROPPED`].
+    /// [`ECS`] + (0 present, 1 absent: filled in by [`Tally::flush`]), [`DROPPED`],
+    /// [`KEPT`] + (0 hit, 1 miss).
     fixed: Counts,
     pending: u32,
     sample: u32,
@@ -473,6 +479,9 @@ impl Tally {
             fixed.push(counter!("meridian_dns_ecs_queries_total", "ecs" => p));
         }
         fixed.push(counter!("meridian_dns_dropped_total"));
+        for r in ["hit", "miss"] {
+            fixed.push(counter!("meridian_dns_kept_responses_total", "result" => r));
+        }
         Tally {
             layout: None,
             fixed,
@@ -498,6 +507,13 @@ impl Tally {
             .unwrap_or(ANSWER_BUCKETS.len());
         ANSWER_DURATIONS.buckets[t][i].fetch_add(1, Ordering::Relaxed);
         ANSWER_DURATIONS.sum_ns[t].fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Count a UDP query answered from a kept response (`hit`), or answered from prepared data
+    /// and then kept.
+    #[inline(always)]
+    pub fn kept(&mut self, hit: bool) {
+        self.fixed.n[KEPT + usize::from(!hit)] += 1;
     }
 
     /// Count a datagram that got no answer.

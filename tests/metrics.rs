@@ -77,6 +77,8 @@ pools = ["eu"]
         r#"meridian_dns_queries_total{zone="none",qtype="MX",rcode="REFUSED",transport="udp"}"#;
     let answers = r#"meridian_policy_endpoint_answers_total{service="svc.example.com.",pool="eu",endpoint="m1"}"#;
     let ecs = r#"meridian_dns_ecs_queries_total{ecs="absent"}"#;
+    let hit = r#"meridian_dns_kept_responses_total{result="hit"}"#;
+    let miss = r#"meridian_dns_kept_responses_total{result="miss"}"#;
     let probes = r#"meridian_health_probes_total{endpoint="m1",check="alive",result="ok"}"#;
     let up = r#"meridian_health_endpoint_up{endpoint="m1",pool="eu"}"#;
     let before = meridian::metrics::render();
@@ -110,7 +112,11 @@ pools = ["eu"]
     wait_until("UDP counts flushed", || {
         after = meridian::metrics::render();
         let d = |s: &str| sample(&after, s) - sample(&before, s);
-        d(q_udp) >= 12.0 && d(nx) >= 3.0 && d(refused) >= 3.0 && d(answers) >= 5.0
+        d(q_udp) >= 12.0
+            && d(nx) >= 3.0
+            && d(refused) >= 3.0
+            && d(answers) >= 5.0
+            && d(hit) + d(miss) >= 7.0
     });
     let delta = |s: &str| sample(&after, s) - sample(&before, s);
     assert_eq!(delta(q_udp), 12.0, "7 www + 5 svc A queries");
@@ -119,6 +125,10 @@ pools = ["eu"]
     assert_eq!(delta(q_tcp), 2.0);
     assert_eq!(delta(answers), 5.0);
     assert!(delta(ecs) >= 20.0);
+    // Of the 7 www A queries (the only ones prepared: this zone's NXDOMAIN is not, the service's
+    // answers never are), each worker kept the first it saw and answered the rest from it.
+    assert_eq!(delta(hit) + delta(miss), 7.0);
+    assert!((1.0..=2.0).contains(&delta(miss)), "{}", delta(miss));
     wait_until("probes counted and gauge set", || {
         let now = meridian::metrics::render();
         sample(&now, probes) - sample(&before, probes) >= 3.0 && sample(&now, up) == 1.0

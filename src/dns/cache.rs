@@ -136,12 +136,13 @@ impl ResponseCache {
         })
     }
 
-    /// Keep `response`, the prepared path's answer to `packet`, for the next identical query.
-    pub fn insert(&mut self, miss: Miss, packet: &[u8], response: &[u8], o: &Outcome) {
+    /// Keep `response`, the prepared path's answer to `packet`, for the next identical query;
+    /// whether it was kept.
+    pub fn insert(&mut self, miss: Miss, packet: &[u8], response: &[u8], o: &Outcome) -> bool {
         let key = &packet[2..];
-        let Some(zone) = o.zone else { return };
+        let Some(zone) = o.zone else { return false };
         if key.len() > KEY_MAX || response.len() > RESPONSE_MAX || o.truncated || o.ecs {
-            return;
+            return false;
         }
         let e = &mut self.entries[miss.hash as usize % ENTRIES];
         e.hash = miss.hash;
@@ -156,6 +157,7 @@ impl ResponseCache {
             e.key[at..at + CHUNK].copy_from_slice(&c.to_le_bytes());
         }
         e.response[..response.len()].copy_from_slice(response);
+        true
     }
 }
 

@@ -212,12 +212,15 @@ pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &Atomi
                 // Most queries: the response to the same bytes last time, or else a prepared
                 // response (kept for next time); neither needs a Peer or a random draw.
                 let miss = match responses.answer(rx, tx) {
-                    Ok(o) => return Some((o, false)),
+                    Ok(o) => {
+                        tally.kept(true);
+                        return Some((o, false));
+                    }
                     Err(miss) => miss,
                 };
                 if let Some(o) = respond_prepared(snap, rx, Transport::Udp, &mut query.qname, tx) {
-                    if let Some(miss) = miss {
-                        responses.insert(miss, rx, &tx[..o.len], &o);
+                    if miss.is_some_and(|m| responses.insert(m, rx, &tx[..o.len], &o)) {
+                        tally.kept(false);
                     }
                     return Some((o, false));
                 }

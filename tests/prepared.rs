@@ -811,7 +811,7 @@ fn fast_path_is_taken_where_it_should_be() {
         let mut q = Query::default();
         parse_query(&query(1, &wire(name), qtype, EdnsVariant::None), &mut q).unwrap();
         match c.prepared_for(&q.qname, q.qtype) {
-            Some(Ready::NxDomain(z, _)) => Some(Name::from_ascii(&z.origin).unwrap().to_string()),
+            Some(Ready::NxDomain(z)) => Some(Name::from_ascii(&z.origin).unwrap().to_string()),
             _ => None,
         }
     };

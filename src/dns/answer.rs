@@ -194,6 +194,20 @@ pub(super) struct Sections {
     pub(super) rcode: u16,
 }
 
+impl Sections {
+    /// The counts and flags a prepared response was written with.
+    #[inline(always)]
+    fn of(p: &Prepared) -> Sections {
+        Sections {
+            an: p.an,
+            ns: p.ns,
+            ar: p.ar,
+            aa: p.aa,
+            rcode: p.rcode,
+        }
+    }
+}
+
 /// Answer one message. Returns `None` when nothing must be sent (responses, runts).
 ///
 /// `out` must hold at least [`MAX_MESSAGE`] bytes for TCP, or the server's EDNS payload size
@@ -205,8 +219,8 @@ pub fn respond(
     q: &mut Query,
     out: &mut [u8],
 ) -> Option<Outcome> {
-    q.steered = None;
     if let Some(o) = respond_prepared(snap, packet, peer.transport, &mut q.qname, out) {
+        q.steered = None;
         return Some(o);
     }
     respond_general(snap, packet, peer, q, out)
@@ -235,7 +249,7 @@ pub fn respond_prepared(
     // a pointer into the question) goes before them.
     let (zone, p, owner, body) = match snap.catalog.prepared_for(name, q.qtype)? {
         Ready::Prepared(zone, p, body) => (zone, *p, None, body),
-        Ready::NxDomain(zone, soa) => {
+        Ready::NxDomain(zone) => {
             let apex_at = 12 + name.suffix_offset(name.label_count() - zone.apex_labels());
             let p = Prepared {
                 ns: 1,
@@ -243,58 +257,47 @@ pub fn respond_prepared(
                 rcode: Rcode::NxDomain as u16,
                 ..Prepared::default()
             };
-            (zone.id, p, Some(0xC000 | apex_at as u16), soa)
+            (
+                zone.id,
+                p,
+                Some(0xC000 | apex_at as u16),
+                &zone.negative_soa().records[..],
+            )
         }
     };
-    let (limit, opt) = match (transport, q.edns) {
-        (Transport::Tcp, e) => (MAX_MESSAGE, if e.is_some() { 11 } else { 0 }),
-        (Transport::Udp, Some((payload, _))) => {
-            (payload.min(snap.edns_udp_payload.max(512)) as usize, 11)
-        }
-        (Transport::Udp, None) => (512, 0),
-    };
+    let limit = size_limit(snap, transport, q.edns.map(|(payload, _)| payload));
+    // The OPT goes last, 11 bytes: the request's was plain, so ours has no options either.
+    let opt = if q.edns.is_some() { 11 } else { 0 };
     let qend = q.question_end;
     let at = qend + if owner.is_some() { 2 } else { 0 };
     let end = at + body.len();
     if end + opt > limit.min(out.len()) {
         return None; // cut by the client's size limit: the general path truncates
     }
-    let mut flags = 0x8000 | (q.flags & 0x7910) | (p.rcode & 0xF);
-    if p.aa {
-        flags |= 0x0400;
-    }
-    let mut h = [0u8; 12];
-    h[..2].copy_from_slice(&packet[..2]);
-    for (at, v) in [flags, 1, p.an, p.ns, p.ar + (opt != 0) as u16]
-        .into_iter()
-        .enumerate()
-    {
-        h[2 + 2 * at..4 + 2 * at].copy_from_slice(&v.to_be_bytes());
-    }
-    out[..12].copy_from_slice(&h);
+    out[..2].copy_from_slice(&packet[..2]);
     copy_short(&mut out[12..qend], &packet[12..qend]);
     if let Some(ptr) = owner {
         out[qend..at].copy_from_slice(&ptr.to_be_bytes());
     }
     copy_short(&mut out[at..end], body);
-    if let Some((_, dnssec_ok)) = q.edns {
-        // As `write_opt` writes it: root owner, OPT, our payload size, RCODE high bits 0
-        // (prepared answers are NOERROR or NXDOMAIN), version 0, DO copied, no options.
-        let [hi, lo] = snap.edns_udp_payload.max(512).to_be_bytes();
-        out[end..end + 11].copy_from_slice(&[
-            0,
-            0,
-            TYPE_OPT as u8,
-            hi,
-            lo,
-            0,
-            0,
-            (dnssec_ok as u8) << 7,
-            0,
-            0,
-            0,
-        ]);
+    let mut w = Writer {
+        buf: out,
+        pos: end,
+        limit: end + opt,
+    };
+    let mut s = Sections::of(&p);
+    if let Some((udp_payload, dnssec_ok)) = q.edns {
+        let e = Edns {
+            udp_payload,
+            version: 0,
+            dnssec_ok,
+            client_subnet: None,
+        };
+        write_opt(&mut w, snap.edns_udp_payload.max(512), p.rcode, &e, 0)
+            .expect("OPT space checked");
+        s.ar += 1;
     }
+    finish_header(&mut w, q.flags, 1, &s, false);
     Some(Outcome {
         len: end + opt,
         rcode: rcode_of(p.rcode),
@@ -428,6 +431,17 @@ fn write_opt(w: &mut Writer, payload: u16, rcode: u16, e: &Edns, scope: u8) -> R
     r
 }
 
+/// The most a response may hold: over UDP the client's EDNS payload (`None`: no OPT, 512) but
+/// never more than the server's own; over TCP a whole message.
+#[inline(always)]
+fn size_limit(snap: &Snapshot, transport: Transport, payload: Option<u16>) -> usize {
+    match (transport, payload) {
+        (Transport::Tcp, _) => MAX_MESSAGE,
+        (Transport::Udp, Some(p)) => p.min(snap.edns_udp_payload.max(512)) as usize,
+        (Transport::Udp, None) => 512,
+    }
+}
+
 fn opt_size(e: &Option<Edns>) -> usize {
     match e {
         None => 0,
@@ -437,13 +451,7 @@ fn opt_size(e: &Option<Edns>) -> usize {
 
 fn answer(snap: &Snapshot, packet: &[u8], peer: Peer, q: &mut Query, out: &mut [u8]) -> Outcome {
     let transport = peer.transport;
-    let server_max = snap.edns_udp_payload.max(512) as usize;
-    let limit = match (transport, &q.edns) {
-        (Transport::Tcp, _) => MAX_MESSAGE,
-        (Transport::Udp, Some(e)) => (e.udp_payload as usize).min(server_max),
-        (Transport::Udp, None) => 512,
-    }
-    .min(out.len());
+    let limit = size_limit(snap, transport, q.edns.map(|e| e.udp_payload)).min(out.len());
     let opt = opt_size(&q.edns);
     let mut w = Writer {
         buf: out,
@@ -487,13 +495,7 @@ fn answer(snap: &Snapshot, packet: &[u8], peer: Peer, q: &mut Query, out: &mut [
                 _ => match place.and_then(|p| snap.catalog.prepared(&p, q.qtype)) {
                     // Written ahead of time by `write_sections` itself: one copy, if it fits.
                     Some((p, body)) if w.pos + body.len() <= w.limit => w.put(body).map(|()| {
-                        s = Sections {
-                            an: p.an,
-                            ns: p.ns,
-                            ar: p.ar,
-                            aa: p.aa,
-                            rcode: p.rcode,
-                        }
+                        s = Sections::of(p);
                     }),
                     _ => write_sections(&mut w, zone, q, presence, &mut s),
                 },

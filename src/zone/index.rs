@@ -146,7 +146,6 @@ impl<V: Copy> NameIndex<V> {
         self.get_hashed(key, name_hash(key))
     }
 
-    /// Look up a parsed name, using the hash computed when it was set.
     /// Look up a name as a [`NameBuf`] holds it: its hash is known and both it and the keys are
     /// zero-padded to whole chunks, so the compare is a few 16-byte words.
     #[inline(always)]

@@ -307,9 +307,9 @@ pub enum Ready<'a> {
     /// A prepared response: the answering zone's catalog position, counts and flags, and the
     /// sections' bytes.
     Prepared(u16, &'a Prepared, &'a [u8]),
-    /// NXDOMAIN from this zone: the authority section is one record, the negative SOA, whose
-    /// owner (the apex, a pointer into the question) precedes these bytes (TYPE onwards).
-    NxDomain(&'a Zone, &'a [u8]),
+    /// NXDOMAIN from this zone: the authority section is one record, its negative SOA (owned by
+    /// the apex, a pointer into the question).
+    NxDomain(&'a Zone),
 }
 
 /// Prepared responses stop being added past this many bytes; names beyond take the general path.
@@ -432,10 +432,7 @@ impl Catalog {
                 Some(Ready::Prepared(place.zone as u16, p, body))
             }
             // A node of no zone: in a zone without wildcards or delegations, that is NXDOMAIN.
-            None => self
-                .find(name)
-                .filter(|z| z.nx_ready)
-                .map(|z| Ready::NxDomain(z, &z.negative_soa.records)),
+            None => self.find(name).filter(|z| z.nx_ready).map(Ready::NxDomain),
         }
     }
 

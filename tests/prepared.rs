@@ -376,6 +376,7 @@ fn snapshot(catalog: &Arc<Catalog>, edns_udp_payload: u16) -> Snapshot {
         edns_udp_payload,
         steering: None,
         tables: None,
+        nsid: None,
     }
 }
 

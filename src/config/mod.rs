@@ -169,6 +169,10 @@ pub struct Config {
     pub service_at: Vec<(usize, usize)>,
     /// Check watched files this often (`[reload] watch`); `None` = no watching.
     pub watch: Option<std::time::Duration>,
+    /// This instance's name (`[node] name`, default the host name).
+    pub node_name: String,
+    /// Send `node_name` as the NSID to queries that ask (`[node] nsid`).
+    pub nsid: bool,
 }
 
 /// A zone to load.
@@ -296,6 +300,18 @@ impl Config {
         let admin = admin::compile(&raw.admin, &mut |offset, msg| {
             errors.push(ConfigError::at(path, text, offset, msg))
         });
+        let node_name = match &raw.node.name {
+            Some(n) => n.get_ref().clone(),
+            None => host_name(),
+        };
+        if let Some(n) = &raw.node.name {
+            if n.get_ref().is_empty() || n.get_ref().len() > MAX_NODE_NAME {
+                errors.push(err(
+                    n.span(),
+                    format!("node.name: must be 1 to {MAX_NODE_NAME} bytes long"),
+                ));
+            }
+        }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -337,6 +353,8 @@ impl Config {
             } else {
                 None
             },
+            node_name,
+            nsid: raw.node.nsid,
             service_at: raw
                 .services
                 .iter()
@@ -355,6 +373,12 @@ impl Config {
 
     /// Load every zone and build the snapshot to serve. All zone errors are reported.
     pub fn compile(&self) -> Result<Snapshot, ConfigErrors> {
+        self.compile_with(crate::zone::PREPARED_BYTES_MAX)
+    }
+
+    /// [`Config::compile`] with at most `prepared_bytes` of prepared responses (0: none, so
+    /// every query takes the general path: the oracle that tests hold the fast paths to).
+    pub fn compile_with(&self, prepared_bytes: usize) -> Result<Snapshot, ConfigErrors> {
         let mut zones = Vec::new();
         let mut errors = Vec::new();
         for z in &self.zones {
@@ -366,58 +390,66 @@ impl Config {
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
-        let mut catalog = Catalog::new(zones);
+        // Every service's name becomes a node of its zone, answered by the policy engine: it
+        // exists for every lookup and every answer path (see `zone::build::add_dynamic`).
+        let mut dynamic = vec![Vec::new(); zones.len()];
+        for (i, s) in self.steering.services.iter().enumerate() {
+            let lower = crate::zone::build::name_wire_str(&s.name, true);
+            let mut name = crate::dns::wire::NameBuf::default();
+            name.set_wire(&lower);
+            let zone = zones
+                .iter()
+                .enumerate()
+                .filter(|(_, z)| z.contains(&lower))
+                .max_by_key(|(_, z)| z.apex_labels());
+            let problem = match zone.map(|(zi, z)| (zi, z, z.lookup(&name, 1))) {
+                None => Some(format!(
+                    "service {:?} is not inside any served zone",
+                    s.name
+                )),
+                Some((
+                    _,
+                    z,
+                    crate::zone::Lookup::Found {
+                        node,
+                        wildcard: false,
+                    },
+                )) if !node.rrsets.is_empty() => Some(format!(
+                    "service {:?}: the zone {} also has records at that name",
+                    s.name, z.origin
+                )),
+                Some((_, z, crate::zone::Lookup::Referral { cut })) => Some(format!(
+                    "service {:?} is at or below the delegation {} in zone {}: the child zone's servers answer it",
+                    s.name,
+                    crate::zone::build::wire_to_text(&cut.name),
+                    z.origin
+                )),
+                Some((zi, _, _)) => {
+                    let written = crate::zone::build::name_wire_str(&s.name, false);
+                    dynamic[zi].push((lower, written));
+                    None
+                }
+            };
+            if let Some(message) = problem {
+                let (line, column) = self.service_at.get(i).copied().unwrap_or((0, 0));
+                errors.push(ConfigError::At {
+                    file: self.path.clone(),
+                    line,
+                    column,
+                    message,
+                });
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        for (zone, names) in zones.iter_mut().zip(&dynamic) {
+            crate::zone::build::add_dynamic(zone, names);
+        }
+        let catalog = Catalog::build(zones, prepared_bytes);
         let (steering, tables) = if self.steering.services.is_empty() {
             (None, None)
         } else {
-            let mut errors = Vec::new();
-            for (i, s) in self.steering.services.iter().enumerate() {
-                let wire = crate::zone::build::name_wire_str(&s.name, true);
-                let mut name = crate::dns::wire::NameBuf::default();
-                name.set_wire(&wire);
-                let problem = match catalog.find(&name).map(|z| (z, z.lookup(&name, 1))) {
-                    None => Some(format!(
-                        "service {:?} is not inside any served zone",
-                        s.name
-                    )),
-                    Some((
-                        z,
-                        crate::zone::Lookup::Found {
-                            node,
-                            wildcard: false,
-                        },
-                    )) if !node.rrsets.is_empty() => Some(format!(
-                        "service {:?}: the zone {} also has records at that name",
-                        s.name, z.origin
-                    )),
-                    Some((z, crate::zone::Lookup::Referral { cut })) => Some(format!(
-                        "service {:?} is at or below the delegation {} in zone {}: the child zone's servers answer it",
-                        s.name,
-                        crate::zone::build::wire_to_text(&cut.name),
-                        z.origin
-                    )),
-                    _ => None,
-                };
-                if let Some(message) = problem {
-                    let (line, column) = self.service_at.get(i).copied().unwrap_or((0, 0));
-                    errors.push(ConfigError::At {
-                        file: self.path.clone(),
-                        line,
-                        column,
-                        message,
-                    });
-                }
-            }
-            if !errors.is_empty() {
-                return Err(ConfigErrors(errors));
-            }
-            // A service may sit on an empty non-terminal, whose NODATA is prepared: its answers
-            // are the service's, never a prepared response.
-            for s in &self.steering.services {
-                let mut name = crate::dns::wire::NameBuf::default();
-                name.set_wire(&crate::zone::build::name_wire_str(&s.name, true));
-                catalog.withhold_prepared(&name);
-            }
             let st = crate::steering::Steering::new(self.steering.clone())
                 .map_err(|e| ConfigErrors::one(ConfigError::io(&self.path, e.to_string())))?;
             // Until the health monitor has a view, every endpoint counts as up.
@@ -432,6 +464,25 @@ impl Config {
             edns_udp_payload: self.edns_udp_payload,
             steering,
             tables,
+            nsid: self
+                .nsid
+                .then(|| std::sync::Arc::from(self.node_name.as_bytes())),
         })
+    }
+}
+
+/// Longest `[node] name`: it travels in every NSID answer.
+const MAX_NODE_NAME: usize = 128;
+
+/// The host's name, or "meridian" if the system has none to give.
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is writable for its whole length, which is passed; gethostname writes
+    // at most that many bytes.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(&buf[..len]) {
+        Ok(s) if r == 0 && !s.is_empty() => s.chars().take(MAX_NODE_NAME).collect(),
+        _ => "meridian".into(),
     }
 }

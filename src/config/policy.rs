@@ -22,8 +22,16 @@ use crate::policy::model::{
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
+    /// This instance's name, unique among the instances serving the same zones: the NSID it
+    /// sends (see `nsid`). Default: the host name.
+    pub name: Option<Spanned<String>>,
     /// The region this instance runs in: its probes measure latency from here (its vantage).
     pub region: Option<Spanned<String>>,
+    /// Answer the EDNS Name Server Identifier option (RFC 5001) with `name`, so that an
+    /// operator can tell which instance behind an anycast address or NS name answered.
+    /// Default false, as in Knot and NSD.
+    #[serde(default)]
+    pub nsid: bool,
 }
 
 /// `[geo]`: how clients are located.

@@ -56,6 +56,8 @@ pub struct Snapshot {
     pub steering: Option<Arc<Steering>>,
     /// Decision tables for `steering`, built from the same configuration.
     pub tables: Option<Arc<Tables>>,
+    /// The server's identifier, sent to queries that ask for it (`[node] nsid`, RFC 5001).
+    pub nsid: Option<Arc<[u8]>>,
 }
 
 /// The response's outcome, for callers that count things (metrics, tests).
@@ -292,9 +294,9 @@ pub fn respond_prepared(
             version: 0,
             dnssec_ok,
             client_subnet: None,
+            nsid: false,
         };
-        write_opt(&mut w, snap.edns_udp_payload.max(512), p.rcode, &e, 0)
-            .expect("OPT space checked");
+        write_opt(&mut w, snap, p.rcode, &e, 0).expect("OPT space checked");
         s.ar += 1;
     }
     finish_header(&mut w, q.flags, 1, &s, false);
@@ -354,7 +356,7 @@ pub fn respond_general(
             }
             let ar = match edns {
                 Some(e) => {
-                    write_opt(&mut w, snap.edns_udp_payload, rcode as u16, &e, 0).ok()?;
+                    write_opt(&mut w, snap, rcode as u16, &e, 0).ok()?;
                     1
                 }
                 None => 0,
@@ -406,9 +408,13 @@ fn finish_header(w: &mut Writer, query_flags: u16, qd: u16, s: &Sections, tc: bo
     w.buf[2..12].copy_from_slice(&h);
 }
 
-/// Write an OPT record: our payload size, extended RCODE bits, DO copied, ECS echoed if asked.
-fn write_opt(w: &mut Writer, payload: u16, rcode: u16, e: &Edns, scope: u8) -> Result<(), Full> {
+/// Write an OPT record: our payload size, extended RCODE bits, DO copied, ECS echoed if asked,
+/// and our NSID when asked and configured.
+fn write_opt(w: &mut Writer, snap: &Snapshot, rcode: u16, e: &Edns, scope: u8) -> Result<(), Full> {
+    let payload = snap.edns_udp_payload.max(512);
     let ecs_len = e.client_subnet.map_or(0, |c| 8 + c.address_len());
+    let nsid = nsid_of(snap, e);
+    let nsid_len = nsid.map_or(0, |n| 4 + n.len());
     // The OPT always fits: the limit was lowered by its size beforehand.
     let saved = w.limit;
     w.limit = w.buf.len().min(MAX_MESSAGE);
@@ -417,7 +423,12 @@ fn write_opt(w: &mut Writer, payload: u16, rcode: u16, e: &Edns, scope: u8) -> R
         w.put_u16(TYPE_OPT)?;
         w.put_u16(payload)?;
         w.put(&[(rcode >> 4) as u8, 0, if e.dnssec_ok { 0x80 } else { 0 }, 0])?;
-        w.put_u16(ecs_len as u16)?;
+        w.put_u16((ecs_len + nsid_len) as u16)?;
+        if let Some(n) = nsid {
+            w.put_u16(OPT_NSID)?;
+            w.put_u16(n.len() as u16)?;
+            w.put(n)?;
+        }
         if let Some(c) = e.client_subnet {
             w.put_u16(OPT_ECS)?;
             w.put_u16(4 + c.address_len() as u16)?;
@@ -442,17 +453,25 @@ fn size_limit(snap: &Snapshot, transport: Transport, payload: Option<u16>) -> us
     }
 }
 
-fn opt_size(e: &Option<Edns>) -> usize {
+/// The identifier to send in reply to `e`: only when the query asked and one is configured.
+fn nsid_of<'s>(snap: &'s Snapshot, e: &Edns) -> Option<&'s [u8]> {
+    snap.nsid.as_deref().filter(|_| e.nsid)
+}
+
+fn opt_size(snap: &Snapshot, e: &Option<Edns>) -> usize {
     match e {
         None => 0,
-        Some(e) => 11 + e.client_subnet.map_or(0, |c| 8 + c.address_len()),
+        Some(e) => {
+            11 + e.client_subnet.map_or(0, |c| 8 + c.address_len())
+                + nsid_of(snap, e).map_or(0, |n| 4 + n.len())
+        }
     }
 }
 
 fn answer(snap: &Snapshot, packet: &[u8], peer: Peer, q: &mut Query, out: &mut [u8]) -> Outcome {
     let transport = peer.transport;
     let limit = size_limit(snap, transport, q.edns.map(|e| e.udp_payload)).min(out.len());
-    let opt = opt_size(&q.edns);
+    let opt = opt_size(snap, &q.edns);
     let mut w = Writer {
         buf: out,
         pos: 0,
@@ -515,8 +534,7 @@ fn answer(snap: &Snapshot, packet: &[u8], peer: Peer, q: &mut Query, out: &mut [
     if let Some(e) = &q.edns {
         // Static answers do not depend on the client's subnet: scope 0 (RFC 7871 §7.2.1);
         // service answers carry the scope of the network that placed the client.
-        write_opt(&mut w, snap.edns_udp_payload.max(512), s.rcode, e, scope)
-            .expect("OPT space reserved");
+        write_opt(&mut w, snap, s.rcode, e, scope).expect("OPT space reserved");
         s.ar += 1;
     }
     finish_header(&mut w, q.flags, 1, &s, truncated);
@@ -535,7 +553,8 @@ fn answer(snap: &Snapshot, packet: &[u8], peer: Peer, q: &mut Query, out: &mut [
 /// one response per type the node holds and, unless the node holds a CNAME (whose chase depends
 /// on the type asked), a last one for every other type. Hands each `(counts and flags, bytes)` to
 /// `emit` and returns whether that last "other" entry is there. Nothing for nodes at or below a
-/// delegation (referrals take the general path), or when a response would not fit a message.
+/// delegation (referrals take the general path) or for a service's name, or when a response
+/// would not fit a message.
 /// `buf` is scratch of at least [`MAX_MESSAGE`] bytes, reused across calls.
 ///
 /// This runs the same [`write_sections`] that answers a query, with the question where a
@@ -549,7 +568,7 @@ pub fn prepare(
     mut emit: impl FnMut(Prepared, &[u8]),
 ) -> bool {
     let n = zone.node(node);
-    if n.cut.is_some() {
+    if n.cut.is_some() || n.dynamic {
         return false;
     }
     let presence = Presence::At(Place::for_node(zone.id as u32, node));
@@ -638,6 +657,14 @@ fn write_sections(
             }
             // A CNAME chain that leads into a delegation stops at the chain.
             Lookup::Referral { .. } => return Ok(()),
+            // A service's name: its answer is the policy engine's. Reached through a CNAME, the
+            // chain stops there and the resolver asks for the service by name.
+            Lookup::Found { node, .. } if node.dynamic => {
+                return match hop {
+                    0 => negative(w, zone, apex_at, s),
+                    _ => Ok(()),
+                };
+            }
             Lookup::Found { node, .. } => {
                 if q.qtype == TYPE_ANY {
                     // RFC 8482: one RRset is a complete answer to ANY.

@@ -182,6 +182,7 @@ mod tests {
             edns_udp_payload: payload,
             steering: None,
             tables: None,
+            nsid: None,
         }
     }
 

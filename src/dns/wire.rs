@@ -27,6 +27,8 @@ pub const CLASS_IN: u16 = 1;
 
 /// EDNS option code of Client Subnet (RFC 7871).
 pub const OPT_ECS: u16 = 8;
+/// EDNS option code of the Name Server Identifier (RFC 5001).
+pub const OPT_NSID: u16 = 3;
 
 /// Response codes, including the extended BADVERS (RFC 6891).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -284,6 +286,8 @@ pub struct Edns {
     /// DNSSEC OK; copied into the response (RFC 3225).
     pub dnssec_ok: bool,
     pub client_subnet: Option<ClientSubnet>,
+    /// The query asked for the server's identifier (an NSID option, RFC 5001).
+    pub nsid: bool,
 }
 
 /// A query that passed every check, ready for the answer engine.
@@ -403,15 +407,22 @@ fn skip_name(buf: &[u8], mut pos: usize) -> Option<usize> {
     }
 }
 
-/// Parse the OPT record's RDATA options; only Client Subnet is interpreted.
-fn parse_opt_options(opts: &[u8]) -> Result<Option<ClientSubnet>, ()> {
+/// Parse the OPT record's RDATA options: the Client Subnet, and whether NSID was asked for;
+/// other options are ignored.
+fn parse_opt_options(opts: &[u8]) -> Result<(Option<ClientSubnet>, bool), ()> {
     let mut pos = 0;
     let mut ecs = None;
+    let mut nsid = false;
     while pos < opts.len() {
         let code = be16(opts, pos).ok_or(())?;
         let len = be16(opts, pos + 2).ok_or(())? as usize;
         let data = opts.get(pos + 4..pos + 4 + len).ok_or(())?;
         pos += 4 + len;
+        if code == OPT_NSID {
+            // The request's payload should be empty (RFC 5001 §2.3); any is tolerated.
+            nsid = true;
+            continue;
+        }
         if code != OPT_ECS {
             continue; // unknown options are ignored (RFC 6891 §6.1.2)
         }
@@ -451,7 +462,7 @@ fn parse_opt_options(opts: &[u8]) -> Result<Option<ClientSubnet>, ()> {
             address,
         });
     }
-    Ok(ecs)
+    Ok((ecs, nsid))
 }
 
 /// For an error reply to a message whose question is unusable: walk every section and return
@@ -468,7 +479,10 @@ fn find_opt(buf: &[u8], qdcount: u16, before: u32, arcount: u16) -> Option<Edns>
         let (rtype, class, rdlen) = (be16(buf, p)?, be16(buf, p + 2)?, be16(buf, p + 8)?);
         let rdata = buf.get(p + 10..p + 10 + rdlen as usize)?;
         if rtype == TYPE_OPT && i >= before {
-            if edns.is_some() || buf[pos] != 0 || parse_opt_options(rdata).is_err() {
+            let Ok((_, nsid)) = parse_opt_options(rdata) else {
+                return None;
+            };
+            if edns.is_some() || buf[pos] != 0 {
                 return None;
             }
             edns = Some(Edns {
@@ -476,6 +490,7 @@ fn find_opt(buf: &[u8], qdcount: u16, before: u32, arcount: u16) -> Option<Edns>
                 version: buf[p + 5],
                 dnssec_ok: buf[p + 6] & 0x80 != 0,
                 client_subnet: None,
+                nsid,
             });
         }
         pos = p + 10 + rdlen as usize;
@@ -549,6 +564,7 @@ pub fn parse_plain(buf: &[u8], out: &mut Query) -> bool {
         version: 0,
         dnssec_ok,
         client_subnet: None,
+        nsid: false,
     });
     true
 }
@@ -632,12 +648,13 @@ pub fn parse_query(buf: &[u8], out: &mut Query) -> Result<(), Reject> {
             let version = ttl[1];
             let dnssec_ok = ttl[2] & 0x80 != 0;
             match parse_opt_options(rdata) {
-                Ok(client_subnet) => {
+                Ok((client_subnet, nsid)) => {
                     edns = Some(Edns {
                         udp_payload: class.max(512),
                         version,
                         dnssec_ok,
                         client_subnet,
+                        nsid,
                     })
                 }
                 Err(()) => bad_opt = true,
@@ -648,6 +665,7 @@ pub fn parse_query(buf: &[u8], out: &mut Query) -> Result<(), Reject> {
                     version,
                     dnssec_ok,
                     client_subnet: None,
+                    nsid: false,
                 };
                 return err(Rcode::FormErr, Some(question_end), Some(plain));
             }
@@ -862,6 +880,7 @@ mod tests {
     fn ecs_validation() {
         assert!(
             parse_opt_options(&[0, 8, 0, 7, 0, 1, 24, 0, 192, 0, 2])
+                .map(|o| o.0)
                 .unwrap()
                 .is_some()
         );
@@ -876,11 +895,13 @@ mod tests {
         // /0 with no address is fine
         assert!(
             parse_opt_options(&[0, 8, 0, 4, 0, 1, 0, 0])
+                .map(|o| o.0)
                 .unwrap()
                 .is_some()
         );
         // unknown option ignored; truncated option rejected
-        assert_eq!(parse_opt_options(&[0, 99, 0, 1, 7]).unwrap(), None);
+        assert_eq!(parse_opt_options(&[0, 99, 0, 1, 7]).unwrap(), (None, false));
+        assert_eq!(parse_opt_options(&[0, 3, 0, 0]).unwrap(), (None, true));
         assert!(parse_opt_options(&[0, 99, 0, 5, 7]).is_err());
     }
 }

@@ -223,6 +223,7 @@ pub fn build_zone(
             labels,
             rrsets: Box::new([]),
             cut: None,
+            dynamic: false,
         });
         pending.push(sets.into_values().collect());
     }
@@ -233,6 +234,7 @@ pub fn build_zone(
             labels,
             rrsets: Box::new([]),
             cut: None,
+            dynamic: false,
         });
         pending.push(Vec::new());
     }
@@ -324,6 +326,61 @@ pub fn build_zone(
         id: 0,
         nx_ready: false,
     })
+}
+
+/// Make each of `names` a node of `zone` whose answers are dynamic (a service's), adding empty
+/// non-terminals above it as needed; a name that is already a node (an empty non-terminal, as
+/// config validation allows) is marked dynamic. Each name is `(lowercase wire, wire as
+/// written)` and lies inside the zone. The names then exist for every lookup: their ancestors
+/// answer NODATA, not NXDOMAIN (RFC 8020), and a wildcard above them no longer covers names
+/// below them (RFC 4592 §2.2).
+pub fn add_dynamic(zone: &mut Zone, names: &[(Box<[u8]>, Box<[u8]>)]) {
+    if names.is_empty() {
+        return;
+    }
+    let mut index: Index = zone.index.iter().map(|(k, v)| (k.into(), v)).collect();
+    let first_new = zone.nodes.len();
+    for (lower, written) in names {
+        let (mut k, mut w) = (&lower[..], &written[..]);
+        let mut dynamic = true;
+        loop {
+            if let Some(&idx) = index.get(k) {
+                zone.nodes[idx as usize].dynamic |= dynamic;
+                break;
+            }
+            let labels = wire_labels(w);
+            index.insert(k.into(), zone.nodes.len() as u32);
+            zone.nodes.push(Node {
+                name: w.into(),
+                labels,
+                rrsets: Box::new([]),
+                cut: None,
+                dynamic,
+            });
+            if labels <= zone.apex_labels {
+                break; // not inside the zone: the caller's mistake; stop at the root
+            }
+            (k, w) = (&k[1 + k[0] as usize..], &w[1 + w[0] as usize..]);
+            dynamic = false;
+        }
+    }
+    // The topmost cut above each new node (services below a cut are refused by validation; the
+    // nodes are still placed right).
+    for i in first_new..zone.nodes.len() {
+        let lower = zone.nodes[i].name.to_ascii_lowercase();
+        let mut k = &lower[..];
+        let mut cut = None;
+        while wire_labels(k) > zone.apex_labels {
+            let j = index[k];
+            let n = &zone.nodes[j as usize];
+            if n.rrset(crate::dns::wire::TYPE_NS).is_some() {
+                cut = Some(j);
+            }
+            k = &k[1 + k[0] as usize..];
+        }
+        zone.nodes[i].cut = cut;
+    }
+    zone.index = NameIndex::new(index.iter().map(|(k, &v)| (&k[..], v)));
 }
 
 /// Wire form of a validated textual name; lowercased when `lower`.

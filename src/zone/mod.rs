@@ -51,6 +51,9 @@ pub struct Node {
     pub rrsets: Box<[RrSet]>,
     /// The topmost zone cut (delegation) at or above this node, excluding the apex.
     pub cut: Option<u32>,
+    /// A service's name: its answers come from the policy engine, never from static data, and
+    /// nothing is prepared for it (see [`build::add_dynamic`]).
+    pub dynamic: bool,
 }
 
 /// All records of one type at one owner, in wire form without owner names.
@@ -433,16 +436,6 @@ impl Catalog {
             }
             // A node of no zone: in a zone without wildcards or delegations, that is NXDOMAIN.
             None => self.find(name).filter(|z| z.nx_ready).map(Ready::NxDomain),
-        }
-    }
-
-    /// Drop the prepared responses of `name`, so that every question for it takes the general
-    /// path: for the names of services, whose answers are not static (a service may sit on an
-    /// empty non-terminal, which has a prepared NODATA).
-    pub fn withhold_prepared(&mut self, name: &NameBuf) {
-        if let Some(place) = self.names.get_mut(name.wire()) {
-            place.count = 0;
-            place.other = false;
         }
     }
 

@@ -490,3 +490,45 @@ fn nsid_names_the_instance_only_when_asked_and_enabled() {
         }
     }
 }
+
+/// A service's name exists in its zone: an ancestor that holds nothing is NODATA (not
+/// NXDOMAIN, RFC 8020), a wildcard above the service does not cover names below it (RFC 4592),
+/// and a CNAME onto the service ends there (NOERROR, the CNAME alone).
+#[test]
+fn service_names_exist_in_their_zone() {
+    let world = World::generate(102, Features::from_bits(1)); // with `*.wild`
+    let dir = tempfile::tempdir().unwrap();
+    let path = world.write(dir.path(), "\"127.0.0.1:0\"");
+    let srv = Running::start(&path);
+    let mut client = Client::new(&srv);
+    let mut r = Rng(5);
+    let o = &world.origin;
+    // (name, qtype, rcode, answers, authority records)
+    let expect: &[(String, u16, u8, u16, u16)] = &[
+        (format!("newent.{o}"), 1, 0, 0, 1), // above svc-b.newent: an empty non-terminal
+        (format!("x.svc-b.newent.{o}"), 1, 3, 0, 1),
+        (format!("x.svc-w.wild.{o}"), 1, 3, 0, 1), // not the wildcard's: svc-w.wild exists
+        (format!("y.wild.{o}"), 1, 0, 1, 0),       // the wildcard still answers beside it
+        (format!("csvc.{o}"), 1, 0, 1, 0),         // CNAME onto svc-a: the CNAME alone
+        (format!("cnewent.{o}"), 28, 0, 1, 0),
+    ];
+    for (name, qtype, rcode, an, ns) in expect {
+        for shape in [Shape::NoEdns, Shape::Edns, Shape::EcsV4] {
+            for t in [Transport::Udp, Transport::Tcp] {
+                let case = Case::draw(&mut r, &wire(name), *qtype, shape);
+                let reply = client.ask(t, &case.packet()).expect("an answer");
+                let got = (
+                    reply[3] & 0xF,
+                    u16::from_be_bytes([reply[6], reply[7]]),
+                    u16::from_be_bytes([reply[8], reply[9]]),
+                );
+                assert_eq!(
+                    got,
+                    (*rcode, *an, *ns),
+                    "{name} type {qtype} {shape:?} over {t:?}: (rcode, answers, authority)\n{}",
+                    hex(&reply)
+                );
+            }
+        }
+    }
+}

@@ -12,8 +12,8 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query as HQuery};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{Name, RecordType};
 use meridian::config::Config;
+use meridian::dns::answer::Work;
 use meridian::dns::answer::{MAX_MESSAGE, Peer, Transport, respond};
-use meridian::dns::wire::Query;
 
 struct Counting;
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
@@ -114,7 +114,7 @@ fn main() {
             msg("www-gslb.example.com.", RecordType::A, Some(false)),
         ),
     ];
-    let mut q = Query::default();
+    let mut q = Work::default();
     let mut out = vec![0u8; MAX_MESSAGE];
     println!("{:<24} {:>10} {:>14}", "query", "ns/query", "allocs/query");
     for (label, packet) in &cases {

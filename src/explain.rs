@@ -367,7 +367,7 @@ pub fn report(snap: &Snapshot, req: &Request) -> Result<Report, String> {
     }
     msg.set_edns(edns);
     let packet = msg.to_vec().map_err(|e| e.to_string())?;
-    let mut q = crate::dns::wire::Query::default();
+    let mut q = crate::dns::answer::Work::default();
     let mut buf = vec![0u8; MAX_MESSAGE];
     let peer = Peer {
         transport: Transport::Tcp,

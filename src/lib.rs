@@ -23,4 +23,5 @@ pub mod metrics;
 pub mod policy;
 pub mod server;
 pub mod steering;
+pub mod wire;
 pub mod zone;

@@ -16,7 +16,7 @@ use metrics::{Counter, Unit, counter, describe_counter, describe_gauge, describe
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::dns::answer::{Outcome, Snapshot, Steered, SteeredState, Transport};
-use crate::dns::wire::Rcode;
+use crate::wire::Rcode;
 
 /// A worker pushes its local counts to the registry after this many queries (and when idle).
 pub const FLUSH_EVERY: u32 = 1024;

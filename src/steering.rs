@@ -11,12 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::policy::Steering as Model;
-use crate::dns::wire::NameBuf;
 use crate::geo::{GeoSource, RegionMap, RegionMapSpec, RegionSpec};
 use crate::health::monitor::Monitor;
 use crate::health::state::Serving;
 use crate::policy::model::{Fallback, Percentile};
 use crate::policy::{PolicyInputs, Tables, build_tables as build_policy_tables};
+use crate::wire::NameBuf;
 use crate::zone::NameIndex;
 use crate::zone::build::name_wire_str;
 

@@ -89,7 +89,7 @@ fn every_answer_path_gives_the_general_paths_bytes() {
                             let got = served(&fast, &pkt, t, addr, random);
                             check(&world, &case, t, "served", &want, &got);
                             cases += 1;
-                            let mut q = meridian::dns::wire::Query::default();
+                            let mut q = meridian::wire::Query::default();
                             let mut out = vec![0u8; 65535];
                             if meridian::dns::answer::respond_prepared(
                                 &fast,

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hickory_proto::rr::Name;
-use meridian::dns::answer::{MAX_MESSAGE, Outcome, Peer, Snapshot, Transport, respond};
-use meridian::dns::wire::{Query, parse_query};
+use meridian::dns::answer::{MAX_MESSAGE, Outcome, Peer, Snapshot, Transport, Work, respond};
+use meridian::wire::{Query, parse_query};
 use meridian::zone::{Catalog, Presence, Ready, Zone, load_zone};
 
 /// CNAME shapes (chains, loops, out-of-zone and dangling targets), an empty non-terminal chain,
@@ -526,8 +526,8 @@ fn compare(set: &str, a: &Arc<Catalog>, b: &Arc<Catalog>, rng: &mut Rng, tally: 
                             addr: [198, 51, 100, 7].into(),
                             random: rng.next(),
                         };
-                        let ra = respond(&snap_a, &packet, peer, &mut Query::default(), &mut out_a);
-                        let rb = respond(&snap_b, &packet, peer, &mut Query::default(), &mut out_b);
+                        let ra = respond(&snap_a, &packet, peer, &mut Work::default(), &mut out_a);
+                        let rb = respond(&snap_b, &packet, peer, &mut Work::default(), &mut out_b);
                         tally.cases += 1;
 
                         // Would catalog A answer this from a prepared response? (B never can.)
@@ -772,7 +772,7 @@ fn fast_path_is_taken_where_it_should_be() {
         &snapshot(&a, 1232),
         &packet,
         peer,
-        &mut Query::default(),
+        &mut Work::default(),
         &mut out,
     )
     .unwrap();

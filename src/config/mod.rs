@@ -395,7 +395,7 @@ impl Config {
         let mut dynamic = vec![Vec::new(); zones.len()];
         for (i, s) in self.steering.services.iter().enumerate() {
             let lower = crate::zone::build::name_wire_str(&s.name, true);
-            let mut name = crate::dns::wire::NameBuf::default();
+            let mut name = crate::wire::NameBuf::default();
             name.set_wire(&lower);
             let zone = zones
                 .iter()

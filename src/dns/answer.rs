@@ -13,7 +13,7 @@
 //! the server's own payload size; when the answer does not fit it is cut back to the question
 //! and the OPT record with TC=1, so the client retries over TCP (RFC 7766, RFC 9471).
 
-use super::wire::*;
+use crate::wire::*;
 use std::sync::Arc;
 
 use crate::policy::Tables;
@@ -210,6 +210,15 @@ impl Sections {
     }
 }
 
+/// A worker's scratch for one query at a time, reused from query to query: the parsed query,
+/// and what a service chose for it (for metrics; kept here so that [`Outcome`] stays small).
+#[derive(Default)]
+pub struct Work {
+    pub query: Query,
+    /// Set when a service answered; `None` for every other answer.
+    pub steered: Option<Steered>,
+}
+
 /// Answer one message. Returns `None` when nothing must be sent (responses, runts).
 ///
 /// `out` must hold at least [`MAX_MESSAGE`] bytes for TCP, or the server's EDNS payload size
@@ -218,14 +227,14 @@ pub fn respond(
     snap: &Snapshot,
     packet: &[u8],
     peer: Peer,
-    q: &mut Query,
+    work: &mut Work,
     out: &mut [u8],
 ) -> Option<Outcome> {
-    if let Some(o) = respond_prepared(snap, packet, peer.transport, &mut q.qname, out) {
-        q.steered = None;
+    if let Some(o) = respond_prepared(snap, packet, peer.transport, &mut work.query.qname, out) {
+        work.steered = None;
         return Some(o);
     }
-    respond_general(snap, packet, peer, q, out)
+    respond_general(snap, packet, peer, work, out)
 }
 
 /// Answer from a prepared response, if the query has the common shape (see
@@ -326,15 +335,16 @@ pub fn respond_general(
     snap: &Snapshot,
     packet: &[u8],
     peer: Peer,
-    q: &mut Query,
+    work: &mut Work,
     out: &mut [u8],
 ) -> Option<Outcome> {
-    q.steered = None;
+    work.steered = None;
+    let q = &mut work.query;
     if parse_plain(packet, q) {
-        return Some(answer(snap, packet, peer, q, out));
+        return Some(answer(snap, packet, peer, q, &mut work.steered, out));
     }
     match parse_query(packet, q) {
-        Ok(()) => Some(answer(snap, packet, peer, q, out)),
+        Ok(()) => Some(answer(snap, packet, peer, q, &mut work.steered, out)),
         Err(Reject::Drop) => None,
         Err(Reject::Error {
             id,
@@ -468,7 +478,14 @@ fn opt_size(snap: &Snapshot, e: &Option<Edns>) -> usize {
     }
 }
 
-fn answer(snap: &Snapshot, packet: &[u8], peer: Peer, q: &mut Query, out: &mut [u8]) -> Outcome {
+fn answer(
+    snap: &Snapshot,
+    packet: &[u8],
+    peer: Peer,
+    q: &Query,
+    steered: &mut Option<Steered>,
+    out: &mut [u8],
+) -> Outcome {
     let transport = peer.transport;
     let limit = size_limit(snap, transport, q.edns.map(|e| e.udp_payload)).min(out.len());
     let opt = opt_size(snap, &q.edns);
@@ -509,7 +526,7 @@ fn answer(snap: &Snapshot, packet: &[u8], peer: Peer, q: &mut Query, out: &mut [
                 )
                 .map(|(sc, st)| {
                     scope = sc;
-                    q.steered = Some(st);
+                    *steered = Some(st);
                 }),
                 _ => match place.and_then(|p| snap.catalog.prepared(&p, q.qtype)) {
                     // Written ahead of time by `write_sections` itself: one copy, if it fits.

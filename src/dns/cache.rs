@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use super::answer::{Outcome, Snapshot};
-use super::wire::{CHUNK, Rcode, chunk_at, name_hash};
+use crate::wire::{CHUNK, Rcode, chunk_at, name_hash};
 use crate::zone::Catalog;
 
 /// Number of entries (a power of two); 512 bytes each.
@@ -165,7 +165,7 @@ impl ResponseCache {
 mod tests {
     use super::*;
     use crate::dns::answer::{Snapshot, Transport, respond_prepared};
-    use crate::dns::wire::NameBuf;
+    use crate::wire::NameBuf;
 
     const ZONE: &str = "$ORIGIN example.org.\n$TTL 300\n\
         @ IN SOA ns1 hostmaster 1 3600 900 604800 300\n@ IN NS ns1\nns1 IN A 192.0.2.1\n\

@@ -10,7 +10,6 @@ pub mod cache;
 mod service;
 pub mod tcp;
 pub mod udp;
-pub mod wire;
 
 /// A seed for a worker's random generator: the clock mixed with a stack address, so that
 /// workers started at the same instant still differ.

@@ -10,9 +10,9 @@
 //! (override, region prefix or database network), or 0 when the answer does not depend on it.
 
 use super::answer::{ANY_REGION, Full, Peer, Sections, Steered, SteeredState, Writer, negative};
-use super::wire::{CLASS_IN, Query, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_CNAME};
 use crate::policy::{Answer, EndpointRef, MAX_ANSWERS, Tables, Tier};
 use crate::steering::Steering;
+use crate::wire::{CLASS_IN, Query, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_CNAME};
 use crate::zone::Zone;
 
 /// Offset of the question name: owners of service answers point there.

@@ -17,8 +17,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::answer::Work;
 use super::answer::{MAX_MESSAGE, Peer, Snapshot, Transport, respond};
-use super::wire::Query;
 use crate::metrics::Tally;
 use crate::policy::pick::Rng;
 
@@ -78,7 +78,7 @@ async fn connection(
     let (rd, wr) = stream.into_split();
     let mut rd = BufReader::new(rd);
     let mut wr = BufWriter::new(wr);
-    let mut query = Query::default();
+    let mut work = Work::default();
     let mut msg = vec![0u8; MAX_MESSAGE];
     let mut out = vec![0u8; MAX_MESSAGE + 2];
     loop {
@@ -105,7 +105,7 @@ async fn connection(
             .get_or_insert_with(Tally::new)
             .sample_latency();
         let t0 = started.then(std::time::Instant::now);
-        let answered = respond(&snap, &msg[..len], peer, &mut query, &mut out[2..]);
+        let answered = respond(&snap, &msg[..len], peer, &mut work, &mut out[2..]);
         {
             // TCP is not the fast path: one tally for all connections keeps the sampling and
             // the counter layout shared, at the cost of a short lock per query.
@@ -115,7 +115,7 @@ async fn connection(
                 tally.record_latency(Transport::Tcp, t0.elapsed());
             }
             match &answered {
-                Some(o) => tally.record(&snap, o, query.steered.as_ref(), Transport::Tcp),
+                Some(o) => tally.record(&snap, o, work.steered.as_ref(), Transport::Tcp),
                 None => tally.dropped(),
             }
         }

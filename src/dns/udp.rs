@@ -23,9 +23,9 @@ use std::time::Duration;
 use arc_swap::{ArcSwap, Cache};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::answer::Work;
 use super::answer::{Peer, Snapshot, Transport, respond_general, respond_prepared};
 use super::cache::ResponseCache;
-use super::wire::Query;
 use crate::policy::pick::Rng;
 
 /// How often an idle worker looks at the stop flag.
@@ -159,7 +159,7 @@ unsafe fn syscall5(nr: libc::c_long, a: [usize; 5]) -> isize {
 pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &AtomicBool) {
     let fd = socket.as_raw_fd();
     let mut cache = Cache::new(Arc::clone(snapshot));
-    let mut query = Query::default();
+    let mut work = Work::default();
     let mut rng = Rng::new(super::seed());
     let mut tally = crate::metrics::Tally::new();
     let mut responses = ResponseCache::new();
@@ -218,7 +218,9 @@ pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &Atomi
                     }
                     Err(miss) => miss,
                 };
-                if let Some(o) = respond_prepared(snap, rx, Transport::Udp, &mut query.qname, tx) {
+                if let Some(o) =
+                    respond_prepared(snap, rx, Transport::Udp, &mut work.query.qname, tx)
+                {
                     if miss.is_some_and(|m| responses.insert(m, rx, &tx[..o.len], &o)) {
                         tally.kept(false);
                     }
@@ -229,7 +231,7 @@ pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &Atomi
                     addr: peer_ip(addr),
                     random: rng.next_u64(),
                 };
-                respond_general(snap, rx, peer, &mut query, tx).map(|o| (o, true))
+                respond_general(snap, rx, peer, &mut work, tx).map(|o| (o, true))
             }));
             let Some((o, general)) = answered.unwrap_or_else(|_| {
                 tracing::error!(peer = %peer_ip(addr), "answer engine panicked; datagram dropped");
@@ -241,11 +243,7 @@ pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &Atomi
             if let Some(t0) = started {
                 tally.record_latency(Transport::Udp, t0.elapsed());
             }
-            let steered = if general {
-                query.steered.as_ref()
-            } else {
-                None
-            };
+            let steered = if general { work.steered.as_ref() } else { None };
             tally.count(&o, steered, Transport::Udp);
             b.iov_tx[out].iov_len = o.len;
             let t = &mut b.hdr_tx[out].msg_hdr;

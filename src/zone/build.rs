@@ -16,7 +16,7 @@ use super::{NameIndex, Node, RrSet, Zone};
 
 /// Owner names while a zone is built (the finished zone keeps a [`NameIndex`]).
 type Index = HashMap<Box<[u8]>, u32, foldhash::fast::RandomState>;
-use crate::dns::wire::{CLASS_IN, TYPE_A, TYPE_AAAA, TYPE_SOA};
+use crate::wire::{CLASS_IN, TYPE_A, TYPE_AAAA, TYPE_SOA};
 
 /// A problem in a zone, located in its master file (line and column are 1-based; 0 = unknown).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -373,7 +373,7 @@ pub fn add_dynamic(zone: &mut Zone, names: &[(Box<[u8]>, Box<[u8]>)]) {
         while wire_labels(k) > zone.apex_labels {
             let j = index[k];
             let n = &zone.nodes[j as usize];
-            if n.rrset(crate::dns::wire::TYPE_NS).is_some() {
+            if n.rrset(crate::wire::TYPE_NS).is_some() {
                 cut = Some(j);
             }
             k = &k[1 + k[0] as usize..];

@@ -5,7 +5,7 @@
 //! hashing at all. Open addressing with linear probing at a load factor of at most one half;
 //! the keys live in one byte arena, so a table is three allocations however many names it holds.
 
-use crate::dns::wire::{CHUNK, NameBuf, name_hash};
+use crate::wire::{CHUNK, NameBuf, name_hash};
 
 #[derive(Clone, Copy)]
 struct Slot<V> {
@@ -188,7 +188,7 @@ impl<V: Copy> NameIndex<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::wire::{Query, parse_query};
+    use crate::wire::{Query, parse_query};
 
     fn wire(name: &str) -> Vec<u8> {
         let mut out = Vec::new();

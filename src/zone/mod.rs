@@ -13,7 +13,7 @@ pub mod build;
 pub mod file;
 pub mod index;
 
-use crate::dns::wire::{NameBuf, TYPE_ANY, TYPE_DS};
+use crate::wire::{NameBuf, TYPE_ANY, TYPE_DS};
 
 pub use build::{ZoneError, load_zone};
 pub use index::NameIndex;
@@ -224,8 +224,8 @@ impl Zone {
         }
         // RFC 4592: the source of synthesis is `*.` + the closest encloser.
         let encloser = name.suffix(skip);
-        let mut wild = [0u8; 2 + crate::dns::wire::MAX_NAME];
-        if encloser.len() + 2 <= crate::dns::wire::MAX_NAME {
+        let mut wild = [0u8; 2 + crate::wire::MAX_NAME];
+        if encloser.len() + 2 <= crate::wire::MAX_NAME {
             wild[..2].copy_from_slice(b"\x01*");
             wild[2..2 + encloser.len()].copy_from_slice(encloser);
             if let Some(idx) = self.index.get(&wild[..2 + encloser.len()]) {

@@ -17,11 +17,11 @@ use std::sync::Arc;
 
 use meridian::config::Config;
 use meridian::dns::answer::{
-    MAX_MESSAGE, Peer, Snapshot, Transport, respond, respond_general, respond_prepared,
+    MAX_MESSAGE, Peer, Snapshot, Transport, Work, respond, respond_general, respond_prepared,
 };
 use meridian::dns::cache::ResponseCache;
-use meridian::dns::wire::Query;
 use meridian::policy::{PolicyInputs, Serving, Tables, build_tables};
+use meridian::wire::Query;
 
 /// SplitMix64: a small seeded generator, so every world and case can be drawn again.
 pub struct Rng(pub u64);
@@ -502,7 +502,7 @@ fn out_buf(transport: Transport) -> Vec<u8> {
 /// The oracle: the general path over a catalog with nothing prepared.
 pub fn oracle(snap: &Snapshot, pkt: &[u8], t: Transport, addr: IpAddr, random: u64) -> Reply {
     let mut out = out_buf(t);
-    let mut q = Query::default();
+    let mut q = Work::default();
     let o = respond_general(snap, pkt, peer(t, addr, random), &mut q, &mut out)?;
     Some(out[..o.len].to_vec())
 }
@@ -511,7 +511,7 @@ pub fn oracle(snap: &Snapshot, pkt: &[u8], t: Transport, addr: IpAddr, random: u
 /// path (which itself copies prepared sections where it can).
 pub fn served(snap: &Snapshot, pkt: &[u8], t: Transport, addr: IpAddr, random: u64) -> Reply {
     let mut out = out_buf(t);
-    let mut q = Query::default();
+    let mut q = Work::default();
     let o = respond(snap, pkt, peer(t, addr, random), &mut q, &mut out)?;
     Some(out[..o.len].to_vec())
 }

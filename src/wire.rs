@@ -301,9 +301,6 @@ pub struct Query {
     pub qtype: u16,
     pub qclass: u16,
     pub edns: Option<Edns>,
-    /// Set by the answer engine when a service answered: what it chose (for metrics). Kept here,
-    /// in the caller's reused scratch, so that the outcome returned per query stays small.
-    pub steered: Option<crate::dns::answer::Steered>,
 }
 
 impl Query {
@@ -698,7 +695,6 @@ impl Default for Query {
             qtype: 0,
             qclass: 0,
             edns: None,
-            steered: None,
         }
     }
 }

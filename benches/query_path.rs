@@ -13,7 +13,8 @@ use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{Name, RecordType};
 use meridian::config::Config;
 use meridian::dns::answer::Work;
-use meridian::dns::answer::{MAX_MESSAGE, Peer, Transport, respond};
+use meridian::dns::answer::{Peer, Transport, respond};
+use meridian::wire::MAX_MESSAGE;
 
 struct Counting;
 static ALLOCS: AtomicU64 = AtomicU64::new(0);

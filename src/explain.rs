@@ -15,10 +15,11 @@ use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{Name, Record, RecordType};
 use serde::{Serialize, Serializer};
 
-use crate::dns::answer::{MAX_MESSAGE, Peer, Snapshot, Transport, respond};
+use crate::dns::answer::{Peer, Snapshot, Transport, respond};
 use crate::policy::model::PolicyKind;
 use crate::policy::rank::RankReason;
 use crate::policy::{Answer, Serving, Tier};
+use crate::wire::MAX_MESSAGE;
 
 /// What to explain.
 #[derive(Debug, Clone)]

@@ -26,6 +26,9 @@ pub const TYPE_ANY: u16 = 255;
 pub const CLASS_IN: u16 = 1;
 
 /// EDNS option code of Client Subnet (RFC 7871).
+/// Largest DNS message (TCP length prefix is 16 bits).
+pub const MAX_MESSAGE: usize = 65535;
+
 pub const OPT_ECS: u16 = 8;
 /// EDNS option code of the Name Server Identifier (RFC 5001).
 pub const OPT_NSID: u16 = 3;

@@ -9,11 +9,12 @@
 //! The ECS scope returned is the prefix length of the network that decided the client's region
 //! (override, region prefix or database network), or 0 when the answer does not depend on it.
 
-use super::answer::{ANY_REGION, Full, Peer, Sections, Steered, SteeredState, Writer, negative};
+use super::answer::{ANY_REGION, Peer, Steered, SteeredState};
 use crate::policy::{Answer, EndpointRef, MAX_ANSWERS, Tables, Tier};
 use crate::steering::Steering;
 use crate::wire::{CLASS_IN, Query, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_CNAME};
 use crate::zone::Zone;
+use crate::zone::sections::{Full, Sections, Writer, negative};
 
 /// Offset of the question name: owners of service answers point there.
 const QNAME_AT: u16 = 12;

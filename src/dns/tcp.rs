@@ -18,9 +18,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::answer::Work;
-use super::answer::{MAX_MESSAGE, Peer, Snapshot, Transport, respond};
+use super::answer::{Peer, Snapshot, Transport, respond};
 use crate::metrics::Tally;
 use crate::policy::pick::Rng;
+use crate::wire::MAX_MESSAGE;
 
 /// Counters of every TCP connection (see [`crate::metrics::Tally`]).
 static TCP_TALLY: std::sync::Mutex<Option<Tally>> = std::sync::Mutex::new(None);

@@ -12,6 +12,7 @@
 pub mod build;
 pub mod file;
 pub mod index;
+pub mod sections;
 
 use crate::wire::{NameBuf, TYPE_ANY, TYPE_DS};
 
@@ -288,7 +289,7 @@ impl Presence {
 }
 
 /// The answer, authority and additional sections the answer engine wrote ahead of time for a
-/// question of exactly one name and type (see [`crate::dns::answer::prepare`]): answering it is
+/// question of exactly one name and type (see [`sections::prepare`]): answering it is
 /// one copy. Compression pointers in it assume the question starts at offset 12 and has the
 /// name's length, which every question for that name does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -357,7 +358,7 @@ impl Catalog {
         };
         let mut places = Vec::new();
         let mut name = NameBuf::default();
-        let mut scratch = vec![0u8; crate::dns::answer::MAX_MESSAGE];
+        let mut scratch = vec![0u8; crate::wire::MAX_MESSAGE];
         let (mut prepared, mut arena) = (Vec::new(), Vec::new());
         for z in catalog.zones.iter_mut() {
             z.nx_ready = prepared_bytes > 0
@@ -383,15 +384,14 @@ impl Catalog {
                     ..Place::default()
                 };
                 if arena.len() < prepared_bytes {
-                    place.other =
-                        crate::dns::answer::prepare(z, &name, node, &mut scratch, |p, body| {
-                            prepared.push(Prepared {
-                                at: arena.len() as u32,
-                                len: body.len() as u16,
-                                ..p
-                            });
-                            arena.extend_from_slice(body);
+                    place.other = sections::prepare(z, &name, node, &mut scratch, |p, body| {
+                        prepared.push(Prepared {
+                            at: arena.len() as u32,
+                            len: body.len() as u16,
+                            ..p
                         });
+                        arena.extend_from_slice(body);
+                    });
                     place.count = (prepared.len() - place.first as usize) as u16;
                 }
                 places.push((key, place));

@@ -17,10 +17,11 @@ use std::sync::Arc;
 
 use meridian::config::Config;
 use meridian::dns::answer::{
-    MAX_MESSAGE, Peer, Snapshot, Transport, Work, respond, respond_general, respond_prepared,
+    Peer, Snapshot, Transport, Work, respond, respond_general, respond_prepared,
 };
 use meridian::dns::cache::ResponseCache;
 use meridian::policy::{PolicyInputs, Serving, Tables, build_tables};
+use meridian::wire::MAX_MESSAGE;
 use meridian::wire::Query;
 
 /// SplitMix64: a small seeded generator, so every world and case can be drawn again.

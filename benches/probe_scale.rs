@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use meridian::config::Config;
 use meridian::health::latency::LatencyWindow;
-use meridian::health::monitor::Monitor;
 use meridian::health::state::Health;
+use meridian::monitor::Monitor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 

@@ -71,7 +71,7 @@ fn main() {
     };
     let root = env!("CARGO_MANIFEST_DIR");
     let config = Config::load(&std::path::Path::new(root).join("config/meridian.toml")).unwrap();
-    let snap = config.compile().unwrap();
+    let snap = meridian::snapshot::assemble(&config).unwrap();
     let cases = [
         (
             "A www (no EDNS)",

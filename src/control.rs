@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 
 use crate::config::{Config, ConfigErrors};
-use crate::dns::answer::Snapshot;
-use crate::health::monitor::Monitor;
+use crate::monitor::Monitor;
+use crate::snapshot::Snapshot;
 
 /// Handle to a running server's state.
 #[derive(Clone)]
@@ -119,8 +119,11 @@ impl Control {
         self.inner.monitor.reconcile(&config);
         if let Some(st) = &snapshot.steering {
             let previous = self.inner.snapshot.load().tables.clone();
-            let tables =
-                crate::steering::build_tables(st, Some(&self.inner.monitor), previous.as_deref());
+            let tables = crate::snapshot::steering::build_tables(
+                st,
+                Some(&self.inner.monitor),
+                previous.as_deref(),
+            );
             snapshot.tables = Some(Arc::new(tables));
         }
         self.inner.snapshot.store(Arc::new(snapshot));
@@ -136,7 +139,7 @@ impl Control {
     /// valid. Blocking (file I/O): call from a blocking context.
     pub fn reload(&self) -> Result<Reloaded, ConfigErrors> {
         let path = self.config_path();
-        match Config::load_compiled(&path) {
+        match crate::snapshot::load(&path) {
             Ok((config, snap)) => {
                 let r = self.apply(config, snap);
                 self.inner.reloads_ok.fetch_add(1, Ordering::Relaxed);

@@ -15,10 +15,11 @@ use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{Name, Record, RecordType};
 use serde::{Serialize, Serializer};
 
-use crate::dns::answer::{Peer, Snapshot, Transport, respond};
-use crate::policy::model::PolicyKind;
+use crate::config::model::PolicyKind;
+use crate::dns::answer::{Peer, Transport, respond};
 use crate::policy::rank::RankReason;
 use crate::policy::{Answer, Serving, Tier};
+use crate::snapshot::Snapshot;
 use crate::wire::MAX_MESSAGE;
 
 /// What to explain.

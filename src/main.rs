@@ -111,7 +111,7 @@ fn main() -> ExitCode {
         logs.init();
     }
     match cli.command {
-        Command::Check { config } => match Config::load_compiled(&config) {
+        Command::Check { config } => match meridian::snapshot::load(&config) {
             Ok((_, snap)) => {
                 for z in snap.catalog.zones() {
                     println!(
@@ -156,7 +156,7 @@ fn main() -> ExitCode {
                     }
                 };
             }
-            let snap = match Config::load_compiled(&config) {
+            let snap = match meridian::snapshot::load(&config) {
                 Ok((_, snap)) => snap,
                 Err(errors) => {
                     eprintln!("{errors}");
@@ -197,7 +197,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve { config } => {
-            let (cfg, snap) = match Config::load_compiled(&config) {
+            let (cfg, snap) = match meridian::snapshot::load(&config) {
                 Ok(x) => x,
                 Err(errors) => {
                     eprintln!("{errors}");
@@ -310,7 +310,7 @@ fn set_override(
     ))
 }
 
-async fn serve(cfg: Config, snap: meridian::dns::answer::Snapshot) -> std::io::Result<()> {
+async fn serve(cfg: Config, snap: meridian::snapshot::Snapshot) -> std::io::Result<()> {
     // Handlers first: a signal that arrives once the sockets answer must never hit the default
     // action (which would end the process without a drain).
     let mut term = signal(SignalKind::terminate())?;

@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use metrics::{Counter, Unit, counter, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::dns::answer::{Outcome, Snapshot, Steered, SteeredState, Transport};
+use crate::dns::answer::{Outcome, Steered, SteeredState, Transport};
+use crate::snapshot::Snapshot;
 use crate::wire::Rcode;
 
 /// A worker pushes its local counts to the registry after this many queries (and when idle).

@@ -20,9 +20,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::control::Control;
-use crate::dns::answer::Snapshot;
 use crate::dns::{tcp, udp};
-use crate::health::monitor::Monitor;
+use crate::monitor::Monitor;
+use crate::snapshot::Snapshot;
 
 /// How many times a port-0 listen address is retried when TCP cannot take the UDP port.
 const PORT_ATTEMPTS: usize = 16;
@@ -264,8 +264,11 @@ async fn rebuild_tables(
                 break;
             };
             let started = std::time::Instant::now();
-            let tables =
-                crate::steering::build_tables(&st, Some(&monitor), current.tables.as_deref());
+            let tables = crate::snapshot::steering::build_tables(
+                &st,
+                Some(&monitor),
+                current.tables.as_deref(),
+            );
             let next = Arc::new(Snapshot {
                 tables: Some(Arc::new(tables)),
                 ..(*current).clone()
@@ -273,7 +276,11 @@ async fn rebuild_tables(
             let prev = snapshot.compare_and_swap(&current, next);
             if Arc::ptr_eq(&prev, &current) {
                 let took = started.elapsed();
-                crate::steering::record_rebuild(&st, snapshot.load().tables.as_deref(), took);
+                crate::snapshot::steering::record_rebuild(
+                    &st,
+                    snapshot.load().tables.as_deref(),
+                    took,
+                );
                 tracing::debug!(?took, "decision tables rebuilt");
                 break;
             }

@@ -120,7 +120,9 @@ answers = 2
     );
     std::fs::write(&cfg_path, config_text).unwrap();
     let config = Config::load(&cfg_path).unwrap();
-    let snapshot = Arc::new(ArcSwap::from_pointee(config.compile().unwrap()));
+    let snapshot = Arc::new(ArcSwap::from_pointee(
+        meridian::snapshot::assemble(&config).unwrap(),
+    ));
     let socket = udp::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = socket.local_addr().unwrap();
     let stop = Arc::new(AtomicBool::new(false));

@@ -22,9 +22,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use meridian::config::Config;
-use meridian::dns::answer::{Snapshot, Transport};
+use meridian::dns::answer::Transport;
 use meridian::dns::cache::ResponseCache;
 use meridian::server::Server;
+use meridian::snapshot::Snapshot;
 use paths_support::*;
 
 /// Seeds of the in-process worlds: 0..16 cover every combination of the zone features.
@@ -32,7 +33,7 @@ const WORLDS: u64 = 16;
 
 fn compile(path: &std::path::Path) -> Snapshot {
     let config = Config::load(path).unwrap_or_else(|e| panic!("config: {e}"));
-    config.compile().unwrap_or_else(|e| panic!("compile: {e}"))
+    meridian::snapshot::assemble(&config).unwrap_or_else(|e| panic!("compile: {e}"))
 }
 
 /// Health states for a world: all up, all down, and a random mix.
@@ -166,7 +167,7 @@ struct Running {
 impl Running {
     fn start(path: &std::path::Path) -> Running {
         let (config, snapshot) =
-            Config::load_compiled(path).unwrap_or_else(|e| panic!("config: {e}"));
+            meridian::snapshot::load(path).unwrap_or_else(|e| panic!("config: {e}"));
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

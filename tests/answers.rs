@@ -1458,7 +1458,7 @@ fn svcb_with_a_repeated_key_is_a_located_zone_error() {
     let path = dir.path().join("meridian.toml");
     std::fs::write(&path, toml).unwrap();
     let config = meridian::config::Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    let Err(e) = config.compile() else {
+    let Err(e) = meridian::snapshot::assemble(&config) else {
         panic!("a zone with a repeated SvcParam key compiled");
     };
     let msg = e.to_string();

@@ -484,7 +484,7 @@ fn reload_keeps_surviving_endpoints_and_starts_new_ones() {
     let srv = start(&[("example.com.", EXAMPLE_ZONE)], "");
     let server = srv.server.as_ref().unwrap();
     let m = server.monitor().clone();
-    let snap = || config(&[], "100ms").compile().unwrap();
+    let snap = || meridian::snapshot::assemble(&config(&[], "100ms")).unwrap();
     server.reload(&config(&["a", "b"], "100ms"), snap());
     wait_for("a and b up", Duration::from_secs(3), || {
         m.ready() && m.status().len() == 2
@@ -538,7 +538,7 @@ fn state_file_edits_apply_on_reload() {
     assert_eq!(m.serving("a"), Some(Serving::Up));
     let reload = || {
         let cfg = meridian::config::Config::load(&srv.config_path).unwrap();
-        server.reload(&cfg, cfg.compile().unwrap());
+        server.reload(&cfg, meridian::snapshot::assemble(&cfg).unwrap());
     };
     meridian::health::overrides::edit(&state_file, "a", Some(OverrideKind::ForceDown), None)
         .unwrap();

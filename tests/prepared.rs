@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hickory_proto::rr::Name;
-use meridian::dns::answer::{Outcome, Peer, Snapshot, Transport, Work, respond};
+use meridian::dns::answer::{Outcome, Peer, Transport, Work, respond};
+use meridian::snapshot::Snapshot;
 use meridian::wire::MAX_MESSAGE;
 use meridian::wire::{Query, parse_query};
 use meridian::zone::{Catalog, Presence, Ready, Zone, load_zone};

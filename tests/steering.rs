@@ -200,7 +200,7 @@ fn geo_policy_places_clients_by_ecs_with_the_database_network_as_scope() {
     );
     std::fs::write(&srv.config_path, text).unwrap();
     let config = Config::load(&srv.config_path).unwrap();
-    let snapshot = config.compile().unwrap();
+    let snapshot = meridian::snapshot::assemble(&config).unwrap();
     srv.server.as_ref().unwrap().reload(&config, snapshot);
     check(&mut c, "geo.example.com.", "81.2.69.142", 32, AP, 60, 24);
     check(&mut c, "geo.example.com.", "81.2.69.143", 32, AP, 60, 24);
@@ -545,7 +545,7 @@ fn config_error(pools: &str, service: &str) -> (String, String, std::path::PathB
     let path = dir.path().join("m.toml");
     std::fs::write(&path, &text).unwrap();
     let err = Config::load(&path)
-        .and_then(|c| c.compile())
+        .and_then(|c| meridian::snapshot::assemble(&c))
         .map(|_| ())
         .expect_err("config must be refused");
     (err.to_string(), text, path)

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::config::model::Fallback;
 use crate::control::Control;
 use crate::explain::{policy_name, tier_name};
-use crate::health::monitor::EndpointStatus;
 use crate::health::state::{Health, OverrideKind, Serving};
+use crate::monitor::EndpointStatus;
 use crate::policy::Answer;
-use crate::policy::model::Fallback;
 
 /// The whole document.
 #[derive(Debug, Serialize)]

@@ -9,6 +9,7 @@
 pub mod admin;
 mod error;
 pub mod health;
+pub mod model;
 pub mod policy;
 pub mod pools;
 
@@ -22,9 +23,6 @@ use toml::Spanned;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use pools::{Endpoint, Pool, Webhook};
-
-use crate::dns::answer::Snapshot;
-use crate::zone::{Catalog, load_zone};
 
 /// Smallest EDNS payload the server may advertise (RFC 6891 §6.2.5).
 const MIN_PAYLOAD: u16 = 512;
@@ -162,7 +160,7 @@ pub struct Config {
     /// Webhooks notified of endpoint state changes.
     pub webhooks: Vec<Webhook>,
     /// Regions, pools and services for the policy engine, and how clients are located.
-    pub steering: policy::Steering,
+    pub model: policy::Model,
     /// The admin HTTP API, when `[admin] listen` is set.
     pub admin: Option<admin::Admin>,
     /// Line and column of each service's name, for errors found when zones are loaded.
@@ -330,7 +328,7 @@ impl Config {
             pools,
             state_file: raw.health.state_file.as_ref().map(|f| base.join(f)),
             webhooks,
-            steering,
+            model: steering,
             admin,
             watch: if raw.reload.watch {
                 Some(match &raw.reload.interval {
@@ -360,113 +358,6 @@ impl Config {
                 .iter()
                 .map(|s| error::line_col(text, s.name.span().start))
                 .collect(),
-        })
-    }
-
-    /// Read, validate and compile `path` with everything it names: what `check`, `serve` and
-    /// every reload do.
-    pub fn load_compiled(path: &Path) -> Result<(Config, Snapshot), ConfigErrors> {
-        let config = Config::load(path)?;
-        let snapshot = config.compile()?;
-        Ok((config, snapshot))
-    }
-
-    /// Load every zone and build the snapshot to serve. All zone errors are reported.
-    pub fn compile(&self) -> Result<Snapshot, ConfigErrors> {
-        self.compile_with(crate::zone::PREPARED_BYTES_MAX)
-    }
-
-    /// [`Config::compile`] with at most `prepared_bytes` of prepared responses (0: none, so
-    /// every query takes the general path: the oracle that tests hold the fast paths to).
-    pub fn compile_with(&self, prepared_bytes: usize) -> Result<Snapshot, ConfigErrors> {
-        let mut zones = Vec::new();
-        let mut errors = Vec::new();
-        for z in &self.zones {
-            match load_zone(&z.origin, &z.file) {
-                Ok(zone) => zones.push(zone),
-                Err(es) => errors.extend(es.into_iter().map(ConfigError::Zone)),
-            }
-        }
-        if !errors.is_empty() {
-            return Err(ConfigErrors(errors));
-        }
-        // Every service's name becomes a node of its zone, answered by the policy engine: it
-        // exists for every lookup and every answer path (see `zone::build::add_dynamic`).
-        let mut dynamic = vec![Vec::new(); zones.len()];
-        for (i, s) in self.steering.services.iter().enumerate() {
-            let lower = crate::zone::build::name_wire_str(&s.name, true);
-            let mut name = crate::wire::NameBuf::default();
-            name.set_wire(&lower);
-            let zone = zones
-                .iter()
-                .enumerate()
-                .filter(|(_, z)| z.contains(&lower))
-                .max_by_key(|(_, z)| z.apex_labels());
-            let problem = match zone.map(|(zi, z)| (zi, z, z.lookup(&name, 1))) {
-                None => Some(format!(
-                    "service {:?} is not inside any served zone",
-                    s.name
-                )),
-                Some((
-                    _,
-                    z,
-                    crate::zone::Lookup::Found {
-                        node,
-                        wildcard: false,
-                    },
-                )) if !node.rrsets.is_empty() => Some(format!(
-                    "service {:?}: the zone {} also has records at that name",
-                    s.name, z.origin
-                )),
-                Some((_, z, crate::zone::Lookup::Referral { cut })) => Some(format!(
-                    "service {:?} is at or below the delegation {} in zone {}: the child zone's servers answer it",
-                    s.name,
-                    crate::zone::build::wire_to_text(&cut.name),
-                    z.origin
-                )),
-                Some((zi, _, _)) => {
-                    let written = crate::zone::build::name_wire_str(&s.name, false);
-                    dynamic[zi].push((lower, written));
-                    None
-                }
-            };
-            if let Some(message) = problem {
-                let (line, column) = self.service_at.get(i).copied().unwrap_or((0, 0));
-                errors.push(ConfigError::At {
-                    file: self.path.clone(),
-                    line,
-                    column,
-                    message,
-                });
-            }
-        }
-        if !errors.is_empty() {
-            return Err(ConfigErrors(errors));
-        }
-        for (zone, names) in zones.iter_mut().zip(&dynamic) {
-            crate::zone::build::add_dynamic(zone, names);
-        }
-        let catalog = Catalog::build(zones, prepared_bytes);
-        let (steering, tables) = if self.steering.services.is_empty() {
-            (None, None)
-        } else {
-            let st = crate::steering::Steering::new(self.steering.clone())
-                .map_err(|e| ConfigErrors::one(ConfigError::io(&self.path, e.to_string())))?;
-            // Until the health monitor has a view, every endpoint counts as up.
-            let tables = crate::steering::build_tables(&st, None, None);
-            (
-                Some(std::sync::Arc::new(st)),
-                Some(std::sync::Arc::new(tables)),
-            )
-        };
-        Ok(Snapshot {
-            catalog: std::sync::Arc::new(catalog),
-            edns_udp_payload: self.edns_udp_payload,
-            steering,
-            tables,
-            nsid: self
-                .nsid
-                .then(|| std::sync::Arc::from(self.node_name.as_bytes())),
         })
     }
 }

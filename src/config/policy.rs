@@ -1,6 +1,6 @@
 //! The steering part of the configuration: this node, the GeoIP database, regions, services.
 //!
-//! Compiles into the policy engine's model ([`crate::policy::model`]), with every reference
+//! Compiles into the model ([`super::model`]) the policy engine reads, with every reference
 //! (a pool's region, a service's pools, a region's fallback) checked and located.
 
 use std::collections::HashMap;
@@ -14,7 +14,7 @@ use toml::Spanned;
 
 use super::health::Problems;
 use super::pools::Pool;
-use crate::policy::model::{
+use crate::config::model::{
     EndpointDef, Fallback, Percentile, PolicyKind, PoolDef, Region, ServiceDef,
 };
 
@@ -143,7 +143,7 @@ pub struct RegionRules {
 
 /// The compiled steering configuration.
 #[derive(Debug, Clone, Default)]
-pub struct Steering {
+pub struct Model {
     pub regions: Vec<Region>,
     /// Same order and endpoint order as the config's pools.
     pub pools: Vec<PoolDef>,
@@ -179,7 +179,7 @@ pub fn compile(
     pools: &[Pool],
     base: &Path,
     problems: &mut Problems,
-) -> Steering {
+) -> Model {
     let mut index = HashMap::new();
     for (i, r) in regions.iter().enumerate() {
         if index.insert(r.name.get_ref().clone(), i).is_some() {
@@ -496,7 +496,7 @@ pub fn compile(
             "services need at least one [[region]]".into(),
         ));
     }
-    Steering {
+    Model {
         regions: out_regions,
         pools: pool_defs,
         services: out_services,

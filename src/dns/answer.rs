@@ -14,12 +14,10 @@
 //! and the OPT record with TC=1, so the client retries over TCP (RFC 7766, RFC 9471).
 
 use crate::wire::*;
-use std::sync::Arc;
 
-use crate::policy::Tables;
-use crate::steering::Steering;
+use crate::snapshot::Snapshot;
 use crate::zone::sections::{Full, Sections, Writer, copy_short, write_sections};
-use crate::zone::{Catalog, Prepared, Presence, Ready};
+use crate::zone::{Prepared, Presence, Ready};
 
 /// Transport the query arrived on; decides the response size limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,23 +34,6 @@ pub struct Peer {
     pub addr: std::net::IpAddr,
     /// A fresh random number for weighted draws; the caller's worker owns the generator.
     pub random: u64,
-}
-
-/// Immutable data the engine answers from; published as one unit and swapped atomically.
-///
-/// Decision tables change with health (often); zones and steering with the configuration
-/// (rarely). A new snapshot with new tables shares the rest through the `Arc`s.
-#[derive(Clone)]
-pub struct Snapshot {
-    pub catalog: Arc<Catalog>,
-    /// The server's EDNS UDP payload size (advertised and enforced).
-    pub edns_udp_payload: u16,
-    /// Services, regions and GeoIP, when any service is configured.
-    pub steering: Option<Arc<Steering>>,
-    /// Decision tables for `steering`, built from the same configuration.
-    pub tables: Option<Arc<Tables>>,
-    /// The server's identifier, sent to queries that ask for it (`[node] nsid`, RFC 5001).
-    pub nsid: Option<Arc<[u8]>>,
 }
 
 /// The response's outcome, for callers that count things (metrics, tests).

@@ -14,7 +14,8 @@
 
 use std::sync::Arc;
 
-use super::answer::{Outcome, Snapshot};
+use super::answer::Outcome;
+use crate::snapshot::Snapshot;
 use crate::wire::{CHUNK, Rcode, chunk_at, name_hash};
 use crate::zone::Catalog;
 
@@ -164,7 +165,8 @@ impl ResponseCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::answer::{Snapshot, Transport, respond_prepared};
+    use crate::dns::answer::{Transport, respond_prepared};
+    use crate::snapshot::Snapshot;
     use crate::wire::NameBuf;
 
     const ZONE: &str = "$ORIGIN example.org.\n$TTL 300\n\

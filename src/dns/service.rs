@@ -11,7 +11,7 @@
 
 use super::answer::{ANY_REGION, Peer, Steered, SteeredState};
 use crate::policy::{Answer, EndpointRef, MAX_ANSWERS, Tables, Tier};
-use crate::steering::Steering;
+use crate::snapshot::steering::Steering;
 use crate::wire::{CLASS_IN, Query, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_CNAME};
 use crate::zone::Zone;
 use crate::zone::sections::{Full, Sections, Writer, negative};

@@ -18,9 +18,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::answer::Work;
-use super::answer::{Peer, Snapshot, Transport, respond};
+use super::answer::{Peer, Transport, respond};
 use crate::metrics::Tally;
 use crate::policy::pick::Rng;
+use crate::snapshot::Snapshot;
 use crate::wire::MAX_MESSAGE;
 
 /// Counters of every TCP connection (see [`crate::metrics::Tally`]).

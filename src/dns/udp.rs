@@ -24,9 +24,10 @@ use arc_swap::{ArcSwap, Cache};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::answer::Work;
-use super::answer::{Peer, Snapshot, Transport, respond_general, respond_prepared};
+use super::answer::{Peer, Transport, respond_general, respond_prepared};
 use super::cache::ResponseCache;
 use crate::policy::pick::Rng;
+use crate::snapshot::Snapshot;
 
 /// How often an idle worker looks at the stop flag.
 const STOP_POLL: Duration = Duration::from_millis(200);

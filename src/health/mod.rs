@@ -9,7 +9,7 @@
 //! Status: work in progress (issue 3) — see README.md "Not yet built".
 
 pub mod latency;
-pub mod monitor;
+
 pub mod overrides;
 pub mod probe;
 pub mod state;

@@ -5,8 +5,8 @@
 //! answer, so `explain` never re-derives (and never disagrees with) the server's reasoning.
 
 use super::Serving;
-use super::model::PolicyKind;
 use super::rank::{Hysteresis, RankedPool};
+use crate::config::model::PolicyKind;
 
 /// Which endpoints a decision draws from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

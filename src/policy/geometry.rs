@@ -11,7 +11,7 @@
 //! specific to an endpoint, and the plain 1 ms per 100 km of great-circle distance
 //! ([`KM_PER_RTT_MS`]) is what ranks unmeasured regions consistently with measured ones.
 
-use super::model::Region;
+use crate::config::model::Region;
 
 /// Mean Earth radius used by the haversine formula.
 pub const EARTH_RADIUS_KM: f64 = 6371.0;

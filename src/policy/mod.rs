@@ -1,7 +1,7 @@
 //! The policy engine: which endpoints answer a service name, for each client region.
 //!
 //! Meridian exists to answer a dynamic name with the best healthy endpoints for the client that
-//! asked. This module turns the configured model ([`model`]), health ([`Serving`]) and measured
+//! asked. This module turns the configured model ([`crate::config::model`]), health ([`Serving`]) and measured
 //! latency into immutable decision [`Tables`], one [`Decision`] per service × client region,
 //! built off the query path whenever any of those change. The query path then only looks a
 //! decision up and draws from it ([`Decision::pick`]).
@@ -11,7 +11,6 @@
 //! in as a `u64` per query from the worker's own [`Rng`].
 //!
 //! # Tour
-//! - [`model`]: regions, pools, endpoints, services (validated config, indexed by position).
 //! - [`geometry`]: great-circle distance and the distance-based round-trip model.
 //! - [`rank`]: orders a service's pools for a client region, per policy, with hysteresis.
 //! - [`spill`]: graded failover: how much traffic each ranked pool keeps when capacity is lost.
@@ -24,7 +23,7 @@
 //!   weight × endpoint weight). Weight-0 endpoints (or, for `weighted`, weight-0 pools) are standby:
 //!   they serve only when no positive-weight endpoint of the *whole service* serves, each drawn with
 //!   weight `max(1, endpoint weight) × max(1, pool weight)` (pool weight for `weighted` only).
-//!   When nothing serves, the service's [`model::Fallback`] answers. A decision is never empty.
+//!   When nothing serves, the service's [`crate::config::model::Fallback`] answers. A decision is never empty.
 //! - **Ranking** ([`rank`]): `failover` = configured order; `geo` = client region's pools, then its
 //!   fallback regions' pools in chain order, then the rest; `nearest` = great-circle distance;
 //!   `latency` = expected round-trip time (measured, or estimated from distance plus the pool's
@@ -37,7 +36,7 @@
 
 pub mod explain;
 pub mod geometry;
-pub mod model;
+
 pub mod pick;
 pub mod rank;
 pub mod spill;
@@ -53,7 +52,7 @@ pub use explain::{Explanation, Tier};
 pub use pick::{EndpointRef, MAX_ANSWERS, Rng};
 pub use table::{Answer, Decision, PoolChoice, Tables, build_tables};
 
-use model::{Percentile, PoolDef, Region, ServiceDef};
+use crate::config::model::{Percentile, PoolDef, Region, ServiceDef};
 
 /// Everything a table build reads: the model, this node's vantage, and views of health and
 /// latency. Views are closures so that the caller decides where the data lives (the health

@@ -34,7 +34,7 @@
 
 use super::PolicyInputs;
 use super::geometry::{estimated_rtt_ms, region_distance_km};
-use super::model::{PolicyKind, ServiceDef};
+use crate::config::model::{PolicyKind, ServiceDef};
 
 /// Why a pool has its place in the ranking (shown by `explain`).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -25,11 +25,11 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::explain::{EndpointExplanation, Explanation, PoolExplanation, Tier};
-use super::model::{Fallback, PolicyKind, ServiceDef};
 use super::pick::{EndpointRef, MAX_ANSWERS, pick};
 use super::rank::{self, PoolLatency, RankReason, RankedPool};
 use super::spill::{self, PoolCapacity};
 use super::{PolicyInputs, Serving};
+use crate::config::model::{Fallback, PolicyKind, ServiceDef};
 
 pub use super::pick::PoolChoice;
 

@@ -42,7 +42,7 @@ pub fn start(zones: &[(&str, &str)], dns_extra: &str) -> TestServer {
     let config_path = dir.path().join("meridian.toml");
     std::fs::write(&config_path, &toml).unwrap();
     let config = Config::load(&config_path).unwrap_or_else(|e| panic!("config: {e}"));
-    let snapshot = config.compile().unwrap_or_else(|e| panic!("zones: {e}"));
+    let snapshot = meridian::snapshot::assemble(&config).unwrap_or_else(|e| panic!("zones: {e}"));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -16,11 +16,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use meridian::config::Config;
-use meridian::dns::answer::{
-    Peer, Snapshot, Transport, Work, respond, respond_general, respond_prepared,
-};
+use meridian::dns::answer::{Peer, Transport, Work, respond, respond_general, respond_prepared};
 use meridian::dns::cache::ResponseCache;
 use meridian::policy::{PolicyInputs, Serving, Tables, build_tables};
+use meridian::snapshot::Snapshot;
 use meridian::wire::MAX_MESSAGE;
 use meridian::wire::Query;
 
@@ -538,9 +537,8 @@ pub fn kept(cache: &mut ResponseCache, snap: &Snapshot, pkt: &[u8]) -> Reply {
 /// catalog with nothing prepared, compiled from the same configuration file.
 pub fn oracle_snapshot(config_path: &Path, snap: &Snapshot) -> Snapshot {
     let config = Config::load(config_path).unwrap_or_else(|e| panic!("config: {e}"));
-    let bare = config
-        .compile_with(0)
-        .unwrap_or_else(|e| panic!("compile: {e}"));
+    let bare =
+        meridian::snapshot::assemble_with(&config, 0).unwrap_or_else(|e| panic!("compile: {e}"));
     assert_eq!(
         bare.catalog.prepared_bytes(),
         0,

@@ -8,8 +8,10 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use super::model::{EndpointDef, Fallback, Percentile, PolicyKind, PoolDef, Region, ServiceDef};
 use super::{PolicyInputs, Serving, Tables, build_tables};
+use crate::config::model::{
+    EndpointDef, Fallback, Percentile, PolicyKind, PoolDef, Region, ServiceDef,
+};
 
 /// Region indexes of [`World::new`].
 pub const EU: usize = 0;

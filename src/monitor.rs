@@ -18,11 +18,11 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::latency::{LatencySummary, LatencyWindow};
-use super::overrides::{self as state_file, SavedOverride, unix_now};
-use super::probe::{self, Target};
-use super::state::{EndpointHealth, Health, OverrideKind, Serving, StartupPolicy};
 use crate::config::{Config, Webhook};
+use crate::health::latency::{LatencySummary, LatencyWindow};
+use crate::health::overrides::{self as state_file, SavedOverride, unix_now};
+use crate::health::probe::{self, Target};
+use crate::health::state::{EndpointHealth, Health, OverrideKind, Serving, StartupPolicy};
 
 /// Queue of state changes waiting for webhook delivery; further changes are dropped (and logged).
 const NOTIFY_QUEUE: usize = 1024;
@@ -513,7 +513,7 @@ async fn notifier(
     mut rx: mpsc::Receiver<Event>,
     cancel: CancellationToken,
 ) {
-    let client = match super::probe::http::plain_client() {
+    let client = match crate::health::probe::http::plain_client() {
         Ok(c) => c,
         Err(e) => return tracing::error!("webhooks disabled: {e}"),
     };

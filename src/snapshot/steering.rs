@@ -10,11 +10,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::policy::Steering as Model;
+use crate::config::model::{Fallback, Percentile};
+use crate::config::policy::Model;
 use crate::geo::{GeoSource, RegionMap, RegionMapSpec, RegionSpec};
-use crate::health::monitor::Monitor;
 use crate::health::state::Serving;
-use crate::policy::model::{Fallback, Percentile};
+use crate::monitor::Monitor;
 use crate::policy::{PolicyInputs, Tables, build_tables as build_policy_tables};
 use crate::wire::NameBuf;
 use crate::zone::NameIndex;

@@ -1,0 +1,121 @@
+//! Assembly: a validated [`Config`] and the files it names (zones, GeoIP database) turned into
+//! the [`Snapshot`] the engine answers from.
+//!
+//! Zones are loaded whole or not at all; every service's name becomes a node of its zone
+//! ([`crate::zone::build::add_dynamic`]); the catalog prepares its responses; steering data and
+//! first decision tables are built. Nothing here touches a running server: the publisher
+//! swaps the result in, and a failed assembly changes nothing.
+
+use std::path::Path;
+
+use super::Snapshot;
+use crate::config::{Config, ConfigError, ConfigErrors};
+use crate::zone::{Catalog, load_zone};
+
+/// Read, validate and assemble `path` with everything it names: what `check`, `serve` and
+/// every reload do.
+pub fn load(path: &Path) -> Result<(Config, Snapshot), ConfigErrors> {
+    let config = Config::load(path)?;
+    let snapshot = assemble(&config)?;
+    Ok((config, snapshot))
+}
+
+/// Load every zone of `config` and build the snapshot to serve, every endpoint up until the
+/// health monitor has a view. All zone errors are reported.
+pub fn assemble(config: &Config) -> Result<Snapshot, ConfigErrors> {
+    assemble_with(config, crate::zone::PREPARED_BYTES_MAX)
+}
+
+/// [`assemble`] with at most `prepared_bytes` of prepared responses (0: none, so every query
+/// takes the general path: the oracle that tests hold the fast paths to).
+pub fn assemble_with(config: &Config, prepared_bytes: usize) -> Result<Snapshot, ConfigErrors> {
+    let mut zones = Vec::new();
+    let mut errors = Vec::new();
+    for z in &config.zones {
+        match load_zone(&z.origin, &z.file) {
+            Ok(zone) => zones.push(zone),
+            Err(es) => errors.extend(es.into_iter().map(ConfigError::Zone)),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    // Every service's name becomes a node of its zone, answered by the policy engine: it
+    // exists for every lookup and every answer path (see `zone::build::add_dynamic`).
+    let mut dynamic = vec![Vec::new(); zones.len()];
+    for (i, s) in config.model.services.iter().enumerate() {
+        let lower = crate::zone::build::name_wire_str(&s.name, true);
+        let mut name = crate::wire::NameBuf::default();
+        name.set_wire(&lower);
+        let zone = zones
+            .iter()
+            .enumerate()
+            .filter(|(_, z)| z.contains(&lower))
+            .max_by_key(|(_, z)| z.apex_labels());
+        let problem = match zone.map(|(zi, z)| (zi, z, z.lookup(&name, 1))) {
+            None => Some(format!(
+                "service {:?} is not inside any served zone",
+                s.name
+            )),
+            Some((
+                _,
+                z,
+                crate::zone::Lookup::Found {
+                    node,
+                    wildcard: false,
+                },
+            )) if !node.rrsets.is_empty() => Some(format!(
+                "service {:?}: the zone {} also has records at that name",
+                s.name, z.origin
+            )),
+            Some((_, z, crate::zone::Lookup::Referral { cut })) => Some(format!(
+                "service {:?} is at or below the delegation {} in zone {}: the child zone's servers answer it",
+                s.name,
+                crate::zone::build::wire_to_text(&cut.name),
+                z.origin
+            )),
+            Some((zi, _, _)) => {
+                let written = crate::zone::build::name_wire_str(&s.name, false);
+                dynamic[zi].push((lower, written));
+                None
+            }
+        };
+        if let Some(message) = problem {
+            let (line, column) = config.service_at.get(i).copied().unwrap_or((0, 0));
+            errors.push(ConfigError::At {
+                file: config.path.clone(),
+                line,
+                column,
+                message,
+            });
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    for (zone, names) in zones.iter_mut().zip(&dynamic) {
+        crate::zone::build::add_dynamic(zone, names);
+    }
+    let catalog = Catalog::build(zones, prepared_bytes);
+    let (steering, tables) = if config.model.services.is_empty() {
+        (None, None)
+    } else {
+        let st = super::steering::Steering::new(config.model.clone())
+            .map_err(|e| ConfigErrors::one(ConfigError::io(&config.path, e.to_string())))?;
+        // Until the health monitor has a view, every endpoint counts as up.
+        let tables = super::steering::build_tables(&st, None, None);
+        (
+            Some(std::sync::Arc::new(st)),
+            Some(std::sync::Arc::new(tables)),
+        )
+    };
+    Ok(Snapshot {
+        catalog: std::sync::Arc::new(catalog),
+        edns_udp_payload: config.edns_udp_payload,
+        steering,
+        tables,
+        nsid: config
+            .nsid
+            .then(|| std::sync::Arc::from(config.node_name.as_bytes())),
+    })
+}

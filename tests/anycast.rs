@@ -248,10 +248,7 @@ fn the_admin_token_comes_from_a_variable_or_a_file_and_is_never_printed() {
     }
     // Nor is it on curl's command line, where ps would show it: a curl wrapper first in PATH
     // writes down its arguments.
-    let real = std::env::split_paths(&std::env::var_os("PATH").unwrap())
-        .map(|d| d.join("curl"))
-        .find(|p| p.is_file())
-        .expect("curl (which .ci/run installs)");
+    let real = tool("curl");
     let argv = dir.path().join("argv");
     let wrapper = dir.path().join("curl");
     std::fs::write(
@@ -341,7 +338,7 @@ const BIRD_CONF: &str = "router id 192.0.2.1;\n\
 fn bird_mode_enables_and_disables_a_real_static_protocol() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("bird.ctl");
-    let birdc = format!("birdc -s {}", socket.display());
+    let birdc = format!("{} -s {}", tool("birdc").display(), socket.display());
     let m = meridian("", "");
     let url = m.url();
     let args = |refresh| {
@@ -419,7 +416,7 @@ fn a_real_exabgp_takes_the_lines_and_the_shipped_examples_parse() {
         .output()
         .unwrap();
     assert!(out.status.success(), "exabgp --test: {out:?}");
-    let out = Command::new("bird")
+    let out = Command::new(tool("bird"))
         .arg("-p")
         .arg("-c")
         .arg(root.join("config/anycast/bird.conf"))
@@ -499,7 +496,7 @@ fn a_real_exabgp_takes_the_lines_and_the_shipped_examples_parse() {
 /// `exabgp ARGS` in `dir`, as whoever runs the tests, logging to stdout, without its CLI pipes
 /// and with BGP connections going to a closed loopback port.
 fn exabgp(args: &[&str], dir: &std::path::Path) -> Command {
-    let mut c = Command::new("exabgp");
+    let mut c = Command::new(tool("exabgp"));
     c.args(args)
         .current_dir(dir)
         .stdin(Stdio::null())

@@ -28,6 +28,17 @@ const ZONE: &str = "$ORIGIN example.com.\n$TTL 300\n\
                     @ IN SOA ns1 hostmaster 1 7200 3600 1209600 300\n  IN NS ns1\n\
                     ns1 IN A 192.0.2.53\n";
 
+/// Where the program `name` is: on PATH, or in /usr/sbin or /sbin (where Debian puts bird,
+/// birdc and exabgp, and which a non-root PATH may lack).
+pub fn tool(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{name} is not installed (.ci/run installs it)"))
+}
+
 /// Poll `f` every 20 ms until it holds; panics after `limit`.
 pub fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let t0 = Instant::now();
@@ -342,7 +353,7 @@ pub fn bird(dir: &Path, conf: &str) -> Bird {
     let conf_path = dir.join("bird.conf");
     std::fs::write(&conf_path, conf).unwrap();
     let socket = dir.join("bird.ctl");
-    let child = Command::new("bird")
+    let child = Command::new(tool("bird"))
         .arg("-f")
         .arg("-c")
         .arg(&conf_path)
@@ -354,7 +365,7 @@ pub fn bird(dir: &Path, conf: &str) -> Bird {
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("bird.stderr")).unwrap())
         .spawn()
-        .expect("bird (Debian's bird2, which .ci/run installs)");
+        .unwrap();
     let b = Bird { child, socket };
     wait_until("BIRD's control socket", Duration::from_secs(10), || {
         b.birdc(&["show", "status"]).0
@@ -365,13 +376,13 @@ pub fn bird(dir: &Path, conf: &str) -> Bird {
 impl Bird {
     /// `birdc -s SOCKET ARGS...`: exit success and output.
     pub fn birdc(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new("birdc")
+        let out = Command::new(tool("birdc"))
             .arg("-s")
             .arg(&self.socket)
             .args(args)
             .stdin(Stdio::null())
             .output()
-            .expect("birdc");
+            .unwrap();
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).to_string(),

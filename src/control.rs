@@ -121,7 +121,7 @@ impl Control {
             let previous = self.inner.snapshot.load().tables.clone();
             let tables = crate::snapshot::steering::build_tables(
                 st,
-                Some(&self.inner.monitor),
+                &self.inner.monitor.view(&st.model),
                 previous.as_deref(),
             );
             snapshot.tables = Some(Arc::new(tables));

@@ -23,6 +23,7 @@ use crate::health::latency::{LatencySummary, LatencyWindow};
 use crate::health::overrides::{self as state_file, SavedOverride, unix_now};
 use crate::health::probe::{self, Target};
 use crate::health::state::{EndpointHealth, Health, OverrideKind, Serving, StartupPolicy};
+use crate::snapshot::steering::{EndpointView, HealthView};
 
 /// Queue of state changes waiting for webhook delivery; further changes are dropped (and logged).
 const NOTIFY_QUEUE: usize = 1024;
@@ -239,6 +240,32 @@ impl Monitor {
         let now = Instant::now();
         let map = self.shared.endpoints.lock().expect("health lock");
         map.get(endpoint).map(|e| e.health.serving(e.startup, now))
+    }
+
+    /// Health and latency of every endpoint of `model`, by [`EndpointId`]: what decision tables
+    /// are built from. An endpoint the monitor does not know (yet) counts as up.
+    ///
+    /// [`EndpointId`]: crate::config::model::EndpointId
+    pub fn view(&self, model: &crate::config::policy::Model) -> HealthView {
+        let now = Instant::now();
+        let map = self.shared.endpoints.lock().expect("health lock");
+        let mut views = Vec::new();
+        for e in model.pools.iter().flat_map(|p| &p.endpoints) {
+            let v = match map.get(&e.name) {
+                Some(m) => {
+                    let latency = m.latency.summary(now);
+                    EndpointView {
+                        serving: m.health.serving(m.startup, now),
+                        p50: latency.p50,
+                        p90: latency.p90,
+                    }
+                }
+                None => EndpointView::default(),
+            };
+            debug_assert_eq!(e.id.index(), views.len(), "endpoint ids are positions");
+            views.push(v);
+        }
+        HealthView::new(views.len(), |id| views[id.index()])
     }
 
     /// Status of every endpoint, sorted by name.

@@ -266,7 +266,7 @@ async fn rebuild_tables(
             let started = std::time::Instant::now();
             let tables = crate::snapshot::steering::build_tables(
                 &st,
-                Some(&monitor),
+                &monitor.view(&st.model),
                 current.tables.as_deref(),
             );
             let next = Arc::new(Snapshot {

@@ -16,10 +16,24 @@ pub struct Region {
     pub fallback: Vec<usize>,
 }
 
+/// An endpoint's position among all endpoints of a compiled configuration, pool after pool in
+/// configuration order: fixed when the configuration is compiled, and the index of every
+/// per-endpoint view (health, latency) the decision tables are built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct EndpointId(pub u32);
+
+impl EndpointId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
 /// One endpoint of a pool.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EndpointDef {
-    /// Unique name (across all pools): the key for health, latency and overrides.
+    /// Its position among all endpoints (see [`EndpointId`]).
+    pub id: EndpointId,
+    /// Unique name (across all pools): the key operators use for health, latency and overrides.
     pub name: String,
     pub ipv4: Option<Ipv4Addr>,
     pub ipv6: Option<Ipv6Addr>,

@@ -15,7 +15,7 @@ use toml::Spanned;
 use super::health::Problems;
 use super::pools::Pool;
 use crate::config::model::{
-    EndpointDef, Fallback, Percentile, PolicyKind, PoolDef, Region, ServiceDef,
+    EndpointDef, EndpointId, Fallback, Percentile, PolicyKind, PoolDef, Region, ServiceDef,
 };
 
 /// `[node]`: this instance.
@@ -270,6 +270,7 @@ pub fn compile(
 
     // Pools in the policy model, in config order.
     let mut pool_defs = Vec::new();
+    let mut next_endpoint = 0u32;
     let mut pool_index = HashMap::new();
     for (i, p) in pools.iter().enumerate() {
         pool_index.insert(p.name.clone(), i);
@@ -283,6 +284,10 @@ pub fn compile(
             .endpoints
             .iter()
             .map(|e| EndpointDef {
+                id: {
+                    next_endpoint += 1;
+                    EndpointId(next_endpoint - 1)
+                },
                 name: e.name.clone(),
                 ipv4: e.ipv4,
                 ipv6: e.ipv6,

@@ -103,7 +103,7 @@ pub fn assemble_with(config: &Config, prepared_bytes: usize) -> Result<Snapshot,
         let st = super::steering::Steering::new(config.model.clone())
             .map_err(|e| ConfigErrors::one(ConfigError::io(&config.path, e.to_string())))?;
         // Until the health monitor has a view, every endpoint counts as up.
-        let tables = super::steering::build_tables(&st, None, None);
+        let tables = super::steering::build_tables(&st, &Default::default(), None);
         (
             Some(std::sync::Arc::new(st)),
             Some(std::sync::Arc::new(tables)),

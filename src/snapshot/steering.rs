@@ -6,15 +6,14 @@
 //! [`build_tables`], off the query path, whenever health changes (debounced), every few seconds
 //! for latency, and on reload; the server swaps them in together with the snapshot they belong to.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::model::{Fallback, Percentile};
+use crate::config::model::{EndpointId, Fallback, Percentile};
 use crate::config::policy::Model;
 use crate::geo::{GeoSource, RegionMap, RegionMapSpec, RegionSpec};
 use crate::health::state::Serving;
-use crate::monitor::Monitor;
+
 use crate::policy::{PolicyInputs, Tables, build_tables as build_policy_tables};
 use crate::wire::NameBuf;
 use crate::zone::NameIndex;
@@ -166,46 +165,61 @@ impl Steering {
     }
 }
 
-/// Health and latency as the monitor sees them now, by endpoint name.
-struct View {
-    by_name: HashMap<String, (Serving, Option<Duration>, Option<Duration>)>,
+/// Health and latency of every endpoint, indexed by [`EndpointId`]: what the health monitor
+/// publishes and decision tables are built from. An endpoint the view does not cover (no
+/// monitor yet, a view of an older configuration) counts as up with nothing measured.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HealthView {
+    endpoints: Vec<EndpointView>,
 }
 
-impl View {
-    fn from_monitor(monitor: Option<&Monitor>) -> View {
-        let by_name = monitor
-            .map(|m| {
-                m.status()
-                    .into_iter()
-                    .map(|s| (s.name, (s.serving, s.latency.p50, s.latency.p90)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        View { by_name }
+/// One endpoint in a [`HealthView`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EndpointView {
+    pub serving: Serving,
+    /// Measured round-trip percentiles from this instance's vantage.
+    pub p50: Option<Duration>,
+    pub p90: Option<Duration>,
+}
+
+impl Default for EndpointView {
+    fn default() -> Self {
+        EndpointView {
+            serving: Serving::Up,
+            p50: None,
+            p90: None,
+        }
     }
 }
 
-/// Build decision tables for `st` from the monitor's current view (all endpoints up when there
-/// is no monitor). `previous` carries latency hysteresis across rebuilds.
-pub fn build_tables(st: &Steering, monitor: Option<&Monitor>, previous: Option<&Tables>) -> Tables {
-    let view = View::from_monitor(monitor);
-    let m = &st.model;
-    let serving = |p: usize, e: usize| -> Serving {
-        let name = &m.pools[p].endpoints[e].name;
-        match view.by_name.get(name) {
-            Some((s, _, _)) => *s,
-            None => Serving::Up, // no monitor yet, or an endpoint without checks
+impl HealthView {
+    /// A view of `endpoints` endpoints, each set by `of(id)`.
+    pub fn new(endpoints: usize, of: impl FnMut(EndpointId) -> EndpointView) -> HealthView {
+        HealthView {
+            endpoints: (0..endpoints as u32).map(EndpointId).map(of).collect(),
         }
-    };
+    }
+
+    /// What the view holds for `id` (up, nothing measured, when it holds nothing).
+    pub fn get(&self, id: EndpointId) -> EndpointView {
+        self.endpoints.get(id.index()).copied().unwrap_or_default()
+    }
+}
+
+/// Build decision tables for `st` from `view` (every endpoint up when the view is empty).
+/// `previous` carries latency hysteresis across rebuilds.
+pub fn build_tables(st: &Steering, view: &HealthView, previous: Option<&Tables>) -> Tables {
+    let m = &st.model;
+    let serving = |p: usize, e: usize| -> Serving { view.get(m.pools[p].endpoints[e].id).serving };
     let node = m.node_region.unwrap_or(usize::MAX);
     let rtt = |vantage: usize, p: usize, e: usize, pct: Percentile| -> Option<Duration> {
         if vantage != node {
             return None; // one vantage today: this instance's region
         }
-        let (_, p50, p90) = view.by_name.get(&m.pools[p].endpoints[e].name)?;
+        let v = view.get(m.pools[p].endpoints[e].id);
         match pct {
-            Percentile::P50 => *p50,
-            Percentile::P90 => *p90,
+            Percentile::P50 => v.p50,
+            Percentile::P90 => v.p90,
         }
     };
     let inputs = PolicyInputs {

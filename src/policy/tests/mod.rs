@@ -32,6 +32,7 @@ pub fn region(name: &str, lat: f64, lon: f64, fallback: &[usize]) -> Region {
 pub fn pool(name: &str, region: usize, n: usize) -> PoolDef {
     let endpoints = (0..n)
         .map(|i| EndpointDef {
+            id: Default::default(),
             name: format!("{name}-{i}"),
             ipv4: Some(Ipv4Addr::new(10, region as u8, 0, i as u8)),
             ipv6: None,

@@ -495,7 +495,7 @@ impl Tally {
     #[inline]
     pub fn sample_latency(&mut self) -> bool {
         self.sample = self.sample.wrapping_add(1);
-        self.sample % LATENCY_SAMPLE == 0
+        self.sample.is_multiple_of(LATENCY_SAMPLE)
     }
 
     /// Record a measured answer time.

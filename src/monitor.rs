@@ -155,7 +155,7 @@ impl Monitor {
                     }
                     old.cancel.cancel();
                 }
-                let params: Vec<_> = e.checks.iter().map(|c| c.params.clone()).collect();
+                let params: Vec<_> = e.checks.iter().map(|c| c.params).collect();
                 let generation = sh
                     .next_generation
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -294,6 +294,7 @@ pub struct Edns {
 }
 
 /// A query that passed every check, ready for the answer engine.
+#[derive(Default)]
 pub struct Query {
     pub id: u16,
     /// Second 16 bits of the header, as received.
@@ -672,34 +673,20 @@ pub fn parse_query(buf: &[u8], out: &mut Query) -> Result<(), Reject> {
         }
         pos = rdata_start + rdlen as usize;
     }
-    if let Some(e) = edns {
-        if e.version > 0 {
-            return err(
-                Rcode::BadVers,
-                Some(question_end),
-                Some(Edns {
-                    client_subnet: None,
-                    ..e
-                }),
-            );
-        }
+    if let Some(e) = edns
+        && e.version > 0
+    {
+        return err(
+            Rcode::BadVers,
+            Some(question_end),
+            Some(Edns {
+                client_subnet: None,
+                ..e
+            }),
+        );
     }
     out.edns = edns;
     Ok(())
-}
-
-impl Default for Query {
-    fn default() -> Self {
-        Query {
-            id: 0,
-            flags: 0,
-            question_end: 0,
-            qname: NameBuf::default(),
-            qtype: 0,
-            qclass: 0,
-            edns: None,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -207,7 +207,8 @@ fn the_admin_token_comes_from_a_variable_or_a_file_and_is_never_printed() {
     let file = file.to_str().unwrap();
     let bearer = format!("Bearer {TOKEN}");
     // (arguments, environment, first line, Authorization header sent)
-    let cases: [(&[&str], &[(&str, &str)], &str, &str); 5] = [
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: [Case; 5] = [
         (&[], &[], WITHDRAW, ""),
         (
             &[],

@@ -70,7 +70,7 @@ fn twenty_reloads_under_continuous_queries_lose_nothing() {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) && Instant::now() < deadline && i < 200_000 {
                 i += 1;
-                let (name, rtype) = if i % 2 == 0 {
+                let (name, rtype) = if i.is_multiple_of(2) {
                     ("svc.example.com.", RecordType::A)
                 } else {
                     ("www.example.com.", RecordType::A)

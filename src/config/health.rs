@@ -273,10 +273,10 @@ impl CheckConfig {
                         }
                     }
                 }
-                if let Some(re) = &self.body_regex {
-                    if let Err(e) = regex::Regex::new(re.get_ref()) {
-                        errs.push((re.span().start, format!("checks.{name}.body_regex: {e}")));
-                    }
+                if let Some(re) = &self.body_regex
+                    && let Err(e) = regex::Regex::new(re.get_ref())
+                {
+                    errs.push((re.span().start, format!("checks.{name}.body_regex: {e}")));
                 }
                 ProbeSpec::Http(HttpSpec {
                     tls: kind == "https",

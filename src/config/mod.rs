@@ -302,13 +302,13 @@ impl Config {
             Some(n) => n.get_ref().clone(),
             None => host_name(),
         };
-        if let Some(n) = &raw.node.name {
-            if n.get_ref().is_empty() || n.get_ref().len() > MAX_NODE_NAME {
-                errors.push(err(
-                    n.span(),
-                    format!("node.name: must be 1 to {MAX_NODE_NAME} bytes long"),
-                ));
-            }
+        if let Some(n) = &raw.node.name
+            && (n.get_ref().is_empty() || n.get_ref().len() > MAX_NODE_NAME)
+        {
+            errors.push(err(
+                n.span(),
+                format!("node.name: must be 1 to {MAX_NODE_NAME} bytes long"),
+            ));
         }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));

@@ -222,11 +222,15 @@ pub fn compile(raw: &RawConfig, err: &mut dyn FnMut(usize, String)) -> (Vec<Pool
     (pools, webhooks)
 }
 
+/// Resolves check names (with the path for messages) to compiled checks.
+type ResolveChecks<'a> =
+    dyn Fn(&[Spanned<String>], &str, &mut Problems) -> Vec<Arc<health::Check>> + 'a;
+
 fn compile_endpoint(
     e: &EndpointConfig,
     what: &str,
     pool_checks: &[Arc<health::Check>],
-    resolve: &dyn Fn(&[Spanned<String>], &str, &mut Problems) -> Vec<Arc<health::Check>>,
+    resolve: &ResolveChecks,
     raw: &RawConfig,
     problems: &mut Problems,
 ) -> Option<Endpoint> {

@@ -14,6 +14,9 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use super::file::{SourceRecord, read_zone_file};
 use super::{NameIndex, Node, RrSet, Zone};
 
+/// A name as `(lowercase wire form, wire form as written)`.
+pub type WrittenName = (Box<[u8]>, Box<[u8]>);
+
 /// Owner names while a zone is built (the finished zone keeps a [`NameIndex`]).
 type Index = HashMap<Box<[u8]>, u32, foldhash::fast::RandomState>;
 use crate::wire::{CLASS_IN, TYPE_A, TYPE_AAAA, TYPE_SOA};
@@ -107,6 +110,12 @@ pub fn load_zone(origin: &Name, file: &Path) -> Result<Zone, Vec<ZoneError>> {
     build_zone(origin, file, records)
 }
 
+/// An empty non-terminal while a zone is built: lowercase, as written, labels.
+type Ent = (Box<[u8]>, Box<[u8]>, usize);
+
+/// An owner while a zone is built: its name as written, its label count, its RRsets by type.
+type Owner<'a> = (Box<[u8]>, usize, BTreeMap<u16, PendingSet<'a>>);
+
 struct PendingSet<'a> {
     rtype: RecordType,
     ttl: u32,
@@ -124,8 +133,7 @@ pub fn build_zone(
     let err = |r: &SourceRecord, m: String| ZoneError::at(&r.file, r.line, r.column, m);
     let apex = lower_wire(origin);
     // owner (lowercase wire) -> (owner as written, type -> set); BTreeMap for a stable order.
-    let mut owners: BTreeMap<Box<[u8]>, (Box<[u8]>, usize, BTreeMap<u16, PendingSet>)> =
-        BTreeMap::new();
+    let mut owners: BTreeMap<Box<[u8]>, Owner> = BTreeMap::new();
     for r in &records {
         let rtype = r.rdata.record_type();
         if rtype == RecordType::DNAME {
@@ -201,7 +209,7 @@ pub fn build_zone(
 
     // Add empty non-terminals: every ancestor between the apex and an owner exists as a node.
     let apex_labels = wire_labels(&apex);
-    let mut ents: Vec<(Box<[u8]>, Box<[u8]>, usize)> = Vec::new();
+    let mut ents: Vec<Ent> = Vec::new();
     for (key, (written, labels, _)) in &owners {
         let (mut k, mut w, mut l) = (&key[..], &written[..], *labels);
         while l > apex_labels + 1 {
@@ -280,12 +288,12 @@ pub fn build_zone(
                     s.ttl,
                     &rdata_wire(rd).expect("checked when read"),
                 );
-                if let Some(t) = target_of(rd) {
-                    if let Some(&idx) = index.get(&lower_wire(t)[..]) {
-                        if has_address(idx, &pending) && !additional.contains(&idx) {
-                            additional.push(idx);
-                        }
-                    }
+                if let Some(t) = target_of(rd)
+                    && let Some(&idx) = index.get(&lower_wire(t)[..])
+                    && has_address(idx, &pending)
+                    && !additional.contains(&idx)
+                {
+                    additional.push(idx);
                 }
             }
             let target = match s.rdatas.first() {
@@ -334,7 +342,7 @@ pub fn build_zone(
 /// written)` and lies inside the zone. The names then exist for every lookup: their ancestors
 /// answer NODATA, not NXDOMAIN (RFC 8020), and a wildcard above them no longer covers names
 /// below them (RFC 4592 §2.2).
-pub fn add_dynamic(zone: &mut Zone, names: &[(Box<[u8]>, Box<[u8]>)]) {
+pub fn add_dynamic(zone: &mut Zone, names: &[WrittenName]) {
     if names.is_empty() {
         return;
     }

@@ -314,7 +314,7 @@ impl Reader<'_> {
                 }
             }
             let Some((rtype, type_tok)) = rtype else {
-                if !self.errors.last().is_some_and(|e| e.line == entry.line) {
+                if self.errors.last().is_none_or(|e| e.line != entry.line) {
                     self.errors.push(ZoneError::at(
                         file,
                         entry.line,

@@ -371,9 +371,9 @@ impl Catalog {
                 // A name inside a more specific served zone (a parent's glue for a child we
                 // also serve) belongs to that zone, whether or not it exists there.
                 name.set_wire(key);
-                if !catalog
+                if catalog
                     .find(&name)
-                    .is_some_and(|best| best.id as usize == zi)
+                    .is_none_or(|best| best.id as usize != zi)
                 {
                     continue;
                 }

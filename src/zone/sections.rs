@@ -94,6 +94,8 @@ pub(crate) fn copy_short(dst: &mut [u8], src: &[u8]) {
         dst[..4].copy_from_slice(&src[..4]);
         dst[n - 4..].copy_from_slice(&src[n - 4..]);
     } else {
+        // Byte by byte on purpose: `copy_from_slice` here would be a call into `memcpy`.
+        #[allow(clippy::manual_memcpy)]
         for i in 0..n {
             dst[i] = src[i];
         }

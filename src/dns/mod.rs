@@ -7,6 +7,7 @@
 
 pub mod answer;
 pub mod cache;
+mod pktinfo;
 mod service;
 pub mod tcp;
 pub mod udp;

@@ -10,9 +10,17 @@
 //! Steady state per datagram: [`respond`] into a preallocated buffer; no allocation, no lock, no
 //! task. Workers poll a stop flag between batches (a short receive timeout bounds how long
 //! shutdown waits for an idle socket).
+//!
+//! A socket bound to a wildcard address (`0.0.0.0` or `::`) answers every datagram from the
+//! address it was sent to, IPv4 and IPv6 alike, as Knot and NSD do: [`bind`] turns on
+//! `IP_PKTINFO` / `IPV6_RECVPKTINFO`, each receive slot of the batch has a control buffer for the
+//! destination the kernel reports, and each reply carries it back as `IP_PKTINFO` /
+//! `IPV6_PKTINFO` from a control buffer of its send slot (see `pktinfo.rs`). The
+//! buffers are part of the batch, allocated once; a datagram that came without the control
+//! message is answered without one. A socket bound to one address has no control buffers and no
+//! control messages at all: its per-datagram work is unchanged.
 
 use std::io;
-use std::mem::MaybeUninit;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -26,6 +34,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::answer::Work;
 use super::answer::{Peer, Transport, respond_general, respond_prepared};
 use super::cache::ResponseCache;
+use super::pktinfo::{self, CONTROL_LEN, Control, Family};
 use crate::policy::pick::Rng;
 use crate::snapshot::Snapshot;
 
@@ -38,11 +47,16 @@ const RX_LEN: usize = 4096;
 /// Response buffer per datagram: the largest UDP response the server may send.
 const TX_LEN: usize = 4096;
 
-/// Bind a UDP socket that other workers can share through SO_REUSEPORT.
+/// Bind a UDP socket that other workers can share through SO_REUSEPORT. On a wildcard address
+/// the socket also reports each datagram's destination (before it is bound, so that no datagram
+/// arrives without it), for [`serve`] to answer from.
 pub fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
+    }
+    if let Some(family) = Family::of_wildcard(addr) {
+        pktinfo::enable(&socket, family)?;
     }
     socket.set_reuse_port(true)?;
     // A larger receive queue absorbs bursts; the kernel caps it at net.core.rmem_max.
@@ -66,8 +80,8 @@ pub fn spawn_worker(
 
 /// Buffers and kernel message headers for one batch, allocated once per worker.
 ///
-/// The `mmsghdr`s point into `rx`, `tx`, `iov_*` and `addrs`, which live in boxed slices that
-/// never move or resize after construction.
+/// The `mmsghdr`s point into `rx`, `tx`, `iov_*`, `addrs` and `ctl_*`, which live in boxed
+/// slices that never move or resize after construction.
 struct Batch {
     rx: Box<[[u8; RX_LEN]]>,
     tx: Box<[[u8; TX_LEN]]>,
@@ -76,24 +90,47 @@ struct Batch {
     iov_tx: Box<[libc::iovec]>,
     hdr_rx: Box<[libc::mmsghdr]>,
     hdr_tx: Box<[libc::mmsghdr]>,
+    /// Wildcard sockets only (else empty): the destination of received datagram `i`, as the
+    /// kernel reports it, and the source for response `out`.
+    ctl_rx: Box<[Control]>,
+    ctl_tx: Box<[Control]>,
 }
 
-fn zeroed<T>() -> T {
-    // SAFETY: only used for plain C structs (iovec, msghdr, sockaddr_storage) and byte arrays,
-    // for which all-zero is a valid value.
-    unsafe { MaybeUninit::zeroed().assume_init() }
+/// Kernel structs for which all-zero bytes are a valid value, to start the batch's headers from.
+///
+/// # Safety
+/// Implement only for C structs made of integers, raw pointers and arrays of those.
+unsafe trait Zeroed: Sized {
+    fn zeroed() -> Self {
+        // SAFETY: implementors are types for which all-zero is a valid value (see the trait).
+        unsafe { std::mem::zeroed() }
+    }
 }
+// SAFETY: an address family, an alignment integer and byte padding.
+unsafe impl Zeroed for libc::sockaddr_storage {}
+// SAFETY: a raw pointer and a length.
+unsafe impl Zeroed for libc::iovec {}
+// SAFETY: a msghdr (raw pointers, lengths, flags) and a length.
+unsafe impl Zeroed for libc::mmsghdr {}
 
 impl Batch {
-    fn new() -> Box<Batch> {
+    /// Buffers for a socket bound to a wildcard address of that family, or (`None`) to a
+    /// specific address.
+    fn new(wildcard: Option<Family>) -> Box<Batch> {
+        let controls = |c: Control| match wildcard {
+            Some(_) => vec![c; BATCH].into_boxed_slice(),
+            None => Box::default(),
+        };
         let mut b = Box::new(Batch {
             rx: vec![[0u8; RX_LEN]; BATCH].into_boxed_slice(),
             tx: vec![[0u8; TX_LEN]; BATCH].into_boxed_slice(),
-            addrs: (0..BATCH).map(|_| zeroed()).collect(),
-            iov_rx: (0..BATCH).map(|_| zeroed()).collect(),
-            iov_tx: (0..BATCH).map(|_| zeroed()).collect(),
-            hdr_rx: (0..BATCH).map(|_| zeroed()).collect(),
-            hdr_tx: (0..BATCH).map(|_| zeroed()).collect(),
+            addrs: (0..BATCH).map(|_| Zeroed::zeroed()).collect(),
+            iov_rx: (0..BATCH).map(|_| Zeroed::zeroed()).collect(),
+            iov_tx: (0..BATCH).map(|_| Zeroed::zeroed()).collect(),
+            hdr_rx: (0..BATCH).map(|_| Zeroed::zeroed()).collect(),
+            hdr_tx: (0..BATCH).map(|_| Zeroed::zeroed()).collect(),
+            ctl_rx: controls(Control::EMPTY),
+            ctl_tx: controls(wildcard.map_or(Control::EMPTY, Control::reply)),
         });
         for i in 0..BATCH {
             b.iov_rx[i] = libc::iovec {
@@ -117,6 +154,13 @@ impl Batch {
             let t = &mut b.hdr_tx[i].msg_hdr;
             t.msg_iov = iov;
             t.msg_iovlen = 1;
+            if wildcard.is_some() {
+                // The kernel writes the destination here on receive; a response carries its
+                // source from here (its length set per datagram, 0 for none).
+                b.hdr_rx[i].msg_hdr.msg_control = b.ctl_rx[i].as_mut_ptr();
+                b.hdr_rx[i].msg_hdr.msg_controllen = CONTROL_LEN as _;
+                b.hdr_tx[i].msg_hdr.msg_control = b.ctl_tx[i].as_mut_ptr();
+            }
         }
         b
     }
@@ -157,14 +201,24 @@ unsafe fn syscall5(nr: libc::c_long, a: [usize; 5]) -> isize {
 }
 
 /// The worker loop. Public so that tests and benchmarks can drive it on a thread of their own.
+///
+/// A socket bound to a wildcard address answers each datagram from its destination address
+/// (made with [`bind`], or any other socket: the option is turned on here too, for datagrams
+/// from then on).
 pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &AtomicBool) {
     let fd = socket.as_raw_fd();
+    let wildcard = socket.local_addr().ok().and_then(Family::of_wildcard);
+    if let Some(family) = wildcard
+        && let Err(e) = pktinfo::enable(socket, family)
+    {
+        tracing::warn!(error = %e, "no IP_PKTINFO: replies leave from the kernel's choice");
+    }
     let mut cache = Cache::new(Arc::clone(snapshot));
     let mut work = Work::default();
     let mut rng = Rng::new(super::seed());
     let mut tally = crate::metrics::Tally::new();
     let mut responses = ResponseCache::new();
-    let mut b = Batch::new();
+    let mut b = Batch::new(wildcard);
     while !stop.load(Ordering::Relaxed) {
         // SAFETY: hdr_rx holds BATCH valid headers pointing at live buffers owned by `b`.
         // A raw system call skips glibc's thread-cancellation bookkeeping around it (no thread
@@ -197,9 +251,18 @@ pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &Atomi
             let len = (h.msg_len as usize).min(RX_LEN);
             let truncated = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
             let namelen = h.msg_hdr.msg_namelen;
-            // Ready for the next receive (the kernel overwrites these two).
+            // Ready for the next receive (the kernel overwrites these).
             h.msg_hdr.msg_namelen = ADDR_LEN;
             h.msg_hdr.msg_flags = 0;
+            let controllen = match wildcard {
+                Some(_) => {
+                    #[allow(clippy::unnecessary_cast)] // a size_t on glibc, a socklen_t on musl
+                    let l = h.msg_hdr.msg_controllen as usize;
+                    h.msg_hdr.msg_controllen = CONTROL_LEN as _;
+                    l
+                }
+                None => 0,
+            };
             if truncated {
                 tally.dropped();
                 continue; // longer than any query we answer over UDP
@@ -250,6 +313,15 @@ pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &Atomi
             let t = &mut b.hdr_tx[out].msg_hdr;
             t.msg_name = (&mut b.addrs[i] as *mut libc::sockaddr_storage).cast();
             t.msg_namelen = namelen;
+            if let Some(family) = wildcard {
+                // From the address the query went to (response `out` answers datagram `i`).
+                let received = b.ctl_rx[i].received(controllen);
+                t.msg_controllen = if pktinfo::answer_from(family, received, &mut b.ctl_tx[out]) {
+                    family.reply_len() as _
+                } else {
+                    0
+                };
+            }
             out += 1;
         }
         let mut sent = 0;

@@ -30,8 +30,16 @@ pub struct TestServer {
 
 /// Start a server for `zones` (origin, master-file text) with extra `[dns]` lines.
 pub fn start(zones: &[(&str, &str)], dns_extra: &str) -> TestServer {
+    start_on(&["127.0.0.1:0"], zones, dns_extra)
+}
+
+/// [`start`] on the given listen addresses (`udp`/`tcp` are the first one's; every bound address
+/// is in `server.udp_addrs()` and `tcp_addrs()`).
+pub fn start_on(listen: &[&str], zones: &[(&str, &str)], dns_extra: &str) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
-    let mut toml = format!("[dns]\nlisten = [\"127.0.0.1:0\"]\nworkers = 2\n{dns_extra}\n");
+    let listen: Vec<String> = listen.iter().map(|a| format!("\"{a}\"")).collect();
+    let listen = listen.join(", ");
+    let mut toml = format!("[dns]\nlisten = [{listen}]\nworkers = 2\n{dns_extra}\n");
     for (i, (origin, text)) in zones.iter().enumerate() {
         let file = format!("zone{i}.zone");
         std::fs::write(dir.path().join(&file), text).unwrap();

@@ -22,6 +22,7 @@ pub mod health;
 pub mod metrics;
 pub mod monitor;
 pub mod policy;
+pub mod serve;
 pub mod server;
 pub mod snapshot;
 pub mod wire;

@@ -20,8 +20,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::control::Control;
-use crate::dns::{tcp, udp};
 use crate::monitor::Monitor;
+use crate::serve::{tcp, udp};
 use crate::snapshot::Snapshot;
 
 /// How many times a port-0 listen address is retried when TCP cannot take the UDP port.

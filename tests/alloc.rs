@@ -20,7 +20,7 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{Name, RecordType};
 use meridian::config::Config;
-use meridian::dns::udp;
+use meridian::serve::udp;
 
 struct Counting;
 static ALLOCS: AtomicU64 = AtomicU64::new(0);

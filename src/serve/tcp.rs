@@ -17,8 +17,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::answer::Work;
-use super::answer::{Peer, Transport, respond};
+use crate::dns::answer::Work;
+use crate::dns::answer::{Peer, Transport, respond};
 use crate::metrics::Tally;
 use crate::policy::pick::Rng;
 use crate::snapshot::Snapshot;

@@ -31,10 +31,10 @@ use std::time::Duration;
 use arc_swap::{ArcSwap, Cache};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::answer::Work;
-use super::answer::{Peer, Transport, respond_general, respond_prepared};
-use super::cache::ResponseCache;
 use super::pktinfo::{self, CONTROL_LEN, Control, Family};
+use crate::dns::answer::Work;
+use crate::dns::answer::{Peer, Transport, respond_general, respond_prepared};
+use crate::dns::cache::ResponseCache;
 use crate::policy::pick::Rng;
 use crate::snapshot::Snapshot;
 

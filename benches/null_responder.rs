@@ -125,14 +125,16 @@ mod mmsg {
         let fd = socket.as_raw_fd();
         let bufs = leak_array(|_| [0u8; BUF_LEN]);
         let addrs = leak_array(|_| SockAddrStorage([0; 128]));
-        // SAFETY (all blocks below): i < BATCH, so every pointer stays inside its leaked array.
         let iovs = leak_array(|i| IoVec {
+            // SAFETY: i < BATCH, so the pointer stays inside the leaked array.
             base: unsafe { bufs.add(i) }.cast(),
             len: BUF_LEN,
         });
         let header = |i: usize| MsgHdr {
+            // SAFETY: i < BATCH, so the pointer stays inside the leaked array.
             name: unsafe { addrs.add(i) }.cast(),
             namelen: 128,
+            // SAFETY: as above.
             iov: unsafe { iovs.add(i) },
             iovlen: 1,
             control: ptr::null_mut(),
@@ -150,11 +152,13 @@ mod mmsg {
         });
         loop {
             for i in 0..BATCH {
+                // SAFETY: i < BATCH: both pointers stay inside their leaked, live arrays.
                 unsafe {
                     (*msgs.add(i)).hdr.namelen = 128;
                     (*iovs.add(i)).len = BUF_LEN;
                 }
             }
+            // SAFETY: `msgs` holds BATCH headers pointing at live leaked buffers.
             let n = unsafe { recvmmsg(fd, msgs, BATCH as c_uint, MSG_WAITFORONE, ptr::null_mut()) };
             if n < 0 {
                 eprintln!("null_responder: recvmmsg: {}", io::Error::last_os_error());
@@ -162,6 +166,7 @@ mod mmsg {
             }
             let mut replies = 0;
             for i in 0..n as usize {
+                // SAFETY: i < n <= BATCH and replies <= i: every pointer is inside its array.
                 unsafe {
                     let len = (*msgs.add(i)).len as usize;
                     if len < DNS_HEADER_LEN {
@@ -178,6 +183,7 @@ mod mmsg {
             }
             let mut sent = 0;
             while sent < replies {
+                // SAFETY: the first `replies` headers of `out` were filled above.
                 let m = unsafe { sendmmsg(fd, out.add(sent), (replies - sent) as c_uint, 0) };
                 if m <= 0 {
                     eprintln!("null_responder: sendmmsg: {}", io::Error::last_os_error());

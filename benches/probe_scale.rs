@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 const MONITOR_THREAD: &str = "bench-monitor";
 
 fn clock_ticks() -> f64 {
+    // SAFETY: sysconf(3) takes a plain integer and touches no memory of ours.
     unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
 }
 
@@ -65,6 +66,7 @@ fn raise_nofile() {
         rlim_cur: 0,
         rlim_max: 0,
     };
+    // SAFETY: both calls get a pointer to a live, properly initialised rlimit.
     unsafe {
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
         lim.rlim_cur = lim.rlim_max;

@@ -3,9 +3,7 @@
 //! `cargo bench --bench query_path` prints nanoseconds and heap allocations per query for each
 //! kind of query, measured over a fixed number of iterations after a warm-up. Runs on stable.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query as HQuery};
@@ -16,19 +14,8 @@ use meridian::dns::answer::Work;
 use meridian::dns::answer::{Peer, Transport, respond};
 use meridian::wire::MAX_MESSAGE;
 
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-}
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "../tests/support/counting_alloc.rs"]
+mod counting_alloc;
 
 fn msg_ecs(name: &str, rtype: RecordType, net: &str, len: u8) -> Vec<u8> {
     let mut m = Message::new(7, MessageType::Query, OpCode::Query);
@@ -132,7 +119,7 @@ fn main() {
                 &mut out,
             ));
         }
-        let a0 = ALLOCS.load(Ordering::Relaxed);
+        let a0 = counting_alloc::allocations();
         let t0 = Instant::now();
         for _ in 0..iters {
             black_box(respond(
@@ -148,7 +135,7 @@ fn main() {
             ));
         }
         let ns = t0.elapsed().as_nanos() as f64 / iters as f64;
-        let allocs = (ALLOCS.load(Ordering::Relaxed) - a0) as f64 / iters as f64;
+        let allocs = (counting_alloc::allocations() - a0) as f64 / iters as f64;
         println!("{label:<24} {ns:>10.1} {allocs:>14.3}");
     }
 }

@@ -9,10 +9,9 @@
 //! reply from another address would not count). This binary holds one test only, so no other
 //! test allocates while it counts.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -22,25 +21,8 @@ use hickory_proto::rr::{Name, RecordType};
 use meridian::config::Config;
 use meridian::serve::udp;
 
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
 const ZONE: &str = "$ORIGIN example.com.\n$TTL 300\n@ SOA ns1 host 1 2 3 4 60\n NS ns1\n MX 10 mail\n\
 ns1 A 192.0.2.1\nmail A 192.0.2.2\nwww A 192.0.2.10\n A 192.0.2.11\n AAAA 2001:db8::1\nweb CNAME www\n\
@@ -205,9 +187,9 @@ fn count_allocations(
         answered
     };
     round(1000); // warm-up: snapshot cache, lazily initialised runtime pieces
-    let before = ALLOCS.load(Ordering::SeqCst);
+    let before = counting_alloc::allocations();
     let answered = round(20_000);
-    let after = ALLOCS.load(Ordering::SeqCst);
+    let after = counting_alloc::allocations();
     stop.store(true, Ordering::SeqCst);
     worker.join().unwrap();
     assert_eq!(answered, 20_000);

@@ -485,6 +485,7 @@ fn a_real_exabgp_takes_the_lines_and_the_shipped_examples_parse() {
         log.join("\n")
     );
     // Stopping ExaBGP stops the script.
+    // SAFETY: kill(2) takes plain integers; the PID is a child this test started.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
     assert!(
         exit_within(child, secs(30)).is_some(),

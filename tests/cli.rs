@@ -191,6 +191,7 @@ fn serve(cfg: &std::path::Path) -> Served {
 }
 
 fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill(2) takes plain integers; the PID is a child this test started.
     assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
 }
 

@@ -6,8 +6,6 @@
 //! and ECS scopes (`regions`), reload by rename and refusal of bad files (`reload`), databases
 //! of every schema written by the test (`written`).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -21,28 +19,9 @@ mod regions;
 mod reload;
 #[path = "geo/written.rs"]
 mod written;
-
-// Allocation counting per thread, so tests running in parallel do not disturb each other.
-struct Counting;
-thread_local! { static ALLOCS: Cell<u64> = const { Cell::new(0) }; }
-fn count() {
-    let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-}
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        count();
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+// Allocations counted per thread, so tests running in parallel do not disturb each other.
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -289,14 +268,18 @@ fn locate_does_not_allocate() {
         }
     };
     run();
-    let before = ALLOCS.with(Cell::get);
+    let before = counting_alloc::thread_allocations();
     drop(std::hint::black_box(Box::new(0u64)));
-    assert_eq!(ALLOCS.with(Cell::get), before + 1, "the counter counts");
-    let before = ALLOCS.with(Cell::get);
+    assert_eq!(
+        counting_alloc::thread_allocations(),
+        before + 1,
+        "the counter counts"
+    );
+    let before = counting_alloc::thread_allocations();
     for _ in 0..1000 {
         run();
     }
-    let allocs = ALLOCS.with(Cell::get) - before;
+    let allocs = counting_alloc::thread_allocations() - before;
     assert_eq!(allocs, 0, "allocations in 33000 placements");
     assert!(sink > 0);
 }

@@ -83,6 +83,7 @@ impl Drop for Reaped {
 }
 
 fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill(2) takes plain integers; the PID is a child this test started.
     assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
 }
 

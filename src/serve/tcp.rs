@@ -7,6 +7,7 @@
 //! shutdown. Past the connection cap new connections are accepted and closed at once, so the
 //! listen queue never fills with clients that wait in vain.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,8 +25,16 @@ use crate::policy::pick::Rng;
 use crate::snapshot::Snapshot;
 use crate::wire::MAX_MESSAGE;
 
-/// Counters of every TCP connection (see [`crate::metrics::Tally`]).
-static TCP_TALLY: std::sync::Mutex<Option<Tally>> = std::sync::Mutex::new(None);
+thread_local! {
+    /// The TCP counters of this runtime thread (see [`crate::metrics::Tally`]): the connections
+    /// a thread runs share them, and no lock is taken; each is only borrowed between awaits.
+    static TALLY: RefCell<Option<Tally>> = const { RefCell::new(None) };
+}
+
+/// Run `f` on this thread's TCP tally.
+fn with_tally<R>(f: impl FnOnce(&mut Tally) -> R) -> R {
+    TALLY.with(|t| f(t.borrow_mut().get_or_insert_with(Tally::new)))
+}
 
 /// Limits applied to every TCP connection.
 #[derive(Debug, Clone, Copy)]
@@ -101,18 +110,10 @@ async fn connection(
             addr: client,
             random: rng.next_u64(),
         };
-        let started = TCP_TALLY
-            .lock()
-            .expect("tally lock")
-            .get_or_insert_with(Tally::new)
-            .sample_latency();
+        let started = with_tally(Tally::sample_latency);
         let t0 = started.then(std::time::Instant::now);
         let answered = respond(&snap, &msg[..len], peer, &mut work, &mut out[2..]);
-        {
-            // TCP is not the fast path: one tally for all connections keeps the sampling and
-            // the counter layout shared, at the cost of a short lock per query.
-            let mut guard = TCP_TALLY.lock().expect("tally lock");
-            let tally = guard.get_or_insert_with(Tally::new);
+        with_tally(|tally| {
             if let Some(t0) = t0 {
                 tally.record_latency(Transport::Tcp, t0.elapsed());
             }
@@ -120,15 +121,13 @@ async fn connection(
                 Some(o) => tally.record(&snap, o, work.steered.as_ref(), Transport::Tcp),
                 None => tally.dropped(),
             }
-        }
+        });
         if let Some(o) = answered {
             out[..2].copy_from_slice(&(o.len as u16).to_be_bytes());
             wr.write_all(&out[..2 + o.len]).await?;
         }
         if rd.buffer().is_empty() {
-            if let Some(t) = TCP_TALLY.lock().expect("tally lock").as_mut() {
-                t.flush_if_pending();
-            }
+            with_tally(Tally::flush_if_pending);
             wr.flush().await?;
         }
     }

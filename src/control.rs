@@ -5,6 +5,8 @@
 //! parses, validates and compiles the whole configuration aside; only a complete success is
 //! applied (health monitor reconciled, tables built, snapshot swapped). A failure changes
 //! nothing, is logged with every problem, counted, and returned.
+//!
+//! Layer 7 of ARCHITECTURE.md: uses only modules of lower layers.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,16 +1,24 @@
 //! Meridian: a geo- and latency-aware authoritative DNS traffic director.
 //!
-//! A tour of the modules, in the order data flows through them:
+//! The modules, bottom layer first; each uses only modules of lower layers (ARCHITECTURE.md
+//! gives the rules, the data flow of a query and of a probe result, and the hot-path budget;
+//! `.ci/layers.py` checks the layers):
 //!
-//! - [`config`]: the TOML schema; validation that names file, line and column of every problem;
-//!   compilation into an immutable [`dns::answer::Snapshot`].
-//! - [`zone`]: static zones from RFC 1035 master files, checked and held in wire form.
-//! - [`dns`]: query parsing, the answer engine, and the UDP/TCP servers.
-//! - [`server`]: starts the sockets and workers, publishes snapshots (reload), shuts down.
-//! - [`admin`]: the admin HTTP API: status, explain, metrics, overrides, reload.
-//!
-//! Still to come (see README.md): health checking, GeoIP and the policy engine, metrics and the
-//! admin API, zone transfers.
+//! - [`wire`], [`geo`], [`health`]: DNS wire primitives and the query parser; locating clients
+//!   (MaxMind DB, CIDR tables, regions); probers, anti-flap state and latency windows.
+//! - [`zone`]: static zones from RFC 1035 master files, the catalog, the zone's answer sections
+//!   and the prepared responses.
+//! - [`config`]: the TOML schema, validation that names file, line and column, the compiled
+//!   model (regions, pools, endpoints, services). Builds nothing.
+//! - [`policy`]: the policy engine: ranking, graded spill, decision tables, the per-query draw.
+//! - [`snapshot`]: what the engine answers from, its assembly from a configuration, decision
+//!   tables from a health view.
+//! - [`dns`]: the answer engine (kept and prepared responses, the general path, services).
+//! - [`metrics`], [`monitor`], [`explain`]: metric names and the workers' tally; the health
+//!   monitor's tasks; `meridian explain`.
+//! - [`serve`], [`control`]: the UDP workers and TCP tasks; reload.
+//! - [`admin`]: the admin HTTP API.
+//! - [`server`]: start-up, the publisher tasks, shutdown.
 
 pub mod admin;
 pub mod config;

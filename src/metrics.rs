@@ -8,6 +8,8 @@
 //! counter handles every [`FLUSH_EVERY`] queries or when idle. Label strings are built only when
 //! the configuration changes (a reload), never per query. Health, policy and reload metrics are
 //! recorded where those events happen, off the query path.
+//!
+//! Layer 6 of ARCHITECTURE.md: uses only modules of lower layers.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -2,9 +2,12 @@
 //!
 //! [`Server::start`] binds UDP and TCP on every listen address (port 0 picks one free port that
 //! UDP and TCP then share), starts the UDP worker threads and the TCP accept tasks, and returns
-//! a handle with the bound addresses. [`Server::publish`] swaps in a new snapshot (reload); the
-//! workers see it on their next query. [`Server::shutdown`] is the one way down: stop accepting,
+//! a handle with the bound addresses. [`Server::reload`] swaps in a new snapshot; the table
+//! rebuild and GeoIP tasks publish new tables and databases; the workers see each on their next
+//! batch. [`Server::shutdown`] is the one way down: stop accepting,
 //! let open TCP connections finish within a grace period, join the UDP workers.
+//!
+//! Layer 9 of ARCHITECTURE.md: uses only modules of lower layers.
 
 use std::io;
 use std::net::SocketAddr;

@@ -5,6 +5,8 @@
 //! stack, lowercasing the question name as it goes so that zone lookups need no second pass. It
 //! never reads past the end of the buffer, never follows a compression pointer backwards into a
 //! loop, and reports every malformation as a [`Reject`] that maps to an RCODE (or to silence).
+//!
+//! Layer 0 of ARCHITECTURE.md: uses only modules of lower layers.
 
 /// Longest domain name in wire form (RFC 1035 §2.3.4).
 pub const MAX_NAME: usize = 255;

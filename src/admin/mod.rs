@@ -23,6 +23,8 @@
 //! constant time). Without one they are allowed only because the listener is loopback: the
 //! configuration refuses a public address without a token, and the server checks again.
 //! `GET`s are open: they change nothing.
+//!
+//! Layer 8 of ARCHITECTURE.md: uses only modules of lower layers.
 
 mod routes;
 pub mod status;

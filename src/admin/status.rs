@@ -2,7 +2,7 @@
 //!
 //! Built on request from what the server already holds (the snapshot being served, its decision
 //! tables, the health monitor's view) and never kept: the admin API holds no routing state of
-//! its own (DESIGN.md). The types below are the document's shape, field for field, in order.
+//! its own (ARCHITECTURE.md: the publisher is the only writer). The types below are the document's shape, field for field, in order.
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, Ipv6Addr};

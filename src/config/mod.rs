@@ -1,10 +1,12 @@
-//! Configuration: the TOML schema, its validation, and compilation into a [`Snapshot`].
+//! Configuration: the TOML schema, its validation, and the compiled model ([`model`]).
 //!
 //! Loading is two steps. [`Config::load`] reads and deserializes the file (unknown fields are
 //! errors) and checks every value, collecting *all* problems, each with file, line and column.
-//! [`Config::compile`] then reads the zone files and builds the immutable [`Snapshot`] the
-//! server answers from. Neither step touches a running server: a reload that fails changes
-//! nothing.
+//! Assembly (`snapshot::assemble`, a layer above) then reads the zone files and builds the
+//! immutable snapshot the server answers from. Neither step touches a running server: a reload
+//! that fails changes nothing. This module builds nothing itself: it is the model.
+//!
+//! Layer 2 of ARCHITECTURE.md: uses only modules of lower layers.
 
 pub mod admin;
 mod error;

@@ -1,6 +1,6 @@
 //! Sliding windows of probe round-trip times, one per endpoint and vantage point.
 //!
-//! Scoring blends measured latency into an endpoint's score (see DESIGN.md, "Scoring"), and it
+//! The latency policy blends measured latency into a pool's score, and it
 //! wants percentiles over the last few minutes, not a lifetime average: an endpoint that was fast
 //! an hour ago and is slow now must look slow. A [`LatencyWindow`] keeps that history as a ring of
 //! slices (by default 5 slices of 60 s), each an HDR histogram of RTTs plus a count of lost probes.

@@ -6,7 +6,8 @@
 //! sliding window of round-trip times per endpoint. All of it is plain code of
 //! `(state, input, now)`; only the scheduler touches sockets and clocks.
 //!
-//! Status: work in progress (issue 3) — see README.md "Not yet built".
+//! Layer 0 (ARCHITECTURE.md): uses no other module of the crate. The monitor's tasks, which
+//! schedule the probers and publish a health view, live in `monitor`.
 
 pub mod latency;
 

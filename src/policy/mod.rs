@@ -33,6 +33,8 @@
 //!   split inside the level by spare capacity.
 //! - **TTL** ([`table`]): `failover_ttl` while degraded (an endpoint withdrawn, a spill, standby or
 //!   fallback in use), else `ttl`.
+//!
+//! Layer 3 of ARCHITECTURE.md: uses only modules of lower layers.
 
 pub mod explain;
 pub mod geometry;

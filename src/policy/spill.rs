@@ -1,7 +1,7 @@
 //! Graded failover: how much of a client region's traffic each ranked pool takes.
 //!
 //! Losing part of a region should move part of its traffic, not all of it at once onto a
-//! neighbour that then overloads (DESIGN.md, "Failure is graded, not binary"). The rule follows
+//! neighbour that then overloads: failure is graded, not binary. The rule follows
 //! Envoy: priority levels with an overprovisioning factor, and inside a level a split by capacity.
 //!
 //! # Definitions (per pool, over the endpoints of the serving tier, see [`crate::policy`])

@@ -1,7 +1,6 @@
 //! Decision tables: every answer the server can give, prepared before anyone asks.
 //!
-//! The query path must not rank, weigh or look at health (DESIGN.md, "The hot path does no
-//! avoidable work"). So whenever config, health or latency changes, [`build_tables`] computes one
+//! The query path must not rank, weigh or look at health (ARCHITECTURE.md, "Hot-path budget"). So whenever config, health or latency changes, [`build_tables`] computes one
 //! [`Decision`] per service × client region, off the query path, and the server swaps the new
 //! [`Tables`] in atomically. A decision holds what a query needs (pool choices with cumulative
 //! shares, endpoints with cumulative weights, the TTL) and what `explain` prints (an

@@ -1,7 +1,7 @@
 //! The DNS sockets: UDP workers and TCP tasks around the answer engine.
 //!
 //! [`udp`] runs one OS thread per SO_REUSEPORT socket, reading and answering datagrams in
-//! batches (`recvmmsg`/`sendmmsg`) with preallocated buffers; [`pktinfo`] lets a wildcard-bound
+//! batches (`recvmmsg`/`sendmmsg`) with preallocated buffers; `pktinfo` lets a wildcard-bound
 //! socket answer from the address each query was sent to. [`tcp`] runs a task per connection
 //! (RFC 7766: pipelining, idle timeouts, a connection cap). Both call `dns::answer::respond` and
 //! count each query in a worker-local metrics tally. See ARCHITECTURE.md for the budget.

@@ -1,13 +1,13 @@
 //! UDP serving: one OS thread per worker, each with its own SO_REUSEPORT socket.
 //!
 //! The kernel spreads datagrams over the sockets; a worker owns its receive buffers, its
-//! response buffers and its parsed [`Query`] for its whole life, and reads the current
+//! response buffers and its parsed query ([`crate::dns::answer::Work`]) for its whole life, and reads the current
 //! [`Snapshot`] through an `arc_swap::Cache` (one atomic load per batch; the `Arc` is only
 //! re-cloned after a reload). Datagrams are read with `recvmmsg` and answered with `sendmmsg`
 //! in batches of up to [`BATCH`]: under load one pair of system calls serves many queries, and
 //! when idle a batch is a single datagram (`MSG_WAITFORONE`), so latency does not suffer.
 //!
-//! Steady state per datagram: [`respond`] into a preallocated buffer; no allocation, no lock, no
+//! Steady state per datagram: [`crate::dns::answer::respond`] into a preallocated buffer; no allocation, no lock, no
 //! task. Workers poll a stop flag between batches (a short receive timeout bounds how long
 //! shutdown waits for an idle socket).
 //!

@@ -2,8 +2,8 @@
 //!
 //! A [`Snapshot`] holds the zone catalog (with its prepared responses), the steering data of the
 //! services (regions, GeoIP, endpoint answers in wire form) and the decision tables built from
-//! the configuration and the health monitor's view. [`assemble`] builds one from a validated
-//! configuration; [`steering::tables`] builds new decision tables for it when health changes.
+//! the configuration and the health monitor's view. [`assemble()`] builds one from a validated
+//! configuration; [`steering::build_tables`] builds new decision tables for it when health changes.
 //! The publisher (the server module) is the only writer of the served snapshot; workers read it
 //! through an atomic pointer and never wait.
 //!

@@ -1,6 +1,6 @@
 //! Static zones: the authoritative data read from RFC 1035 master files.
 //!
-//! A [`Zone`] is built once per load (see [`file`] for the master-file reader and [`build`] for
+//! A [`Zone`] is built once per load (see [`mod@file`] for the master-file reader and [`build`] for
 //! the checks and the wire-form preparation) and is immutable afterwards. Every RRset is kept
 //! ready in wire form without its owner name, so answering copies bytes; the owner is written by
 //! the answer engine as a compression pointer wherever it can be. Lookups take a lowercase wire
@@ -8,6 +8,8 @@
 //!
 //! This module knows nothing about sockets or health: it only answers "what does the zone hold
 //! for this name".
+//!
+//! Layer 1 of ARCHITECTURE.md: uses only modules of lower layers.
 
 pub mod build;
 pub mod file;

@@ -4,7 +4,7 @@
 //!
 //! The answer engine (`dns::answer`) writes a response's header, question and OPT
 //! around these; [`prepare`] writes them ahead of time for the catalog's prepared responses.
-//! Both run [`write_sections`], so a prepared response is byte for byte what the engine would
+//! Both run `write_sections`, so a prepared response is byte for byte what the engine would
 //! write. Owner names are compression pointers into the question (or into the CNAME that led to
 //! them), so prepared records never need patching. No allocation, no I/O.
 
@@ -134,7 +134,7 @@ impl Sections {
 /// would not fit a message.
 /// `buf` is scratch of at least [`MAX_MESSAGE`] bytes, reused across calls.
 ///
-/// This runs the same [`write_sections`] that answers a query, with the question where a
+/// This runs the same `write_sections` that answers a query, with the question where a
 /// query's question would be, so a prepared response is byte for byte what the general path
 /// writes for that question when the client's size limit does not cut it (callers check).
 pub fn prepare(

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::control::Control;
+use crate::control::{Control, Publisher};
 use crate::monitor::Monitor;
 use crate::serve::{tcp, udp};
 use crate::snapshot::Snapshot;
@@ -92,13 +92,14 @@ impl Server {
             max_connections: config.tcp_max_connections,
         };
         let monitor = Monitor::start(config, cancel.clone(), &tracker);
+        let publisher = Publisher::new(Arc::clone(&snapshot), monitor.clone());
         tracker.spawn(rebuild_tables(
-            Arc::clone(&snapshot),
+            publisher.clone(),
             monitor.clone(),
             cancel.clone(),
         ));
-        tracker.spawn(watch_geo(Arc::clone(&snapshot), cancel.clone()));
-        let control = Control::new(Arc::clone(&snapshot), monitor, config.clone());
+        tracker.spawn(watch_geo(publisher.clone(), cancel.clone()));
+        let control = Control::new(publisher, monitor, config.clone());
         tracker.spawn(refresh_gauges(control.clone(), cancel.clone()));
         // Stamps taken now, not when the task first runs: an edit made right after start must
         // count as a change.
@@ -240,13 +241,8 @@ const REBUILD_EVERY: Duration = Duration::from_secs(5);
 const GEO_POLL: Duration = Duration::from_secs(10);
 
 /// Rebuild decision tables whenever health changes (debounced) and periodically for latency,
-/// and swap them in with the snapshot they were built for. A reload that lands meanwhile wins:
-/// tables are only swapped in over the snapshot they were computed from.
-async fn rebuild_tables(
-    snapshot: Arc<ArcSwap<Snapshot>>,
-    monitor: Monitor,
-    cancel: CancellationToken,
-) {
+/// through the publisher (which serialises them with reloads).
+async fn rebuild_tables(publisher: Publisher, monitor: Monitor, cancel: CancellationToken) {
     let mut changes = monitor.subscribe();
     let mut tick = tokio::time::interval(REBUILD_EVERY);
     loop {
@@ -261,54 +257,24 @@ async fn rebuild_tables(
             }
             _ = tick.tick() => {}
         }
-        loop {
-            let current = snapshot.load_full();
-            let Some(st) = current.steering.clone() else {
-                break;
-            };
-            let started = std::time::Instant::now();
-            let tables = crate::snapshot::steering::build_tables(
-                &st,
-                &monitor.view(&st.model),
-                current.tables.as_deref(),
-            );
-            let next = Arc::new(Snapshot {
-                tables: Some(Arc::new(tables)),
-                ..(*current).clone()
-            });
-            let prev = snapshot.compare_and_swap(&current, next);
-            if Arc::ptr_eq(&prev, &current) {
-                let took = started.elapsed();
-                crate::snapshot::steering::record_rebuild(
-                    &st,
-                    snapshot.load().tables.as_deref(),
-                    took,
-                );
-                tracing::debug!(?took, "decision tables rebuilt");
-                break;
-            }
-            // A reload swapped a new snapshot in meanwhile: rebuild for that one.
+        let p = publisher.clone();
+        if let Ok(Some(took)) = tokio::task::spawn_blocking(move || p.refresh_tables()).await {
+            tracing::debug!(?took, "decision tables rebuilt");
         }
     }
 }
 
 /// Pick up a replaced GeoIP database file (as geoipupdate writes it); a bad file is logged and
 /// the old database keeps serving.
-async fn watch_geo(snapshot: Arc<ArcSwap<Snapshot>>, cancel: CancellationToken) {
+async fn watch_geo(publisher: Publisher, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(GEO_POLL);
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let geo = snapshot
-            .load()
-            .steering
-            .as_ref()
-            .and_then(|st| st.geo.clone());
-        if let Some(geo) = geo {
-            let _ = tokio::task::spawn_blocking(move || geo.reload_if_changed()).await;
-        }
+        let p = publisher.clone();
+        let _ = tokio::task::spawn_blocking(move || p.refresh_geo()).await;
     }
 }
 

@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use arc_swap::ArcSwap;
+pub mod publisher;
+
+pub use publisher::Publisher;
 
 use crate::config::{Config, ConfigErrors};
 use crate::monitor::Monitor;
@@ -25,7 +27,7 @@ pub struct Control {
 }
 
 struct Inner {
-    snapshot: Arc<ArcSwap<Snapshot>>,
+    publisher: Publisher,
     monitor: Monitor,
     config: Mutex<Config>,
     /// Serialises reloads: two at once would race on the monitor.
@@ -45,14 +47,10 @@ pub struct Reloaded {
 }
 
 impl Control {
-    pub(crate) fn new(
-        snapshot: Arc<ArcSwap<Snapshot>>,
-        monitor: Monitor,
-        config: Config,
-    ) -> Control {
+    pub(crate) fn new(publisher: Publisher, monitor: Monitor, config: Config) -> Control {
         Control {
             inner: Arc::new(Inner {
-                snapshot,
+                publisher,
                 monitor,
                 config: Mutex::new(config),
                 reloading: Mutex::new(()),
@@ -65,7 +63,12 @@ impl Control {
 
     /// The snapshot being served.
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.inner.snapshot.load_full()
+        self.inner.publisher.current()
+    }
+
+    /// The served snapshot's only writer.
+    pub fn publisher(&self) -> &Publisher {
+        &self.inner.publisher
     }
 
     /// The health monitor.
@@ -103,7 +106,7 @@ impl Control {
 
     /// Apply an already validated configuration and its snapshot: reconcile the health monitor
     /// (surviving endpoints keep their state), build decision tables from it, swap.
-    pub fn apply(&self, config: Config, mut snapshot: Snapshot) -> Reloaded {
+    pub fn apply(&self, config: Config, snapshot: Snapshot) -> Reloaded {
         let _one = self.inner.reloading.lock().expect("reload lock");
         let mut needs_restart = Vec::new();
         {
@@ -119,16 +122,7 @@ impl Control {
             }
         }
         self.inner.monitor.reconcile(&config);
-        if let Some(st) = &snapshot.steering {
-            let previous = self.inner.snapshot.load().tables.clone();
-            let tables = crate::snapshot::steering::build_tables(
-                st,
-                &self.inner.monitor.view(&st.model),
-                previous.as_deref(),
-            );
-            snapshot.tables = Some(Arc::new(tables));
-        }
-        self.inner.snapshot.store(Arc::new(snapshot));
+        self.inner.publisher.publish(snapshot);
         *self.inner.config.lock().expect("config lock") = config;
         let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
         Reloaded {

@@ -1,0 +1,87 @@
+//! The one writer of the served snapshot.
+//!
+//! Every change to what the workers answer from goes through a [`Publisher`]: a reload's new
+//! snapshot ([`Publisher::publish`]), new decision tables when health or latency changed
+//! ([`Publisher::refresh_tables`]), and a replaced GeoIP database ([`Publisher::refresh_geo`]).
+//! Writes are serialised by one lock (never taken on the query path), so a table rebuild can
+//! never overwrite a reload that landed meanwhile, and no other code builds tables and swaps.
+//! Readers (the workers) load the snapshot through the atomic pointer and never wait.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+
+use crate::monitor::Monitor;
+use crate::snapshot::Snapshot;
+use crate::snapshot::steering::{build_tables, record_rebuild};
+
+/// Handle to the served snapshot's only writer; clones share it.
+#[derive(Clone)]
+pub struct Publisher {
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    monitor: Monitor,
+    writing: Arc<Mutex<()>>,
+}
+
+impl Publisher {
+    pub fn new(snapshot: Arc<ArcSwap<Snapshot>>, monitor: Monitor) -> Publisher {
+        Publisher {
+            snapshot,
+            monitor,
+            writing: Arc::new(Mutex::new(())),
+        }
+    }
+
+    /// The snapshot being served.
+    pub fn current(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Serve `next` (a new configuration's snapshot, its monitor already reconciled): decision
+    /// tables from the monitor's view, latency hysteresis carried over from the tables served
+    /// now, then the swap.
+    pub fn publish(&self, mut next: Snapshot) {
+        let _one = self.writing.lock().expect("publisher lock");
+        if let Some(st) = &next.steering {
+            let previous = self.snapshot.load().tables.clone();
+            let view = self.monitor.view(&st.model);
+            next.tables = Some(Arc::new(build_tables(st, &view, previous.as_deref())));
+        }
+        self.snapshot.store(Arc::new(next));
+    }
+
+    /// Rebuild the served snapshot's decision tables from the monitor's view now (health or
+    /// latency changed) and swap them in; the time it took, or `None` without services.
+    pub fn refresh_tables(&self) -> Option<Duration> {
+        let _one = self.writing.lock().expect("publisher lock");
+        let current = self.snapshot.load_full();
+        let st = current.steering.clone()?;
+        let started = Instant::now();
+        let view = self.monitor.view(&st.model);
+        let tables = build_tables(&st, &view, current.tables.as_deref());
+        self.snapshot.store(Arc::new(Snapshot {
+            tables: Some(Arc::new(tables)),
+            ..(*current).clone()
+        }));
+        let took = started.elapsed();
+        record_rebuild(&st, self.snapshot.load().tables.as_deref(), took);
+        Some(took)
+    }
+
+    /// Pick up a replaced GeoIP database file, if the served snapshot uses one (blocking file
+    /// I/O: call from a blocking context). A bad file is logged and the old database serves on.
+    pub fn refresh_geo(&self) {
+        let _one = self.writing.lock().expect("publisher lock");
+        let geo = self
+            .snapshot
+            .load()
+            .steering
+            .as_ref()
+            .and_then(|st| st.geo.clone());
+        if let Some(geo) = geo {
+            // The outcome is logged and counted where it happens; the old database serves on.
+            let _ = geo.reload_if_changed();
+        }
+    }
+}

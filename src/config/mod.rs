@@ -24,7 +24,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use pools::{Endpoint, Pool, Webhook};
+pub use model::Endpoint;
+pub use pools::{Pool, Webhook};
 
 /// Smallest EDNS payload the server may advertise (RFC 6891 §6.2.5).
 const MIN_PAYLOAD: u16 = 512;

@@ -28,9 +28,11 @@ impl EndpointId {
     }
 }
 
-/// One endpoint of a pool.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EndpointDef {
+/// One endpoint of a pool: what is answered for it, how it shares traffic, and what probes it.
+/// The one description of an endpoint: validation builds it, the policy engine, the answer
+/// data and the health monitor all read it.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
     /// Its position among all endpoints (see [`EndpointId`]).
     pub id: EndpointId,
     /// Unique name (across all pools): the key operators use for health, latency and overrides.
@@ -44,17 +46,22 @@ pub struct EndpointDef {
     pub weight: u32,
     /// Relative capacity, for graded failover (defaults to the weight, or 1 for standby).
     pub capacity: u32,
+    /// Address probed: `check_address` if set, else an answered address; `None` only for a
+    /// hostname endpoint without checks.
+    pub check_address: Option<std::net::IpAddr>,
+    /// Every check it runs: its pool's, then its own.
+    pub checks: Vec<std::sync::Arc<super::health::Check>>,
 }
 
 /// A pool of endpoints in one region.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct PoolDef {
     pub name: String,
     /// Index into the regions.
     pub region: usize,
     /// Pool weight for the `weighted` policy (multiplies endpoint weights); 0 = standby pool.
     pub weight: u32,
-    pub endpoints: Vec<EndpointDef>,
+    pub endpoints: Vec<Endpoint>,
 }
 
 /// How a service chooses among its pools.

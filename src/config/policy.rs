@@ -14,9 +14,7 @@ use toml::Spanned;
 
 use super::health::Problems;
 use super::pools::Pool;
-use crate::config::model::{
-    EndpointDef, EndpointId, Fallback, Percentile, PolicyKind, PoolDef, Region, ServiceDef,
-};
+use crate::config::model::{Fallback, Percentile, PolicyKind, PoolDef, Region, ServiceDef};
 
 /// `[node]`: this instance.
 #[derive(Debug, Default, Deserialize)]
@@ -270,7 +268,6 @@ pub fn compile(
 
     // Pools in the policy model, in config order.
     let mut pool_defs = Vec::new();
-    let mut next_endpoint = 0u32;
     let mut pool_index = HashMap::new();
     for (i, p) in pools.iter().enumerate() {
         pool_index.insert(p.name.clone(), i);
@@ -280,22 +277,7 @@ pub fn compile(
             }
             None => usize::MAX, // checked below if a service uses the pool
         };
-        let endpoints = p
-            .endpoints
-            .iter()
-            .map(|e| EndpointDef {
-                id: {
-                    next_endpoint += 1;
-                    EndpointId(next_endpoint - 1)
-                },
-                name: e.name.clone(),
-                ipv4: e.ipv4,
-                ipv6: e.ipv6,
-                hostname: e.hostname.clone(),
-                weight: e.weight,
-                capacity: e.capacity,
-            })
-            .collect();
+        let endpoints = p.endpoints.iter().cloned().collect();
         pool_defs.push(PoolDef {
             name: p.name.clone(),
             region,

@@ -6,7 +6,7 @@
 //! compiled [`Pool`]s, in the same order.
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -14,6 +14,7 @@ use toml::Spanned;
 
 use super::RawConfig;
 use super::health::{self, Problems, parse_duration};
+use super::model::{Endpoint, EndpointId};
 use crate::health::state::StartupPolicy;
 
 /// `[[pool]]`: endpoints that serve together, probed by the same checks.
@@ -97,22 +98,6 @@ pub struct Pool {
     pub at: usize,
 }
 
-/// One endpoint, with every check it runs (the pool's, then its own).
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    pub name: String,
-    pub ipv4: Option<Ipv4Addr>,
-    pub ipv6: Option<Ipv6Addr>,
-    /// Fully qualified, lowercase.
-    pub hostname: Option<String>,
-    pub weight: u32,
-    pub capacity: u32,
-    /// Address probed: `check_address` if set, else an answered address; `None` only for a
-    /// hostname endpoint without checks.
-    pub check_address: Option<IpAddr>,
-    pub checks: Vec<Arc<health::Check>>,
-}
-
 /// A compiled webhook.
 #[derive(Debug, Clone)]
 pub struct Webhook {
@@ -147,6 +132,7 @@ pub fn compile(raw: &RawConfig, err: &mut dyn FnMut(usize, String)) -> (Vec<Pool
     let mut pools = Vec::new();
     let mut pool_names = HashSet::new();
     let mut endpoint_names = HashSet::new();
+    let mut next_id = 0u32;
     for p in &raw.pools {
         let pname = p.name.get_ref();
         if !pool_names.insert(pname.clone()) {
@@ -172,6 +158,7 @@ pub fn compile(raw: &RawConfig, err: &mut dyn FnMut(usize, String)) -> (Vec<Pool
         let pool_checks = resolve(&p.checks, &format!("pool {pname:?}"), &mut problems);
         let mut endpoints = Vec::new();
         for e in &p.endpoints {
+            // Endpoint ids are positions among every endpoint, pool after pool.
             let ename = e.name.get_ref();
             let what = format!("pool {pname:?}: endpoint {ename:?}");
             if !endpoint_names.insert(ename.clone()) {
@@ -180,8 +167,11 @@ pub fn compile(raw: &RawConfig, err: &mut dyn FnMut(usize, String)) -> (Vec<Pool
                     format!("{what} is defined twice (endpoint names are unique across pools)"),
                 ));
             }
-            if let Some(e) = compile_endpoint(e, &what, &pool_checks, &resolve, raw, &mut problems)
+            if let Some(mut e) =
+                compile_endpoint(e, &what, &pool_checks, &resolve, raw, &mut problems)
             {
+                e.id = EndpointId(next_id);
+                next_id += 1;
                 endpoints.push(e);
             }
         }
@@ -311,6 +301,7 @@ fn compile_endpoint(
     }
     let weight = e.weight.unwrap_or(1);
     Some(Endpoint {
+        id: EndpointId::default(), // numbered by `compile` once the endpoint is kept
         name: e.name.get_ref().clone(),
         ipv4,
         ipv6,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::{PolicyInputs, Serving, Tables, build_tables};
 use crate::config::model::{
-    EndpointDef, Fallback, Percentile, PolicyKind, PoolDef, Region, ServiceDef,
+    Endpoint, Fallback, Percentile, PolicyKind, PoolDef, Region, ServiceDef,
 };
 
 /// Region indexes of [`World::new`].
@@ -31,7 +31,7 @@ pub fn region(name: &str, lat: f64, lon: f64, fallback: &[usize]) -> Region {
 /// A pool of `n` endpoints of weight 1 and capacity 1.
 pub fn pool(name: &str, region: usize, n: usize) -> PoolDef {
     let endpoints = (0..n)
-        .map(|i| EndpointDef {
+        .map(|i| Endpoint {
             id: Default::default(),
             name: format!("{name}-{i}"),
             ipv4: Some(Ipv4Addr::new(10, region as u8, 0, i as u8)),
@@ -39,6 +39,8 @@ pub fn pool(name: &str, region: usize, n: usize) -> PoolDef {
             hostname: None,
             weight: 1,
             capacity: 1,
+            check_address: None,
+            checks: Vec::new(),
         })
         .collect();
     PoolDef {

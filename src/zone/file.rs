@@ -9,9 +9,11 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use hickory_proto::ProtoError;
 use hickory_proto::rr::rdata::HTTPS;
+use hickory_proto::rr::rdata::svcb::SvcParamKey;
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
-use hickory_proto::serialize::txt::Parser;
+use hickory_proto::serialize::txt::{ParseError, Parser};
 
 use super::build::ZoneError;
 
@@ -359,32 +361,52 @@ impl Reader<'_> {
     }
 }
 
+/// Why one record's RDATA could not be read; reported as "bad TYPE record: ..." at the type.
+#[derive(Debug, thiserror::Error)]
+enum RdataError {
+    /// Nothing after the type.
+    #[error("missing RDATA")]
+    Missing,
+    /// hickory-proto's master-file parser refused the text.
+    #[error("{0}")]
+    Parse(#[source] ParseError),
+    /// The text made no record, or more than one.
+    #[error("expected exactly one record")]
+    NotOne,
+    /// An SVCB/HTTPS record names a SvcParam key twice.
+    #[error("SvcParam key {0} is repeated")]
+    RepeatedSvcParam(SvcParamKey),
+    /// The parser accepted the text but the record does not encode.
+    #[error("{0}")]
+    Encode(#[source] ProtoError),
+}
+
 /// Parse one record's RDATA with hickory-proto's parser, relative names against `origin`.
-fn parse_rdata(rtype: RecordType, parts: &[&str], origin: &Name) -> Result<RData, String> {
+fn parse_rdata(rtype: RecordType, parts: &[&str], origin: &Name) -> Result<RData, RdataError> {
     if parts.is_empty() {
-        return Err("missing RDATA".into());
+        return Err(RdataError::Missing);
     }
     let text = format!("$ORIGIN {origin}\n@ 0 IN {rtype} {}\n", parts.join(" "));
     let (_, sets) = Parser::new(text, None, None)
         .parse()
-        .map_err(|e| e.to_string())?;
+        .map_err(RdataError::Parse)?;
     let mut records = sets
         .into_values()
         .flat_map(|s| s.records_without_rrsigs().cloned().collect::<Vec<_>>());
     let mut rdata = match (records.next(), records.next()) {
         (Some(r), None) => r.data.clone(),
-        _ => return Err("expected exactly one record".into()),
+        _ => return Err(RdataError::NotOne),
     };
     // SvcParams may be written in any order but go on the wire in key order, each key once
     // (RFC 9460 §2.1, §2.2).
     if let RData::SVCB(svcb) | RData::HTTPS(HTTPS(svcb)) = &mut rdata {
         svcb.svc_params.sort_by_key(|(k, _)| u16::from(*k));
         if let Some(w) = svcb.svc_params.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Err(format!("SvcParam key {} is repeated", w[0].0));
+            return Err(RdataError::RepeatedSvcParam(w[0].0));
         }
     }
     // Whatever the parser accepted must also encode; say so here rather than fail later.
-    super::build::rdata_wire(&rdata).map_err(|e| e.to_string())?;
+    super::build::rdata_wire(&rdata).map_err(RdataError::Encode)?;
     Ok(rdata)
 }
 

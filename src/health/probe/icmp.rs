@@ -76,9 +76,33 @@ fn open(mode: Mode, v6: bool) -> io::Result<Socket> {
     Ok(sock)
 }
 
+/// Why ICMP probes cannot be sent from this process.
+#[derive(Debug, thiserror::Error)]
+pub enum IcmpError {
+    /// Neither a ping socket nor a raw socket could be opened. Both failures are kept (neither is
+    /// *the* cause, so neither is the `source`), with the settings that would fix them.
+    #[error(
+        "ICMP probes impossible: ping socket: {} (group {gid} is not in \
+         net.ipv4.ping_group_range \"{ping_group_range}\"); raw socket: {} (needs root or \
+         CAP_NET_RAW)",
+        io_reason(ping),
+        io_reason(raw)
+    )]
+    NoSocket {
+        /// Why the unprivileged ping socket failed.
+        ping: io::Error,
+        /// Why the raw socket failed.
+        raw: io::Error,
+        /// The process's effective group.
+        gid: u32,
+        /// `/proc/sys/net/ipv4/ping_group_range`, or "unreadable".
+        ping_group_range: String,
+    },
+}
+
 /// Opens an ICMP socket: the mode that worked before, else a ping socket, else a raw socket.
 /// The error names both failures and how to fix them.
-fn open_any(v6: bool) -> Result<(Socket, Mode), String> {
+fn open_any(v6: bool) -> Result<(Socket, Mode), IcmpError> {
     let cache = &WORKING_MODE[usize::from(v6)];
     if cache.load(Ordering::Relaxed) == 2
         && let Ok(sock) = open(Mode::Raw, v6)
@@ -97,28 +121,28 @@ fn open_any(v6: bool) -> Result<(Socket, Mode), String> {
             cache.store(2, Ordering::Relaxed);
             Ok((sock, Mode::Raw))
         }
-        Err(raw_err) => Err(neither(&ping_err, &raw_err)),
+        Err(raw_err) => Err(neither(ping_err, raw_err)),
     }
 }
 
-/// The reason when neither socket mode can be opened, with the settings that would fix it.
-fn neither(ping_err: &io::Error, raw_err: &io::Error) -> String {
-    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range")
+/// The error when neither socket mode can be opened, with the settings that would fix it.
+fn neither(ping: io::Error, raw: io::Error) -> IcmpError {
+    let ping_group_range = std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range")
         .map(|r| r.split_whitespace().collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unreadable".to_string());
     // SAFETY: getegid has no preconditions and cannot fail.
     let gid = unsafe { libc::getegid() };
-    format!(
-        "ICMP probes impossible: ping socket: {} (group {gid} is not in net.ipv4.ping_group_range \
-         \"{range}\"); raw socket: {} (needs root or CAP_NET_RAW)",
-        io_reason(ping_err),
-        io_reason(raw_err)
-    )
+    IcmpError::NoSocket {
+        ping,
+        raw,
+        gid,
+        ping_group_range,
+    }
 }
 
 /// Which ICMP mode works for this process: `"ping socket"` or `"raw socket"`, or why neither
 /// does (for `meridian check`). Probes IPv4; IPv6 uses the same permissions.
-pub fn icmp_available() -> Result<&'static str, String> {
+pub fn icmp_available() -> Result<&'static str, IcmpError> {
     open_any(false).map(|(_, mode)| mode.name())
 }
 
@@ -186,7 +210,7 @@ pub async fn probe(_s: &IcmpSpec, t: &Target, timeout: Duration) -> ProbeResult 
     let v6 = t.address.is_ipv6();
     let (sock, mode) = match open_any(v6) {
         Ok(opened) => opened,
-        Err(reason) => return a.done(false, reason),
+        Err(e) => return a.done(false, e.to_string()),
     };
     if let Err(e) = sock.connect(&SockAddr::from(SocketAddr::new(t.address, 0))) {
         return a.done(false, format!("{}: {}", mode.name(), io_reason(&e)));
@@ -239,6 +263,24 @@ pub async fn probe(_s: &IcmpSpec, t: &Target, timeout: Duration) -> ProbeResult 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_socket_names_both_failures_and_the_fixes() {
+        let e = IcmpError::NoSocket {
+            ping: io::Error::from(io::ErrorKind::PermissionDenied),
+            raw: io::Error::from_raw_os_error(libc::EPERM),
+            gid: 1000,
+            ping_group_range: "1 0".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "ICMP probes impossible: ping socket: permission denied (group 1000 is not in \
+                 net.ipv4.ping_group_range \"1 0\"); raw socket: {} (needs root or CAP_NET_RAW)",
+                io_reason(&io::Error::from_raw_os_error(libc::EPERM))
+            )
+        );
+    }
 
     #[test]
     fn checksum_of_a_known_echo_request() {

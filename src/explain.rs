@@ -10,9 +10,11 @@
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use hickory_proto::ProtoError;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{Name, Record, RecordType};
+use hickory_proto::serialize::binary::DecodeError;
 use serde::{Serialize, Serializer};
 
 use crate::config::model::PolicyKind;
@@ -217,20 +219,47 @@ fn ser_tier<S: Serializer>(t: &Tier, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(tier_name(*t))
 }
 
+/// Why a report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ExplainError {
+    /// The name asked is not a domain name.
+    #[error("{name:?}: {source}")]
+    BadName {
+        name: String,
+        #[source]
+        source: ProtoError,
+    },
+    /// The query packet could not be encoded.
+    #[error("cannot encode the query: {0}")]
+    Encode(#[source] ProtoError),
+    /// The answer path gave no response to the query.
+    #[error("no response")]
+    NoResponse,
+    /// The answer path's response could not be decoded.
+    #[error("cannot decode the response: {0}")]
+    Decode(#[source] DecodeError),
+    /// The report could not be turned into JSON.
+    #[error("cannot serialize the report: {0}")]
+    Json(#[source] serde_json::Error),
+}
+
 /// Explain `req` against `snap` as text; the report, or why it cannot be made.
-pub fn explain(snap: &Snapshot, req: &Request) -> Result<String, String> {
+pub fn explain(snap: &Snapshot, req: &Request) -> Result<String, ExplainError> {
     report(snap, req).map(|r| r.to_text())
 }
 
 /// Explain `req` against `snap` as JSON (the same report as [`explain`]).
-pub fn explain_json(snap: &Snapshot, req: &Request) -> Result<serde_json::Value, String> {
+pub fn explain_json(snap: &Snapshot, req: &Request) -> Result<serde_json::Value, ExplainError> {
     let r = report(snap, req)?;
-    serde_json::to_value(&r).map_err(|e| e.to_string())
+    serde_json::to_value(&r).map_err(ExplainError::Json)
 }
 
 /// Gather the report for `req` against `snap`.
-pub fn report(snap: &Snapshot, req: &Request) -> Result<Report, String> {
-    let mut name = Name::from_ascii(&req.name).map_err(|e| format!("{:?}: {e}", req.name))?;
+pub fn report(snap: &Snapshot, req: &Request) -> Result<Report, ExplainError> {
+    let mut name = Name::from_ascii(&req.name).map_err(|source| ExplainError::BadName {
+        name: req.name.clone(),
+        source,
+    })?;
     name.set_fqdn(true);
     let lower = crate::zone::build::lower_wire(&name);
     let service = snap
@@ -368,7 +397,7 @@ pub fn report(snap: &Snapshot, req: &Request) -> Result<Report, String> {
             )));
     }
     msg.set_edns(edns);
-    let packet = msg.to_vec().map_err(|e| e.to_string())?;
+    let packet = msg.to_vec().map_err(ExplainError::Encode)?;
     let mut q = crate::dns::answer::Work::default();
     let mut buf = vec![0u8; MAX_MESSAGE];
     let peer = Peer {
@@ -376,8 +405,8 @@ pub fn report(snap: &Snapshot, req: &Request) -> Result<Report, String> {
         addr: req.client,
         random: req.random,
     };
-    let outcome = respond(snap, &packet, peer, &mut q, &mut buf).ok_or("no response")?;
-    let reply = Message::from_vec(&buf[..outcome.len]).map_err(|e| e.to_string())?;
+    let outcome = respond(snap, &packet, peer, &mut q, &mut buf).ok_or(ExplainError::NoResponse)?;
+    let reply = Message::from_vec(&buf[..outcome.len]).map_err(ExplainError::Decode)?;
     let ecs_scope = reply.edns.as_ref().and_then(|e| {
         match e.option(hickory_proto::rr::rdata::opt::EdnsCode::Subnet) {
             Some(EdnsOption::Subnet(s)) => Some(s.scope_prefix()),

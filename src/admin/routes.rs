@@ -353,7 +353,7 @@ fn explain(api: &Api, params: &[(String, String)]) -> Result<Reply, Fail> {
         random: 0,
     };
     let snap = api.control.snapshot();
-    let report = crate::explain::report(&snap, &req).map_err(Fail::bad)?;
+    let report = crate::explain::report(&snap, &req).map_err(|e| Fail::bad(e.to_string()))?;
     if text {
         return Ok(text_reply(StatusCode::OK, report.to_text()));
     }

@@ -44,6 +44,14 @@ pub struct Event {
     pub time: u64,
 }
 
+/// Why an override could not be set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OverrideError {
+    /// The monitor has no endpoint of that name.
+    #[error("no endpoint {endpoint:?}")]
+    UnknownEndpoint { endpoint: String },
+}
+
 /// What the monitor knows about one endpoint, for status output and tests.
 #[derive(Debug, Clone)]
 pub struct EndpointStatus {
@@ -296,13 +304,15 @@ impl Monitor {
         endpoint: &str,
         kind: Option<OverrideKind>,
         ttl: Option<Duration>,
-    ) -> Result<(), String> {
+    ) -> Result<(), OverrideError> {
         let now = Instant::now();
         {
             let mut map = self.shared.endpoints.lock().expect("health lock");
             let e = map
                 .get_mut(endpoint)
-                .ok_or_else(|| format!("no endpoint {endpoint:?}"))?;
+                .ok_or_else(|| OverrideError::UnknownEndpoint {
+                    endpoint: endpoint.to_string(),
+                })?;
             match kind {
                 Some(k) => e.health.set_override(k, ttl.map(|t| now + t), now),
                 None => e.health.clear_override(),

@@ -426,7 +426,7 @@ fn set_override(
     let monitor = api.control.monitor();
     monitor
         .set_override(&name, kind, ttl)
-        .map_err(|e| Fail(StatusCode::NOT_FOUND, e))?;
+        .map_err(|e| Fail(StatusCode::NOT_FOUND, e.to_string()))?;
     let now = Instant::now();
     let status = monitor
         .status()

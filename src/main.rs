@@ -220,6 +220,61 @@ fn main() -> ExitCode {
     }
 }
 
+/// What a URL fails to parse with (`url::ParseError`, which reqwest does not re-export).
+type UrlError = <reqwest::Url as std::str::FromStr>::Err;
+
+/// Why `explain --server` printed no report.
+#[derive(Debug, thiserror::Error)]
+enum RemoteExplainError {
+    /// `--server` and `/explain` do not make a URL.
+    #[error("--server {server:?}: {source}")]
+    Url {
+        server: String,
+        #[source]
+        source: UrlError,
+    },
+    /// No runtime for the request.
+    #[error("tokio runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// No HTTP client (no CA certificates, ...).
+    #[error(transparent)]
+    Client(#[from] meridian::health::probe::http::HttpSpecError),
+    /// The request failed or its body could not be read.
+    #[error("{server}: {source}")]
+    Http {
+        server: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The server answered with an error status; `message` is its `{"error": ...}` or the body.
+    #[error("{server}: {status}: {message}")]
+    Refused {
+        server: String,
+        status: reqwest::StatusCode,
+        message: String,
+    },
+}
+
+/// Why `meridian override` wrote nothing.
+#[derive(Debug, thiserror::Error)]
+enum OverrideCommandError {
+    /// The configuration does not load.
+    #[error(transparent)]
+    Config(#[from] meridian::config::ConfigErrors),
+    /// The configuration has no state file to write to.
+    #[error("no health.state_file is configured: overrides need one")]
+    NoStateFile,
+    /// The configuration has no endpoint of that name.
+    #[error("no endpoint {endpoint:?} in {}", config.display())]
+    UnknownEndpoint { endpoint: String, config: PathBuf },
+    /// The duration argument does not parse.
+    #[error(transparent)]
+    Duration(#[from] meridian::config::health::DurationError),
+    /// The state file cannot be read or written.
+    #[error(transparent)]
+    StateFile(#[from] meridian::health::overrides::StateFileError),
+}
+
 /// `explain --server`: the text report from a running server's admin API (`GET /explain`).
 fn explain_remote(
     server: &str,
@@ -227,7 +282,7 @@ fn explain_remote(
     client: std::net::IpAddr,
     qtype: hickory_proto::rr::RecordType,
     ecs: Option<u8>,
-) -> Result<String, String> {
+) -> Result<String, RemoteExplainError> {
     let base = if server.ends_with('/') {
         server.to_string()
     } else {
@@ -235,7 +290,10 @@ fn explain_remote(
     };
     let mut url = reqwest::Url::parse(&base)
         .and_then(|u| u.join("explain"))
-        .map_err(|e| format!("--server {server:?}: {e}"))?;
+        .map_err(|source| RemoteExplainError::Url {
+            server: server.to_string(),
+            source,
+        })?;
     {
         let mut q = url.query_pairs_mut();
         q.append_pair("name", name)
@@ -249,20 +307,21 @@ fn explain_remote(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("tokio runtime: {e}"))?;
+        .map_err(RemoteExplainError::Runtime)?;
+    let http_err = |source| RemoteExplainError::Http {
+        server: server.to_string(),
+        source,
+    };
     rt.block_on(async {
-        let http = meridian::health::probe::http::plain_client().map_err(|e| e.to_string())?;
+        let http = meridian::health::probe::http::plain_client()?;
         let response = http
             .get(url)
             .timeout(Duration::from_secs(10))
             .send()
             .await
-            .map_err(|e| format!("{server}: {e}"))?;
+            .map_err(http_err)?;
         let status = response.status();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| format!("{server}: {e}"))?;
+        let body = response.text().await.map_err(http_err)?;
         if status.is_success() {
             return Ok(body);
         }
@@ -270,7 +329,11 @@ fn explain_remote(
             .ok()
             .and_then(|v| v.get("error")?.as_str().map(str::to_string))
             .unwrap_or(body);
-        Err(format!("{server}: {status}: {message}"))
+        Err(RemoteExplainError::Refused {
+            server: server.to_string(),
+            status,
+            message,
+        })
     })
 }
 
@@ -279,20 +342,23 @@ fn set_override(
     endpoint: &str,
     action: &str,
     duration: Option<&str>,
-) -> Result<String, String> {
+) -> Result<String, OverrideCommandError> {
     use meridian::health::state::OverrideKind;
-    let cfg = Config::load(config).map_err(|e| e.to_string())?;
+    let cfg = Config::load(config)?;
     let path = cfg
         .state_file
         .as_ref()
-        .ok_or("no health.state_file is configured: overrides need one")?;
+        .ok_or(OverrideCommandError::NoStateFile)?;
     if !cfg
         .pools
         .iter()
         .flat_map(|p| &p.endpoints)
         .any(|e| e.name == endpoint)
     {
-        return Err(format!("no endpoint {endpoint:?} in {}", config.display()));
+        return Err(OverrideCommandError::UnknownEndpoint {
+            endpoint: endpoint.to_string(),
+            config: config.to_path_buf(),
+        });
     }
     let kind = match action {
         "drain" => Some(OverrideKind::Drain),

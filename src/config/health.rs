@@ -94,29 +94,75 @@ pub struct Check {
     pub params: HealthParams,
 }
 
+/// Why a duration ("500ms", "5s", "2m", "1h") could not be read. Each variant holds the text,
+/// trimmed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DurationError {
+    /// No number where the duration starts ("soon", "-5s", "ms").
+    #[error("{text:?} is not a duration like \"500ms\", \"5s\", \"2m\"")]
+    NotANumber {
+        text: String,
+        #[source]
+        source: std::num::ParseFloatError,
+    },
+    /// A number followed by something other than ms, s, m or h.
+    #[error("unknown unit {unit:?} in {text:?} (ms, s, m, h)")]
+    UnknownUnit { unit: String, text: String },
+    /// More than a `Duration` holds.
+    #[error("{text:?} is too long a duration")]
+    TooLong {
+        text: String,
+        #[source]
+        source: std::time::TryFromFloatSecsError,
+    },
+}
+
 /// Parse "500ms", "5s", "2m", "1h" (a bare number is seconds).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     let s = s.trim();
     let split = s
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like \"500ms\", \"5s\", \"2m\""))?;
+    let n: f64 = num.parse().map_err(|source| DurationError::NotANumber {
+        text: s.to_string(),
+        source,
+    })?;
     let secs = match unit.trim() {
         "ms" => n / 1000.0,
         "" | "s" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        u => return Err(format!("unknown unit {u:?} in {s:?} (ms, s, m, h)")),
+        u => {
+            return Err(DurationError::UnknownUnit {
+                unit: u.to_string(),
+                text: s.to_string(),
+            });
+        }
     };
     // Out of range (a number too long for a Duration) is an error, not a panic.
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is too long a duration"))
+    Duration::try_from_secs_f64(secs).map_err(|source| DurationError::TooLong {
+        text: s.to_string(),
+        source,
+    })
+}
+
+/// Why a `send` or `expect` text could not be unescaped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EscapeError {
+    /// `\x` at the end of the text, with fewer than two characters after it.
+    #[error("\\x needs two hex digits")]
+    ShortHex,
+    /// `\x` followed by two characters that are not hex digits.
+    #[error("bad escape \\x{digits}")]
+    BadHex { digits: String },
+    /// A backslash followed by something other than n, r, t, \\ or x.
+    #[error("bad escape at byte {at} of {text:?}")]
+    Unknown { at: usize, text: String },
 }
 
 /// Undo the escapes accepted in `send` and `expect`.
-pub fn unescape(s: &str) -> Result<Vec<u8>, String> {
+pub fn unescape(s: &str) -> Result<Vec<u8>, EscapeError> {
     let mut out = Vec::new();
     let b = s.as_bytes();
     let mut i = 0;
@@ -132,11 +178,20 @@ pub fn unescape(s: &str) -> Result<Vec<u8>, String> {
             Some(b't') => out.push(b'\t'),
             Some(b'\\') => out.push(b'\\'),
             Some(b'x') => {
-                let hex = s.get(i + 2..i + 4).ok_or("\\x needs two hex digits")?;
-                out.push(u8::from_str_radix(hex, 16).map_err(|_| format!("bad escape \\x{hex}"))?);
+                let hex = s.get(i + 2..i + 4).ok_or(EscapeError::ShortHex)?;
+                out.push(
+                    u8::from_str_radix(hex, 16).map_err(|_| EscapeError::BadHex {
+                        digits: hex.to_string(),
+                    })?,
+                );
                 i += 2;
             }
-            _ => return Err(format!("bad escape at byte {i} of {s:?}")),
+            _ => {
+                return Err(EscapeError::Unknown {
+                    at: i,
+                    text: s.to_string(),
+                });
+            }
         }
         i += 2;
     }
@@ -406,9 +461,28 @@ mod tests {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
-        assert!(parse_duration("5 parsecs").is_err());
+        let e = parse_duration(" 5 parsecs").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"unknown unit "parsecs" in "5 parsecs" (ms, s, m, h)"#
+        );
+        let e = parse_duration("soon").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#""soon" is not a duration like "500ms", "5s", "2m""#
+        );
+        let e = parse_duration("99999999999999999999999999h").unwrap_err();
+        assert!(matches!(e, DurationError::TooLong { .. }), "{e:?}");
         assert_eq!(unescape("PING\\r\\n\\x00").unwrap(), b"PING\r\n\0");
-        assert!(unescape("\\q").is_err());
+        assert_eq!(
+            unescape("a\\q").unwrap_err().to_string(),
+            r#"bad escape at byte 1 of "a\\q""#
+        );
+        assert_eq!(
+            unescape("\\xzz").unwrap_err().to_string(),
+            r"bad escape \xzz"
+        );
+        assert_eq!(unescape("\\x1").unwrap_err(), EscapeError::ShortHex);
         assert_eq!(rcode_number("nxdomain"), Some(3));
         assert_eq!(rcode_number("9"), Some(9));
     }

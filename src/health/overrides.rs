@@ -7,7 +7,7 @@
 //! renamed over the old one: a crash never leaves half a file.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -32,23 +32,57 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Why the state file could not be read or written. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum StateFileError {
+    /// The file exists but could not be read (permissions, a directory, ...).
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not the JSON this module writes.
+    #[error("{}: not a valid state file: {source}", path.display())]
+    Invalid {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The temporary file could not be written or renamed over the file.
+    #[error("{}: cannot write: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Read the state file; a missing file holds no overrides.
-pub fn read(path: &Path) -> Result<Overrides, String> {
+pub fn read(path: &Path) -> Result<Overrides, StateFileError> {
     match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text)
-            .map_err(|e| format!("{}: not a valid state file: {e}", path.display())),
+        Ok(text) => serde_json::from_str(&text).map_err(|source| StateFileError::Invalid {
+            path: path.to_path_buf(),
+            source,
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Overrides::new()),
-        Err(e) => Err(format!("{}: cannot read: {e}", path.display())),
+        Err(source) => Err(StateFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
 /// Write the state file atomically (temporary file, then rename).
-pub fn write(path: &Path, overrides: &Overrides) -> Result<(), String> {
+pub fn write(path: &Path, overrides: &Overrides) -> Result<(), StateFileError> {
     let tmp = path.with_extension("tmp");
     let json = serde_json::to_vec_pretty(overrides).expect("overrides serialize");
     std::fs::write(&tmp, json)
         .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| format!("{}: cannot write: {e}", path.display()))
+        .map_err(|source| StateFileError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// Set (or with `kind = None`, clear) one endpoint's override in the state file at `path`.
@@ -57,7 +91,7 @@ pub fn edit(
     endpoint: &str,
     kind: Option<OverrideKind>,
     ttl: Option<std::time::Duration>,
-) -> Result<(), String> {
+) -> Result<(), StateFileError> {
     let mut all = read(path)?;
     match kind {
         Some(kind) => {
@@ -69,4 +103,30 @@ pub fn edit(
         }
     }
     write(path, &all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        assert_eq!(
+            read(&path).unwrap(),
+            Overrides::new(),
+            "missing: no overrides"
+        );
+        std::fs::write(&path, "not json").unwrap();
+        let e = read(&path).unwrap_err();
+        assert!(matches!(e, StateFileError::Invalid { .. }), "{e:?}");
+        let prefix = format!("{}: not a valid state file: ", path.display());
+        assert!(e.to_string().starts_with(&prefix), "{e}");
+        let e = read(dir.path()).unwrap_err();
+        assert!(matches!(e, StateFileError::Read { .. }), "{e:?}");
+        let e = write(&dir.path().join("no/such/dir"), &Overrides::new()).unwrap_err();
+        assert!(matches!(e, StateFileError::Write { .. }), "{e:?}");
+        assert!(e.to_string().contains("no/such/dir: cannot write: "), "{e}");
+    }
 }

@@ -3,12 +3,19 @@
 #
 # Every server loads the same zone (benches/zones/bench.example.zone), runs alone, pinned to one CPU,
 # with one UDP worker, on its own loopback port; dnsperf, pinned to the other CPU, replays
-# benches/queries.txt at it. For each server we measure
+# benches/queries.txt at it. "meridian-steered" is Meridian serving the same zone plus four
+# [[service]] names in it (failover, weighted, geo, a CNAME endpoint; no health checks), replaying
+# benches/queries-steered.txt (those names, A and AAAA). Queries carry no EDNS (dnsperf adds an OPT
+# record only with -e, -E or -D, which this script never passes). For each server we measure
 #   (a) a fixed-load run (-Q RATE for DURATION s): the server's own CPU accounting before and after
 #       (/proc/PID/stat utime+stime, /proc/PID/task/*/schedstat), giving queries per server CPU-second
 #       and user/system microseconds per query;
 #   (b) a raw maximum run (no -Q, MAX_DURATION s): the highest rate dnsperf gets answered.
-# See benches/README.md for how to read the table.
+# Every response code is checked: a fixed-load run fails on any rcode but NOERROR and NXDOMAIN, or
+# when its NXDOMAIN share is off by more than a point from what the query file should give (names
+# that are neither owners in the zone nor services of the server's config); so every response of
+# meridian-steered must be NOERROR, in the maximum run too. The table is followed by each run's
+# breakdown. See benches/README.md for how to read the table.
 #
 # Usage: benches/dnsperf.sh            (as root; installs dnsperf, knot, gdnsd, nsd, dig if missing)
 # Environment (defaults in brackets):
@@ -19,11 +26,12 @@
 #   MAX_DURATION [5]        seconds of the raw maximum run
 #   MAX_CLIENTS [4]         dnsperf -c (client sockets) of the maximum run
 #   MAX_OUTSTANDING [300]   dnsperf -q of the maximum run
-#   BASE_PORT [5391]        null=BASE, meridian=+1, knot=+2, gdnsd=+3, nsd=+4, null-mmsg=+5 (on 127.0.0.1)
+#   BASE_PORT [5391]        null=BASE, meridian=+1, knot=+2, gdnsd=+3, nsd=+4, null-mmsg=+5,
+#                           meridian-steered=+6 (on 127.0.0.1)
 #   SERVER_CPU [0] CLIENT_CPU [1]
-#   SERVERS ["null null-mmsg meridian knot gdnsd nsd"]  which servers to run, in this order
+#   SERVERS ["null null-mmsg meridian meridian-steered knot gdnsd nsd"]  which servers to run, in this order
 #   OPTIONAL_SERVERS ["gdnsd nsd"]  servers that are skipped (not failed) when they cannot be installed
-#   SKIP_MERIDIAN [0]       1: do not build or run Meridian (for testing the script itself)
+#   SKIP_MERIDIAN [0]       1: do not build or run Meridian (meridian and meridian-steered)
 #   NO_INSTALL [0]          1: never call apt-get; servers whose binaries are missing are skipped/failed
 #   MAX_LOSS_PCT [1]        a run that loses more than this percentage of queries fails
 #   ROUNDS [1]              run every server this many times, interleaved (round 1: each server,
@@ -41,7 +49,7 @@ MAX_OUTSTANDING=${MAX_OUTSTANDING:-300}
 BASE_PORT=${BASE_PORT:-5391}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
-SERVERS=${SERVERS:-"null null-mmsg meridian knot gdnsd nsd"}
+SERVERS=${SERVERS:-"null null-mmsg meridian meridian-steered knot gdnsd nsd"}
 OPTIONAL_SERVERS=${OPTIONAL_SERVERS:-"gdnsd nsd"}
 SKIP_MERIDIAN=${SKIP_MERIDIAN:-0}
 NO_INSTALL=${NO_INSTALL:-0}
@@ -59,6 +67,8 @@ done
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ZONE_FILE=$REPO/benches/zones/bench.example.zone
 QUERY_FILE=$REPO/benches/queries.txt
+STEERED_QUERY_FILE=$REPO/benches/queries-steered.txt
+GEO_DB=$REPO/geo-data/iptoasn-country.mmdb
 CLK_TCK=$(getconf CLK_TCK)
 POLICY_RC_D=/usr/sbin/policy-rc.d
 
@@ -145,10 +155,10 @@ if ! (cd "$REPO" && cargo build --release --example null_responder) >"$WORK/buil
     NULL_BIN=$WORK/null_responder
     rustc --edition 2021 -C opt-level=3 -o "$NULL_BIN" "$REPO/benches/null_responder.rs"
 fi
-if want meridian && ((SKIP_MERIDIAN)); then
+if (want meridian || want meridian-steered) && ((SKIP_MERIDIAN)); then
     log "SKIP_MERIDIAN=1: Meridian is not built and not measured"
-    SERVERS=" $SERVERS "; SERVERS=${SERVERS/ meridian / }
-elif want meridian; then
+    SERVERS=" $SERVERS "; SERVERS=${SERVERS/ meridian / }; SERVERS=${SERVERS/ meridian-steered / }
+elif want meridian || want meridian-steered; then
     log "building meridian (cargo build --release)"
     if ! (cd "$REPO" && cargo build --release) >"$WORK/build-meridian.log" 2>&1; then
         tail -20 "$WORK/build-meridian.log" >&2
@@ -160,8 +170,10 @@ fi
 port_of() {
     case $1 in null) echo $((BASE_PORT)) ;; meridian) echo $((BASE_PORT + 1)) ;; knot) echo $((BASE_PORT + 2)) ;;
         gdnsd) echo $((BASE_PORT + 3)) ;; nsd) echo $((BASE_PORT + 4)) ;; null-mmsg) echo $((BASE_PORT + 5)) ;;
+        meridian-steered) echo $((BASE_PORT + 6)) ;;
         *) die "unknown server $1" ;; esac
 }
+query_file_of() { if [[ $1 == meridian-steered ]]; then echo "$STEERED_QUERY_FILE"; else echo "$QUERY_FILE"; fi; }
 
 # Prints the command line that runs server $1 in the foreground, after writing its config under $WORK/$1.
 server_command() {
@@ -185,6 +197,116 @@ workers = 1
 [[zone]]
 origin = "bench.example."
 file = "$ZONE_FILE"
+EOF
+        echo "$MERIDIAN_BIN serve --config $dir/meridian.toml"
+        ;;
+    meridian-steered)
+        # The bench zone (no wildcard, no delegation) with four services in it, the names of
+        # benches/queries-steered.txt. No checks: every endpoint counts as up, so every answer is
+        # the healthy one and every response NOERROR. dnsperf's source, 127.0.0.1, is in no
+        # region's prefixes and not in the database: the geo service looks it up and places it in
+        # default_region.
+        cat >"$dir/meridian.toml" <<EOF
+[dns]
+listen = ["$ADDR:$port"]
+workers = 1
+
+[[zone]]
+origin = "bench.example."
+file = "$ZONE_FILE"
+
+[geo]
+database = "$GEO_DB"
+default_region = "us"
+
+[[region]]
+name = "eu"
+location = [50.1, 8.7]
+continents = ["EU", "AF"]
+fallback = ["us"]
+
+[[region]]
+name = "us"
+location = [39.0, -77.5]
+continents = ["NA", "SA"]
+fallback = ["eu"]
+
+[[pool]]
+name = "eu"
+region = "eu"
+[[pool.endpoint]]
+name = "eu-1"
+address = "192.0.2.101"
+address6 = "2001:db8::101"
+[[pool.endpoint]]
+name = "eu-2"
+address = "192.0.2.102"
+address6 = "2001:db8::102"
+
+[[pool]]
+name = "us"
+region = "us"
+[[pool.endpoint]]
+name = "us-1"
+address = "198.51.100.101"
+address6 = "2001:db8:1::101"
+[[pool.endpoint]]
+name = "us-2"
+address = "198.51.100.102"
+address6 = "2001:db8:1::102"
+
+[[pool]]
+name = "web"
+region = "eu"
+[[pool.endpoint]]
+name = "web-1"
+address = "192.0.2.111"
+address6 = "2001:db8::111"
+weight = 1
+[[pool.endpoint]]
+name = "web-2"
+address = "192.0.2.112"
+address6 = "2001:db8::112"
+weight = 2
+[[pool.endpoint]]
+name = "web-3"
+address = "192.0.2.113"
+address6 = "2001:db8::113"
+weight = 3
+[[pool.endpoint]]
+name = "web-4"
+address = "192.0.2.114"
+address6 = "2001:db8::114"
+weight = 4
+
+[[pool]]
+name = "cdn"
+region = "us"
+[[pool.endpoint]]
+name = "cdn-origin"
+hostname = "origin.cdn.example.net."
+
+[[service]]
+name = "failover.bench.example."
+policy = "failover"
+pools = ["eu", "us"]
+
+[[service]]
+name = "weighted.bench.example."
+policy = "weighted"
+pools = ["web"]
+answers = 2
+
+[[service]]
+name = "geo.bench.example."
+policy = "geo"
+pools = ["eu", "us"]
+answers = 2
+
+[[service]]
+name = "cdn.bench.example."
+policy = "failover"
+pools = ["cdn", "eu"]
 EOF
         echo "$MERIDIAN_BIN serve --config $dir/meridian.toml"
         ;;
@@ -259,7 +381,7 @@ EOF
 binary_of() {
     case $1 in
     null | null-mmsg) echo "$NULL_BIN" ;;
-    meridian) echo "$MERIDIAN_BIN" ;;
+    meridian | meridian-steered) echo "$MERIDIAN_BIN" ;;
     knot) echo knotd ;;
     *) echo "$1" ;;
     esac
@@ -333,16 +455,51 @@ check_answers() {
         { echo "$name: www.bench.example A answered '$www', want NOERROR, aa, >=1 answer" >&2; return 1; }
     [[ $nx == NXDOMAIN* && " $nx " == *" aa "* ]] ||
         { echo "$name: nope.bench.example A answered '$nx', want NXDOMAIN, aa" >&2; return 1; }
+    [[ $name == meridian-steered ]] || return 0
+    # Each service, as dnsperf will ask it (no EDNS): NOERROR aa with an answer (an address or the CNAME).
+    local svc got
+    for svc in $(service_names "$WORK/$name/meridian.toml"); do
+        got=$(probe "$port" "$svc" A)
+        [[ $got == NOERROR* && " $got " == *" aa "* && ${got##* } -ge 1 ]] ||
+            { echo "$name: service $svc A answered '$got', want NOERROR, aa, >=1 answer" >&2; return 1; }
+    done
+}
+
+# ---------------------------------------------------------------- expected response codes
+# Owner names of the bench zone, lowercase and fully qualified, one a line. A reader for this
+# file's plain layout only: $ORIGIN, "@" and relative owners in the first column, indented
+# continuation lines.
+zone_owners() {
+    awk '/^\$ORIGIN/ { origin = tolower($2); next }
+         NF == 0 || /^[;$ \t]/ { next }
+         { o = tolower($1); if (o == "@") o = origin; else if (o !~ /\.$/) o = o "." origin; print o }' "$ZONE_FILE" |
+        sort -u
+}
+# The [[service]] names of Meridian config $1 (nothing when there is no such file), one a line.
+service_names() {
+    [[ -f $1 ]] || return 0
+    awk '/^\[/ { in_service = ($0 == "[[service]]") }
+         in_service && $1 == "name" { gsub(/"/, "", $3); print tolower($3) }' "$1"
+}
+# Share (%) of the lines of query file $1 that must answer NXDOMAIN: names that are neither owners in
+# the zone nor services of config $2. (The bench zone has no wildcard, no delegation and no empty
+# non-terminal, so every other name answers NOERROR, with data or NODATA.)
+expected_nxdomain_pct() {
+    awk 'NR == FNR { exists[$1] = 1; next }
+         NF { n++; q = tolower($1); if (q !~ /\.$/) q = q "."; if (!(q in exists)) nx++ }
+         END { printf "%.2f", (n ? 100 * nx / n : 0) }' <(zone_owners; service_names "$2") "$1"
 }
 
 # ---------------------------------------------------------------- dnsperf
-# Runs dnsperf pinned to CLIENT_CPU; output to $1; extra args follow.
+# Runs dnsperf pinned to CLIENT_CPU; output to $1, queries from $2; extra args follow.
 run_dnsperf() {
-    local out=$1; shift
+    local out=$1 queries=$2; shift 2
     # -t 1: a reply later than 1 s is lost; dnsperf stops sending at -l and waits out stragglers.
+    # No -e, -E or -D: plain queries without an OPT record (no EDNS), as the prepared path's
+    # commonest case; callers must not add them.
     # In the background, so that a signal to this script is handled at once (trap kills it).
     timeout $((DURATION + MAX_DURATION + 30)) taskset -c "$CLIENT_CPU" \
-        dnsperf -s "$ADDR" -d "$QUERY_FILE" -t 1 "$@" >"$out" 2>&1 &
+        dnsperf -s "$ADDR" -d "$queries" -t 1 "$@" >"$out" 2>&1 &
     local pid=$!
     STARTED_PIDS+=("$pid")
     local rc=0
@@ -350,7 +507,8 @@ run_dnsperf() {
     forget_pid "$pid"
     return "$rc"
 }
-# Parse a dnsperf report into shell variables: SENT COMPLETED LOST QPS RTIME RESP_SIZE BAD_RCODES LATENCY_US
+# Parse a dnsperf report into shell variables: SENT COMPLETED LOST QPS RTIME RESP_SIZE BAD_RCODES
+# LATENCY_US, and the response codes: RCODES (dnsperf's breakdown) and N_NXDOMAIN.
 parse_dnsperf() {
     local f=$1
     SENT=$(awk '/Queries sent:/ { print $3 }' "$f")
@@ -363,8 +521,28 @@ parse_dnsperf() {
     # Responses other than NOERROR/NXDOMAIN ("Response codes: NOERROR 9 (90.00%), NXDOMAIN 1 (10.00%)").
     BAD_RCODES=$(awk -F'[:,]' '/Response codes:/ { n = 0; for (i = 2; i <= NF; i++) { split($i, w, " ");
                      if (w[1] != "NOERROR" && w[1] != "NXDOMAIN") n += w[2] } print n }' "$f")
+    RCODES=$(sed -n 's/^ *Response codes: *//p' "$f")
+    N_NXDOMAIN=$(rcode_count NXDOMAIN)
     [[ -n $SENT && -n $COMPLETED && -n $QPS ]] || { cat "$f" >&2; return 1; }
     LOST=${LOST:-0}; BAD_RCODES=${BAD_RCODES:-0}; RESP_SIZE=${RESP_SIZE:-?}; LATENCY_US=${LATENCY_US:-?}
+}
+# Count of rcode $1 in $RCODES ("NOERROR 9 (90.00%), NXDOMAIN 1 (10.00%)").
+rcode_count() {
+    awk -v c="$1" '{ n = split($0, part, ","); for (i = 1; i <= n; i++) { split(part[i], w, " "); if (w[1] == c) s += w[2] } }
+                   END { print s + 0 }' <<<"$RCODES"
+}
+# name run expected-NXDOMAIN-%: fails on any rcode but NOERROR and NXDOMAIN, and on an NXDOMAIN share
+# more than a point from the expected one (any NXDOMAIN at all when none is expected).
+check_rcodes() {
+    local name=$1 run=$2 want=$3 got
+    [[ $name == null* ]] && return 0 # the do-nothing responders answer NOERROR to everything
+    if ((BAD_RCODES)); then
+        echo "$name: $run run got $BAD_RCODES responses other than NOERROR/NXDOMAIN: $RCODES" >&2; return 1
+    fi
+    got=$(awk -v x="$N_NXDOMAIN" -v c="$COMPLETED" 'BEGIN { printf "%.2f", (c ? 100 * x / c : 0) }')
+    if awk -v g="$got" -v w="$want" -v x="$N_NXDOMAIN" 'BEGIN { exit !(w == 0 ? x > 0 : (g - w > 1 || w - g > 1)) }'; then
+        echo "$name: $run run answered NXDOMAIN to $got% of queries, want $want%: $RCODES" >&2; return 1
+    fi
 }
 check_loss() { # name run
     local pct
@@ -372,14 +550,12 @@ check_loss() { # name run
     if awk -v p="$pct" -v m="$MAX_LOSS_PCT" 'BEGIN { exit !(p > m) }'; then
         echo "$1: $2 run lost $LOST of $SENT queries ($pct% > $MAX_LOSS_PCT%)" >&2; return 1
     fi
-    if ((BAD_RCODES * 100 > SENT * MAX_LOSS_PCT)); then
-        echo "$1: $2 run got $BAD_RCODES answers other than NOERROR/NXDOMAIN" >&2; return 1
-    fi
     LOSS_PCT=$pct
 }
 
 # ---------------------------------------------------------------- run
-declare -A R # results, keyed "name,field"
+declare -A R  # results, keyed "name,field"
+declare -A RC # response codes over every run: "name,NOERROR" -> count; "name,codes" -> the codes seen
 RAN=()
 FAILED=()
 
@@ -392,9 +568,20 @@ stop_server() {
     forget_pid "$pid"
 }
 
+# Adds the last parsed run's response codes to the totals over every run of server $1.
+tally_rcodes() {
+    local code count
+    while read -r code count _; do
+        [[ -n $code ]] || continue
+        RC[$1,$code]=$((${RC[$1,$code]:-0} + count))
+        [[ " ${RC[$1,codes]:-} " == *" $code "* ]] || RC[$1,codes]+="$code "
+    done < <(tr ',' '\n' <<<"$RCODES")
+}
+
 bench_server() {
-    local name=$1 port cmd pid before after busy0 total0 busy1 total1 drops0 u0 s0 n0 u1 s1 n1
+    local name=$1 port cmd pid before after busy0 total0 busy1 total1 drops0 u0 s0 n0 u1 s1 n1 queries want_nx
     port=$(port_of "$name")
+    queries=$(query_file_of "$name")
     if ss -Hlun "sport = :$port" | grep -q .; then
         echo "$name: UDP port $port is already in use" >&2; return 1
     fi
@@ -410,19 +597,23 @@ bench_server() {
         stop_server "$pid"; return 1
     fi
     check_answers "$name" "$port" || { stop_server "$pid"; return 1; }
+    want_nx=$(expected_nxdomain_pct "$queries" "$WORK/$name/meridian.toml")
 
     # (a) fixed load; CPU taken from the server's own accounting around the run.
     log "$name: fixed load, $RATE qps for ${DURATION}s"
     read -r busy0 total0 < <(cpu_ticks "$SERVER_CPU")
     drops0=$(rcvbuf_errors)
     before=$(cpu_sample "$pid")
-    run_dnsperf "$WORK/$name.fixed.txt" -p "$port" -Q "$RATE" -l "$DURATION" -c 1 -T 1 -q "$FIXED_OUTSTANDING" ||
+    run_dnsperf "$WORK/$name.fixed.txt" "$queries" -p "$port" -Q "$RATE" -l "$DURATION" -c 1 -T 1 -q "$FIXED_OUTSTANDING" ||
         { cat "$WORK/$name.fixed.txt" >&2; stop_server "$pid"; return 1; }
     after=$(cpu_sample "$pid")
     read -r busy1 total1 < <(cpu_ticks "$SERVER_CPU")
     R[$name,drops]=$(($(rcvbuf_errors) - drops0))
     parse_dnsperf "$WORK/$name.fixed.txt" || { stop_server "$pid"; return 1; }
+    tally_rcodes "$name"
+    R[$name,rcodes]=$RCODES
     check_loss "$name" fixed || { stop_server "$pid"; return 1; }
+    check_rcodes "$name" fixed "$want_nx" || { stop_server "$pid"; return 1; }
     read -r u0 s0 n0 <<<"$before"
     read -r u1 s1 n1 <<<"$after"
     R[$name,qps]=$QPS
@@ -442,19 +633,19 @@ bench_server() {
     # (b) raw maximum: no rate limit, several client sockets, bounded by -l.
     log "$name: maximum rate for ${MAX_DURATION}s"
     before=$(cpu_sample "$pid")
-    run_dnsperf "$WORK/$name.max.txt" -p "$port" -l "$MAX_DURATION" -c "$MAX_CLIENTS" -T 1 -q "$MAX_OUTSTANDING" ||
+    run_dnsperf "$WORK/$name.max.txt" "$queries" -p "$port" -l "$MAX_DURATION" -c "$MAX_CLIENTS" -T 1 -q "$MAX_OUTSTANDING" ||
         { cat "$WORK/$name.max.txt" >&2; stop_server "$pid"; return 1; }
     after=$(cpu_sample "$pid")
     parse_dnsperf "$WORK/$name.max.txt" || { stop_server "$pid"; return 1; }
+    tally_rcodes "$name"
+    R[$name,maxrcodes]=$RCODES
     # Near 100: the server was the bottleneck; well below: dnsperf (one CPU) was.
     R[$name,maxcpu]=$(awk -v n=$(($(cut -d' ' -f3 <<<"$after") - $(cut -d' ' -f3 <<<"$before"))) -v t="$RTIME" \
         'BEGIN { printf "%.0f", (t > 0 ? 100 * n / 1e9 / t : 0) }')
     R[$name,max]=$QPS
     R[$name,maxlost]=$(awk -v l="$LOST" -v s="$SENT" 'BEGIN { printf "%.2f", (s ? 100 * l / s : 100) }')
-    # Overload drops some queries by nature; only a wholesale failure counts here.
-    if ((BAD_RCODES * 100 > SENT * MAX_LOSS_PCT)); then
-        echo "$name: maximum run got $BAD_RCODES answers other than NOERROR/NXDOMAIN" >&2; stop_server "$pid"; return 1
-    fi
+    # Overload drops some queries by nature (no loss limit here), but whatever is answered must be right.
+    check_rcodes "$name" maximum "$want_nx" || { stop_server "$pid"; return 1; }
     if ! alive "$pid"; then
         echo "$name: exited during the runs; its log:" >&2
         tail -20 "$WORK/$name.log" >&2
@@ -490,9 +681,11 @@ done
 # ---------------------------------------------------------------- report
 echo
 echo "UDP on $ADDR, server on CPU $SERVER_CPU, dnsperf on CPU $CLIENT_CPU; fixed load $RATE qps for ${DURATION}s;"
-echo "max: -c $MAX_CLIENTS -q $MAX_OUTSTANDING for ${MAX_DURATION}s;" \
-    "query mix $(basename "$QUERY_FILE") ($(wc -l <"$QUERY_FILE") lines)"
-fmt='%-9s | %7s %6s %6s %6s %8s %6s %6s %6s %6s %6s %6s | %7s %6s %6s\n'
+mixes="query mix $(basename "$QUERY_FILE") ($(wc -l <"$QUERY_FILE") lines)"
+[[ " ${RAN[*]} " == *" meridian-steered "* ]] &&
+    mixes+=", meridian-steered: $(basename "$STEERED_QUERY_FILE") ($(wc -l <"$STEERED_QUERY_FILE") lines)"
+echo "max: -c $MAX_CLIENTS -q $MAX_OUTSTANDING for ${MAX_DURATION}s; $mixes; no EDNS"
+fmt='%-16s | %7s %6s %6s %6s %8s %6s %6s %6s %6s %6s %6s | %7s %6s %6s\n'
 # shellcheck disable=SC2059 # fmt is ours
 printf "$fmt" "" "fixed" "lost" "CPU" "stat" "q per" "usr" "sys" "mean" "resp" "other" "rcvbuf" "max" "lost" "server"
 # shellcheck disable=SC2059
@@ -503,22 +696,48 @@ for name in "${RAN[@]}"; do
         "${R[$name,qpcpu]}" "${R[$name,usr]}" "${R[$name,sys]}" "${R[$name,lat]}" "${R[$name,size]}" \
         "${R[$name,other]}" "${R[$name,drops]}" "${R[$name,max]}" "${R[$name,maxlost]}" "${R[$name,maxcpu]}"
 done
+echo
+# Failed servers too: their wrong codes are the point.
+echo "Response codes of the last round (fixed run; maximum run):"
+for name in $SERVERS; do
+    [[ -n ${R[$name,rcodes]:-} ]] || continue
+    failed=""; [[ " ${FAILED[*]} " == *" $name "* ]] && failed="  (FAILED)"
+    printf '%-16s  %s; %s%s\n' "$name" "${R[$name,rcodes]}" "${R[$name,maxrcodes]:-not run}" "$failed"
+done
+if ((ROUNDS > 1)); then
+    echo "Response codes over all $ROUNDS rounds, both runs:"
+    for name in $SERVERS; do
+        [[ -n ${RC[$name,codes]:-} ]] || continue
+        line=""
+        for code in ${RC[$name,codes]:-}; do line+="${line:+, }$code ${RC[$name,$code]}"; done
+        printf '%-16s  %s\n' "$name" "${line:-none}"
+    done
+fi
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 ran() { [[ " ${RAN[*]} " == *" $1 "* ]]; }
-subject=meridian
-if ! ran meridian && ran knot; then
-    subject=knot
+# Subjects: Meridian on the static mix and on the steered one; Knot's when neither ran.
+subjects=()
+for name in meridian meridian-steered; do ran "$name" && subjects+=("$name"); done
+if ((${#subjects[@]} == 0)) && ran knot; then
+    subjects=(knot)
     echo
     echo "Meridian did not run; the ratios below are Knot's."
 fi
-if ran "$subject" && ((${#RAN[@]} > 1)); then
-    echo
-    for other in null null-mmsg knot gdnsd nsd; do
-        [[ $other == "$subject" ]] && continue
-        ran "$other" || continue
-        printf '%s vs %-9s  queries per server CPU-second: %5sx   user µs/q: %5sx   max qps: %5sx\n' \
-            "$subject" "$other" "$(ratio "${R[$subject,qpcpu]}" "${R[$other,qpcpu]}")" \
-            "$(ratio "${R[$subject,usr]}" "${R[$other,usr]}")" "$(ratio "${R[$subject,max]}" "${R[$other,max]}")"
+# Servers a subject is compared with: the others that ran (meridian-steered is a subject only).
+others_of() {
+    local other
+    for other in null null-mmsg meridian knot gdnsd nsd; do
+        [[ $other != "$1" ]] && ran "$other" && echo "$other"
+    done
+}
+if ((${#subjects[@]} && ${#RAN[@]} > 1)); then
+    for subject in "${subjects[@]}"; do
+        echo
+        for other in $(others_of "$subject"); do
+            printf '%s vs %-9s  queries per server CPU-second: %5sx   user µs/q: %5sx   max qps: %5sx\n' \
+                "$subject" "$other" "$(ratio "${R[$subject,qpcpu]}" "${R[$other,qpcpu]}")" \
+                "$(ratio "${R[$subject,usr]}" "${R[$other,usr]}")" "$(ratio "${R[$subject,max]}" "${R[$other,max]}")"
+        done
     done
 fi
 if ((ROUNDS > 1)); then
@@ -530,17 +749,17 @@ if ((ROUNDS > 1)); then
     for name in "${RAN[@]}"; do
         read -r qm ql qh < <(stats "${R[$name,all_qpcpu]}")
         read -r um ul uh < <(stats "${R[$name,all_usr]}")
-        printf '%-9s  q per CPU-s %8.0f (%.0f-%.0f)   usr µs/q %5.2f (%.2f-%.2f)\n' "$name" "$qm" "$ql" "$qh" "$um" "$ul" "$uh"
+        printf '%-16s  q per CPU-s %8.0f (%.0f-%.0f)   usr µs/q %5.2f (%.2f-%.2f)\n' "$name" "$qm" "$ql" "$qh" "$um" "$ul" "$uh"
         R[$name,med_qpcpu]=$qm; R[$name,med_usr]=$um
     done
-    if ran meridian; then
-        for other in null null-mmsg knot gdnsd nsd; do
-            ran "$other" || continue
-            printf 'meridian vs %-9s  medians: queries per server CPU-second %5sx   user µs/q %5sx\n' "$other" \
-                "$(ratio "${R[meridian,med_qpcpu]}" "${R[$other,med_qpcpu]}")" \
-                "$(ratio "${R[meridian,med_usr]}" "${R[$other,med_usr]}")"
+    for subject in "${subjects[@]}"; do
+        [[ $subject == knot ]] && continue
+        for other in $(others_of "$subject"); do
+            printf '%s vs %-9s  medians: queries per server CPU-second %5sx   user µs/q %5sx\n' "$subject" "$other" \
+                "$(ratio "${R[$subject,med_qpcpu]}" "${R[$other,med_qpcpu]}")" \
+                "$(ratio "${R[$subject,med_usr]}" "${R[$other,med_usr]}")"
         done
-    fi
+    done
 fi
 noisy=()
 for name in "${RAN[@]}"; do ((${R[$name,other]} > 5)) && noisy+=("$name"); done

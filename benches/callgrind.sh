@@ -9,7 +9,9 @@
 # servers run with one); its count covers the whole loop: system-call wrappers, parsing,
 # answering and the metrics tally, in the steady state.
 #
-# Usage: benches/callgrind.sh [meridian|null-mmsg|both]   (default: both)
+# Usage: benches/callgrind.sh [meridian|meridian-steered|null-mmsg|both|all]   (default: both:
+#        null-mmsg and meridian; all adds meridian-steered: benches/meridian-steered.toml, replaying
+#        benches/queries-steered.txt, as in dnsperf.sh). dnsperf sends no EDNS (no -e/-E/-D).
 # Environment: QUERIES [20000], WARMUP [2000], PORT [5497], RATE [3000] (dnsperf -Q; valgrind is
 #              slow), KEEP_WORK [0].
 # Needs: valgrind, dnsperf, dig (benches/dnsperf.sh installs the last two).
@@ -23,6 +25,7 @@ KEEP_WORK=${KEEP_WORK:-0}
 WHICH=${1:-both}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QUERY_FILE=$REPO/benches/queries.txt
+STEERED_QUERY_FILE=$REPO/benches/queries-steered.txt
 ADDR=127.0.0.1
 
 for var in QUERIES WARMUP PORT RATE; do
@@ -52,6 +55,8 @@ workers = 1
 origin = "bench.example."
 file = "bench.example.zone"
 EOF
+sed -e "s|^listen = .*|listen = [\"$ADDR:$PORT\"]|" -e "s|^file = \"zones/|file = \"$REPO/benches/zones/|" \
+    -e "s|^database = \"\.\./|database = \"$REPO/|" "$REPO/benches/meridian-steered.toml" >"$WORK/steered-config.toml"
 
 (cd "$REPO" && cargo build --release --bin meridian --example null_responder) >"$WORK/build.log" 2>&1 ||
     { tail -20 "$WORK/build.log" >&2; exit 1; }
@@ -59,24 +64,30 @@ EOF
 server_cmd() {
     case $1 in
     meridian) echo "$REPO/target/release/meridian serve --config $WORK/meridian.toml" ;;
+    meridian-steered) echo "$REPO/target/release/meridian serve --config $WORK/steered-config.toml" ;;
     null-mmsg) echo "$REPO/target/release/examples/null_responder $ADDR:$PORT --mmsg" ;;
     esac
 }
 
-LINES=$(grep -cv '^\s*$' "$QUERY_FILE")
-# dnsperf replays the query file $2 times (rounded up) against the server; output to $1.
+# dnsperf replays query file $3 $2 times (rounded up) against the server; output to $1. Every
+# response of the steered mix must be NOERROR.
 replay() {
-    dnsperf -s "$ADDR" -p "$PORT" -d "$QUERY_FILE" -n $((($2 + LINES - 1) / LINES)) -Q "$RATE" -l 600 >"$1" 2>&1
-    local sent completed
-    sent=$(awk '/Queries sent:/ {print $3}' "$1")
-    completed=$(awk '/Queries completed:/ {print $3}' "$1")
+    local out=$1 count=$2 queries=$3 lines sent completed
+    lines=$(grep -cv '^\s*$' "$queries")
+    dnsperf -s "$ADDR" -p "$PORT" -d "$queries" -n $(((count + lines - 1) / lines)) -Q "$RATE" -l 600 >"$out" 2>&1
+    sent=$(awk '/Queries sent:/ {print $3}' "$out")
+    completed=$(awk '/Queries completed:/ {print $3}' "$out")
     [[ -n $completed && $completed == "$sent" ]] ||
         { echo "callgrind.sh: ${completed:-no} of ${sent:-no} queries answered" >&2; return 1; }
+    if [[ $queries == "$STEERED_QUERY_FILE" ]] && ! grep -Eq 'Response codes: +NOERROR [0-9]+ \(100\.00%\)$' "$out"; then
+        echo "callgrind.sh: steered responses other than NOERROR: $(grep 'Response codes' "$out")" >&2; return 1
+    fi
     echo "$completed"
 }
 
 measure() {
-    local server=$1 out=$WORK/$1 up=0 n total
+    local server=$1 out=$WORK/$1 up=0 n total queries=$QUERY_FILE
+    [[ $server == meridian-steered ]] && queries=$STEERED_QUERY_FILE
     # shellcheck disable=SC2046 # the command is a word list we built
     valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$out.%p" \
         $(server_cmd "$server") >"$out.log" 2>&1 &
@@ -86,9 +97,9 @@ measure() {
         sleep 0.2
     done
     ((up)) || { echo "callgrind.sh: $server did not answer" >&2; cat "$out.log" >&2; exit 1; }
-    replay "$out.warmup" "$WARMUP" >/dev/null
+    replay "$out.warmup" "$WARMUP" "$queries" >/dev/null
     callgrind_control -z "$SERVER_PID" >/dev/null
-    n=$(replay "$out.measured" "$QUERIES")
+    n=$(replay "$out.measured" "$QUERIES" "$queries")
     callgrind_control --dump=measured "$SERVER_PID" >/dev/null
     kill -TERM "$SERVER_PID"
     wait "$SERVER_PID" || true
@@ -96,11 +107,12 @@ measure() {
     # The dump holds one file per thread, each with a "desc: Trigger: ... measured" line.
     total=$(grep -l 'measured' "$out".* 2>/dev/null | xargs awk '/^totals:/ { if ($2 > max) max = $2 } END { print max + 0 }')
     awk -v s="$server" -v t="$total" -v n="$n" 'BEGIN {
-        printf "%-10s %6.0f user instructions per query  (worker thread: %d instructions for %d queries)\n", s, t / n, t, n }'
+        printf "%-16s %6.0f user instructions per query  (worker thread: %d instructions for %d queries)\n", s, t / n, t, n }'
 }
 
 case $WHICH in
 both) measure null-mmsg; measure meridian ;;
-meridian | null-mmsg) measure "$WHICH" ;;
-*) echo "usage: callgrind.sh [meridian|null-mmsg|both]" >&2; exit 64 ;;
+all) measure null-mmsg; measure meridian; measure meridian-steered ;;
+meridian | meridian-steered | null-mmsg) measure "$WHICH" ;;
+*) echo "usage: callgrind.sh [meridian|meridian-steered|null-mmsg|both|all]" >&2; exit 64 ;;
 esac

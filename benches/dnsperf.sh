@@ -4,8 +4,8 @@
 # Every server loads the same zone (benches/zones/bench.example.zone), runs alone, pinned to one CPU,
 # with one UDP worker, on its own loopback port; dnsperf, pinned to the other CPU, replays
 # benches/queries.txt at it. "meridian-steered" is Meridian serving the same zone plus four
-# [[service]] names in it (failover, weighted, geo, a CNAME endpoint; no health checks), replaying
-# benches/queries-steered.txt (those names, A and AAAA). Queries carry no EDNS (dnsperf adds an OPT
+# [[service]] names in it (benches/meridian-steered.toml: failover, weighted, geo, a CNAME
+# endpoint; no health checks), replaying benches/queries-steered.txt (those names, A and AAAA). Queries carry no EDNS (dnsperf adds an OPT
 # record only with -e, -E or -D, which this script never passes). For each server we measure
 #   (a) a fixed-load run (-Q RATE for DURATION s): the server's own CPU accounting before and after
 #       (/proc/PID/stat utime+stime, /proc/PID/task/*/schedstat), giving queries per server CPU-second
@@ -68,7 +68,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ZONE_FILE=$REPO/benches/zones/bench.example.zone
 QUERY_FILE=$REPO/benches/queries.txt
 STEERED_QUERY_FILE=$REPO/benches/queries-steered.txt
-GEO_DB=$REPO/geo-data/iptoasn-country.mmdb
+STEERED_CONFIG=$REPO/benches/meridian-steered.toml
 CLK_TCK=$(getconf CLK_TCK)
 POLICY_RC_D=/usr/sbin/policy-rc.d
 
@@ -201,113 +201,10 @@ EOF
         echo "$MERIDIAN_BIN serve --config $dir/meridian.toml"
         ;;
     meridian-steered)
-        # The bench zone (no wildcard, no delegation) with four services in it, the names of
-        # benches/queries-steered.txt. No checks: every endpoint counts as up, so every answer is
-        # the healthy one and every response NOERROR. dnsperf's source, 127.0.0.1, is in no
-        # region's prefixes and not in the database: the geo service looks it up and places it in
-        # default_region.
-        cat >"$dir/meridian.toml" <<EOF
-[dns]
-listen = ["$ADDR:$port"]
-workers = 1
-
-[[zone]]
-origin = "bench.example."
-file = "$ZONE_FILE"
-
-[geo]
-database = "$GEO_DB"
-default_region = "us"
-
-[[region]]
-name = "eu"
-location = [50.1, 8.7]
-continents = ["EU", "AF"]
-fallback = ["us"]
-
-[[region]]
-name = "us"
-location = [39.0, -77.5]
-continents = ["NA", "SA"]
-fallback = ["eu"]
-
-[[pool]]
-name = "eu"
-region = "eu"
-[[pool.endpoint]]
-name = "eu-1"
-address = "192.0.2.101"
-address6 = "2001:db8::101"
-[[pool.endpoint]]
-name = "eu-2"
-address = "192.0.2.102"
-address6 = "2001:db8::102"
-
-[[pool]]
-name = "us"
-region = "us"
-[[pool.endpoint]]
-name = "us-1"
-address = "198.51.100.101"
-address6 = "2001:db8:1::101"
-[[pool.endpoint]]
-name = "us-2"
-address = "198.51.100.102"
-address6 = "2001:db8:1::102"
-
-[[pool]]
-name = "web"
-region = "eu"
-[[pool.endpoint]]
-name = "web-1"
-address = "192.0.2.111"
-address6 = "2001:db8::111"
-weight = 1
-[[pool.endpoint]]
-name = "web-2"
-address = "192.0.2.112"
-address6 = "2001:db8::112"
-weight = 2
-[[pool.endpoint]]
-name = "web-3"
-address = "192.0.2.113"
-address6 = "2001:db8::113"
-weight = 3
-[[pool.endpoint]]
-name = "web-4"
-address = "192.0.2.114"
-address6 = "2001:db8::114"
-weight = 4
-
-[[pool]]
-name = "cdn"
-region = "us"
-[[pool.endpoint]]
-name = "cdn-origin"
-hostname = "origin.cdn.example.net."
-
-[[service]]
-name = "failover.bench.example."
-policy = "failover"
-pools = ["eu", "us"]
-
-[[service]]
-name = "weighted.bench.example."
-policy = "weighted"
-pools = ["web"]
-answers = 2
-
-[[service]]
-name = "geo.bench.example."
-policy = "geo"
-pools = ["eu", "us"]
-answers = 2
-
-[[service]]
-name = "cdn.bench.example."
-policy = "failover"
-pools = ["cdn", "eu"]
-EOF
+        # benches/meridian-steered.toml: the bench zone plus the services of queries-steered.txt;
+        # our address, and its relative paths made absolute.
+        sed -e "s|^listen = .*|listen = [\"$ADDR:$port\"]|" -e "s|^file = \"zones/|file = \"$REPO/benches/zones/|" \
+            -e "s|^database = \"\.\./|database = \"$REPO/|" "$STEERED_CONFIG" >"$dir/meridian.toml"
         echo "$MERIDIAN_BIN serve --config $dir/meridian.toml"
         ;;
     knot)

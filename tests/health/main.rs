@@ -1,0 +1,10 @@
+//! Health checking: each prober against real targets on loopback, the monitor end to end
+//! (state changes, webhooks, overrides, the state file), and steering that follows health.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod monitor;
+mod probe_http;
+mod probe_net;
+mod steering_health;

@@ -1,0 +1,415 @@
+//! Services steered by health and latency measured from real HTTP targets on loopback that the
+//! tests start, kill, restart and slow down: failover and failback, graded spill over a few
+//! thousand queries, latency ranking that follows the targets' delays, weighted draws with a
+//! standby, and the all-down fallbacks. Answers are asked over real UDP (and TCP).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::support::steering::*;
+use crate::support::target::*;
+use crate::support::*;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{RData, RecordType};
+use meridian::health::state::Serving;
+
+/// Two regions 1,260 km apart (London, Madrid), no database: every client is in r1.
+const REGIONS: &str = "[[region]]\nname = \"r1\"\nlocation = [51.5, -0.1]\n\
+                       [[region]]\nname = \"r2\"\nlocation = [40.4, -3.7]\n";
+
+/// A `[[pool.endpoint]]` probed on 127.0.0.1 by `check` (none if empty), with `more` fields.
+fn endpoint(name: &str, address: &str, check: &str, more: &str) -> String {
+    let checks = if check.is_empty() {
+        String::new()
+    } else {
+        format!("check_address = \"127.0.0.1\"\nchecks = [\"{check}\"]\n")
+    };
+    format!("[[pool.endpoint]]\nname = \"{name}\"\naddress = \"{address}\"\n{checks}{more}\n")
+}
+
+fn serving(srv: &TestServer, name: &str) -> Option<Serving> {
+    srv.server.as_ref().unwrap().monitor().serving(name)
+}
+
+/// Share of `n` answers that were exactly `addr`.
+fn share(counts: &HashMap<String, usize>, addr: &str) -> f64 {
+    let n: usize = counts.values().sum();
+    *counts.get(addr).unwrap_or(&0) as f64 / n as f64
+}
+
+#[test]
+fn failover_moves_to_backup_with_failover_ttl_and_fails_back() {
+    let targets = Targets::new();
+    let mut p = targets.start(0);
+    let b = targets.start(0);
+    let extra = format!(
+        "{}{}{REGIONS}\
+         [[pool]]\nname = \"primary\"\nregion = \"r1\"\n{}\
+         [[pool]]\nname = \"backup\"\nregion = \"r2\"\n{}\
+         [[service]]\nname = \"fo.example.com.\"\npolicy = \"failover\"\npools = [\"primary\", \"backup\"]\n\
+         ttl = 60\nfailover_ttl = 5\n",
+        http_check("p", p.port, 2, 1),
+        http_check("b", b.port, 1, 1),
+        endpoint("p1", "192.0.2.1", "p", ""),
+        endpoint("b1", "198.51.100.1", "b", ""),
+    );
+    let srv = start(&[("example.com.", EXAMPLE_ZONE)], &extra);
+    let monitor = srv.server.as_ref().unwrap().monitor().clone();
+    wait_for(Duration::from_secs(3), "first verdicts", || monitor.ready());
+    let mut c = Client::new(&srv);
+    let fo = "fo.example.com.";
+    let clients: [Ecs; 3] = [Some(("81.2.69.142", 32)), Some(("2001:218::1", 56)), None];
+    // The answer does not depend on the client: the same for all, ECS scope 0.
+    let expect = |c: &mut Client, addr: &str, t: u32| {
+        for ecs in clients {
+            for m in [c.udp(fo, RecordType::A, ecs), c.tcp(fo, RecordType::A, ecs)] {
+                assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m}");
+                assert_eq!((one(&m), ttl(&m)), (addr.to_string(), t), "{ecs:?}");
+                if ecs.is_some() {
+                    assert_eq!(scope(&m), 0, "{ecs:?}");
+                }
+            }
+        }
+    };
+    expect(&mut c, "192.0.2.1", 60);
+
+    targets.kill(&mut p);
+    let took = wait_for(Duration::from_secs(3), "failover to backup", || {
+        one(&c.udp(fo, RecordType::A, None)) == "198.51.100.1"
+    });
+    eprintln!("failover after {took:?}");
+    assert_eq!(serving(&srv, "p1"), Some(Serving::Down));
+    expect(&mut c, "198.51.100.1", 5);
+
+    targets.restart(&mut p);
+    let took = wait_for(Duration::from_secs(3), "failback to primary", || {
+        one(&c.udp(fo, RecordType::A, None)) == "192.0.2.1"
+    });
+    eprintln!("failback after {took:?}");
+    expect(&mut c, "192.0.2.1", 60);
+}
+
+#[test]
+fn spill_keeps_healthy_fraction_times_overprovisioning_in_the_degraded_pool() {
+    let targets = Targets::new();
+    let mut ts: Vec<Target> = (0..10).map(|_| targets.start(0)).collect();
+    let mut extra: String = ts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| http_check(&format!("a{i}"), t.port, 1, 1))
+        .collect();
+    extra.push_str(REGIONS);
+    extra.push_str("[[pool]]\nname = \"a\"\nregion = \"r1\"\n");
+    for i in 0..10 {
+        extra.push_str(&endpoint(
+            &format!("a{i}"),
+            &format!("192.0.2.{}", 10 + i),
+            &format!("a{i}"),
+            "",
+        ));
+    }
+    extra.push_str("[[pool]]\nname = \"b\"\nregion = \"r2\"\n");
+    extra.push_str(&endpoint("b1", "198.51.100.1", "", ""));
+    extra.push_str("[[service]]\nname = \"spill.example.com.\"\npolicy = \"failover\"\npools = [\"a\", \"b\"]\nfailover_ttl = 5\n");
+    let srv = start(&[("example.com.", EXAMPLE_ZONE)], &extra);
+    let monitor = srv.server.as_ref().unwrap().monitor().clone();
+    wait_for(Duration::from_secs(3), "first verdicts", || monitor.ready());
+    let mut c = Client::new(&srv);
+    let name = "spill.example.com.";
+
+    // Healthy: pool a takes everything, spread over its ten endpoints.
+    let counts = c.count(500, name, RecordType::A, None);
+    assert_eq!(share(&counts, "198.51.100.1"), 0.0, "{counts:?}");
+    assert_eq!(counts.len(), 10, "{counts:?}");
+    assert_eq!(ttl(&c.udp(name, RecordType::A, None)), 60);
+
+    // Four of ten down: h = 0.6, a keeps min(1, 0.6 × 1.4) = 0.84, b takes 0.16.
+    for t in &mut ts[..4] {
+        targets.kill(t);
+    }
+    wait_for(Duration::from_secs(3), "four endpoints down", || {
+        (0..4).all(|i| serving(&srv, &format!("a{i}")) == Some(Serving::Down))
+    });
+    assert!((4..10).all(|i| serving(&srv, &format!("a{i}")) == Some(Serving::Up)));
+    std::thread::sleep(Duration::from_millis(300)); // the last change's debounced rebuild
+    let n = 3000;
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for _ in 0..n {
+        let m = c.udp(name, RecordType::A, None);
+        assert_eq!(ttl(&m), 5, "degraded: failover_ttl");
+        *counts.entry(one(&m)).or_insert(0) += 1;
+    }
+    let b = share(&counts, "198.51.100.1");
+    eprintln!("spill share of b: {b:.4} over {n} queries; {counts:?}");
+    assert!((b - 0.16).abs() <= 0.03, "b got {b:.4}, want 0.16 ± 0.03");
+    for i in 0..4 {
+        assert!(
+            !counts.contains_key(&format!("192.0.2.{}", 10 + i)),
+            "withdrawn a{i} answered: {counts:?}"
+        );
+    }
+    assert_eq!(counts.len(), 7, "six healthy a endpoints and b: {counts:?}");
+
+    // Back up: everything returns to a, with the normal TTL.
+    for t in &mut ts[..4] {
+        targets.restart(t);
+    }
+    wait_for(Duration::from_secs(3), "back to normal TTL", || {
+        ttl(&c.udp(name, RecordType::A, None)) == 60
+    });
+    let counts = c.count(300, name, RecordType::A, None);
+    assert_eq!(share(&counts, "198.51.100.1"), 0.0, "{counts:?}");
+}
+
+#[test]
+fn latency_policy_follows_measured_round_trips_and_switches_when_they_swap() {
+    let targets = Targets::new();
+    // `near` is in the node's own region but slow; `far` is 1,260 km away but fast.
+    let near = targets.start(60);
+    let far = targets.start(5);
+    let check = |name: &str, port: u16| {
+        format!(
+            "[checks.{name}]\nkind = \"http\"\nport = {port}\ninterval = \"200ms\"\ntimeout = \"150ms\"\nrise = 1\nfall = 3\njitter = \"10ms\"\n"
+        )
+    };
+    let extra = format!(
+        r#"{}{}
+[node]
+region = "r1"
+
+[geo]
+database = "{db}"
+default_region = "r1"
+
+[[region]]
+name = "r1"
+location = [51.5, -0.1]
+continents = ["EU"]
+[[region]]
+name = "r2"
+location = [40.4, -3.7]
+[[region]]
+name = "r3"
+location = [47.6, -122.3]
+continents = ["NA"]
+
+[[pool]]
+name = "near"
+region = "r1"
+{}
+[[pool]]
+name = "far"
+region = "r2"
+{}
+[[service]]
+name = "lat.example.com."
+policy = "latency"
+pools = ["near", "far"]
+"#,
+        check("near", near.port),
+        check("far", far.port),
+        endpoint("n1", "192.0.2.1", "near", ""),
+        endpoint("f1", "198.51.100.1", "far", ""),
+        db = city_db()
+    );
+    let srv = start(&[("example.com.", EXAMPLE_ZONE)], &extra);
+    let mut c = Client::new(&srv);
+    let name = "lat.example.com.";
+    // r1 (GB) is this node's region, a vantage: measured RTT decides. r3 (US) is not: distance
+    // from r3 plus each pool's excess over its own distance model measured from r1.
+    let (gb, us) = (Some(("81.2.69.142", 32)), Some(("216.160.83.56", 32)));
+    let answer = |c: &mut Client, ecs: Ecs| one(&c.udp(name, RecordType::A, ecs));
+
+    // Distance alone would pick `near` for both; once measured (60 ms vs 5 ms) `far` wins. Tables
+    // are rebuilt on health changes and at least every 5 s.
+    let took = wait_for(Duration::from_secs(8), "far wins once measured", || {
+        answer(&mut c, gb) == "198.51.100.1" && answer(&mut c, us) == "198.51.100.1"
+    });
+    eprintln!("latency: far leads after {took:?}");
+    // Stable, not flapping, with the normal TTL. Every region now ranks `far` first (a 55 ms
+    // penalty outweighs any difference in distance to two pools 1,260 km apart), so the answer
+    // no longer depends on the client: scope 0.
+    for _ in 0..50 {
+        for ecs in [gb, us] {
+            let m = c.udp(name, RecordType::A, ecs);
+            assert_eq!(
+                (one(&m), ttl(&m), scope(&m)),
+                ("198.51.100.1".to_string(), 60, 0)
+            );
+        }
+    }
+
+    // Swap the delays: `near` now answers in 5 ms and `far` in 60 ms. Once the window's median
+    // moves and a rebuild runs, both clients switch (the 55 ms gap is beyond the 20 % / 10 ms
+    // hysteresis).
+    near.delay_ms.store(5, Ordering::SeqCst);
+    far.delay_ms.store(60, Ordering::SeqCst);
+    let took = wait_for(Duration::from_secs(25), "near wins after the swap", || {
+        answer(&mut c, gb) == "192.0.2.1" && answer(&mut c, us) == "192.0.2.1"
+    });
+    eprintln!("latency: near leads {took:?} after the swap");
+    for _ in 0..50 {
+        assert_eq!(answer(&mut c, gb), "192.0.2.1");
+        assert_eq!(answer(&mut c, us), "192.0.2.1");
+    }
+}
+
+#[test]
+fn weighted_draws_by_weight_and_standby_serves_only_when_the_rest_is_down() {
+    let targets = Targets::new();
+    let mut w1 = targets.start(0);
+    let mut w2 = targets.start(0);
+    let extra = format!(
+        "{}{}{REGIONS}[[pool]]\nname = \"main\"\nregion = \"r1\"\n{}{}{}\
+         [[service]]\nname = \"w.example.com.\"\npolicy = \"weighted\"\npools = [\"main\"]\nfailover_ttl = 5\n",
+        http_check("w1", w1.port, 1, 1),
+        http_check("w2", w2.port, 1, 1),
+        endpoint("w1", "192.0.2.1", "w1", "weight = 3"),
+        endpoint("w2", "192.0.2.2", "w2", "weight = 1"),
+        endpoint("s1", "192.0.2.9", "", "weight = 0"),
+    );
+    let srv = start(&[("example.com.", EXAMPLE_ZONE)], &extra);
+    let monitor = srv.server.as_ref().unwrap().monitor().clone();
+    wait_for(Duration::from_secs(3), "first verdicts", || monitor.ready());
+    let mut c = Client::new(&srv);
+    let name = "w.example.com.";
+
+    let counts = c.count(2000, name, RecordType::A, None);
+    let s = share(&counts, "192.0.2.1");
+    eprintln!("weighted: w1 share {s:.4}; {counts:?}");
+    assert!((s - 0.75).abs() <= 0.04, "w1 got {s:.4}, want 0.75 ± 0.04");
+    assert!(
+        !counts.contains_key("192.0.2.9"),
+        "standby answered while others serve: {counts:?}"
+    );
+    assert_eq!(ttl(&c.udp(name, RecordType::A, None)), 60);
+
+    // Both weighted endpoints down: the standby alone, with the failover TTL.
+    targets.kill(&mut w1);
+    targets.kill(&mut w2);
+    wait_for(Duration::from_secs(3), "standby serves", || {
+        one(&c.udp(name, RecordType::A, None)) == "192.0.2.9"
+    });
+    for _ in 0..100 {
+        let m = c.udp(name, RecordType::A, None);
+        assert_eq!((one(&m), ttl(&m)), ("192.0.2.9".to_string(), 5));
+    }
+    // One back: it alone, the standby is idle again.
+    targets.restart(&mut w2);
+    wait_for(Duration::from_secs(3), "w2 back", || {
+        one(&c.udp(name, RecordType::A, None)) == "192.0.2.2"
+    });
+    let counts = c.count(200, name, RecordType::A, None);
+    assert_eq!(
+        counts.keys().collect::<Vec<_>>(),
+        ["192.0.2.2"],
+        "{counts:?}"
+    );
+}
+
+#[test]
+fn all_down_answers_the_configured_fallback_never_nothing() {
+    let targets = Targets::new();
+    let mut x = targets.start(0);
+    let mut y = targets.start(0);
+    let svc = |name: &str, more: &str| {
+        format!(
+            "[[service]]\nname = \"{name}\"\npolicy = \"failover\"\npools = [\"p\"]\nfailover_ttl = 5\n{more}\n"
+        )
+    };
+    let extra = format!(
+        "{}{}{REGIONS}[[pool]]\nname = \"p\"\nregion = \"r1\"\n{}{}{}{}{}",
+        http_check("x", x.port, 1, 1),
+        http_check("y", y.port, 1, 1),
+        endpoint("e1", "192.0.2.1", "x", ""),
+        endpoint("e2", "192.0.2.2", "y", ""),
+        svc(
+            "addrs.example.com.",
+            "fallback = { addresses = [\"203.0.113.7\", \"2001:db8::7\"] }"
+        ),
+        svc("all.example.com.", "answers = 4"),
+        svc(
+            "cname.example.com.",
+            "fallback = { cname = \"backup.example.net.\" }"
+        ),
+    );
+    let srv = start(&[("example.com.", EXAMPLE_ZONE)], &extra);
+    let monitor = srv.server.as_ref().unwrap().monitor().clone();
+    wait_for(Duration::from_secs(3), "first verdicts", || monitor.ready());
+    let mut c = Client::new(&srv);
+    let endpoints = ["192.0.2.1", "192.0.2.2"];
+    for name in ["addrs.example.com.", "cname.example.com."] {
+        let m = c.udp(name, RecordType::A, None);
+        assert!(
+            endpoints.contains(&one(&m).as_str()) && ttl(&m) == 60,
+            "{m}"
+        );
+    }
+    assert_eq!(
+        rdata(&c.udp("all.example.com.", RecordType::A, None)),
+        endpoints
+    );
+
+    targets.kill(&mut x);
+    targets.kill(&mut y);
+    wait_for(Duration::from_secs(3), "both down", || {
+        serving(&srv, "e1") == Some(Serving::Down) && serving(&srv, "e2") == Some(Serving::Down)
+    });
+    wait_for(Duration::from_secs(2), "fallback answers", || {
+        one(&c.udp("addrs.example.com.", RecordType::A, None)) == "203.0.113.7"
+    });
+    for tcp in [false, true] {
+        let mut ask = |name: &str, t: RecordType| {
+            if tcp {
+                c.tcp(name, t, None)
+            } else {
+                c.udp(name, t, None)
+            }
+        };
+        let cases: [(&str, RecordType, Vec<&str>); 6] = [
+            ("addrs.example.com.", RecordType::A, vec!["203.0.113.7"]),
+            ("addrs.example.com.", RecordType::AAAA, vec!["2001:db8::7"]),
+            ("all.example.com.", RecordType::A, endpoints.to_vec()), // fail open: every endpoint
+            (
+                "cname.example.com.",
+                RecordType::A,
+                vec!["backup.example.net."],
+            ),
+            (
+                "cname.example.com.",
+                RecordType::AAAA,
+                vec!["backup.example.net."],
+            ),
+            ("all.example.com.", RecordType::A, endpoints.to_vec()),
+        ];
+        for (name, t, want) in cases {
+            let m = ask(name, t);
+            let ctx = format!("{name} {t} tcp={tcp}");
+            assert_eq!(
+                m.metadata.response_code,
+                ResponseCode::NoError,
+                "{ctx}: {m}"
+            );
+            assert!(m.metadata.authoritative, "{ctx}");
+            assert_eq!(rdata(&m), want, "{ctx}");
+            assert_eq!(ttl(&m), 5, "{ctx}");
+        }
+        let m = ask("cname.example.com.", RecordType::A);
+        assert!(matches!(m.answers[0].data, RData::CNAME(_)), "{m}");
+    }
+
+    // One endpoint back: answers come from it again.
+    targets.restart(&mut x);
+    wait_for(Duration::from_secs(3), "e1 serves", || {
+        one(&c.udp("addrs.example.com.", RecordType::A, None)) == "192.0.2.1"
+    });
+    assert_eq!(
+        one(&c.udp("cname.example.com.", RecordType::A, None)),
+        "192.0.2.1"
+    );
+    assert_eq!(
+        rdata(&c.udp("all.example.com.", RecordType::A, None)),
+        ["192.0.2.1"]
+    );
+}

@@ -1,0 +1,11 @@
+//! Operating Meridian: the admin API, reloads, the `meridian` command as a process, and the
+//! anycast check script with BIRD and ExaBGP.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod admin;
+mod anycast;
+mod anycast_support;
+mod cli;
+mod reload;

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::paths_support::*;
+use crate::support::wait_for;
 use meridian::config::Config;
 use meridian::dns::answer::Transport;
 use meridian::dns::cache::ResponseCache;
@@ -373,11 +374,11 @@ fn served_answers_agree_through_reloads_and_health_changes() {
                     }
                 }
             }
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Arc::ptr_eq(&tables, srv.server().snapshot().tables.as_ref().unwrap()) {
-                assert!(Instant::now() < deadline, "tables not rebuilt after drains");
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            wait_for(
+                Duration::from_secs(10),
+                "tables rebuilt after drains",
+                || !Arc::ptr_eq(&tables, srv.server().snapshot().tables.as_ref().unwrap()),
+            );
             // Every drain is in by now: the rebuild waits 20 ms for more changes, then reads all.
             std::thread::sleep(Duration::from_millis(300));
             exchanges += served_agrees(

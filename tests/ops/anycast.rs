@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use super::anycast_support::*;
 use crate::support::target::closed_port;
-use crate::support::wait_for;
+use crate::support::{exit_within, wait_for};
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)

@@ -13,7 +13,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::wait_for;
+use crate::support::{exit_within, wait_for};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_meridian");
 
@@ -39,20 +39,6 @@ pub fn tool(name: &str) -> PathBuf {
         .map(|d| d.join(name))
         .find(|p| p.is_file())
         .unwrap_or_else(|| panic!("{name} is not installed (.ci/run installs it)"))
-}
-
-/// Wait for `child` to exit, at most `limit`; `None` if it is still running.
-pub fn exit_within(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let t0 = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        if t0.elapsed() >= limit {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Kill a child we started (by its PID) unless it already exited, and reap it.

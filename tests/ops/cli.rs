@@ -201,14 +201,7 @@ fn ask(addr: SocketAddr, name: &str) -> Message {
 }
 
 fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "server did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    exit_within(child, Duration::from_secs(10)).expect("server did not exit")
 }
 
 #[test]
@@ -244,11 +237,9 @@ fn serve_answers_reloads_on_sighup_and_exits_cleanly_on_sigterm() {
     );
     std::fs::write(dir.path().join("example.com.zone"), new_zone).unwrap();
     signal(&s.child, libc::SIGHUP);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while ask(s.udp, "new.example.com.").metadata.response_code != ResponseCode::NoError {
-        assert!(Instant::now() < deadline, "reload not picked up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for(Duration::from_secs(5), "the reload picked up", || {
+        ask(s.udp, "new.example.com.").metadata.response_code == ResponseCode::NoError
+    });
 
     signal(&s.child, libc::SIGTERM);
     let status = wait_exit(&mut s.child);

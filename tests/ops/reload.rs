@@ -186,14 +186,9 @@ fn watched_files_reload_by_themselves() {
         format!("{EXAMPLE_ZONE}new 60 IN A 192.0.2.77\n"),
     )
     .unwrap();
-    let t0 = Instant::now();
-    while ask("new.example.com.") != ResponseCode::NoError {
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "zone edit not picked up"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for(Duration::from_secs(5), "the zone edit picked up", || {
+        ask("new.example.com.") == ResponseCode::NoError
+    });
     let generation = control.generation();
     assert_eq!(generation, 2);
 
@@ -203,14 +198,9 @@ fn watched_files_reload_by_themselves() {
         format!("{EXAMPLE_ZONE}broken IN A not-an-address\n"),
     )
     .unwrap();
-    let t0 = Instant::now();
-    while control.reload_counts().1 == 0 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "broken edit not noticed"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for(Duration::from_secs(5), "the broken edit noticed", || {
+        control.reload_counts().1 != 0
+    });
     assert_eq!(control.generation(), generation);
     assert_eq!(ask("new.example.com."), ResponseCode::NoError);
 }
@@ -255,14 +245,9 @@ fn kept_responses_follow_a_reload() {
         PLAIN.replace("192.0.2.10", "192.0.2.11") + "new IN A 192.0.2.77\n",
     )
     .unwrap();
-    let t0 = Instant::now();
-    while ask("www.example.org.", None) == old {
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "zone edit not picked up"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for(Duration::from_secs(5), "the zone edit picked up", || {
+        ask("www.example.org.", None) != old
+    });
     let new = (ResponseCode::NoError, vec![Ipv4Addr::new(192, 0, 2, 11)]);
     let added = (ResponseCode::NoError, vec![Ipv4Addr::new(192, 0, 2, 77)]);
     for _ in 0..30 {

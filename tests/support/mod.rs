@@ -4,7 +4,8 @@
 //! - [`server`]: a real Meridian server in process on loopback ports, started from zone text and
 //!   config lines, with DNS clients over UDP and TCP (`use crate::support::*` brings these);
 //! - [`wire`]: raw DNS wire bytes for tests that build or check messages by hand;
-//! - [`wait`]: [`wait_for`], the one bounded wait on a condition;
+//! - [`wait`]: [`wait_for`], the one bounded wait on a condition, and [`exit_within`] for a
+//!   child process;
 //! - [`target`]: probe targets: HTTP servers whose status and delay a test sets, killed and
 //!   restarted on the same port, counting requests; TCP ports that accept, hold or refuse; TCP
 //!   and UDP echo servers;
@@ -30,7 +31,7 @@ pub mod wire;
 use std::path::PathBuf;
 
 pub use server::*;
-pub use wait::wait_for;
+pub use wait::{exit_within, wait_for};
 
 /// The path of a fixture file under tests/fixtures/.
 pub fn fixture(name: &str) -> PathBuf {

@@ -1,5 +1,6 @@
-//! Bounded waiting on the real clock, for tests that watch a running server change.
+//! Bounded waiting on the real clock, for tests that watch a running server or a child process.
 
+use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
 /// Poll `condition` every 10 ms until it holds; panics with `what` after `limit`. Returns the
@@ -15,4 +16,18 @@ pub fn wait_for(limit: Duration, what: &str, mut condition: impl FnMut() -> bool
         std::thread::sleep(Duration::from_millis(10));
     }
     t0.elapsed()
+}
+
+/// Wait for `child` to exit, at most `limit`; `None` if it is still running.
+pub fn exit_within(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let t0 = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if t0.elapsed() >= limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

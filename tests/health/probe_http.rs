@@ -576,11 +576,12 @@ async fn sni_and_host_carry_the_configured_name() {
     assert_fail(&r, "certificate verify failed");
 }
 
-#[tokio::test]
+// On paused time: with nothing left to happen but the deadline, tokio's clock jumps to it.
+#[tokio::test(start_paused = true)]
 async fn blackhole_costs_exactly_the_timeout() {
     let (addr, task) = blackhole().await;
     let timeout = Duration::from_millis(500);
-    let start = Instant::now();
+    let start = tokio::time::Instant::now();
     let r = probe(&spec(), &target(addr), timeout).await;
     let elapsed = start.elapsed();
     assert_fail(&r, "timed out after 500ms waiting for response");
@@ -592,7 +593,8 @@ async fn blackhole_costs_exactly_the_timeout() {
     task.abort();
 }
 
-#[tokio::test]
+// On paused time: with nothing left to happen but the deadline, tokio's clock jumps to it.
+#[tokio::test(start_paused = true)]
 async fn stalled_body_costs_the_timeout() {
     let srv = serve(|_| Reply {
         delay: Duration::ZERO,
@@ -605,13 +607,14 @@ async fn stalled_body_costs_the_timeout() {
         ..spec()
     };
     let timeout = Duration::from_millis(400);
-    let start = Instant::now();
+    let start = tokio::time::Instant::now();
     let r = probe(&s, &target(srv.addr), timeout).await;
     assert_fail(&r, "timed out after 400ms reading body");
     assert!(start.elapsed() >= timeout && start.elapsed() <= timeout + Duration::from_secs(1));
 }
 
-#[tokio::test]
+// On paused time: with nothing left to happen but the deadline, tokio's clock jumps to it.
+#[tokio::test(start_paused = true)]
 async fn slow_server_within_the_timeout_passes() {
     let srv = serve(|_| Reply {
         delay: Duration::from_millis(300),

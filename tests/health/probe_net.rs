@@ -73,7 +73,8 @@ async fn tcp_refused_fails_fast() {
     assert_eq!(r.detail, "connection refused");
 }
 
-#[tokio::test]
+// On paused time: with nothing left to happen but the deadline, tokio's clock jumps to it.
+#[tokio::test(start_paused = true)]
 async fn tcp_blackhole_costs_its_timeout() {
     // Accepts, reads the request, never replies.
     let addr = tcp_server(None).await;
@@ -81,7 +82,7 @@ async fn tcp_blackhole_costs_its_timeout() {
         send: Some(b"PING\r\n".to_vec()),
         expect_prefix: Some(b"+PONG".to_vec()),
     };
-    let start = Instant::now();
+    let start = tokio::time::Instant::now();
     let r = net::tcp(&spec, &target(addr), SHORT).await;
     assert_costs_timeout(&r, start.elapsed(), SHORT);
     assert!(r.detail.starts_with("timed out after 500ms"), "{r:?}");
@@ -150,14 +151,15 @@ async fn udp_prefix_mismatch_fails() {
     );
 }
 
-#[tokio::test]
+// On paused time: with nothing left to happen but the deadline, tokio's clock jumps to it.
+#[tokio::test(start_paused = true)]
 async fn udp_no_reply_costs_its_timeout() {
     let addr = udp_server(false, b"").await;
     let spec = UdpSpec {
         send: b"hello".to_vec(),
         expect_prefix: None,
     };
-    let start = Instant::now();
+    let start = tokio::time::Instant::now();
     let r = net::udp(&spec, &target(addr), SHORT).await;
     assert_costs_timeout(&r, start.elapsed(), SHORT);
     assert!(r.detail.starts_with("timed out after 500ms"), "{r:?}");

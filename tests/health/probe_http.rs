@@ -4,7 +4,7 @@
 //! self-signed certificate for "localhost"/127.0.0.1). Each records what it received (request
 //! line, headers, TLS SNI, number of connections) so tests can assert what went over the wire.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,8 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::{self, pki_types::PrivateKeyDer};
 
-const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+use crate::support::target::{LOCALHOST, probe_target as target};
+
 const T: Duration = Duration::from_secs(2);
 
 /// One request as the server saw it.
@@ -229,14 +230,6 @@ fn spec() -> HttpSpec {
         body_regex: None,
         verify_tls: true,
         follow_redirects: false,
-    }
-}
-
-fn target(addr: SocketAddr) -> Target {
-    Target {
-        address: addr.ip(),
-        port: Some(addr.port()),
-        endpoint: "web-1".into(),
     }
 }
 

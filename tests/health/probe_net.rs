@@ -4,7 +4,7 @@
 //! Timing bounds: a failure that should be fast must come well under its timeout; one that
 //! must cost its timeout must take between the timeout and the timeout plus one second.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -17,22 +17,14 @@ use meridian::health::probe::{
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 
-use crate::support::target::{SERVE_MAX, tcp_server, udp_server};
+use crate::support::target::{
+    LOCALHOST, SERVE_MAX, probe_target as target, tcp_server, udp_server,
+};
 
 /// The timeout of probes that are expected to run out of time.
 const SHORT: Duration = Duration::from_millis(500);
 /// The timeout of probes that are expected to finish early.
 const LONG: Duration = Duration::from_secs(3);
-
-const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-
-fn target(addr: SocketAddr) -> Target {
-    Target {
-        address: addr.ip(),
-        port: Some(addr.port()),
-        endpoint: "web-1".into(),
-    }
-}
 
 /// Asserts that a probe failed after costing its whole timeout, and not much more.
 fn assert_costs_timeout(r: &ProbeResult, elapsed: Duration, timeout: Duration) {

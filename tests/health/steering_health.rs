@@ -15,9 +15,6 @@ use hickory_proto::rr::{RData, RecordType};
 use meridian::health::state::Serving;
 
 /// Two regions 1,260 km apart (London, Madrid), no database: every client is in r1.
-const REGIONS: &str = "[[region]]\nname = \"r1\"\nlocation = [51.5, -0.1]\n\
-                       [[region]]\nname = \"r2\"\nlocation = [40.4, -3.7]\n";
-
 /// A `[[pool.endpoint]]` probed on 127.0.0.1 by `check` (none if empty), with `more` fields.
 fn endpoint(name: &str, address: &str, check: &str, more: &str) -> String {
     let checks = if check.is_empty() {

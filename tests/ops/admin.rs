@@ -100,9 +100,6 @@ fn admin(srv: &TestServer) -> SocketAddr {
         .expect("admin API bound")
 }
 
-const REGIONS: &str = "[[region]]\nname = \"r1\"\nlocation = [51.5, -0.1]\n\
-                       [[region]]\nname = \"r2\"\nlocation = [40.4, -3.7]\n";
-
 /// A failover service svc.example.com over p1 (e1, e2) then p2 (e3), two answers; endpoints
 /// run `checks` (a `[checks.alive]` table must come with it) when it is not empty.
 fn service_config(admin: &str, checks: &str, extra_p2: &str) -> String {

@@ -156,5 +156,8 @@ pub fn read_framed(s: &mut TcpStream) -> Option<Vec<u8>> {
     Some(buf)
 }
 
+/// Two regions, r1 (London) and r2 (Madrid), as `[[region]]` tables (tests/fixtures/regions.toml).
+pub const REGIONS: &str = include_str!("../fixtures/regions.toml");
+
 /// The example zone most tests use (tests/fixtures/example.com.zone).
 pub const EXAMPLE_ZONE: &str = include_str!("../fixtures/example.com.zone");

@@ -5,6 +5,7 @@
 //!   requests; killing one closes its port, restarting binds the same port again.
 //! - [`tcp_accepting`], [`tcp_listening`], [`closed_port`]: TCP ports that accept and close, that
 //!   complete handshakes but never answer, or that refuse.
+//! - [`probe_target`]: the `Target` a prober takes for a server's address.
 //! - [`tcp_server`], [`udp_server`]: for async tests, on the test's runtime: a TCP server that
 //!   may answer a fixed reply, a UDP server that echoes or stays silent.
 //!
@@ -18,7 +19,16 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+pub const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// The probe target for a server at `addr`, as the probers take it (endpoint "web-1").
+pub fn probe_target(addr: SocketAddr) -> meridian::health::probe::Target {
+    meridian::health::probe::Target {
+        address: addr.ip(),
+        port: Some(addr.port()),
+        endpoint: "web-1".into(),
+    }
+}
 
 /// HTTP targets on loopback, all on one small runtime.
 pub struct Targets {

@@ -15,16 +15,15 @@
 //! static records, and after health changes; its answers must be the oracle's for the
 //! snapshot it serves *now*.
 
-use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, TcpStream, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::paths_support::*;
-use crate::support::wait_for;
+use crate::support::{TestServer, start_file, wait_for};
 use meridian::config::Config;
 use meridian::dns::answer::Transport;
 use meridian::dns::cache::ResponseCache;
-use meridian::server::Server;
 use meridian::snapshot::Snapshot;
 
 /// Seeds of the in-process worlds: 0..16 cover every combination of the zone features.
@@ -155,49 +154,6 @@ fn check(world: &World, case: &Case, t: Transport, path: &str, want: &Reply, got
     );
 }
 
-/// A real server on loopback for a world's configuration file.
-struct Running {
-    server: Option<Server>,
-    rt: tokio::runtime::Runtime,
-    udp: SocketAddr,
-    tcp: SocketAddr,
-}
-
-impl Running {
-    fn start(path: &std::path::Path) -> Running {
-        let (config, snapshot) =
-            meridian::snapshot::load(path).unwrap_or_else(|e| panic!("config: {e}"));
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let server = {
-            let _guard = rt.enter();
-            Server::start(&config, snapshot).unwrap()
-        };
-        let (udp, tcp) = (server.udp_addrs()[0], server.tcp_addrs()[0]);
-        Running {
-            server: Some(server),
-            rt,
-            udp,
-            tcp,
-        }
-    }
-
-    fn server(&self) -> &Server {
-        self.server.as_ref().unwrap()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(s) = self.server.take() {
-            self.rt.block_on(s.shutdown(Duration::from_millis(100)));
-        }
-    }
-}
-
 /// Clients that ask a running server: one UDP socket, one TCP connection.
 struct Client {
     udp: UdpSocket,
@@ -205,7 +161,7 @@ struct Client {
 }
 
 impl Client {
-    fn new(srv: &Running) -> Client {
+    fn new(srv: &TestServer) -> Client {
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
         udp.connect(srv.udp).unwrap();
         udp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
@@ -254,7 +210,7 @@ fn draws() -> Vec<u64> {
 /// Ask `srv` every case and hold each answer to the oracle for the snapshot it serves now.
 /// Returns the number of exchanges.
 fn served_agrees(
-    srv: &Running,
+    srv: &TestServer,
     path: &std::path::Path,
     world: &World,
     names: &[Vec<u8>],
@@ -305,7 +261,7 @@ fn served_answers_agree_through_reloads_and_health_changes() {
         let dir = tempfile::tempdir().unwrap();
         world.payload = 1232;
         let path = world.write(dir.path(), "\"127.0.0.1:0\"");
-        let srv = Running::start(&path);
+        let srv = start_file(&path);
         let mut r = Rng(7);
         let before = question_names(&srv.server().snapshot(), &[]);
         exchanges += served_agrees(&srv, &path, &world, &before, &mut r, "start");
@@ -421,7 +377,7 @@ fn a_service_in_a_zone_without_wildcards_or_cuts_answers_on_every_path() {
          [[service]]\nname = \"svc.plain.test.\"\npolicy = \"failover\"\npools = [\"eu\"]\n",
     )
     .unwrap();
-    let srv = Running::start(&path);
+    let srv = start_file(&path);
     let mut client = Client::new(&srv);
     let mut r = Rng(1);
     for shape in SHAPES {
@@ -457,7 +413,7 @@ fn nsid_names_the_instance_only_when_asked_and_enabled() {
         world.nsid = enabled;
         let dir = tempfile::tempdir().unwrap();
         let path = world.write(dir.path(), "\"127.0.0.1:0\"");
-        let srv = Running::start(&path);
+        let srv = start_file(&path);
         let mut client = Client::new(&srv);
         let mut r = Rng(3);
         let names = [
@@ -499,7 +455,7 @@ fn service_names_exist_in_their_zone() {
     let world = World::generate(102, Features::from_bits(1)); // with `*.wild`
     let dir = tempfile::tempdir().unwrap();
     let path = world.write(dir.path(), "\"127.0.0.1:0\"");
-    let srv = Running::start(&path);
+    let srv = start_file(&path);
     let mut client = Client::new(&srv);
     let mut r = Rng(5);
     let o = &world.origin;

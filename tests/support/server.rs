@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
 use meridian::config::Config;
 use meridian::server::Server;
+use meridian::snapshot::Snapshot;
 
 pub const TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -48,6 +49,25 @@ pub fn start_on(listen: &[&str], zones: &[(&str, &str)], dns_extra: &str) -> Tes
     std::fs::write(&config_path, &toml).unwrap();
     let config = Config::load(&config_path).unwrap_or_else(|e| panic!("config: {e}"));
     let snapshot = meridian::snapshot::assemble(&config).unwrap_or_else(|e| panic!("zones: {e}"));
+    run(&config, snapshot, dir, config_path)
+}
+
+/// A server for the configuration file at `config_path`, wherever it is (`dir` is then an
+/// empty folder of its own).
+pub fn start_file(config_path: &Path) -> TestServer {
+    let (config, snapshot) =
+        meridian::snapshot::load(config_path).unwrap_or_else(|e| panic!("config: {e}"));
+    let dir = tempfile::tempdir().unwrap();
+    run(&config, snapshot, dir, config_path.to_path_buf())
+}
+
+/// Start `config` serving `snapshot` on a runtime of its own.
+fn run(
+    config: &Config,
+    snapshot: Snapshot,
+    dir: tempfile::TempDir,
+    config_path: PathBuf,
+) -> TestServer {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -55,7 +75,7 @@ pub fn start_on(listen: &[&str], zones: &[(&str, &str)], dns_extra: &str) -> Tes
         .unwrap();
     let server = {
         let _guard = rt.enter();
-        Server::start(&config, snapshot).unwrap()
+        Server::start(config, snapshot).unwrap()
     };
     let (udp, tcp) = (server.udp_addrs()[0], server.tcp_addrs()[0]);
     TestServer {
@@ -69,6 +89,11 @@ pub fn start_on(listen: &[&str], zones: &[(&str, &str)], dns_extra: &str) -> Tes
 }
 
 impl TestServer {
+    /// The running server.
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().unwrap()
+    }
+
     /// Shut down through the one shutdown path, with a short grace period.
     pub fn stop(mut self) {
         if let Some(s) = self.server.take() {

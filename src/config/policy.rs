@@ -277,7 +277,7 @@ pub fn compile(
             }
             None => usize::MAX, // checked below if a service uses the pool
         };
-        let endpoints = p.endpoints.iter().cloned().collect();
+        let endpoints = p.endpoints.to_vec();
         pool_defs.push(PoolDef {
             name: p.name.clone(),
             region,

@@ -54,8 +54,18 @@ pub struct Steering {
 pub enum SteeringError {
     #[error("GeoIP database: {0}")]
     Geo(#[from] crate::geo::GeoError),
-    #[error("regions: {0}")]
-    Regions(String),
+    /// Every problem the region map found, all at once.
+    #[error("regions: {}", join(.0))]
+    Regions(Vec<crate::geo::RegionMapError>),
+}
+
+/// The region map's problems on one line.
+fn join(errors: &[crate::geo::RegionMapError]) -> String {
+    errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl Steering {
@@ -95,14 +105,7 @@ impl Steering {
                 .map(|r| r.name.clone())
                 .unwrap_or_default(),
         };
-        let regions = RegionMap::new(&spec).map_err(|es| {
-            SteeringError::Regions(
-                es.iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
+        let regions = RegionMap::new(&spec).map_err(SteeringError::Regions)?;
         let geo = match &geo_settings.database {
             Some(path) => Some(Arc::new(GeoSource::open(path)?)),
             None => None,

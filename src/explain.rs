@@ -69,7 +69,8 @@ pub struct ServiceReport {
     /// Whether any client region is answered differently from another.
     pub varies_by_region: bool,
     pub location: LocationReport,
-    pub hysteresis: Option<HysteresisReport>,
+    /// `latency`: pools whose measured excess moved, and whether it was published.
+    pub hysteresis: Vec<HysteresisReport>,
     /// Every pool of the service, in rank order.
     pub candidates: Vec<CandidateReport>,
     /// The fallback answering, when nothing serves (not for fail-open `all`).
@@ -89,14 +90,16 @@ pub struct LocationReport {
     pub network_prefix: Option<u8>,
 }
 
-/// What latency hysteresis did.
+/// What the latency excess hysteresis did for one pool.
 #[derive(Debug, Clone, Serialize)]
 pub struct HysteresisReport {
-    pub incumbent: String,
-    pub incumbent_ms: f64,
-    pub challenger: String,
-    pub challenger_ms: f64,
+    pub pool: String,
+    /// The excess the previous tables published, in ms.
+    pub previous_ms: f64,
+    /// The excess measured now, in ms.
+    pub measured_ms: f64,
     pub margin_ms: f64,
+    /// Whether the measurement was published.
     pub switched: bool,
 }
 
@@ -129,7 +132,6 @@ pub enum Reason {
     FallbackRegion { position: usize },
     OtherRegion,
     Distance,
-    MeasuredRtt { vantage: String },
     EstimatedRtt { distance_ms: f64, excess_ms: f64 },
     Weighted,
 }
@@ -297,14 +299,17 @@ pub fn report(snap: &Snapshot, req: &Request) -> Result<Report, ExplainError> {
                     .get(r)
                     .map_or("?".to_string(), |r| r.name.clone())
             };
-            let hysteresis = e.hysteresis.as_ref().map(|h| HysteresisReport {
-                incumbent: pool_name(h.incumbent),
-                incumbent_ms: h.incumbent_ms,
-                challenger: pool_name(h.challenger),
-                challenger_ms: h.challenger_ms,
-                margin_ms: h.margin_ms,
-                switched: h.switched,
-            });
+            let hysteresis = e
+                .hysteresis
+                .iter()
+                .map(|h| HysteresisReport {
+                    pool: pool_name(h.pool),
+                    previous_ms: h.previous_ms,
+                    measured_ms: h.measured_ms,
+                    margin_ms: h.margin_ms,
+                    switched: h.switched,
+                })
+                .collect();
             let candidates = e
                 .pools
                 .iter()
@@ -318,9 +323,6 @@ pub fn report(snap: &Snapshot, req: &Request) -> Result<Report, ExplainError> {
                         }
                         RankReason::OtherRegion => Reason::OtherRegion,
                         RankReason::Distance => Reason::Distance,
-                        RankReason::MeasuredRtt { vantage } => Reason::MeasuredRtt {
-                            vantage: region_name(vantage),
-                        },
                         RankReason::EstimatedRtt {
                             distance_ms,
                             excess_ms,
@@ -496,16 +498,15 @@ impl ServiceReport {
             self.withdrawn,
             if self.degraded { ", DEGRADED" } else { "" }
         );
-        if let Some(h) = &self.hysteresis {
+        for h in &self.hysteresis {
             let _ = writeln!(
                 out,
-                "hysteresis incumbent {} {:.1} ms vs challenger {} {:.1} ms (margin {:.1} ms): {}",
-                h.incumbent,
-                h.incumbent_ms,
-                h.challenger,
-                h.challenger_ms,
+                "hysteresis pool {} excess {:.1} ms measured vs {:.1} ms published (margin {:.1} ms): {}",
+                h.pool,
+                h.measured_ms,
+                h.previous_ms,
                 h.margin_ms,
-                if h.switched { "switched" } else { "kept" }
+                if h.switched { "published" } else { "kept" }
             );
         }
         let _ = writeln!(out, "candidates (rank order):");

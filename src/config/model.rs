@@ -62,6 +62,10 @@ pub struct PoolDef {
     /// Pool weight for the `weighted` policy (multiplies endpoint weights); 0 = standby pool.
     pub weight: u32,
     pub endpoints: Vec<Endpoint>,
+    /// Where the pool is, latitude and longitude in degrees (default: its region's location):
+    /// what `nearest` and `latency` measure client distances to.
+    pub lat: f64,
+    pub lon: f64,
 }
 
 /// How a service chooses among its pools.
@@ -124,4 +128,10 @@ pub struct ServiceDef {
     pub hysteresis_ms: f64,
     /// Locate clients by their EDNS Client Subnet when present (else by source address).
     pub use_ecs: bool,
+    /// Near-ties (`nearest`, `latency`): pools whose distance from the client is within
+    /// `max(tie_km, tie_ratio × nearest distance) + tie_radius × accuracy radius` of a level's
+    /// first pool join its level and share its traffic by capacity.
+    pub tie_km: f64,
+    pub tie_ratio: f64,
+    pub tie_radius: f64,
 }

@@ -109,6 +109,13 @@ pub struct ServiceConfig {
     pub hysteresis_ms: Option<f64>,
     /// Locate clients by EDNS Client Subnet when the query carries one. Default true.
     pub ecs: Option<bool>,
+    /// `nearest`/`latency`: pools within this many km of a level's first pool share its
+    /// traffic by capacity. Default 50.
+    pub tie_km: Option<f64>,
+    /// ...or within this fraction of its distance, whichever is more. Default 0.05.
+    pub tie_ratio: Option<f64>,
+    /// ...widened by this fraction of the client's accuracy radius. Default 0.5.
+    pub tie_radius: Option<f64>,
 }
 
 /// A service's fallback.
@@ -278,11 +285,31 @@ pub fn compile(
             None => usize::MAX, // checked below if a service uses the pool
         };
         let endpoints = p.endpoints.to_vec();
+        let (lat, lon) = match &p.location {
+            Some(l) => {
+                let [lat, lon] = *l.get_ref();
+                if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+                    problems.push((
+                        l.span().start,
+                        format!(
+                            "pool {:?}.location: [{lat}, {lon}] is not [latitude, longitude]",
+                            p.name
+                        ),
+                    ));
+                }
+                (lat.clamp(-90.0, 90.0), lon.clamp(-180.0, 180.0))
+            }
+            None => out_regions
+                .get(region)
+                .map_or((0.0, 0.0), |r: &Region| (r.lat, r.lon)),
+        };
         pool_defs.push(PoolDef {
             name: p.name.clone(),
             region,
             weight: p.weight,
             endpoints,
+            lat,
+            lon,
         });
     }
 
@@ -406,6 +433,19 @@ pub fn compile(
                 format!("{what}.overprovisioning: {overprovisioning} is outside 1..=10"),
             ));
         }
+        let tie = |v: Option<f64>, default: f64, max: f64, field: &str, problems: &mut Problems| {
+            let v = v.unwrap_or(default);
+            if !(0.0..=max).contains(&v) {
+                problems.push((
+                    s.name.span().start,
+                    format!("{what}.{field}: {v} is outside 0..={max}"),
+                ));
+            }
+            v.clamp(0.0, max)
+        };
+        let tie_km = tie(s.tie_km, 50.0, 5000.0, "tie_km", problems);
+        let tie_ratio = tie(s.tie_ratio, 0.05, 1.0, "tie_ratio", problems);
+        let tie_radius = tie(s.tie_radius, 0.5, 2.0, "tie_radius", problems);
         if policy == PolicyKind::Latency && node_region.is_none() {
             problems.push((
                 s.policy.span().start,
@@ -425,6 +465,9 @@ pub fn compile(
             hysteresis_ratio: s.hysteresis_ratio.unwrap_or(0.2).max(0.0),
             hysteresis_ms: s.hysteresis_ms.unwrap_or(10.0).max(0.0),
             use_ecs: s.ecs.unwrap_or(true),
+            tie_km,
+            tie_ratio,
+            tie_radius,
         });
     }
 

@@ -32,6 +32,9 @@ pub struct PoolConfig {
     pub region: Option<Spanned<String>>,
     /// Pool weight for the `weighted` policy; 0 = standby pool. Default 1.
     pub weight: Option<u32>,
+    /// [latitude, longitude] of the pool's datacenter, in degrees. Default: its region's
+    /// location.
+    pub location: Option<Spanned<[f64; 2]>>,
     /// The pool's endpoints.
     #[serde(default, rename = "endpoint")]
     pub endpoints: Vec<EndpointConfig>,
@@ -94,6 +97,8 @@ pub struct Pool {
     pub region: Option<Spanned<String>>,
     pub weight: u32,
     pub endpoints: Vec<Endpoint>,
+    /// [latitude, longitude], when given.
+    pub location: Option<Spanned<[f64; 2]>>,
     /// Byte offset of the pool's name in the config, for errors found later.
     pub at: usize,
 }
@@ -179,6 +184,7 @@ pub fn compile(raw: &RawConfig, err: &mut dyn FnMut(usize, String)) -> (Vec<Pool
             name: pname.clone(),
             startup,
             region: p.region.clone(),
+            location: p.location.clone(),
             weight: p.weight.unwrap_or(1),
             endpoints,
             at: p.name.span().start,

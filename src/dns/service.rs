@@ -10,7 +10,7 @@
 //! (override, region prefix or database network), or 0 when the answer does not depend on it.
 
 use super::answer::{ANY_REGION, Peer, Steered, SteeredState};
-use crate::policy::{Answer, EndpointRef, MAX_ANSWERS, Tables, Tier};
+use crate::policy::{Answer, EndpointRef, MAX_ANSWERS, Place, Tables, Tier};
 use crate::snapshot::steering::Steering;
 use crate::wire::{CLASS_IN, Query, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_CNAME};
 use crate::zone::Zone;
@@ -44,7 +44,7 @@ pub(super) fn write(
     s.aa = true;
     let def = &st.model.services[svc];
     let varies = tables.varies_by_region(svc);
-    let (region, scope) = if varies {
+    let (place, scope) = if varies {
         let ecs = q.edns.and_then(|e| e.client_subnet).filter(|_| def.use_ecs);
         // ECS with source prefix 0 is the resolver opting out: locate it by its own address and
         // say the answer holds for everyone it serves (scope 0).
@@ -53,10 +53,12 @@ pub(super) fn write(
             Some(_) => (peer.addr, true),
             None => (peer.addr, false),
         };
-        let db = st.geo.as_ref().map(|g| g.load());
-        let placement = st.regions.locate(ip, db.as_deref().map(|d| &**d));
+        let (placement, cell) = st.locate(ip, tables.geometry(svc).is_some());
         (
-            placement.region,
+            Place {
+                region: placement.region,
+                cell,
+            },
             if opted_out || ecs.is_none() {
                 0
             } else {
@@ -64,9 +66,16 @@ pub(super) fn write(
             },
         )
     } else {
-        (0, 0)
+        (
+            Place {
+                region: 0,
+                cell: None,
+            },
+            0,
+        )
     };
-    let decision = tables.decision(svc, region);
+    let region = place.region;
+    let decision = tables.decision_at(svc, place);
     let ttl = decision.ttl;
     let mut steered = Steered {
         service: svc as u16,

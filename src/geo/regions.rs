@@ -324,10 +324,17 @@ impl RegionMap {
     /// Places the client at `ip`, consulting `db` when a rule needs it (see the module docs for
     /// precedence and scope). Does not allocate.
     pub fn locate(&self, ip: IpAddr, db: Option<&GeoDb>) -> Placement {
+        self.locate_with(ip, db, false)
+    }
+
+    /// [`RegionMap::locate`], consulting `db` also when no rule needs it but `want_location` is
+    /// set (to rank by the client's position): unless an override or region prefix decides,
+    /// the placement then carries the database's record, and the scope is its network's.
+    pub fn locate_with(&self, ip: IpAddr, db: Option<&GeoDb>, want_location: bool) -> Placement {
         if let IpAddr::V6(v6) = ip
             && let Some(v4) = v6.to_ipv4_mapped()
         {
-            let mut p = self.locate(IpAddr::V4(v4), db);
+            let mut p = self.locate_with(IpAddr::V4(v4), db, want_location);
             p.scope_prefix += 96;
             if let Some(l) = &mut p.location {
                 l.prefix_len += 96;
@@ -347,7 +354,10 @@ impl RegionMap {
         if let Some((r, len)) = self.prefixes.longest_match(ip) {
             return place(r, self.floor(ip, len), PlacementSource::Prefix, None);
         }
-        let (location, len) = match db.filter(|_| self.uses_db).map(|db| db.lookup(ip)) {
+        let (location, len) = match db
+            .filter(|_| self.uses_db || want_location)
+            .map(|db| db.lookup(ip))
+        {
             Some(Ok(l)) => (Some(l), l.prefix_len),
             // A record that cannot be decoded (unexpected after verification): answer the
             // default for this one address only.

@@ -30,8 +30,8 @@ pub struct EndpointExplanation {
     pub weight: u64,
     /// Capacity used for spill (0 counts as 1).
     pub capacity: u32,
-    /// The measured round trip (ms) that went into the pool's latency score, if any: from the
-    /// client's region when it is a vantage, else from this node (`latency` policy only).
+    /// The measured round trip (ms) from this node that went into the pool's excess, if any
+    /// (`latency` policy only).
     pub rtt_ms: Option<f64>,
 }
 
@@ -59,16 +59,19 @@ pub struct PoolExplanation {
 pub struct Explanation {
     /// The service's policy.
     pub policy: PolicyKind,
-    /// The client region decided for.
-    pub client_region: usize,
+    /// The client region decided for; `None` for a class of places (`nearest`, `latency`).
+    pub client_region: Option<usize>,
+    /// For a class of places: where it was first ranked (latitude, longitude, accuracy band
+    /// km); pool distances are from there.
+    pub at: Option<(f64, f64, f64)>,
     /// Which endpoints serve.
     pub tier: Tier,
     /// How many endpoints of the service's pools are withdrawn (down or drained).
     pub withdrawn: usize,
-    /// The first ranked pool with a serving endpoint (the incumbent for the next hysteresis).
+    /// The first ranked pool with a serving endpoint.
     pub leader: Option<usize>,
-    /// What latency hysteresis did, if it had anything to decide.
-    pub hysteresis: Option<Hysteresis>,
+    /// `latency`: what the excess hysteresis did for each pool whose measurement moved.
+    pub hysteresis: Vec<Hysteresis>,
     /// Every pool of the service, in rank order.
     pub pools: Vec<PoolExplanation>,
 }

@@ -40,6 +40,7 @@ pub mod explain;
 pub mod geometry;
 
 pub mod pick;
+pub mod places;
 pub mod rank;
 pub mod spill;
 pub mod table;
@@ -52,6 +53,7 @@ use std::time::Duration;
 pub use crate::health::state::Serving;
 pub use explain::{Explanation, Tier};
 pub use pick::{EndpointRef, MAX_ANSWERS, Rng};
+pub use places::{Cell, Place};
 pub use table::{Answer, Decision, PoolChoice, Tables, build_tables};
 
 use crate::config::model::{Percentile, PoolDef, Region, ServiceDef};

@@ -1,39 +1,37 @@
-//! Ranking: the order in which a service's pools should serve one client region.
+//! Ranking: the order in which a service's pools should serve one client.
 //!
 //! Each policy is a different answer to "which pool is best for this client": the operator's
 //! priority order, the client's own region and its fallback chain, the shortest distance, or the
-//! shortest measured (or estimated) round trip. Ranking only orders pools and scores them; how
-//! much traffic each one then takes is [`crate::policy::spill`]'s business, and a pool that does
-//! not serve is still ranked (so that `explain` shows it) but gets no share there.
+//! shortest expected round trip. Ranking only orders pools and scores them; how much traffic
+//! each one then takes is [`crate::policy::spill`]'s business, and a pool that does not serve is
+//! still ranked (so that `explain` shows it) but gets no share there.
 //!
 //! # Scores (lower is better; ties keep the configured order)
 //! - `failover`: the pool's position in the service's list.
 //! - `geo`: 0 for pools in the client's region, `1 + i` for pools in the `i`-th region of the client
 //!   region's `fallback` list (the first position a region appears at), `1 + len` for the rest.
-//! - `nearest`: great-circle km from the client region to the pool's region.
-//! - `latency`: expected round-trip ms ([`expected_rtt`]), then [`apply_hysteresis`].
+//! - `nearest`: great-circle km from the client to the pool's location.
+//! - `latency`: expected round trip in ms: the distance model from the client to the pool's
+//!   location plus the pool's published excess ([`excess`]).
 //! - `weighted`: 0 for every pool (not ranked: all pools share one draw).
 //!
-//! Pools with equal consecutive scores form one spill level ([`levels`]).
+//! `nearest` and `latency` are ranked per client place by [`crate::policy::places`], where
+//! near-ties form levels; [`rank`] here ranks them at a region's location, with equal scores as
+//! levels ([`levels`]), for `explain --config` and tests.
 //!
-//! # Expected round trip (`latency`)
-//! A pool's measured RTT from a vantage is the mean, over its serving endpoints that have a
-//! measurement there, of the service's percentile ([`PoolLatency`]).
-//! - If the client region is a vantage and the pool has a measurement from it: that value.
-//! - Otherwise: the distance model (1 ms per 100 km of great-circle distance from the client
-//!   region to the pool's region, see [`crate::policy::geometry`]) plus the pool's *excess*
-//!   measured from this node: `max(0, measured_from_node - model(node region → pool region))`, or
-//!   0 without a measurement. A slow pool is thus penalised from every region, not only the one
-//!   that measured it.
-//!
-//! # Hysteresis (`latency`)
-//! If the previous tables led this (service, client region) with pool B, B still serves, and the
-//! best serving pool now is another pool X, X takes the lead only if it beats B by more than
-//! `max(hysteresis_ratio × rtt_B, hysteresis_ms)`; otherwise B is moved back to the front and the
-//! others keep their order. Measurement noise therefore does not flip answers back and forth.
+//! # Excess and its hysteresis (`latency`)
+//! A pool's measured RTT from this node is the mean, over its serving endpoints that have a
+//! measurement, of the service's percentile. Its *excess* is
+//! `max(0, measured - model(node → pool))`, the distance model being 1 ms per 100 km of
+//! great-circle distance ([`crate::policy::geometry`]): what is slow about the pool itself, so a
+//! slow pool is penalised for every client, not only the node's neighbours. The excess a table
+//! build uses (*published*) changes only when the new measurement differs from the published one
+//! by more than `max(hysteresis_ratio × (model + published), hysteresis_ms)` ([`excess`]), so that
+//! measurement noise does not move clients back and forth; without a measurement the published
+//! value stays.
 
 use super::PolicyInputs;
-use super::geometry::{estimated_rtt_ms, region_distance_km};
+use super::geometry::{distance_km, estimated_rtt_ms};
 use crate::config::model::{PolicyKind, ServiceDef};
 
 /// Why a pool has its place in the ranking (shown by `explain`).
@@ -53,11 +51,6 @@ pub enum RankReason {
     OtherRegion,
     /// `nearest`: great-circle distance.
     Distance,
-    /// `latency`: measured from the client's region, which is a vantage.
-    MeasuredRtt {
-        /// The vantage region that measured it.
-        vantage: usize,
-    },
     /// `latency`: the distance model plus the pool's excess measured from this node.
     EstimatedRtt {
         /// The distance model's round trip, in ms.
@@ -78,44 +71,64 @@ pub struct RankedPool {
     pub score: f64,
     /// Why the pool scored so.
     pub reason: RankReason,
-    /// Great-circle km from the client region to the pool's region.
+    /// Great-circle km from the client to the pool's location.
     pub distance_km: f64,
 }
 
-/// Latency measured for one pool, from the client's region and from this node (each `None`
-/// when none of the pool's serving endpoints has a measurement from there). Milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct PoolLatency {
-    /// Mean measured percentile from the client region as a vantage.
-    pub from_client: Option<f64>,
-    /// Mean measured percentile from this node's region.
-    pub from_node: Option<f64>,
-}
-
-/// What the latency hysteresis did for one decision (shown by `explain`).
+/// What the excess hysteresis did for one pool (shown by `explain`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hysteresis {
-    /// The pool that led the previous tables.
-    pub incumbent: usize,
-    /// The best serving pool by the new scores.
-    pub challenger: usize,
-    /// Expected round trips, in ms.
-    pub incumbent_ms: f64,
-    /// Expected round trip of the challenger, in ms.
-    pub challenger_ms: f64,
-    /// How much better the challenger had to be, in ms.
+    /// The pool.
+    pub pool: usize,
+    /// The excess the previous tables published, in ms.
+    pub previous_ms: f64,
+    /// The excess measured now, in ms.
+    pub measured_ms: f64,
+    /// How far the measurement had to move to be published, in ms.
     pub margin_ms: f64,
-    /// Whether the challenger took the lead.
+    /// Whether the measurement was published.
     pub switched: bool,
 }
 
-/// Ranks the service's pools for `client` (a region index). `latency` is parallel to
-/// `service.pools` and read only for the `latency` policy (it may be empty otherwise).
+/// The excess to publish for a pool (see the module docs): `measured` is the measured excess
+/// now (ms, `None` without a measurement), `model_ms` the distance model from the node,
+/// `previous` the excess the previous tables published. Returns the published value and, when
+/// there was a previous value and a different measurement, what the hysteresis decided.
+pub fn excess(
+    pool: usize,
+    measured: Option<f64>,
+    model_ms: f64,
+    previous: Option<f64>,
+    ratio: f64,
+    min_ms: f64,
+) -> (f64, Option<Hysteresis>) {
+    match (measured, previous) {
+        (None, p) => (p.unwrap_or(0.0), None),
+        (Some(m), None) => (m, None),
+        (Some(m), Some(p)) if m == p => (p, None),
+        (Some(m), Some(p)) => {
+            let margin_ms = (ratio * (model_ms + p)).max(min_ms);
+            let switched = (m - p).abs() > margin_ms;
+            let note = Hysteresis {
+                pool,
+                previous_ms: p,
+                measured_ms: m,
+                margin_ms,
+                switched,
+            };
+            (if switched { m } else { p }, Some(note))
+        }
+    }
+}
+
+/// Ranks the service's pools for a client at the location of region `client`. `excess_ms` is
+/// parallel to `service.pools`: the published excess of each pool (`latency` only; it may be
+/// empty otherwise).
 pub fn rank(
     inputs: &PolicyInputs,
     service: &ServiceDef,
     client: usize,
-    latency: &[PoolLatency],
+    excess_ms: &[f64],
 ) -> Vec<RankedPool> {
     let client_region = &inputs.regions[client];
     let mut ranked: Vec<RankedPool> = service
@@ -123,19 +136,24 @@ pub fn rank(
         .iter()
         .enumerate()
         .map(|(position, &pool)| {
-            let region = inputs.pools[pool].region;
-            let distance_km = region_distance_km(client_region, &inputs.regions[region]);
+            let p = &inputs.pools[pool];
+            let distance_km = distance_km(client_region.lat, client_region.lon, p.lat, p.lon);
             let (score, reason) = match service.policy {
                 PolicyKind::Failover => (position as f64, RankReason::Configured),
                 PolicyKind::Weighted => (0.0, RankReason::Weighted),
                 PolicyKind::Nearest => (distance_km, RankReason::Distance),
-                PolicyKind::Geo => geo_score(inputs, client, region),
-                PolicyKind::Latency => expected_rtt(
-                    inputs,
-                    client,
-                    region,
-                    latency.get(position).copied().unwrap_or_default(),
-                ),
+                PolicyKind::Geo => geo_score(inputs, client, p.region),
+                PolicyKind::Latency => {
+                    let distance_ms = estimated_rtt_ms(distance_km);
+                    let excess_ms = excess_ms.get(position).copied().unwrap_or(0.0);
+                    (
+                        distance_ms + excess_ms,
+                        RankReason::EstimatedRtt {
+                            distance_ms,
+                            excess_ms,
+                        },
+                    )
+                }
             };
             RankedPool {
                 pool,
@@ -162,68 +180,6 @@ fn geo_score(inputs: &PolicyInputs, client: usize, region: usize) -> (f64, RankR
     } else {
         (1.0 + chain.len() as f64, RankReason::OtherRegion)
     }
-}
-
-/// Expected round trip in ms from `client` to a pool in `pool_region`, and how it was found
-/// (see the module docs).
-pub fn expected_rtt(
-    inputs: &PolicyInputs,
-    client: usize,
-    pool_region: usize,
-    latency: PoolLatency,
-) -> (f64, RankReason) {
-    if let Some(ms) = latency.from_client {
-        return (ms, RankReason::MeasuredRtt { vantage: client });
-    }
-    let regions = inputs.regions;
-    let distance_ms = estimated_rtt_ms(region_distance_km(&regions[client], &regions[pool_region]));
-    let excess_ms = latency.from_node.map_or(0.0, |measured| {
-        let model = estimated_rtt_ms(region_distance_km(
-            &regions[inputs.node_region],
-            &regions[pool_region],
-        ));
-        (measured - model).max(0.0)
-    });
-    (
-        distance_ms + excess_ms,
-        RankReason::EstimatedRtt {
-            distance_ms,
-            excess_ms,
-        },
-    )
-}
-
-/// Keeps the previous leader `incumbent` first unless the best serving pool beats it by more
-/// than `max(ratio × rtt_incumbent, min_ms)` (see the module docs). `serves(pool)` tells whether a
-/// pool has a serving endpoint. Returns `None` when there was nothing to decide: the incumbent
-/// still leads, no longer serves, or is no longer among the pools.
-pub fn apply_hysteresis(
-    ranked: &mut [RankedPool],
-    incumbent: usize,
-    serves: impl Fn(usize) -> bool,
-    ratio: f64,
-    min_ms: f64,
-) -> Option<Hysteresis> {
-    let at = ranked.iter().position(|r| r.pool == incumbent)?;
-    let best = ranked.iter().position(|r| serves(r.pool))?;
-    if best == at || !serves(incumbent) {
-        return None;
-    }
-    let (incumbent_ms, challenger_ms) = (ranked[at].score, ranked[best].score);
-    let margin_ms = (ratio * incumbent_ms).max(min_ms);
-    let switched = incumbent_ms - challenger_ms > margin_ms;
-    let note = Hysteresis {
-        incumbent,
-        challenger: ranked[best].pool,
-        incumbent_ms,
-        challenger_ms,
-        margin_ms,
-        switched,
-    };
-    if !switched {
-        ranked[..=at].rotate_right(1);
-    }
-    Some(note)
 }
 
 /// Spill levels for a ranking: consecutive pools with equal scores share a level.

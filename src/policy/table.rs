@@ -22,10 +22,13 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 use super::explain::{EndpointExplanation, Explanation, PoolExplanation, Tier};
 use super::pick::{EndpointRef, MAX_ANSWERS, pick};
-use super::rank::{self, PoolLatency, RankReason, RankedPool};
+use super::geometry::{distance_km, estimated_rtt_ms};
+use super::places::{Geometry, GeometryKey, Metric, Place, Site, Ties};
+use super::rank::{self, Hysteresis, RankReason, RankedPool};
 use super::spill::{self, PoolCapacity};
 use super::{PolicyInputs, Serving};
 use crate::config::model::{Fallback, PolicyKind, ServiceDef};
@@ -84,37 +87,82 @@ impl Decision {
     }
 }
 
-/// Decisions for every service × client region, indexed by position in the model.
+/// Decisions for every service and client place, indexed by position in the model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Tables {
     regions: usize,
+    /// Per service: where its decisions start and how a client picks one.
+    rows: Vec<Row>,
     decisions: Vec<Decision>,
-    /// Per service: whether any client region's answer differs from another's.
+    /// The geometries of the `nearest` and `latency` services.
+    geometries: Vec<Arc<Geometry>>,
+    /// Per service: whether any client's answer differs from another's.
     varies: Vec<bool>,
-    /// Per service: whether any client region's leading pool keeps less than all its traffic.
+    /// Per service: whether any client's leading pool keeps less than all its traffic.
     spills: Vec<bool>,
     service_names: Vec<String>,
-    region_names: Vec<String>,
-    pool_names: Vec<String>,
+    /// Per pool name: the latency excess (ms) this build published, for the next build's
+    /// hysteresis.
+    excess: HashMap<String, f64>,
+}
+
+/// How one service's decisions are laid out.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Row {
+    /// Index of its first decision.
+    start: usize,
+    /// Number of decisions.
+    len: usize,
+    /// `None`: one decision per client region. `Some(g)`: one per class of geometry `g`.
+    geometry: Option<usize>,
 }
 
 impl Tables {
-    /// The decision for `service` and `client_region` (indexes into the model the tables were
-    /// built from). Panics when out of range.
+    /// The decision for `service` and a client known only by its region (indexes into the
+    /// model the tables were built from; `nearest` and `latency` rank at the region's
+    /// location). Panics when out of range.
     #[inline]
     pub fn decision(&self, service: usize, client_region: usize) -> &Decision {
-        &self.decisions[service * self.regions + client_region]
+        let row = self.rows[service];
+        match row.geometry {
+            None => &self.decisions[row.start + client_region],
+            Some(g) => &self.decisions[row.start + self.geometries[g].class_of_region(client_region)],
+        }
     }
 
-    /// Whether the answer for `service` depends on the client's region at all. When it does not
-    /// (`failover`, `weighted`, a fallback, or regions that happen to agree), the answer's ECS
+    /// The decision for `service` and a client at `place`: by its cell when the service ranks by
+    /// distance and the client's position is known, else by its region.
+    #[inline]
+    pub fn decision_at(&self, service: usize, place: Place) -> &Decision {
+        let row = self.rows[service];
+        match (row.geometry, place.cell) {
+            (Some(g), Some(cell)) => {
+                &self.decisions[row.start + self.geometries[g].class_of(cell)]
+            }
+            _ => self.decision(service, place.region),
+        }
+    }
+
+    /// Every decision of `service` (one per region, or one per class).
+    pub fn decisions(&self, service: usize) -> &[Decision] {
+        let row = self.rows[service];
+        &self.decisions[row.start..row.start + row.len]
+    }
+
+    /// The geometry `service` ranks by, when it ranks by distance.
+    pub fn geometry(&self, service: usize) -> Option<&Geometry> {
+        self.rows[service].geometry.map(|g| &*self.geometries[g])
+    }
+
+    /// Whether the answer for `service` depends on where the client is at all. When it does not
+    /// (`failover`, `weighted`, a fallback, or places that happen to agree), the answer's ECS
     /// scope can be 0 so that resolvers cache one answer for everyone.
     pub fn varies_by_region(&self, service: usize) -> bool {
         self.varies[service]
     }
 
-    /// Whether, for some client region, part of the traffic spills away from its leading pool
-    /// (for metrics when the client was not located because every region gets the same answer).
+    /// Whether, for some client, part of the traffic spills away from its leading pool (for
+    /// metrics when the client was not located because every client gets the same answer).
     pub fn any_region_spills(&self, service: usize) -> bool {
         self.spills[service]
     }
@@ -129,59 +177,161 @@ impl Tables {
         self.regions
     }
 
-    /// The name of the pool that led `service` for `client_region`, by names.
-    fn leader(&self, service: &str, region: &str) -> Option<&str> {
-        let s = self.service_names.iter().position(|n| n == service)?;
-        let r = self.region_names.iter().position(|n| n == region)?;
-        let d = self.decision(s, r);
-        if d.explanation.policy != PolicyKind::Latency {
-            return None;
-        }
-        d.explanation.leader.map(|p| self.pool_names[p].as_str())
+    /// Heap bytes of the geometries and decisions (an estimate: vectors at their capacity).
+    pub fn heap_bytes(&self) -> usize {
+        let geometries: usize = self.geometries.iter().map(|g| g.heap_bytes()).sum();
+        let decisions: usize = self.decisions.iter().map(Decision::heap_bytes).sum();
+        geometries + decisions + self.decisions.capacity() * std::mem::size_of::<Decision>()
     }
 }
 
-/// Builds the decision tables (off the query path). `previous` supplies the incumbents for
-/// latency hysteresis; `None` on the first build.
+impl Decision {
+    /// Heap bytes held by this decision (an estimate).
+    fn heap_bytes(&self) -> usize {
+        let choices = match &self.answer {
+            Answer::Endpoints(c) => c
+                .iter()
+                .map(|c| {
+                    std::mem::size_of::<PoolChoice>()
+                        + c.endpoints.capacity() * std::mem::size_of::<EndpointRef>()
+                        + c.cumulative.capacity() * 8
+                })
+                .sum(),
+            _ => 0,
+        };
+        let pools: usize = self
+            .explanation
+            .pools
+            .iter()
+            .map(|p| {
+                std::mem::size_of::<PoolExplanation>()
+                    + p.endpoints.capacity() * std::mem::size_of::<EndpointExplanation>()
+            })
+            .sum();
+        choices + pools
+    }
+}
+
+/// Builds the decision tables (off the query path). `previous` supplies the latency excesses
+/// published last time (hysteresis) and geometries to reuse; `None` on the first build.
 pub fn build_tables(inputs: &PolicyInputs, previous: Option<&Tables>) -> Tables {
-    let pool_index: HashMap<&str, usize> = inputs
-        .pools
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.name.as_str(), i))
-        .collect();
-    let mut decisions = Vec::with_capacity(inputs.services.len() * inputs.regions.len());
+    let region_points: Vec<(f64, f64)> = inputs.regions.iter().map(|r| (r.lat, r.lon)).collect();
+    let mut rows = Vec::with_capacity(inputs.services.len());
+    let mut decisions = Vec::new();
+    let mut geometries: Vec<Arc<Geometry>> = Vec::new();
+    let mut excess_out = HashMap::new();
     for service in inputs.services {
         let state = ServiceState::read(inputs, service);
-        for client in 0..inputs.regions.len() {
-            let incumbent = previous
-                .and_then(|t| t.leader(&service.name, &inputs.regions[client].name))
-                .and_then(|name| pool_index.get(name).copied());
-            decisions.push(state.decide(inputs, service, client, incumbent));
+        let start = decisions.len();
+        let metric = match service.policy {
+            PolicyKind::Nearest => Some(Metric::Distance),
+            PolicyKind::Latency => Some(Metric::Rtt),
+            _ => None,
+        };
+        let Some(metric) = metric else {
+            for client in 0..inputs.regions.len() {
+                let ranked = rank::rank(inputs, service, client, &[]);
+                let levels = rank::levels(&ranked);
+                decisions.push(state.decide(inputs, service, Some(client), None, ranked, levels, Vec::new()));
+            }
+            rows.push(Row {
+                start,
+                len: decisions.len() - start,
+                geometry: None,
+            });
+            continue;
+        };
+        // `latency`: publish each pool's excess through the hysteresis.
+        let mut notes = Vec::new();
+        let sites: Vec<Site> = service
+            .pools
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| {
+                let pool = &inputs.pools[p];
+                let excess_ms = if metric == Metric::Rtt && state.tier != Tier::Fallback {
+                    let model = inputs.regions.get(inputs.node_region).map_or(0.0, |node| {
+                        estimated_rtt_ms(distance_km(node.lat, node.lon, pool.lat, pool.lon))
+                    });
+                    let measured = mean(&state.node_rtt[i]).map(|m| (m - model).max(0.0));
+                    let previous = previous.and_then(|t| t.excess.get(&pool.name).copied());
+                    let (published, note) = rank::excess(
+                        p,
+                        measured,
+                        model,
+                        previous,
+                        service.hysteresis_ratio,
+                        service.hysteresis_ms,
+                    );
+                    notes.extend(note);
+                    excess_out.insert(pool.name.clone(), published);
+                    published
+                } else {
+                    0.0
+                };
+                Site {
+                    pool: p,
+                    lat: pool.lat,
+                    lon: pool.lon,
+                    excess_ms,
+                }
+            })
+            .collect();
+        let ties = Ties {
+            km: service.tie_km,
+            ratio: service.tie_ratio,
+            radius: service.tie_radius,
+        };
+        let key = GeometryKey::new(metric, &sites, &region_points, ties);
+        let g = match geometries.iter().position(|g| *g.key() == key) {
+            Some(g) => g,
+            None => {
+                let reused = previous
+                    .and_then(|t| t.geometries.iter().find(|g| *g.key() == key))
+                    .cloned();
+                geometries.push(reused.unwrap_or_else(|| {
+                    Arc::new(Geometry::build(metric, &sites, &region_points, ties))
+                }));
+                geometries.len() - 1
+            }
+        };
+        for class in &geometries[g].classes {
+            decisions.push(state.decide(
+                inputs,
+                service,
+                None,
+                Some(class.at),
+                class.ranked.clone(),
+                class.levels.clone(),
+                notes.clone(),
+            ));
         }
+        rows.push(Row {
+            start,
+            len: decisions.len() - start,
+            geometry: Some(g),
+        });
     }
-    let regions = inputs.regions.len();
-    let varies = (0..inputs.services.len())
-        .map(|s| {
-            let row = &decisions[s * regions..(s + 1) * regions];
+    let varies = rows
+        .iter()
+        .map(|r| {
+            let row = &decisions[r.start..r.start + r.len];
             row.iter().any(|d| d.answer != row[0].answer)
         })
         .collect();
-    let spills = (0..inputs.services.len())
-        .map(|s| {
-            decisions[s * regions..(s + 1) * regions]
-                .iter()
-                .any(Decision::spills)
-        })
+    let spills = rows
+        .iter()
+        .map(|r| decisions[r.start..r.start + r.len].iter().any(Decision::spills))
         .collect();
     Tables {
-        regions,
+        regions: inputs.regions.len(),
+        rows,
         decisions,
+        geometries,
         varies,
         spills,
         service_names: inputs.services.iter().map(|s| s.name.clone()).collect(),
-        region_names: inputs.regions.iter().map(|r| r.name.clone()).collect(),
-        pool_names: inputs.pools.iter().map(|p| p.name.clone()).collect(),
+        excess: excess_out,
     }
 }
 
@@ -319,28 +469,19 @@ impl ServiceState {
             .collect()
     }
 
+    /// The decision for one client (a region, or a class of places ranked at `at`) from a
+    /// ranking and its levels.
+    #[allow(clippy::too_many_arguments)]
     fn decide(
         &self,
         inputs: &PolicyInputs,
         service: &ServiceDef,
-        client: usize,
-        incumbent: Option<usize>,
+        client_region: Option<usize>,
+        at: Option<(f64, f64, f64)>,
+        ranked: Vec<RankedPool>,
+        levels: Vec<usize>,
+        hysteresis: Vec<Hysteresis>,
     ) -> Decision {
-        let latency_policy = service.policy == PolicyKind::Latency && self.tier != Tier::Fallback;
-        let client_rtt = match latency_policy {
-            true if client == inputs.node_region => self.node_rtt.clone(),
-            true => self.measure(inputs, service, client),
-            false => Vec::new(),
-        };
-        let latency: Vec<PoolLatency> = match latency_policy {
-            true => (0..service.pools.len())
-                .map(|i| PoolLatency {
-                    from_client: mean(&client_rtt[i]),
-                    from_node: mean(&self.node_rtt[i]),
-                })
-                .collect(),
-            false => Vec::new(),
-        };
         let slot = |pool: usize| {
             service
                 .pools
@@ -348,18 +489,6 @@ impl ServiceState {
                 .position(|&p| p == pool)
                 .expect("ranked pool belongs to the service")
         };
-        let mut ranked = rank::rank(inputs, service, client, &latency);
-        let hysteresis = match (latency_policy, incumbent) {
-            (true, Some(b)) => rank::apply_hysteresis(
-                &mut ranked,
-                b,
-                |p| self.capacity[slot(p)].healthy > 0,
-                service.hysteresis_ratio,
-                service.hysteresis_ms,
-            ),
-            _ => None,
-        };
-        let levels = rank::levels(&ranked);
         let slots: Vec<usize> = ranked.iter().map(|r| slot(r.pool)).collect();
         let of = service.overprovisioning;
 
@@ -416,7 +545,7 @@ impl ServiceState {
             .zip(&levels)
             .zip(&shares)
             .map(|(((r, &i), &level), &share)| {
-                self.explain_pool(inputs, *r, i, level, share, of, &latency, &client_rtt)
+                self.explain_pool(inputs, *r, i, level, share, of)
             })
             .collect();
         let leader = match self.tier {
@@ -438,7 +567,8 @@ impl ServiceState {
             answers: service.answers,
             explanation: Explanation {
                 policy: service.policy,
-                client_region: client,
+                client_region,
+                at,
                 tier: self.tier,
                 withdrawn: self.withdrawn,
                 leader,
@@ -492,12 +622,9 @@ impl ServiceState {
         level: usize,
         share: f64,
         of: f64,
-        latency: &[PoolLatency],
-        client_rtt: &[Vec<Option<f64>>],
     ) -> PoolExplanation {
         let rtts = match ranked.reason {
-            RankReason::MeasuredRtt { .. } => client_rtt.get(i),
-            _ if !latency.is_empty() => self.node_rtt.get(i),
+            RankReason::EstimatedRtt { .. } => self.node_rtt.get(i),
             _ => None,
         };
         let defs = &inputs.pools[ranked.pool].endpoints;

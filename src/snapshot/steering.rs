@@ -6,15 +6,16 @@
 //! [`build_tables`], off the query path, whenever health changes (debounced), every few seconds
 //! for latency, and on reload; the server swaps them in together with the snapshot they belong to.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::model::{EndpointId, Fallback, Percentile};
 use crate::config::policy::Model;
-use crate::geo::{GeoSource, RegionMap, RegionMapSpec, RegionSpec};
+use crate::geo::{GeoSource, Placement, RegionMap, RegionMapSpec, RegionSpec};
 use crate::health::state::Serving;
 
-use crate::policy::{PolicyInputs, Tables, build_tables as build_policy_tables};
+use crate::policy::{Cell, PolicyInputs, Tables, build_tables as build_policy_tables};
 use crate::wire::NameBuf;
 use crate::zone::NameIndex;
 use crate::zone::build::name_wire_str;
@@ -162,10 +163,33 @@ impl Steering {
         self.services.get_name(name).map(|i| i as usize)
     }
 
+    /// Where the client at `ip` is: its placement (region, ECS scope, the rule and record that
+    /// decided) and, when `with_position` (the service ranks by distance) and the client's
+    /// position is known from the database, its cell. An override or region prefix decides
+    /// alone: the client then counts as at its region's location. The one locating function of
+    /// the query path, `explain` and `simulate`. No allocation, lock or I/O.
+    #[inline]
+    pub fn locate(&self, ip: IpAddr, with_position: bool) -> (Placement, Option<Cell>) {
+        let db = self.geo.as_ref().map(|g| g.load());
+        let placement = self
+            .regions
+            .locate_with(ip, db.as_deref().map(|d| &**d), with_position);
+        let cell = match (with_position, &placement.location) {
+            (true, Some(l)) => position_of(l).map(|(lat, lon, r)| Cell::of(lat, lon, r)),
+            _ => None,
+        };
+        (placement, cell)
+    }
+
     /// The service answering a lowercase wire name, if any.
     pub fn service_wire(&self, lower_wire: &[u8]) -> Option<usize> {
         self.services.get(lower_wire).map(|i| i as usize)
     }
+}
+
+/// A located client's position: latitude, longitude, accuracy radius (km).
+fn position_of(l: &crate::geo::Location) -> Option<(f64, f64, f64)> {
+    l.lat_lon.map(|(lat, lon)| (lat, lon, 0.0))
 }
 
 /// Health and latency of every endpoint, indexed by [`EndpointId`]: what the health monitor
@@ -243,7 +267,7 @@ pub fn record_rebuild(st: &Steering, tables: Option<&Tables>, took: Duration) {
         .record(took.as_secs_f64());
     let Some(tables) = tables else { return };
     for (i, s) in st.model.services.iter().enumerate() {
-        let degraded = (0..tables.regions()).any(|r| tables.decision(i, r).degraded);
+        let degraded = tables.decisions(i).iter().any(|d| d.degraded);
         metrics::gauge!("meridian_policy_service_degraded", "service" => s.name.clone())
             .set(if degraded { 1.0 } else { 0.0 });
     }

@@ -43,11 +43,18 @@ pub fn pool(name: &str, region: usize, n: usize) -> PoolDef {
             checks: Vec::new(),
         })
         .collect();
+    // Pools sit at their region's location (see World::new).
+    let (lat, lon) = [(50.1, 8.7), (38.9, -77.0), (1.35, 103.8), (-23.5, -46.6)]
+        .get(region)
+        .copied()
+        .unwrap_or((0.0, 0.0));
     PoolDef {
         name: name.into(),
         region,
         weight: 1,
         endpoints,
+        lat,
+        lon,
     }
 }
 
@@ -65,6 +72,9 @@ pub fn service(name: &str, policy: PolicyKind, pools: &[usize]) -> ServiceDef {
         hysteresis_ratio: 0.2,
         hysteresis_ms: 10.0,
         use_ecs: true,
+        tie_km: 0.0,
+        tie_ratio: 0.0,
+        tie_radius: 0.0,
     }
 }
 

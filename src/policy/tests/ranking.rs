@@ -96,20 +96,23 @@ fn nearest_ranks_by_great_circle_distance_and_ties_keep_configured_order() {
 }
 
 #[test]
-fn latency_uses_measurements_from_a_vantage_client_region() {
+fn latency_at_the_node_scores_what_the_node_measured() {
     let mut w = World::new();
-    // Seen from eu (the node), the local pool is slow and us is fast.
-    w.measure(EU, 0, 120.0);
-    w.measure(EU, 1, 90.0);
-    w.measure(EU, 2, 160.0);
+    let eu_us = estimated_rtt_ms(region_distance_km(&w.regions[EU], &w.regions[US]));
+    // Seen from eu (the node), the local pool is slow and us is fast for its distance.
+    w.measure(EU, 0, 100.0);
+    w.measure(EU, 1, eu_us + 10.0);
+    w.measure(EU, 2, 90.0); // faster than its model (about 103 ms): no excess
     w.services
         .push(service("www", PolicyKind::Latency, &[0, 1, 2]));
     let t = w.build(None);
     assert_eq!(order(&w, &t, 0, EU), names(&["us", "eu", "ap"]));
     let p = &t.decision(0, EU).explanation.pools;
-    assert_eq!(p[0].ranked.reason, RankReason::MeasuredRtt { vantage: EU });
-    assert!(close(p[0].ranked.score, 90.0, 1e-9) && close(p[1].ranked.score, 120.0, 1e-9));
-    assert_eq!(p[0].endpoints[0].rtt_ms, Some(90.0));
+    // At the node's own location, distance model + excess is the measurement itself.
+    assert!(close(p[0].ranked.score, eu_us + 10.0, 1e-5), "{:?}", p[0]);
+    assert!(close(p[1].ranked.score, 100.0, 1e-5));
+    assert!(close(p[2].ranked.score, p[2].ranked.distance_km / 100.0, 1e-9));
+    assert_eq!(p[1].endpoints[0].rtt_ms, Some(100.0));
 }
 
 #[test]
@@ -201,9 +204,10 @@ fn latency_without_any_measurement_is_the_distance_model() {
 #[test]
 fn latency_reads_the_services_percentile() {
     let mut w = World::new();
-    w.measure(EU, 0, 30.0); // p90 60
+    let eu_us = estimated_rtt_ms(region_distance_km(&w.regions[EU], &w.regions[US]));
+    w.measure(EU, 0, 100.0); // p90 200
     for e in 0..4 {
-        w.rtt.insert((EU, 1, e), (20.0, 100.0));
+        w.rtt.insert((EU, 1, e), (eu_us + 20.0, eu_us + 200.0));
     }
     w.services
         .push(service("p50", PolicyKind::Latency, &[0, 1]));
@@ -216,76 +220,82 @@ fn latency_reads_the_services_percentile() {
     assert_eq!(order(&w, &t, 1, EU), names(&["eu", "us"]));
 }
 
+/// The excess (ms) `pool` was ranked with for clients of `client`.
+fn excess_of(t: &Tables, client: usize, pool: usize) -> f64 {
+    let p = t
+        .decision(0, client)
+        .explanation
+        .pools
+        .iter()
+        .find(|p| p.ranked.pool == pool)
+        .unwrap();
+    match p.ranked.reason {
+        RankReason::EstimatedRtt { excess_ms, .. } => excess_ms,
+        r => panic!("{r:?}"),
+    }
+}
+
 #[test]
-fn hysteresis_keeps_the_leader_on_small_gains_and_switches_on_big_ones() {
+fn hysteresis_keeps_the_published_excess_on_small_moves_and_publishes_big_ones() {
     let mut w = World::new();
     w.measure(EU, 0, 20.0);
-    w.measure(EU, 1, 25.0);
     w.services
         .push(service("www", PolicyKind::Latency, &[0, 1]));
     let t1 = w.build(None);
-    assert_eq!(order(&w, &t1, 0, EU), names(&["eu", "us"]));
-    assert_eq!(t1.decision(0, EU).explanation.hysteresis, None);
+    assert!(close(excess_of(&t1, EU, 0), 20.0, 1e-5));
+    assert!(t1.decision(0, EU).explanation.hysteresis.is_empty());
 
-    // us now better by 8 ms: less than max(20 % of 20, 10 ms) → eu stays.
-    w.measure(EU, 1, 12.0);
-    assert_eq!(
-        w.build(None).decision(0, EU).explanation.pools[0]
-            .ranked
-            .pool,
-        1,
-        "without history us leads"
-    );
+    // 8 ms more: less than max(20 % of 20, 10 ms) → the published 20 stays.
+    w.measure(EU, 0, 28.0);
+    assert!(close(excess_of(&w.build(None), EU, 0), 28.0, 1e-5), "without history");
     let t2 = w.build(Some(&t1));
-    assert_eq!(order(&w, &t2, 0, EU), names(&["eu", "us"]));
-    let h = t2.decision(0, EU).explanation.hysteresis.unwrap();
-    assert!(!h.switched && h.incumbent == 0 && h.challenger == 1 && close(h.margin_ms, 10.0, 1e-9));
-    assert_eq!(shares(&w, &t2, 0, EU)[0], ("eu".into(), 1.0));
-    assert!(!t2.decision(0, EU).degraded);
+    assert!(close(excess_of(&t2, EU, 0), 20.0, 1e-5));
+    let h = t2.decision(0, US).explanation.hysteresis[0];
+    assert!(!h.switched && h.pool == 0 && close(h.margin_ms, 10.0, 1e-9), "{h:?}");
+    // Every client place sees the same published excess.
+    assert!(close(excess_of(&t2, US, 0), 20.0, 1e-5));
 
     // Still only 8 ms after another build: history carries on.
     let t3 = w.build(Some(&t2));
-    assert_eq!(order(&w, &t3, 0, EU), names(&["eu", "us"]));
+    assert!(close(excess_of(&t3, EU, 0), 20.0, 1e-5));
 
-    // us better by 15 ms > 10 ms → switch, and the new leader sticks next time.
-    w.measure(EU, 1, 5.0);
+    // 15 ms > 10 ms → published, and the new value is the reference next time.
+    w.measure(EU, 0, 35.0);
     let t4 = w.build(Some(&t3));
-    assert_eq!(order(&w, &t4, 0, EU), names(&["us", "eu"]));
-    assert!(t4.decision(0, EU).explanation.hysteresis.unwrap().switched);
-    w.measure(EU, 1, 12.0);
-    let t5 = w.build(Some(&t4));
-    assert_eq!(order(&w, &t5, 0, EU), names(&["us", "eu"]));
+    assert!(close(excess_of(&t4, EU, 0), 35.0, 1e-5));
+    assert!(t4.decision(0, EU).explanation.hysteresis[0].switched);
+    w.measure(EU, 0, 28.0);
+    assert!(close(excess_of(&w.build(Some(&t4)), EU, 0), 35.0, 1e-5));
 }
 
 #[test]
-fn hysteresis_margin_scales_with_the_incumbents_rtt() {
+fn hysteresis_margin_scales_with_the_pools_round_trip() {
     let mut w = World::new();
     w.measure(EU, 0, 200.0);
-    w.measure(EU, 1, 250.0);
     w.services
         .push(service("www", PolicyKind::Latency, &[0, 1]));
     let t1 = w.build(None);
-    w.measure(EU, 1, 165.0); // 35 ms better: less than 20 % of 200 = 40
+    w.measure(EU, 0, 165.0); // 35 ms less: within 20 % of 200 = 40
     let t2 = w.build(Some(&t1));
-    assert_eq!(order(&w, &t2, 0, EU), names(&["eu", "us"]));
-    w.measure(EU, 1, 155.0); // 45 ms better
-    assert_eq!(order(&w, &w.build(Some(&t2)), 0, EU), names(&["us", "eu"]));
+    assert!(close(excess_of(&t2, EU, 0), 200.0, 1e-5));
+    w.measure(EU, 0, 155.0); // 45 ms less
+    assert!(close(excess_of(&w.build(Some(&t2)), EU, 0), 155.0, 1e-5));
 }
 
 #[test]
-fn hysteresis_lets_go_of_a_leader_that_no_longer_serves() {
+fn a_pool_without_measurement_keeps_its_published_excess_and_the_lead_moves_on() {
     let mut w = World::new();
     w.measure(EU, 0, 20.0);
-    w.measure(EU, 1, 25.0);
     w.services
         .push(service("www", PolicyKind::Latency, &[0, 1]));
     let t1 = w.build(None);
     w.set(0, 0..4, Serving::Down);
     let t2 = w.build(Some(&t1));
     let d = t2.decision(0, EU);
-    assert_eq!(d.explanation.hysteresis, None);
+    assert!(d.explanation.hysteresis.is_empty());
     assert_eq!(d.explanation.leader, Some(1));
-    // eu stays ranked (by distance now: nothing serving was measured) but takes no traffic.
+    assert!(close(excess_of(&t2, EU, 0), 20.0, 1e-5));
+    // eu stays ranked first but takes no traffic.
     assert_eq!(
         shares(&w, &t2, 0, EU),
         vec![("eu".into(), 0.0), ("us".into(), 1.0)]
@@ -293,27 +303,23 @@ fn hysteresis_lets_go_of_a_leader_that_no_longer_serves() {
 }
 
 #[test]
-fn hysteresis_matches_previous_tables_by_name_across_renumbering() {
+fn hysteresis_matches_previous_tables_by_pool_name_across_renumbering() {
     let mut w = World::new();
     w.measure(EU, 0, 20.0);
-    w.measure(EU, 1, 25.0);
     w.services
         .push(service("www", PolicyKind::Latency, &[0, 1]));
     let t1 = w.build(None);
     // A reload that adds a service in front and reorders the pools.
     let mut v = World::new();
     v.pools.swap(0, 1);
-    v.pools[0].region = US;
-    v.pools[1].region = EU;
-    v.measure(EU, 1, 20.0);
-    v.measure(EU, 0, 12.0);
+    v.measure(EU, 1, 26.0);
     v.services
         .push(service("other", PolicyKind::Failover, &[0]));
     v.services
         .push(service("www", PolicyKind::Latency, &[0, 1]));
     let t2 = v.build(Some(&t1));
-    assert_eq!(order(&v, &t2, 1, EU), names(&["eu", "us"]));
-    assert!(!t2.decision(1, EU).explanation.hysteresis.unwrap().switched);
+    let h = t2.decision(1, EU).explanation.hysteresis[0];
+    assert!(!h.switched && h.pool == 1 && close(h.previous_ms, 20.0, 1e-5), "{h:?}");
 }
 
 #[test]

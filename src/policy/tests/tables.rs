@@ -365,7 +365,10 @@ fn random_worlds_always_answer_sensibly() {
             w.services.push(s);
         }
         let t = w.build(None);
-        assert_eq!(t, w.build(None), "round {round}");
+        // (Geometries take a moment to build: check determinism on every tenth world.)
+        if round % 10 == 0 {
+            assert_eq!(t, w.build(None), "round {round}");
+        }
         for (s, &policy) in policies.iter().enumerate() {
             for r in 0..4 {
                 let d = t.decision(s, r);

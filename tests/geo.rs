@@ -50,8 +50,8 @@ fn city_test_database() {
     let db = city();
     assert_eq!(db.database_type(), "GeoIP2-City");
     assert_eq!(db.ip_version(), 6);
-    // (address, continent, country, subdivision, lat/lon, prefix length), as in MaxMind's
-    // source-data/GeoIP2-City-Test.json.
+    // (address, continent, country, subdivision, lat/lon, accuracy radius, prefix length), as
+    // in MaxMind's source-data/GeoIP2-City-Test.json.
     let cases = [
         (
             "81.2.69.142",
@@ -59,15 +59,25 @@ fn city_test_database() {
             "GB",
             Some("ENG"),
             (51.5142, -0.0931),
+            10,
             31,
         ),
-        ("2.125.160.216", "EU", "GB", Some("ENG"), (51.75, -1.25), 29),
+        (
+            "2.125.160.216",
+            "EU",
+            "GB",
+            Some("ENG"),
+            (51.75, -1.25),
+            100,
+            29,
+        ),
         (
             "89.160.20.112",
             "EU",
             "SE",
             Some("E"),
             (58.4167, 15.6167),
+            76,
             28,
         ),
         (
@@ -76,6 +86,7 @@ fn city_test_database() {
             "US",
             Some("WA"),
             (47.2513, -122.3149),
+            22,
             29,
         ),
         (
@@ -84,24 +95,43 @@ fn city_test_database() {
             "US",
             Some("CA"),
             (32.7405, -117.0935),
+            100,
             22,
         ),
-        ("149.101.100.1", "NA", "US", None, (37.751, -97.822), 28),
-        ("67.43.156.1", "AS", "BT", None, (27.5, 90.5), 24),
-        ("2001:218::1", "AS", "JP", None, (35.68536, 139.75309), 32),
+        (
+            "149.101.100.1",
+            "NA",
+            "US",
+            None,
+            (37.751, -97.822),
+            1000,
+            28,
+        ),
+        ("67.43.156.1", "AS", "BT", None, (27.5, 90.5), 534, 24),
+        (
+            "2001:218::1",
+            "AS",
+            "JP",
+            None,
+            (35.68536, 139.75309),
+            100,
+            32,
+        ),
         (
             "2001:480:10::1",
             "NA",
             "US",
             Some("CA"),
             (32.7203, -117.1552),
+            20,
             48,
         ),
     ];
-    for (addr, continent, country, sub, lat_lon, len) in cases {
+    for (addr, continent, country, sub, lat_lon, accuracy, len) in cases {
         let l = db.lookup(ip(addr)).unwrap();
         assert_eq!(codes(&l), (Some(continent), Some(country), sub), "{addr}");
         assert_eq!(l.lat_lon, Some(lat_lon), "{addr}");
+        assert_eq!(l.accuracy_km, Some(accuracy), "{addr}");
         assert_eq!(l.prefix_len, len, "{addr}");
         assert!(l.is_known());
     }
@@ -146,7 +176,11 @@ fn country_test_databases() {
                 (Some(continent), Some(country), None),
                 "{file} {addr}"
             );
-            assert_eq!((l.lat_lon, l.prefix_len), (None, len), "{file} {addr}");
+            assert_eq!(
+                (l.lat_lon, l.accuracy_km, l.prefix_len),
+                (None, None, len),
+                "{file} {addr}"
+            );
         }
     }
     let lite_city = GeoDb::open(data("test/GeoLite2-City-Test.mmdb")).unwrap();
@@ -199,7 +233,7 @@ fn iptoasn_default_database() {
         let l = db.lookup(ip(addr)).unwrap();
         assert_eq!(codes(&l), (Some(continent), Some(country), None), "{addr}");
         assert!(
-            l.lat_lon.is_none() && (8..=64).contains(&l.prefix_len),
+            l.lat_lon.is_none() && l.accuracy_km.is_none() && (8..=64).contains(&l.prefix_len),
             "{addr}: {l:?}"
         );
     }
@@ -234,7 +268,7 @@ fn iptoasn_default_database() {
     );
 }
 
-/// The hot-path budget: after warm-up, placing clients allocates nothing.
+/// The hot-path budget: after warm-up, placing clients and positioning them allocates nothing.
 #[test]
 fn locate_does_not_allocate() {
     let (map, city, default_db) = (

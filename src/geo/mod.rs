@@ -6,7 +6,8 @@
 //!
 //! - [`GeoDb`] ([`db`]): a memory-mapped, verified `.mmdb` file; decodes GeoIP2 / GeoLite2 City
 //!   and Country, DB-IP, and the flat `country_code` schema of ip-location-db into a
-//!   [`Location`] (continent, country, subdivision, coordinates, network prefix length).
+//!   [`Location`] (continent, country, subdivision, coordinates and their accuracy radius,
+//!   network prefix length).
 //! - [`GeoSource`] ([`source`]): the file on disk and the database serving from it; picks up a
 //!   file replaced by rename, rejects a corrupt one and keeps the old.
 //! - [`RegionMap`] ([`regions`]): overrides, region prefixes, subdivisions, countries,

@@ -2,17 +2,20 @@
 //! geo-data/, and databases written here with `mmdb-writer`.
 //!
 //! Here: decoding and prefix lengths of each shipped database, the continent table against real
-//! data, and the no-allocation budget of `RegionMap::locate`. In tests/geo/: region precedence
-//! and ECS scopes (`regions`), reload by rename and refusal of bad files (`reload`), databases
-//! of every schema written by the test (`written`).
+//! data, and the no-allocation budget of `RegionMap::locate` and `geo::position`. In tests/geo/:
+//! region precedence and ECS scopes (`regions`), reload by rename and refusal of bad files
+//! (`reload`), databases of every schema written by the test (`written`), client positions and
+//! the country centroid table (`positions`).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use meridian::geo::continent::continent_of;
-use meridian::geo::{GeoDb, GeoSource, Location};
+use meridian::geo::{GeoDb, GeoSource, Location, PositionSource, position};
 
+#[path = "geo/positions.rs"]
+mod positions;
 #[path = "geo/regions.rs"]
 mod regions;
 #[path = "geo/reload.rs"]
@@ -294,11 +297,25 @@ fn locate_does_not_allocate() {
     .map(|a| ip(a))
     .collect();
     let mut sink = 0usize;
+    // What position() is given: each database's location of each address, looked up before
+    // counting, and once more as a country-only location (so that both sources are taken).
+    let locations: Vec<Location> = addrs
+        .iter()
+        .flat_map(|a| [city.lookup(*a).unwrap(), default_db.lookup(*a).unwrap()])
+        .flat_map(|l| [l, Location { lat_lon: None, ..l }])
+        .collect();
+    let mut positioned = [0usize; 2]; // from records, from country centroids
     let mut run = || {
         for a in &addrs {
             sink += map.locate(*a, Some(&city)).region;
             sink += map.locate(*a, Some(&default_db)).scope_prefix as usize;
             sink += map.locate(*a, Some(&**source.load())).region;
+        }
+        for l in &locations {
+            if let Some(p) = position(std::hint::black_box(l)) {
+                positioned[usize::from(p.source == PositionSource::CountryCentroid)] += 1;
+                sink += p.radius_km as usize;
+            }
         }
     };
     run();
@@ -314,6 +331,13 @@ fn locate_does_not_allocate() {
         run();
     }
     let allocs = counting_alloc::thread_allocations() - before;
-    assert_eq!(allocs, 0, "allocations in 33000 placements");
+    assert_eq!(
+        allocs, 0,
+        "allocations in 33000 placements and 44000 positions"
+    );
     assert!(sink > 0);
+    // Both sources were taken, in each of the 1001 runs: the City database has coordinates for
+    // 7 of the addresses (each also positioned without them, by its country), the iptoasn one
+    // a country for 10 (twice each).
+    assert_eq!(positioned, [1001 * 7, 1001 * (7 + 20)]);
 }

@@ -69,7 +69,12 @@ impl GeoDb {
     /// network of the search tree and every record it points to, decoded once and kept (see
     /// the module docs). Tens of milliseconds for a country database of some megabytes (release
     /// build). Errors name the file.
+    ///
+    /// Also parses the compiled-in country centroid table if nothing has yet
+    /// ([`super::centroids::load`]), so that [`super::position()`] of a looked-up location never
+    /// pays for it.
     pub fn open(path: impl AsRef<Path>) -> Result<GeoDb, GeoError> {
+        super::centroids::load();
         let path = path.as_ref();
         let io = |source| GeoError::Io {
             path: path.to_owned(),

@@ -24,7 +24,9 @@ and the ring around the South Pole handled), on a sphere of radius 6371.0088 km:
 Natural Earth draws some territories that ISO codes separately inside their sovereign's feature
 (French Guiana in France, Svalbard in Norway, ...): SPLIT carves them out by bounding box. Some
 features have no ISO id (Kosovo, Northern Cyprus, ...): NAMED assigns them. Features left
-unassigned (disputed or uninhabited reefs and claims) are listed on stderr.
+unassigned (disputed or uninhabited reefs and claims) are listed on stderr. A territory whose
+every polygon the data's quantization collapsed into a line (Vatican City) gets the middle of its
+points and a radius of half their extent, at least MIN_RADIUS_KM.
 
 Finally every country code used by the shipped geo-data/iptoasn-country.mmdb must have a row,
 except the registry pseudo-codes in NO_TERRITORY; otherwise the script fails and writes nothing.
@@ -87,17 +89,21 @@ NO_TERRITORY = {"AP", "EU"}
 
 
 def npm_pack(pkg, version, into):
+    """Fetches a package's tarball from the npm registry into a folder; returns its path."""
     subprocess.run(["npm", "pack", "--silent", f"{pkg}@{version}"], cwd=into, check=True,
                    stdout=subprocess.DEVNULL)
     return os.path.join(into, f"{pkg}-{version}.tgz")
 
 
 def member(tgz, name):
+    """The bytes of one file of an npm tarball."""
     with tarfile.open(tgz) as t:
         return t.extractfile(f"package/{name}").read()
 
 
 def check_package(tgz, pkg, version, license_):
+    """Exits unless the tarball is the pinned package, at the pinned version, under the licence
+    the README documents."""
     meta = json.loads(member(tgz, "package.json"))
     if (meta["name"], meta["version"], meta["license"]) != (pkg, version, license_):
         sys.exit(f"centroids.py: {tgz}: expected {pkg} {version} ({license_}), found "

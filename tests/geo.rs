@@ -2,17 +2,20 @@
 //! geo-data/, and databases written here with `mmdb-writer`.
 //!
 //! Here: decoding and prefix lengths of each shipped database, the continent table against real
-//! data, and the no-allocation budget of `RegionMap::locate`. In tests/geo/: region precedence
-//! and ECS scopes (`regions`), reload by rename and refusal of bad files (`reload`), databases
-//! of every schema written by the test (`written`).
+//! data, and the no-allocation budget of `RegionMap::locate` and `geo::position`. In tests/geo/:
+//! region precedence and ECS scopes (`regions`), reload by rename and refusal of bad files
+//! (`reload`), databases of every schema written by the test (`written`), client positions and
+//! the country centroid table (`positions`).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use meridian::geo::continent::continent_of;
-use meridian::geo::{GeoDb, GeoSource, Location};
+use meridian::geo::{GeoDb, GeoSource, Location, PositionSource, position};
 
+#[path = "geo/positions.rs"]
+mod positions;
 #[path = "geo/regions.rs"]
 mod regions;
 #[path = "geo/reload.rs"]
@@ -50,8 +53,8 @@ fn city_test_database() {
     let db = city();
     assert_eq!(db.database_type(), "GeoIP2-City");
     assert_eq!(db.ip_version(), 6);
-    // (address, continent, country, subdivision, lat/lon, prefix length), as in MaxMind's
-    // source-data/GeoIP2-City-Test.json.
+    // (address, continent, country, subdivision, lat/lon, accuracy radius, prefix length), as
+    // in MaxMind's source-data/GeoIP2-City-Test.json.
     let cases = [
         (
             "81.2.69.142",
@@ -59,15 +62,25 @@ fn city_test_database() {
             "GB",
             Some("ENG"),
             (51.5142, -0.0931),
+            10,
             31,
         ),
-        ("2.125.160.216", "EU", "GB", Some("ENG"), (51.75, -1.25), 29),
+        (
+            "2.125.160.216",
+            "EU",
+            "GB",
+            Some("ENG"),
+            (51.75, -1.25),
+            100,
+            29,
+        ),
         (
             "89.160.20.112",
             "EU",
             "SE",
             Some("E"),
             (58.4167, 15.6167),
+            76,
             28,
         ),
         (
@@ -76,6 +89,7 @@ fn city_test_database() {
             "US",
             Some("WA"),
             (47.2513, -122.3149),
+            22,
             29,
         ),
         (
@@ -84,24 +98,43 @@ fn city_test_database() {
             "US",
             Some("CA"),
             (32.7405, -117.0935),
+            100,
             22,
         ),
-        ("149.101.100.1", "NA", "US", None, (37.751, -97.822), 28),
-        ("67.43.156.1", "AS", "BT", None, (27.5, 90.5), 24),
-        ("2001:218::1", "AS", "JP", None, (35.68536, 139.75309), 32),
+        (
+            "149.101.100.1",
+            "NA",
+            "US",
+            None,
+            (37.751, -97.822),
+            1000,
+            28,
+        ),
+        ("67.43.156.1", "AS", "BT", None, (27.5, 90.5), 534, 24),
+        (
+            "2001:218::1",
+            "AS",
+            "JP",
+            None,
+            (35.68536, 139.75309),
+            100,
+            32,
+        ),
         (
             "2001:480:10::1",
             "NA",
             "US",
             Some("CA"),
             (32.7203, -117.1552),
+            20,
             48,
         ),
     ];
-    for (addr, continent, country, sub, lat_lon, len) in cases {
+    for (addr, continent, country, sub, lat_lon, accuracy, len) in cases {
         let l = db.lookup(ip(addr)).unwrap();
         assert_eq!(codes(&l), (Some(continent), Some(country), sub), "{addr}");
         assert_eq!(l.lat_lon, Some(lat_lon), "{addr}");
+        assert_eq!(l.accuracy_km, Some(accuracy), "{addr}");
         assert_eq!(l.prefix_len, len, "{addr}");
         assert!(l.is_known());
     }
@@ -146,7 +179,11 @@ fn country_test_databases() {
                 (Some(continent), Some(country), None),
                 "{file} {addr}"
             );
-            assert_eq!((l.lat_lon, l.prefix_len), (None, len), "{file} {addr}");
+            assert_eq!(
+                (l.lat_lon, l.accuracy_km, l.prefix_len),
+                (None, None, len),
+                "{file} {addr}"
+            );
         }
     }
     let lite_city = GeoDb::open(data("test/GeoLite2-City-Test.mmdb")).unwrap();
@@ -199,7 +236,7 @@ fn iptoasn_default_database() {
         let l = db.lookup(ip(addr)).unwrap();
         assert_eq!(codes(&l), (Some(continent), Some(country), None), "{addr}");
         assert!(
-            l.lat_lon.is_none() && (8..=64).contains(&l.prefix_len),
+            l.lat_lon.is_none() && l.accuracy_km.is_none() && (8..=64).contains(&l.prefix_len),
             "{addr}: {l:?}"
         );
     }
@@ -234,7 +271,7 @@ fn iptoasn_default_database() {
     );
 }
 
-/// The hot-path budget: after warm-up, placing clients allocates nothing.
+/// The hot-path budget: after warm-up, placing clients and positioning them allocates nothing.
 #[test]
 fn locate_does_not_allocate() {
     let (map, city, default_db) = (
@@ -260,11 +297,25 @@ fn locate_does_not_allocate() {
     .map(|a| ip(a))
     .collect();
     let mut sink = 0usize;
+    // What position() is given: each database's location of each address, looked up before
+    // counting, and once more as a country-only location (so that both sources are taken).
+    let locations: Vec<Location> = addrs
+        .iter()
+        .flat_map(|a| [city.lookup(*a).unwrap(), default_db.lookup(*a).unwrap()])
+        .flat_map(|l| [l, Location { lat_lon: None, ..l }])
+        .collect();
+    let mut positioned = [0usize; 2]; // from records, from country centroids
     let mut run = || {
         for a in &addrs {
             sink += map.locate(*a, Some(&city)).region;
             sink += map.locate(*a, Some(&default_db)).scope_prefix as usize;
             sink += map.locate(*a, Some(&**source.load())).region;
+        }
+        for l in &locations {
+            if let Some(p) = position(std::hint::black_box(l)) {
+                positioned[usize::from(p.source == PositionSource::CountryCentroid)] += 1;
+                sink += p.radius_km as usize;
+            }
         }
     };
     run();
@@ -280,6 +331,13 @@ fn locate_does_not_allocate() {
         run();
     }
     let allocs = counting_alloc::thread_allocations() - before;
-    assert_eq!(allocs, 0, "allocations in 33000 placements");
+    assert_eq!(
+        allocs, 0,
+        "allocations in 33000 placements and 44000 positions"
+    );
     assert!(sink > 0);
+    // Both sources were taken, in each of the 1001 runs: the City database has coordinates for
+    // 7 of the addresses (each also positioned without them, by its country), the iptoasn one
+    // a country for 10 (twice each).
+    assert_eq!(positioned, [1001 * 7, 1001 * (7 + 20)]);
 }

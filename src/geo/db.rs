@@ -3,7 +3,7 @@
 //! Understood schemas, all read by one borrowed record type (unknown fields are skipped):
 //! - GeoIP2 / GeoLite2 City and Country, DB-IP (same shape): `continent.code`,
 //!   `country.iso_code` (else `registered_country.iso_code`), `subdivisions[0].iso_code`,
-//!   `location.latitude` / `location.longitude`;
+//!   `location.latitude` / `location.longitude` / `location.accuracy_radius`;
 //! - ip-location-db (flat): `country_code`, and `latitude` / `longitude` in its city files; the
 //!   continent is derived from the country ([`super::continent::continent_of`]).
 //!
@@ -69,7 +69,12 @@ impl GeoDb {
     /// network of the search tree and every record it points to, decoded once and kept (see
     /// the module docs). Tens of milliseconds for a country database of some megabytes (release
     /// build). Errors name the file.
+    ///
+    /// Also parses the compiled-in country centroid table if nothing has yet
+    /// ([`super::centroids::load`]), so that [`super::position()`] of a looked-up location never
+    /// pays for it.
     pub fn open(path: impl AsRef<Path>) -> Result<GeoDb, GeoError> {
+        super::centroids::load();
         let path = path.as_ref();
         let io = |source| GeoError::Io {
             path: path.to_owned(),
@@ -255,6 +260,36 @@ struct Iso<'a> {
 struct Coordinates {
     latitude: Option<f64>,
     longitude: Option<f64>,
+    accuracy_radius: Option<Radius>,
+}
+
+/// `location.accuracy_radius` in km: a `uint16` in MaxMind's files. The decoder checks integer
+/// types exactly, so any integer type is read here (larger values saturate at `u16::MAX`) and a
+/// writer's wider type does not make the record, and so the file, undecodable.
+struct Radius(u16);
+
+impl<'de> Deserialize<'de> for Radius {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Km;
+        impl Visitor<'_> for Km {
+            type Value = Radius;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a radius in km, a non-negative integer")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Radius, E> {
+                Ok(Radius(u16::try_from(v).unwrap_or(u16::MAX)))
+            }
+            fn visit_u128<E: de::Error>(self, v: u128) -> Result<Radius, E> {
+                Ok(Radius(u16::try_from(v).unwrap_or(u16::MAX)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Radius, E> {
+                u64::try_from(v)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+                    .and_then(|v| self.visit_u64(v))
+            }
+        }
+        d.deserialize_any(Km)
+    }
 }
 
 /// The first element of `subdivisions`; the rest are skipped, so no `Vec` is built.
@@ -296,10 +331,11 @@ impl Record<'_> {
             .as_ref()
             .and_then(|s| s.0)
             .and_then(Subdivision::new);
-        let (lat, lon) = match &self.location {
-            Some(c) => (c.latitude, c.longitude),
-            None => (self.latitude, self.longitude),
+        let (lat, lon, accuracy) = match &self.location {
+            Some(c) => (c.latitude, c.longitude, c.accuracy_radius.as_ref()),
+            None => (self.latitude, self.longitude, None),
         };
         loc.lat_lon = lat.zip(lon);
+        loc.accuracy_km = accuracy.filter(|_| loc.lat_lon.is_some()).map(|r| r.0);
     }
 }

@@ -22,6 +22,11 @@ pub struct Location {
     pub subdivision: Option<Subdivision>,
     /// Latitude and longitude in degrees, when the database has them (City databases).
     pub lat_lon: Option<(f64, f64)>,
+    /// How far from `lat_lon` the address may be, in kilometres, when the database says
+    /// (GeoIP2 / GeoLite2 City `location.accuracy_radius`; MaxMind: "the radius in kilometers
+    /// around the specified location where the IP address is likely to be"). `None` for
+    /// databases without it (DB-IP, ip-location-db) and for records without coordinates.
+    pub accuracy_km: Option<u16>,
     /// Prefix length of the database network that holds the address, counted in the address
     /// family of the address that was looked up: an IPv4 address in an IPv6-structured database
     /// gets its IPv4 length (`/24`, not `/120`). Also set when the database has no data for the

@@ -2,31 +2,43 @@
 //!
 //! The policy engine answers per client region; this module turns a client address (the ECS
 //! address or the query's source) into a region, and says how wide a network shares that answer
-//! (the ECS scope prefix). It reads MaxMind DB files and never probes anything.
+//! (the ECS scope prefix). It also says where the client itself is, as a point and a radius, for
+//! ranking pools by distance from the client. It reads MaxMind DB files and never probes anything.
 //!
 //! - [`GeoDb`] ([`db`]): a memory-mapped, verified `.mmdb` file; decodes GeoIP2 / GeoLite2 City
 //!   and Country, DB-IP, and the flat `country_code` schema of ip-location-db into a
-//!   [`Location`] (continent, country, subdivision, coordinates, network prefix length).
+//!   [`Location`] (continent, country, subdivision, coordinates and their accuracy radius,
+//!   network prefix length).
 //! - [`GeoSource`] ([`source`]): the file on disk and the database serving from it; picks up a
 //!   file replaced by rename, rejects a corrupt one and keeps the old.
 //! - [`RegionMap`] ([`regions`]): overrides, region prefixes, subdivisions, countries,
 //!   continents and a default region, in that precedence; [`RegionMap::locate`] gives a
 //!   [`Placement`] with the region, the scope prefix and the rule that decided.
+//! - [`position()`] ([`mod@position`]): where the client is, a [`Position`] (latitude,
+//!   longitude, radius): the record's coordinates and accuracy radius when the database has them,
+//!   else the centroid and radius of its country ([`centroids`]), else none (the caller then uses
+//!   the client region's location).
 //! - [`continent`]: the country → continent table.
+//! - [`centroids`]: the country centroid table, `geo-data/country-centroids.csv` compiled in
+//!   (Natural Earth, public domain).
 //!
-//! Databases shipped in `geo-data/`: the public-domain iptoasn country database (the default) and
-//! MaxMind's test databases under `geo-data/test/`.
+//! Data shipped in `geo-data/`: the public-domain iptoasn country database (the default), the
+//! country centroids, and MaxMind's test databases under `geo-data/test/`.
 //!
 //! # Hot-path budget
-//! [`RegionMap::locate`] and [`GeoDb::lookup`] do no allocation, lock or I/O: prefix tables are
-//! sorted vectors searched by bisection, records decode into strings borrowed from the map, and
-//! [`GeoSource::load`] is a lock-free pointer load (`tests/geo.rs` counts allocations to prove it).
+//! [`RegionMap::locate`], [`GeoDb::lookup`] and [`position()`] do no allocation, lock or I/O:
+//! prefix tables are sorted vectors searched by bisection, records are decoded when the file is
+//! opened, the centroid table is parsed then too (a 676-entry array indexed by country code), and
+//! [`GeoSource::load`] is a lock-free pointer load (`tests/geo.rs` counts allocations to prove
+//! it).
 //!
 //! Layer 0 of ARCHITECTURE.md: uses only modules of lower layers.
 
+pub mod centroids;
 pub mod continent;
 pub mod db;
 pub mod location;
+pub mod position;
 mod prefix;
 pub mod regions;
 pub mod source;
@@ -36,6 +48,7 @@ use std::path::{Path, PathBuf};
 
 pub use db::GeoDb;
 pub use location::{Location, Subdivision};
+pub use position::{Position, PositionSource, position};
 pub use regions::{
     Placement, PlacementSource, RegionMap, RegionMapError, RegionMapSpec, RegionSpec,
 };

@@ -175,7 +175,7 @@ impl Steering {
             .regions
             .locate_with(ip, db.as_deref().map(|d| &**d), with_position);
         let cell = match (with_position, &placement.location) {
-            (true, Some(l)) => position_of(l).map(|(lat, lon, r)| Cell::of(lat, lon, r)),
+            (true, Some(l)) => crate::geo::position(l).map(|p| Cell::of(p.lat, p.lon, p.radius_km)),
             _ => None,
         };
         (placement, cell)
@@ -185,11 +185,6 @@ impl Steering {
     pub fn service_wire(&self, lower_wire: &[u8]) -> Option<usize> {
         self.services.get(lower_wire).map(|i| i as usize)
     }
-}
-
-/// A located client's position: latitude, longitude, accuracy radius (km).
-fn position_of(l: &crate::geo::Location) -> Option<(f64, f64, f64)> {
-    l.lat_lon.map(|(lat, lon)| (lat, lon, 0.0))
 }
 
 /// Health and latency of every endpoint, indexed by [`EndpointId`]: what the health monitor

@@ -273,7 +273,7 @@ impl Monitor {
             debug_assert_eq!(e.id.index(), views.len(), "endpoint ids are positions");
             views.push(v);
         }
-        HealthView::new(views.len(), |id| views[id.index()])
+        HealthView::new(model.layout, views.len(), |id| views[id.index()])
     }
 
     /// Status of every endpoint, sorted by name.

@@ -39,8 +39,9 @@
 //! [`LatencyWindow::record`] never allocates: it indexes one slot and bumps one counter (and,
 //! once per slice length, zeroes the 320 counters of the slot it reuses).
 //! [`LatencyWindow::summary`] and [`LatencyWindow::percentile`] allocate one scratch histogram
-//! (320 `u32` counters, 1,280 bytes) to merge the live slices; they run when decision tables are
-//! rebuilt, off the query path.
+//! (320 `u32` counters, 1,280 bytes) to merge the live slices. The health monitor runs them
+//! when a probe result arrives and when a slice leaves the window ([`LatencyWindow::next_expiry`]
+//! says when), never when decision tables are rebuilt, and never on the query path.
 
 use std::mem::size_of;
 use std::time::{Duration, Instant};
@@ -215,6 +216,28 @@ impl LatencyWindow {
             return None;
         }
         quantile(&self.merged(now).0, q.clamp(0.0, 1.0))
+    }
+
+    /// The first instant after `now` at which [`LatencyWindow::summary`] changes with no new
+    /// record: when the oldest slice inside the window that holds anything leaves it. `None` when
+    /// no slice inside the window holds anything (the summary stays empty until a record).
+    /// Whoever keeps a summary refreshes it then.
+    pub fn next_expiry(&self, now: Instant) -> Option<Instant> {
+        let current = self.epoch_at(now);
+        let n = self.slices.len() as u64;
+        let oldest = self
+            .slices
+            .iter()
+            .filter(|s| s.epoch <= current && current - s.epoch < n)
+            .filter(|s| !s.rtts.is_empty() || s.lost > 0)
+            .map(|s| s.epoch)
+            .min()?;
+        // Slice `e` leaves when the clock reaches the start of period `e + n`; a time too far to
+        // represent is never.
+        let periods = u32::try_from(oldest.checked_add(n)?).ok()?;
+        self.origin
+            .checked_add(self.slice_len.checked_mul(periods)?)
+            .filter(|&t| t > now)
     }
 
     /// Bytes of latency state this window holds: the struct, its slice headers and every
@@ -420,6 +443,34 @@ mod tests {
         assert_eq!(
             (s.p50, s.mean, s.samples, s.lost, s.loss_ratio),
             (None, None, 0, 3, 1.0)
+        );
+    }
+
+    #[test]
+    fn next_expiry_is_when_the_oldest_slice_with_data_leaves() {
+        let t0 = Instant::now();
+        let mut w = LatencyWindow::new(t0);
+        assert_eq!(w.next_expiry(t0), None, "empty: nothing to expire");
+        // Slice 1 (60 to 120 s) holds an RTT: it leaves at 6 min, the start of period 1 + 5.
+        w.record(Some(ms(7)), t0 + MIN + ms(500));
+        assert_eq!(w.next_expiry(t0 + MIN * 2), Some(t0 + MIN * 6));
+        // A loss in slice 3 changes the summary too, but slice 1 still leaves first.
+        w.record(None, t0 + MIN * 3);
+        assert_eq!(w.next_expiry(t0 + MIN * 3), Some(t0 + MIN * 6));
+        // Just before the deadline the summary still has the RTT; at it, not any more.
+        assert_eq!(w.summary(t0 + MIN * 6 - ms(1)).samples, 1);
+        assert_eq!(w.summary(t0 + MIN * 6).samples, 0);
+        // Then the loss's slice is the oldest: it leaves at 8 min, and after that nothing does.
+        assert_eq!(w.next_expiry(t0 + MIN * 6), Some(t0 + MIN * 8));
+        assert_eq!(w.summary(t0 + MIN * 8 - ms(1)).lost, 1);
+        assert_eq!(w.summary(t0 + MIN * 8), LatencySummary::default());
+        assert_eq!(w.next_expiry(t0 + MIN * 8), None);
+        // A shorter window: 3 slices of 10 s.
+        let mut w = LatencyWindow::with_slices(3, Duration::from_secs(10), t0).unwrap();
+        w.record(Some(ms(1)), t0 + Duration::from_secs(25));
+        assert_eq!(
+            w.next_expiry(t0 + Duration::from_secs(25)),
+            Some(t0 + Duration::from_secs(50))
         );
     }
 

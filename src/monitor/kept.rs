@@ -6,9 +6,10 @@
 //! hold-down's end, a latency slice leaving its window: the earliest that is ahead). The monitor
 //! sets an endpoint's slot whenever something about it changes (a probe result, an override, a
 //! reload, a deadline reached) and publishes the slots as one immutable [`HealthView`] that the
-//! publisher loads without a lock. Publishing copies every slot, so it happens at most once per
-//! [`PUBLISH_GAP`] for changes that arrive as probe results (many results, one copy); overrides
-//! and reloads publish at once.
+//! publisher loads without a lock. Publishing copies every slot, so changes of latency alone
+//! are published at most once per [`PUBLISH_GAP`] (many results, one copy: the tables take
+//! latency in every few seconds anyway); a change subscribers must hear of (a serving state, an
+//! endpoint's health) is published at once, as are overrides and reloads.
 //!
 //! No clock and no I/O: `now` is an argument.
 
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 use crate::config::model::{EndpointId, Layout};
 use crate::snapshot::steering::{EndpointView, HealthView};
 
-/// Least time between two publications of probe-driven changes.
+/// Least time between two publications of changes of latency alone.
 pub const PUBLISH_GAP: Duration = Duration::from_millis(10);
 
 /// The working view and its deadlines.
@@ -118,14 +119,16 @@ impl KeptView {
     /// publication gap when a change waits to be published.
     pub fn next_wake(&self) -> Option<Instant> {
         let deadline = self.heap.peek().map(|Reverse((t, _))| *t);
-        let publish = self.pending.and(self.publish_at());
+        let publish = self.pending.and_then(|p| self.publish_at(p));
         deadline.into_iter().chain(publish).min()
     }
 
-    /// The slots as a view, if a change waits and the gap since the last publication has passed
-    /// at `now`; with it, whether subscribers must hear of it (see [`KeptView::publish`]).
+    /// The slots as a view, if a change waits and may be published at `now` (news for
+    /// subscribers at once, latency alone once the gap since the last publication has passed);
+    /// with it, whether subscribers must hear of it (see [`KeptView::publish`]).
     pub fn publish_due(&mut self, now: Instant) -> Option<(Arc<HealthView>, bool)> {
-        if self.pending.is_none() || self.publish_at().is_some_and(|t| now < t) {
+        let p = self.pending?;
+        if self.publish_at(p).is_some_and(|t| now < t) {
             return None;
         }
         Some(self.publish(now))
@@ -140,9 +143,12 @@ impl KeptView {
         (Arc::new(view), notify)
     }
 
-    /// The earliest a waiting change may be published; `None` before the first publication (at
-    /// once).
-    fn publish_at(&self) -> Option<Instant> {
+    /// The earliest `pending` may be published; `None`: at once (news for subscribers, or
+    /// nothing published yet).
+    fn publish_at(&self, pending: Pending) -> Option<Instant> {
+        if pending.notify {
+            return None;
+        }
         self.published_at.map(|t| t + PUBLISH_GAP)
     }
 }
@@ -183,7 +189,7 @@ mod tests {
     }
 
     #[test]
-    fn changes_are_published_at_most_once_per_gap() {
+    fn latency_alone_is_published_at_most_once_per_gap_news_at_once() {
         let t0 = Instant::now();
         let mut k = kept(t0);
         assert_eq!((k.next_wake(), k.publish_due(t0 + MS * 50)), (None, None));
@@ -192,12 +198,18 @@ mod tests {
         assert_eq!(k.next_wake(), Some(t0 + PUBLISH_GAP));
         let (view, notify) = k.publish_due(t0 + MS * 50).expect("gap passed");
         assert_eq!((view.get(EndpointId(0)), notify), (up(3), false));
-        // A serving change right after: held until the gap from that publication has passed.
-        k.set(1, EndpointId(1), down(), None);
+        // Latency again right after: held until the gap from that publication has passed...
+        k.set(0, EndpointId(0), up(4), None);
         assert!(k.publish_due(t0 + MS * 55).is_none());
         assert_eq!(k.next_wake(), Some(t0 + MS * 50 + PUBLISH_GAP));
-        let (view, notify) = k.publish_due(t0 + MS * 60).expect("gap passed");
-        assert_eq!((view.get(EndpointId(1)), notify), (down(), true));
+        // ... unless a serving state changes meanwhile: that goes out at once, with it.
+        k.set(1, EndpointId(1), down(), None);
+        assert_eq!(k.next_wake(), None);
+        let (view, notify) = k.publish_due(t0 + MS * 55).expect("news");
+        assert_eq!(
+            (view.get(EndpointId(0)), view.get(EndpointId(1)), notify),
+            (up(4), down(), true)
+        );
         // Setting a slot to what it holds is no change.
         k.set(1, EndpointId(1), down(), None);
         assert_eq!(k.publish_due(t0 + MS * 100), None);

@@ -2,10 +2,10 @@
 //! tells the world.
 //!
 //! One task per (endpoint, check) sleeps, probes, and sends the raw result to one core task
-//! ([`tasks`]). The first probe runs at start (after a random part of the check's jitter, so
+//! (`tasks`). The first probe runs at start (after a random part of the check's jitter, so
 //! thousands of checks do not fire at once), then every interval. The core applies each result
 //! to the endpoint's [`EndpointHealth`] and [`LatencyWindow`], logs every state change as one
-//! structured line, and hands the change to the notifier (webhooks, [`notify`]) through a bounded
+//! structured line, and hands the change to the notifier (webhooks, `notify`) through a bounded
 //! queue it never waits on: a slow or failing webhook cannot delay probing or serving.
 //!
 //! **The health view.** The monitor keeps what decision tables are built from, a [`HealthView`]
@@ -14,13 +14,13 @@
 //! an atomic pointer: [`Monitor::view`] is one load, with no lock, no name and no histogram. An
 //! endpoint's slot is set when one of its probe results arrives, when its override is set or
 //! cleared, on reconcile, and at the instants when time alone changes it (an override expires, a
-//! hold-down ends, a latency slice leaves its window), which the core sleeps until ([`kept`]).
+//! hold-down ends, a latency slice leaves its window), which the core sleeps until (`kept`).
 //! Whoever holds a model of another layout asks [`Monitor::view_of`] instead.
 //!
-//! Time is read through [`clock`], tokio's clock, so tests run the monitor on paused time.
+//! Time is read through `clock` ([`now`]), tokio's clock, so tests run the monitor on paused time.
+//! Probes never run on DNS workers; each costs at most its timeout.
 //!
 //! [`Layout`]: crate::config::model::Layout
-//! Probes never run on DNS workers; each costs at most its timeout.
 
 mod clock;
 mod kept;

@@ -3,8 +3,9 @@
 //!
 //! A prober sleeps, probes, and sends the raw result to the core. The core takes every report
 //! queued when it wakes (a batch), applies each to its endpoint's state machine and latency
-//! window, sets the endpoint's slot of the kept view, and publishes the view once for the batch
-//! (at most every [`PUBLISH_GAP`]). It also wakes at the kept view's deadlines, when time alone
+//! window, sets the endpoint's slot of the kept view, and publishes the view once for the batch:
+//! at once when a serving state or an endpoint's health changed, at most every
+//! [`PUBLISH_GAP`] for latency alone. It also wakes at the kept view's deadlines, when time alone
 //! changes an endpoint's serving state or latency, and refreshes those slots.
 //!
 //! [`PUBLISH_GAP`]: super::kept::PUBLISH_GAP

@@ -94,11 +94,11 @@ struct Entry {
 impl Entry {
     /// Its slot of the view at `now`, and the next instant time alone changes it.
     fn view(&self, now: Instant) -> (EndpointView, Option<Instant>) {
-        let latency = self.latency.summary(now);
+        let (p50, p90) = self.latency.p50_p90(now);
         let view = EndpointView {
             serving: self.health.serving(self.startup, now),
-            p50: latency.p50,
-            p90: latency.p90,
+            p50,
+            p90,
         };
         let due = [self.health.next_change(now), self.latency.next_expiry(now)];
         (view, due.into_iter().flatten().min())

@@ -15,7 +15,7 @@
 //!   tables from a health view.
 //! - [`dns`]: the answer engine (kept and prepared responses, the general path, services).
 //! - [`metrics`], [`monitor`], [`explain`]: metric names and the workers' tally; the health
-//!   monitor's tasks; `meridian explain`.
+//!   monitor's tasks and the health view it keeps; `meridian explain`.
 //! - [`serve`], [`control`]: the UDP workers and TCP tasks; reload.
 //! - [`admin`]: the admin HTTP API.
 //! - [`server`]: start-up, the publisher tasks, shutdown.

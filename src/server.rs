@@ -292,7 +292,7 @@ async fn refresh_gauges(control: Control, cancel: CancellationToken) {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let now = std::time::Instant::now();
+        let now = crate::monitor::now();
         for e in control.monitor().status() {
             let up = matches!(e.serving, crate::health::state::Serving::Up);
             let labels = [("endpoint", e.name.clone()), ("pool", e.pool.clone())];

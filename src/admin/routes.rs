@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hickory_proto::rr::RecordType;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -427,7 +427,7 @@ fn set_override(
     monitor
         .set_override(&name, kind, ttl)
         .map_err(|e| Fail(StatusCode::NOT_FOUND, e.to_string()))?;
-    let now = Instant::now();
+    let now = crate::monitor::now();
     let status = monitor
         .status()
         .iter()

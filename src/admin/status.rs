@@ -204,7 +204,8 @@ pub fn endpoint_json(s: &EndpointStatus, now: Instant) -> EndpointJson {
 /// The whole status document.
 pub fn status(control: &Control) -> Status {
     let snap = control.snapshot();
-    let now = Instant::now();
+    // The monitor's clock: the one its instants (since, expiries) are on.
+    let now = crate::monitor::now();
     let (ok, failed) = control.reload_counts();
     let zones = snap
         .catalog

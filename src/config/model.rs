@@ -28,6 +28,22 @@ impl EndpointId {
     }
 }
 
+/// Which compiled configuration a set of [`EndpointId`]s belongs to: a serial taken each time a
+/// configuration is compiled, unique within the process. Two reloads number their endpoints
+/// independently, so a per-endpoint view is only read by id against the model of its own
+/// layout. `Layout(0)` (the default) is no compiled configuration: a hand-built model, or the
+/// empty view that counts every endpoint as up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Layout(pub u64);
+
+impl Layout {
+    /// A serial no configuration compiled in this process has had yet.
+    pub fn next() -> Layout {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Layout(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
 /// One endpoint of a pool: what is answered for it, how it shares traffic, and what probes it.
 /// The one description of an endpoint: validation builds it, the policy engine, the answer
 /// data and the health monitor all read it.

@@ -14,7 +14,7 @@ use toml::Spanned;
 
 use super::health::Problems;
 use super::pools::Pool;
-use crate::config::model::{Fallback, Percentile, PolicyKind, PoolDef, Region, ServiceDef};
+use crate::config::model::{Fallback, Layout, Percentile, PolicyKind, PoolDef, Region, ServiceDef};
 
 /// `[node]`: this instance.
 #[derive(Debug, Default, Deserialize)]
@@ -156,6 +156,10 @@ pub struct Model {
     /// This node's region (its latency vantage); `None` when no region is configured.
     pub node_region: Option<usize>,
     pub geo: Option<GeoSettings>,
+    /// This compilation's serial: the layout the endpoints' [`EndpointId`]s belong to.
+    ///
+    /// [`EndpointId`]: crate::config::model::EndpointId
+    pub layout: Layout,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -532,5 +536,6 @@ pub fn compile(
         services: out_services,
         node_region,
         geo: geo_settings,
+        layout: Layout::next(),
     }
 }

@@ -6,6 +6,12 @@
 //! Writes are serialised by one lock (never taken on the query path), so a table rebuild can
 //! never overwrite a reload that landed meanwhile, and no other code builds tables and swaps.
 //! Readers (the workers) load the snapshot through the atomic pointer and never wait.
+//!
+//! Tables are built from the monitor's published [`HealthView`], one atomic load, when its
+//! layout is the snapshot model's (the usual case). A view of another layout (the monitor has
+//! reconciled a reload whose snapshot is not served yet, or the snapshot's configuration was
+//! compiled apart from the one the monitor reconciled) has other ids, so then the monitor
+//! computes a view for the snapshot's model by endpoint name ([`Monitor::view_of`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,7 +20,7 @@ use arc_swap::ArcSwap;
 
 use crate::monitor::Monitor;
 use crate::snapshot::Snapshot;
-use crate::snapshot::steering::{build_tables, record_rebuild};
+use crate::snapshot::steering::{HealthView, Steering, build_tables, record_rebuild};
 
 /// Handle to the served snapshot's only writer; clones share it.
 #[derive(Clone)]
@@ -45,7 +51,7 @@ impl Publisher {
         let _one = self.writing.lock().expect("publisher lock");
         if let Some(st) = &next.steering {
             let previous = self.snapshot.load().tables.clone();
-            let view = self.monitor.view(&st.model);
+            let view = self.view_for(st);
             next.tables = Some(Arc::new(build_tables(st, &view, previous.as_deref())));
         }
         self.snapshot.store(Arc::new(next));
@@ -58,7 +64,7 @@ impl Publisher {
         let current = self.snapshot.load_full();
         let st = current.steering.clone()?;
         let started = Instant::now();
-        let view = self.monitor.view(&st.model);
+        let view = self.view_for(&st);
         let tables = build_tables(&st, &view, current.tables.as_deref());
         self.snapshot.store(Arc::new(Snapshot {
             tables: Some(Arc::new(tables)),
@@ -67,6 +73,21 @@ impl Publisher {
         let took = started.elapsed();
         record_rebuild(&st, self.snapshot.load().tables.as_deref(), took);
         Some(took)
+    }
+
+    /// The monitor's view for `st`'s model: the published one when its layout is the model's,
+    /// else one the monitor computes for the model by endpoint name.
+    pub fn view_for(&self, st: &Steering) -> Arc<HealthView> {
+        let view = self.monitor.view();
+        if view.layout() == st.model.layout {
+            return view;
+        }
+        tracing::debug!(
+            view = view.layout().0,
+            model = st.model.layout.0,
+            "health view of another configuration: computed for this one by name"
+        );
+        Arc::new(self.monitor.view_of(&st.model))
     }
 
     /// Pick up a replaced GeoIP database file, if the served snapshot uses one (blocking file

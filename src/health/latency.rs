@@ -23,7 +23,10 @@
 //! counters (4.25 KiB as `u16`), and even at 1 ms units five slices cost 12.5 KiB. With one digit a
 //! slice has 320 counters: 32 exact 10 µs steps below 320 µs, then 16 sub-buckets per power of two.
 //! Counters are `u16`: a slice sees at most a few hundred probes (60 at a 1 s interval), far from
-//! 65,535; a counter that does reach it saturates instead of wrapping.
+//! 65,535. A slice counts at most `65,535 / slices` RTTs in one bucket (13,107 for five slices,
+//! some 218 probes a second in one 10 µs bucket), so the live slices added together never
+//! overflow a counter either; further RTTs in a full bucket are not counted, and every
+//! histogram's sample count is the sum of its counters.
 //!
 //! Reported values (percentiles and mean) are the midpoint of the histogram bucket that holds the
 //! true value, so their error is at most [`RELATIVE_ERROR`] (1/32 ≈ 3.1 %) of the true value plus
@@ -38,9 +41,12 @@
 //! # Cost
 //! [`LatencyWindow::record`] never allocates: it indexes one slot and bumps one counter (and,
 //! once per slice length, zeroes the 320 counters of the slot it reuses).
-//! [`LatencyWindow::summary`] and [`LatencyWindow::percentile`] allocate one scratch histogram
-//! (320 `u32` counters, 1,280 bytes) to merge the live slices; they run when decision tables are
-//! rebuilt, off the query path.
+//! [`LatencyWindow::summary`], [`LatencyWindow::percentile`] and [`LatencyWindow::p50_p90`]
+//! allocate one scratch histogram of the slices' shape (320 `u16` counters, 640 bytes) and add
+//! the live slices into it counter by counter (a copy for the first), which cannot overflow
+//! (see above). The health monitor runs [`LatencyWindow::p50_p90`]
+//! when a probe result arrives and when a slice leaves the window ([`LatencyWindow::next_expiry`]
+//! says when), never when decision tables are rebuilt, and never on the query path.
 
 use std::mem::size_of;
 use std::time::{Duration, Instant};
@@ -176,7 +182,13 @@ impl LatencyWindow {
             slot.epoch = epoch;
         }
         match rtt {
-            Some(rtt) => slot.rtts.saturating_record(to_units(rtt)),
+            // A full bucket stays full and the RTT is not counted (see the module docs).
+            Some(rtt) => {
+                let units = to_units(rtt);
+                if slot.rtts.count_at(units) < u16::MAX / n as u16 {
+                    slot.rtts.saturating_record(units);
+                }
+            }
             None => slot.lost += 1,
         }
     }
@@ -217,6 +229,35 @@ impl LatencyWindow {
         quantile(&self.merged(now).0, q.clamp(0.0, 1.0))
     }
 
+    /// The first instant after `now` at which [`LatencyWindow::summary`] changes with no new
+    /// record: when the oldest slice inside the window that holds anything leaves it. `None` when
+    /// no slice inside the window holds anything (the summary stays empty until a record).
+    /// Whoever keeps a summary refreshes it then.
+    pub fn next_expiry(&self, now: Instant) -> Option<Instant> {
+        let current = self.epoch_at(now);
+        let n = self.slices.len() as u64;
+        let oldest = self
+            .slices
+            .iter()
+            .filter(|s| s.epoch <= current && current - s.epoch < n)
+            .filter(|s| !s.rtts.is_empty() || s.lost > 0)
+            .map(|s| s.epoch)
+            .min()?;
+        // Slice `e` leaves when the clock reaches the start of period `e + n`; a time too far to
+        // represent is never.
+        let periods = u32::try_from(oldest.checked_add(n)?).ok()?;
+        self.origin
+            .checked_add(self.slice_len.checked_mul(periods)?)
+            .filter(|&t| t > now)
+    }
+
+    /// p50 and p90 over the slices inside the window at `now` (what steering reads): the
+    /// summary's, without the rest of it.
+    pub fn p50_p90(&self, now: Instant) -> (Option<Duration>, Option<Duration>) {
+        let (merged, _) = self.merged(now);
+        (quantile(&merged, 0.5), quantile(&merged, 0.9))
+    }
+
     /// Bytes of latency state this window holds: the struct, its slice headers and every
     /// histogram's counters (`distinct_values()` × counter size; HDR's `len()` is the sample
     /// count). Measured figures are in the module docs.
@@ -237,8 +278,8 @@ impl LatencyWindow {
     }
 
     /// The live slices' RTTs merged into one scratch histogram, and their lost-probe count.
-    fn merged(&self, now: Instant) -> (Histogram<u32>, u64) {
-        let mut merged = new_histogram::<u32>();
+    fn merged(&self, now: Instant) -> (Histogram<u16>, u64) {
+        let mut merged = new_histogram::<u16>();
         let mut lost = 0;
         let current = self.epoch_at(now);
         let n = self.slices.len() as u64;
@@ -248,9 +289,9 @@ impl LatencyWindow {
             .filter(|s| s.epoch <= current && current - s.epoch < n);
         for slice in live {
             lost += slice.lost;
-            for v in slice.rtts.iter_recorded() {
-                merged.saturating_record_n(v.value_iterated_to(), u32::from(v.count_at_value()));
-            }
+            merged
+                .add(&slice.rtts)
+                .expect("slices and the scratch histogram have the same bounds");
         }
         (merged, lost)
     }
@@ -269,7 +310,7 @@ fn to_units(rtt: Duration) -> u64 {
 }
 
 /// The midpoint of the bucket holding quantile `q`, as a Duration; `None` when empty.
-fn quantile(h: &Histogram<u32>, q: f64) -> Option<Duration> {
+fn quantile(h: &Histogram<u16>, q: f64) -> Option<Duration> {
     if h.is_empty() {
         return None;
     }
@@ -328,6 +369,7 @@ mod tests {
         assert_close(s.p99, ms(99));
         assert_close(s.mean, Duration::from_micros(50_500));
         assert_close(w.percentile(0.25, now), ms(25));
+        assert_eq!(w.p50_p90(now), (s.p50, s.p90));
         assert_close(w.percentile(7.0, now), ms(100)); // clamped to q = 1.0
         assert_eq!(w.percentile(f64::NAN, now), None);
     }
@@ -366,6 +408,7 @@ mod tests {
         w.record(Some(ms(900)), t0 + MIN * 6);
         let s = w.summary(t0 + MIN * 6);
         assert_eq!(s.samples, 31);
+        assert_eq!(w.p50_p90(t0 + MIN * 6), (s.p50, s.p90));
         assert_close(w.percentile(0.0, t0 + MIN * 6), ms(300));
         assert_close(s.p99, ms(900));
         // Nothing recorded since: by 11 min every slice has left the window.
@@ -424,6 +467,34 @@ mod tests {
     }
 
     #[test]
+    fn next_expiry_is_when_the_oldest_slice_with_data_leaves() {
+        let t0 = Instant::now();
+        let mut w = LatencyWindow::new(t0);
+        assert_eq!(w.next_expiry(t0), None, "empty: nothing to expire");
+        // Slice 1 (60 to 120 s) holds an RTT: it leaves at 6 min, the start of period 1 + 5.
+        w.record(Some(ms(7)), t0 + MIN + ms(500));
+        assert_eq!(w.next_expiry(t0 + MIN * 2), Some(t0 + MIN * 6));
+        // A loss in slice 3 changes the summary too, but slice 1 still leaves first.
+        w.record(None, t0 + MIN * 3);
+        assert_eq!(w.next_expiry(t0 + MIN * 3), Some(t0 + MIN * 6));
+        // Just before the deadline the summary still has the RTT; at it, not any more.
+        assert_eq!(w.summary(t0 + MIN * 6 - ms(1)).samples, 1);
+        assert_eq!(w.summary(t0 + MIN * 6).samples, 0);
+        // Then the loss's slice is the oldest: it leaves at 8 min, and after that nothing does.
+        assert_eq!(w.next_expiry(t0 + MIN * 6), Some(t0 + MIN * 8));
+        assert_eq!(w.summary(t0 + MIN * 8 - ms(1)).lost, 1);
+        assert_eq!(w.summary(t0 + MIN * 8), LatencySummary::default());
+        assert_eq!(w.next_expiry(t0 + MIN * 8), None);
+        // A shorter window: 3 slices of 10 s.
+        let mut w = LatencyWindow::with_slices(3, Duration::from_secs(10), t0).unwrap();
+        w.record(Some(ms(1)), t0 + Duration::from_secs(25));
+        assert_eq!(
+            w.next_expiry(t0 + Duration::from_secs(25)),
+            Some(t0 + Duration::from_secs(50))
+        );
+    }
+
+    #[test]
     fn huge_rtts_are_clamped_to_max() {
         let t0 = Instant::now();
         let mut w = LatencyWindow::new(t0);
@@ -443,9 +514,22 @@ mod tests {
         for _ in 0..70_000 {
             w.record(Some(ms(3)), t0);
         }
+        // A slice of five counts at most 65,535 / 5 RTTs in one bucket.
+        let full = u64::from(u16::MAX / 5);
         let s = w.summary(t0);
-        assert_eq!(s.samples, u64::from(u16::MAX));
+        assert_eq!(s.samples, full);
         assert_close(s.p50, ms(3));
+        assert_close(s.p99, ms(3));
+        // Two full slices add up without overflow, and the sample count is the counters' sum.
+        for _ in 0..40_000 {
+            w.record(Some(ms(3)), t0 + MIN);
+        }
+        w.record(Some(ms(9)), t0 + MIN);
+        let s = w.summary(t0 + MIN);
+        assert_eq!(s.samples, 2 * full + 1);
+        assert_close(s.p50, ms(3));
+        assert_close(s.p99, ms(3));
+        assert_close(w.percentile(1.0, t0 + MIN), ms(9));
     }
 
     #[test]

@@ -25,7 +25,9 @@
 //!   One with an expiry is active while `now < expiry`; an expired one is ignored by
 //!   [`EndpointHealth::serving`] and dropped by the next `&mut` call that takes `now`.
 //! - **Serving** ([`EndpointHealth::serving`]): an active override first, else Down while held, else
-//!   the combined health, with Unknown resolved by the pool's [`StartupPolicy`].
+//!   the combined health, with Unknown resolved by the pool's [`StartupPolicy`]. Serving changes
+//!   with time alone only at an override's expiry or a hold-down's end:
+//!   [`EndpointHealth::next_change`] says when.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -362,6 +364,18 @@ impl EndpointHealth {
             Health::Unknown if policy == StartupPolicy::AssumeUp => Serving::Up,
             _ => Serving::Down,
         }
+    }
+
+    /// The first instant after `now` at which [`EndpointHealth::serving`] may change with no new
+    /// result: the expiry of the active override or the end of the hold-down, whichever comes
+    /// first; `None` when neither is ahead. Whoever keeps a view of `serving` refreshes it then.
+    pub fn next_change(&self, now: Instant) -> Option<Instant> {
+        let expiry = self.manual.and_then(|(_, expires)| expires);
+        [expiry, self.held_until]
+            .into_iter()
+            .flatten()
+            .filter(|&t| t > now)
+            .min()
     }
 
     /// Sets (replacing any other) an override, until `expires` or for good; one already expired at

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::model::{EndpointId, Fallback, Percentile};
+use crate::config::model::{EndpointId, Fallback, Layout, Percentile};
 use crate::config::policy::Model;
 use crate::geo::{GeoSource, Placement, RegionMap, RegionMapSpec, RegionSpec};
 use crate::health::state::Serving;
@@ -188,10 +188,12 @@ impl Steering {
 }
 
 /// Health and latency of every endpoint, indexed by [`EndpointId`]: what the health monitor
-/// publishes and decision tables are built from. An endpoint the view does not cover (no
-/// monitor yet, a view of an older configuration) counts as up with nothing measured.
+/// publishes and decision tables are built from. Its ids are those of one compiled
+/// configuration, its [`Layout`]: read it by id only against a model of the same layout. An
+/// endpoint the view does not cover (no monitor yet) counts as up with nothing measured.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HealthView {
+    layout: Layout,
     endpoints: Vec<EndpointView>,
 }
 
@@ -215,11 +217,32 @@ impl Default for EndpointView {
 }
 
 impl HealthView {
-    /// A view of `endpoints` endpoints, each set by `of(id)`.
-    pub fn new(endpoints: usize, of: impl FnMut(EndpointId) -> EndpointView) -> HealthView {
+    /// A view of `endpoints` endpoints of the configuration compiled as `layout`, each set by
+    /// `of(id)`.
+    pub fn new(
+        layout: Layout,
+        endpoints: usize,
+        of: impl FnMut(EndpointId) -> EndpointView,
+    ) -> HealthView {
         HealthView {
+            layout,
             endpoints: (0..endpoints as u32).map(EndpointId).map(of).collect(),
         }
+    }
+
+    /// The compiled configuration whose [`EndpointId`]s index this view.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// How many endpoints the view holds.
+    pub fn len(&self) -> usize {
+        self.endpoints.len()
+    }
+
+    /// The view holds no endpoint.
+    pub fn is_empty(&self) -> bool {
+        self.endpoints.is_empty()
     }
 
     /// What the view holds for `id` (up, nothing measured, when it holds nothing).

@@ -13,6 +13,7 @@
 //! - [`exposition`]: a metric's value in the Prometheus exposition, and the lock that tests
 //!   asserting on the process-wide registry hold;
 //! - [`steering`]: ECS queries and answer decoding for the steering tests;
+//! - [`monitor`]: a health monitor on its own in the test's runtime, for tests on paused time;
 //! - fixture zones, as files under tests/fixtures/ ([`fixture`]).
 //!
 //! The counting allocator (`counting_alloc.rs`) is not part of this tree: it installs itself as
@@ -21,6 +22,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod exposition;
+pub mod monitor;
 pub mod server;
 pub mod steering;
 pub mod target;

@@ -8,13 +8,16 @@
 //! - [`probe_target`]: the `Target` a prober takes for a server's address.
 //! - [`tcp_server`], [`udp_server`]: for async tests, on the test's runtime: a TCP server that
 //!   may answer a fixed reply, a UDP server that echoes or stays silent.
+//! - [`Switch`]: for async tests, on the test's runtime: a TCP target a test switches up and
+//!   down and slows down, for a `tcp` check ([`switch_check`]); on paused time its replies come
+//!   at once or exactly their delay of virtual time later.
 //!
 //! The recording HTTP/HTTPS server of tests/health/probe_http.rs (request lines, headers, SNI,
 //! scripted replies) stays there: no other test needs it.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -216,4 +219,65 @@ pub async fn udp_server(echo: bool, prefix: &'static [u8]) -> SocketAddr {
         }
     });
     addr
+}
+
+/// A TCP target on the current runtime. Each connection's first bytes are answered, after the
+/// delay, with `up` or `down`, then the connection is closed: a `tcp` check that sends `ping`
+/// and expects `up` ([`switch_check`]) passes or fails as the test sets it. It serves until the
+/// runtime ends.
+pub struct Switch {
+    pub addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    delay_ms: Arc<AtomicU64>,
+}
+
+impl Switch {
+    /// A switch on 127.0.0.1, up, answering at once.
+    pub async fn start() -> Switch {
+        let listener = tokio::net::TcpListener::bind((LOCALHOST, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (up, delay_ms) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicU64::new(0)));
+        let (u, d) = (Arc::clone(&up), Arc::clone(&delay_ms));
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (up, delay) = (Arc::clone(&u), Arc::clone(&d));
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 64];
+                    let _ = stream.read(&mut buf).await;
+                    tokio::time::sleep(Duration::from_millis(delay.load(Ordering::SeqCst))).await;
+                    let reply: &[u8] = if up.load(Ordering::SeqCst) {
+                        b"up"
+                    } else {
+                        b"down"
+                    };
+                    let _ = stream.write_all(reply).await;
+                });
+            }
+        });
+        Switch { addr, up, delay_ms }
+    }
+
+    /// Answer `up` (true) or `down` from now on.
+    pub fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::SeqCst);
+    }
+
+    /// Wait this long before each answer from now on.
+    pub fn set_delay(&self, delay: Duration) {
+        self.delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+}
+
+/// A `[checks.NAME]` table for a [`Switch`] at `addr`: `tcp`, sends `ping`, expects `up`, every
+/// `interval`, timeout 500 ms, first probe at once (no jitter), then the `more` lines.
+pub fn switch_check(name: &str, addr: SocketAddr, interval: &str, more: &str) -> String {
+    format!(
+        "[checks.{name}]\nkind = \"tcp\"\nport = {}\nsend = \"ping\"\nexpect = \"up\"\n\
+         interval = \"{interval}\"\ntimeout = \"500ms\"\njitter = \"0s\"\n{more}\n",
+        addr.port()
+    )
 }

@@ -251,6 +251,45 @@ fn overrides_win_and_expire() {
 }
 
 #[test]
+fn next_change_is_the_nearest_deadline_ahead() {
+    let t0 = Instant::now();
+    let s = |n| t0 + Duration::from_secs(n);
+    let mut e = EndpointHealth::new(&[params(2, 1, 3, 60, 120)], t0);
+    assert_eq!(e.next_change(t0), None, "nothing ahead");
+    e.set_override(OverrideKind::Drain, None, s(0));
+    assert_eq!(
+        e.next_change(s(0)),
+        None,
+        "an override for good never expires"
+    );
+    e.set_override(OverrideKind::Drain, Some(s(50)), s(0));
+    assert_eq!(
+        (e.next_change(s(0)), e.next_change(s(49))),
+        (Some(s(50)), Some(s(50)))
+    );
+    // At its expiry it is behind: serving has already changed.
+    assert_eq!(e.next_change(s(50)), None);
+    assert_eq!(e.serving(AssumeUp, s(50)), Serving::Up);
+
+    // A hold-down from 6 to 126 (see flapping_holds_down_then_needs_rise_again).
+    e.clear_override();
+    feed(&mut e, t0, 0, "+-++-++");
+    assert_eq!(e.held_until(), Some(s(126)));
+    assert_eq!(e.next_change(s(7)), Some(s(126)));
+    // An override that expires first comes first; one that expires later, after the hold.
+    e.set_override(OverrideKind::ForceUp, Some(s(100)), s(7));
+    assert_eq!(e.next_change(s(7)), Some(s(100)));
+    assert_eq!(e.next_change(s(100)), Some(s(126)));
+    e.set_override(OverrideKind::ForceUp, Some(s(200)), s(7));
+    assert_eq!(
+        (e.next_change(s(7)), e.next_change(s(126))),
+        (Some(s(126)), Some(s(200)))
+    );
+    e.clear_override();
+    assert_eq!(e.next_change(s(126)), None);
+}
+
+#[test]
 fn serde_and_display_names() {
     let kinds = [
         OverrideKind::ForceUp,

@@ -1,0 +1,478 @@
+//! The health monitor: schedules probes, feeds results to the state core, keeps the health view,
+//! tells the world.
+//!
+//! One task per (endpoint, check) sleeps, probes, and sends the raw result to one core task
+//! (`tasks`). The first probe runs at start (after a random part of the check's jitter, so
+//! thousands of checks do not fire at once), then every interval. The core applies each result
+//! to the endpoint's [`EndpointHealth`] and [`LatencyWindow`], logs every state change as one
+//! structured line, and hands the change to the notifier (webhooks, `notify`) through a bounded
+//! queue it never waits on: a slow or failing webhook cannot delay probing or serving.
+//!
+//! **The health view.** The monitor keeps what decision tables are built from, a [`HealthView`]
+//! (serving state, p50 and p90 per endpoint, indexed by the [`EndpointId`]s of the configuration
+//! it last reconciled and stamped with that configuration's [`Layout`]), and publishes it behind
+//! an atomic pointer: [`Monitor::view`] is one load, with no lock, no name and no histogram. An
+//! endpoint's slot is set when one of its probe results arrives, when its override is set or
+//! cleared, on reconcile, and at the instants when time alone changes it (an override expires, a
+//! hold-down ends, a latency slice leaves its window), which the core sleeps until (`kept`).
+//! Whoever holds a model of another layout asks [`Monitor::view_of`] instead.
+//!
+//! Time is read through `clock` ([`now`]), tokio's clock, so tests run the monitor on paused time.
+//! Probes never run on DNS workers; each costs at most its timeout.
+//!
+//! [`Layout`]: crate::config::model::Layout
+
+mod clock;
+mod kept;
+mod notify;
+mod tasks;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use clock::{now, unix_now};
+pub use notify::Event;
+
+use crate::config::model::EndpointId;
+use crate::config::policy::Model;
+use crate::config::{Config, Webhook};
+use crate::health::latency::{LatencySummary, LatencyWindow};
+use crate::health::overrides::{self as state_file, SavedOverride};
+use crate::health::probe::Target;
+use crate::health::state::{EndpointHealth, Health, OverrideKind, Serving, StartupPolicy};
+use crate::snapshot::steering::{EndpointView, HealthView};
+use kept::KeptView;
+use notify::NOTIFY_QUEUE;
+
+/// Why an override could not be set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OverrideError {
+    /// The monitor has no endpoint of that name.
+    #[error("no endpoint {endpoint:?}")]
+    UnknownEndpoint { endpoint: String },
+}
+
+/// What the monitor knows about one endpoint, for status output and tests.
+#[derive(Debug, Clone)]
+pub struct EndpointStatus {
+    pub name: String,
+    pub pool: String,
+    pub health: Health,
+    pub serving: Serving,
+    pub since: Instant,
+    pub last_detail: String,
+    pub latency: LatencySummary,
+    pub override_kind: Option<(OverrideKind, Option<Instant>)>,
+}
+
+/// One endpoint the monitor probes.
+struct Entry {
+    name: Arc<str>,
+    /// Its id in the configuration last reconciled: the slot of the view it sets.
+    id: EndpointId,
+    pool: String,
+    startup: StartupPolicy,
+    health: EndpointHealth,
+    latency: LatencyWindow,
+    last_detail: String,
+    /// What the endpoint's checks are; a reload that changes it restarts the health state.
+    fingerprint: String,
+    /// Changes with the fingerprint: reports from probers of an older generation are ignored.
+    generation: u64,
+    /// Stops this endpoint's probers.
+    cancel: CancellationToken,
+}
+
+impl Entry {
+    /// Its slot of the view at `now`, and the next instant time alone changes it.
+    fn view(&self, now: Instant) -> (EndpointView, Option<Instant>) {
+        let (p50, p90) = self.latency.p50_p90(now);
+        let view = EndpointView {
+            serving: self.health.serving(self.startup, now),
+            p50,
+            p90,
+        };
+        let due = [self.health.next_change(now), self.latency.next_expiry(now)];
+        (view, due.into_iter().flatten().min())
+    }
+}
+
+/// Everything behind the monitor's lock. The core task, reconcile, overrides and status take it;
+/// the publisher never does.
+struct State {
+    /// In the order of the configuration's endpoints (their ids).
+    entries: Vec<Entry>,
+    /// Endpoint name → position in `entries`.
+    index: HashMap<String, usize>,
+    /// The working view and its deadlines.
+    kept: KeptView,
+    state_file: Option<PathBuf>,
+}
+
+impl State {
+    /// Set the slot of entry `i` from its state at `now`.
+    fn refresh(&mut self, i: usize, now: Instant) {
+        let (view, due) = self.entries[i].view(now);
+        self.kept.set(i, self.entries[i].id, view, due);
+    }
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// The view last published: what the publisher loads.
+    view: ArcSwap<HealthView>,
+    /// Bumped whenever what DNS should answer may have changed, after the view that shows it is
+    /// published.
+    version: watch::Sender<u64>,
+    /// Wakes the core task when a deadline was set outside it (override, reconcile).
+    wake: Notify,
+    webhooks: watch::Sender<Vec<Webhook>>,
+    reports: mpsc::Sender<tasks::Report>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    /// The runtime probers run on, so a reload from any thread can start them.
+    runtime: tokio::runtime::Handle,
+    next_generation: AtomicU64,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("health lock")
+    }
+
+    /// Publish the working view now and tell subscribers.
+    fn publish(&self, mut st: MutexGuard<'_, State>, now: Instant) {
+        let (view, _) = st.kept.publish(now);
+        self.view.store(view);
+        drop(st);
+        self.version.send_modify(|v| *v += 1);
+        self.wake.notify_one();
+    }
+}
+
+/// Handle to the running monitor.
+#[derive(Clone)]
+pub struct Monitor {
+    shared: Arc<Shared>,
+}
+
+/// Everything that decides how an endpoint is probed, as comparable text.
+fn fingerprint(e: &crate::config::Endpoint) -> String {
+    format!("{:?}|{:?}", e.check_address, e.checks)
+}
+
+impl Monitor {
+    /// Start probing every endpoint of `config`. Tasks stop when `cancel` fires. Must be called
+    /// within a tokio runtime; probers run on it.
+    pub fn start(config: &Config, cancel: CancellationToken, tracker: &TaskTracker) -> Monitor {
+        let (version, _) = watch::channel(0);
+        let (webhooks, hooks_rx) = watch::channel(config.webhooks.clone());
+        let (tx, rx) = mpsc::channel::<tasks::Report>(4096);
+        let (notify_tx, notify_rx) = mpsc::channel::<Event>(NOTIFY_QUEUE);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                entries: Vec::new(),
+                index: HashMap::new(),
+                kept: KeptView::new(),
+                state_file: None,
+            }),
+            view: ArcSwap::from_pointee(HealthView::default()),
+            version,
+            wake: Notify::new(),
+            webhooks,
+            reports: tx,
+            cancel: cancel.clone(),
+            tracker: tracker.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            next_generation: AtomicU64::new(1),
+        });
+        let monitor = Monitor { shared };
+        monitor.reconcile(config);
+        tracker.spawn(tasks::core(monitor.clone(), rx, notify_tx, cancel.clone()));
+        tracker.spawn(notify::notifier(hooks_rx, notify_rx, cancel));
+        monitor
+    }
+
+    /// Apply a (re)loaded configuration. Endpoints whose checks did not change keep their health
+    /// state, latency history and override, and their probers keep running; changed endpoints
+    /// restart their probers and health state (keeping history and override); removed ones stop;
+    /// new ones start probing at once. Overrides are then what the state file says, when one is
+    /// configured. The view is published for the new configuration's ids before this returns.
+    pub fn reconcile(&self, config: &Config) {
+        let sh = &self.shared;
+        sh.webhooks.send_replace(config.webhooks.clone());
+        // Read before the lock: a file on a slow disk must not stall the core.
+        let saved = config.state_file.as_ref().map(|p| state_file::read(p));
+        let mut st = sh.state();
+        let now = clock::now();
+        st.state_file.clone_from(&config.state_file);
+        let mut old: HashMap<Arc<str>, Entry> = st
+            .entries
+            .drain(..)
+            .map(|e| (Arc::clone(&e.name), e))
+            .collect();
+        let mut entries = Vec::new();
+        for pool in &config.pools {
+            for e in &pool.endpoints {
+                let fp = fingerprint(e);
+                let previous = old.remove(e.name.as_str());
+                let entry = match previous {
+                    Some(mut kept) if kept.fingerprint == fp => {
+                        kept.pool.clone_from(&pool.name);
+                        kept.startup = pool.startup;
+                        kept.id = e.id;
+                        kept
+                    }
+                    previous => self.start_entry(e, pool, previous, now),
+                };
+                entries.push(entry);
+            }
+        }
+        for gone in old.into_values() {
+            gone.cancel.cancel();
+        }
+        st.index = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.name.to_string(), i))
+            .collect();
+        st.entries = entries;
+        match saved {
+            Some(Ok(saved)) => apply_saved(&mut st.entries, &saved, now),
+            Some(Err(e)) => tracing::error!("overrides unchanged: {e}"),
+            None => {}
+        }
+        let slots = st
+            .entries
+            .iter()
+            .map(|e| e.id.index() + 1)
+            .max()
+            .unwrap_or(0);
+        let count = st.entries.len();
+        st.kept.reset(config.model.layout, slots, count);
+        for i in 0..count {
+            st.refresh(i, now);
+        }
+        sh.publish(st, now);
+    }
+
+    /// A new entry for `e` of `pool`, its probers started; health starts afresh, latency
+    /// history, last detail and override come from `previous` (a changed endpoint) when given.
+    fn start_entry(
+        &self,
+        e: &crate::config::Endpoint,
+        pool: &crate::config::Pool,
+        previous: Option<Entry>,
+        now: Instant,
+    ) -> Entry {
+        let sh = &self.shared;
+        let params: Vec<_> = e.checks.iter().map(|c| c.params).collect();
+        let generation = sh.next_generation.fetch_add(1, Ordering::Relaxed);
+        let cancel = sh.cancel.child_token();
+        let name: Arc<str> = Arc::from(e.name.as_str());
+        let mut health = EndpointHealth::new(&params, now);
+        let (latency, last_detail) = match previous {
+            Some(old) => {
+                old.cancel.cancel();
+                if let Some((kind, until)) = old.health.override_state() {
+                    health.set_override(kind, until, now);
+                }
+                (old.latency, old.last_detail)
+            }
+            None => (LatencyWindow::new(now), String::new()),
+        };
+        // The config guarantees an address to probe wherever there are checks.
+        if let Some(address) = e.check_address {
+            for (i, check) in e.checks.iter().enumerate() {
+                let target = Target {
+                    address,
+                    port: check.port,
+                    endpoint: e.name.clone(),
+                };
+                sh.tracker.spawn_on(
+                    tasks::prober(
+                        Arc::clone(&name),
+                        generation,
+                        i,
+                        Arc::clone(check),
+                        target,
+                        sh.reports.clone(),
+                        cancel.clone(),
+                    ),
+                    &sh.runtime,
+                );
+            }
+        }
+        Entry {
+            name,
+            id: e.id,
+            pool: pool.name.clone(),
+            startup: pool.startup,
+            health,
+            latency,
+            last_detail,
+            fingerprint: fingerprint(e),
+            generation,
+            cancel,
+        }
+    }
+
+    /// A receiver that sees a new value whenever serving state may have changed (an endpoint's
+    /// health changed, an override, a reload, an override's expiry): the view that shows it is
+    /// published by then.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.shared.version.subscribe()
+    }
+
+    /// Every endpoint has a verdict from every one of its checks.
+    pub fn ready(&self) -> bool {
+        self.shared
+            .state()
+            .entries
+            .iter()
+            .all(|e| e.health.has_verdict())
+    }
+
+    /// What DNS answers should do with `endpoint` now.
+    pub fn serving(&self, endpoint: &str) -> Option<Serving> {
+        let now = clock::now();
+        let st = self.shared.state();
+        let e = &st.entries[*st.index.get(endpoint)?];
+        Some(e.health.serving(e.startup, now))
+    }
+
+    /// The health view as last published: serving state and latency of every endpoint of the
+    /// configuration last reconciled, by [`EndpointId`], stamped with its [`Layout`]. One atomic
+    /// load: what decision tables are built from. Read it by id only against a model of the same
+    /// layout; for another, see [`Monitor::view_of`].
+    ///
+    /// [`Layout`]: crate::config::model::Layout
+    pub fn view(&self) -> Arc<HealthView> {
+        self.shared.view.load_full()
+    }
+
+    /// A view for `model`, whatever configuration the monitor last reconciled: each endpoint of
+    /// the model looked up by name and computed now (serving state, latency percentiles). An
+    /// endpoint the monitor does not know counts as up with nothing measured. For a model whose
+    /// layout is not the published view's (a reload between the two); takes the lock and merges
+    /// histograms, so [`Monitor::view`] is the one to use whenever the layouts agree.
+    pub fn view_of(&self, model: &Model) -> HealthView {
+        let now = clock::now();
+        let st = self.shared.state();
+        let endpoints = || model.pools.iter().flat_map(|p| &p.endpoints);
+        let mut slots =
+            vec![EndpointView::default(); endpoints().map(|e| e.id.index() + 1).max().unwrap_or(0)];
+        for e in endpoints() {
+            if let Some(&i) = st.index.get(&e.name) {
+                slots[e.id.index()] = st.entries[i].view(now).0;
+            }
+        }
+        HealthView::new(model.layout, slots.len(), |id| slots[id.index()])
+    }
+
+    /// Status of every endpoint, sorted by name.
+    pub fn status(&self) -> Vec<EndpointStatus> {
+        let now = clock::now();
+        let st = self.shared.state();
+        let mut out: Vec<_> = st
+            .entries
+            .iter()
+            .map(|e| EndpointStatus {
+                name: e.name.to_string(),
+                pool: e.pool.clone(),
+                health: e.health.health(),
+                serving: e.health.serving(e.startup, now),
+                since: e.health.since(),
+                last_detail: e.last_detail.clone(),
+                latency: e.latency.summary(now),
+                override_kind: e.health.override_state(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Force an endpoint up or down, or drain it, optionally for a limited time; `None` clears.
+    /// The view shows it before this returns. Persisted in the state file when one is
+    /// configured.
+    pub fn set_override(
+        &self,
+        endpoint: &str,
+        kind: Option<OverrideKind>,
+        ttl: Option<Duration>,
+    ) -> Result<(), OverrideError> {
+        let mut st = self.shared.state();
+        let now = clock::now();
+        let i = *st
+            .index
+            .get(endpoint)
+            .ok_or_else(|| OverrideError::UnknownEndpoint {
+                endpoint: endpoint.to_string(),
+            })?;
+        let e = &mut st.entries[i];
+        match kind {
+            // An expiry too far to represent is no expiry.
+            Some(k) => e
+                .health
+                .set_override(k, ttl.and_then(|t| now.checked_add(t)), now),
+            None => e.health.clear_override(),
+        }
+        tracing::info!(endpoint, pool = %e.pool, override_kind = ?kind, ttl = ?ttl, "override set");
+        st.refresh(i, now);
+        let (path, saved) = (st.state_file.clone(), saved_overrides(&st.entries, now));
+        self.shared.publish(st, now);
+        if let Some(path) = path
+            && let Err(e) = state_file::write(&path, &saved)
+        {
+            tracing::error!("{e}");
+        }
+        Ok(())
+    }
+}
+
+/// Make the overrides of `entries` what the state file says (`saved`, read at `now`): entries
+/// it does not name have none.
+fn apply_saved(entries: &mut [Entry], saved: &state_file::Overrides, now: Instant) {
+    let unix = clock::unix_now();
+    for e in entries {
+        match saved.get(&*e.name) {
+            Some(SavedOverride {
+                expires: Some(t), ..
+            }) if *t <= unix => e.health.clear_override(),
+            Some(SavedOverride {
+                kind,
+                expires: Some(t),
+            }) => {
+                // An expiry too far to represent is no expiry.
+                let until = now.checked_add(Duration::from_secs(t - unix));
+                e.health.set_override(*kind, until, now)
+            }
+            Some(SavedOverride {
+                kind,
+                expires: None,
+            }) => e.health.set_override(*kind, None, now),
+            None => e.health.clear_override(),
+        }
+    }
+}
+
+/// The overrides of `entries` at `now`, as the state file keeps them.
+fn saved_overrides(entries: &[Entry], now: Instant) -> state_file::Overrides {
+    let unix = clock::unix_now();
+    entries
+        .iter()
+        .filter_map(|e| {
+            let (kind, until) = e.health.override_state()?;
+            let expires = until.map(|u| unix + u.saturating_duration_since(now).as_secs());
+            Some((e.name.to_string(), SavedOverride { kind, expires }))
+        })
+        .collect()
+}

@@ -88,6 +88,19 @@ pub struct LocationReport {
     pub subdivision: Option<String>,
     /// Prefix length of the database network that placed the client.
     pub network_prefix: Option<u8>,
+    /// The client's position, when the service ranks by distance and the database gave one
+    /// (else the client counts as at its region's location).
+    pub position: Option<PositionReport>,
+}
+
+/// Where the client is, for `nearest` and `latency`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PositionReport {
+    pub lat: f64,
+    pub lon: f64,
+    pub radius_km: f64,
+    /// "record" (the database's coordinates) or "country centroid".
+    pub source: &'static str,
 }
 
 /// What the latency excess hysteresis did for one pool.
@@ -271,12 +284,12 @@ pub fn report(snap: &Snapshot, req: &Request) -> Result<Report, ExplainError> {
     let service = match (service, &snap.tables) {
         (Some((st, svc)), Some(tables)) => {
             let def = &st.model.services[svc];
-            let db = st.geo.as_ref().map(|g| g.load());
             let located = match req.ecs_prefix {
                 Some(p) if def.use_ecs => truncate(req.client, p),
                 _ => req.client,
             };
-            let placement = st.regions.locate(located, db.as_deref().map(|d| &**d));
+            let (placement, cell) = st.locate(located, tables.geometry(svc).is_some());
+            let position = placement.location.as_ref().and_then(crate::geo::position);
             let region = &st.model.regions[placement.region];
             let l = placement.location.as_ref();
             let location = LocationReport {
@@ -286,11 +299,26 @@ pub fn report(snap: &Snapshot, req: &Request) -> Result<Report, ExplainError> {
                 country: l.and_then(|l| l.country_str()).map(str::to_string),
                 subdivision: l.and_then(|l| l.subdivision.as_ref().map(|s| s.as_str().to_string())),
                 network_prefix: l.map(|l| l.prefix_len),
+                position: cell.and(position).map(|p| PositionReport {
+                    lat: p.lat,
+                    lon: p.lon,
+                    radius_km: p.radius_km,
+                    source: match p.source {
+                        crate::geo::PositionSource::Record => "record",
+                        crate::geo::PositionSource::CountryCentroid => "country centroid",
+                    },
+                }),
             };
             let varies = tables.varies_by_region(svc);
             // The client's own region's decision: when every region answers alike the server
             // skips locating the client, but the candidates explained are still its region's.
-            let decision = tables.decision(svc, placement.region);
+            let decision = tables.decision_at(
+                svc,
+                crate::policy::Place {
+                    region: placement.region,
+                    cell,
+                },
+            );
             let e = &decision.explanation;
             let pool_name = |p: usize| st.model.pools[p].name.clone();
             let region_name = |r: usize| {
@@ -486,6 +514,13 @@ impl ServiceReport {
                 let _ = write!(out, "/{s}");
             }
             let _ = write!(out, ", network /{prefix}");
+        }
+        if let Some(p) = &l.position {
+            let _ = write!(
+                out,
+                "; at {:.2},{:.2} ±{:.0} km ({})",
+                p.lat, p.lon, p.radius_km, p.source
+            );
         }
         let _ = writeln!(out, ")");
         let _ = writeln!(

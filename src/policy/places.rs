@@ -141,7 +141,11 @@ impl GeometryKey {
                 .iter()
                 .map(|(a, b)| (a.to_bits(), b.to_bits()))
                 .collect(),
-            ties: [ties.km.to_bits(), ties.ratio.to_bits(), ties.radius.to_bits()],
+            ties: [
+                ties.km.to_bits(),
+                ties.ratio.to_bits(),
+                ties.radius.to_bits(),
+            ],
         }
     }
 }
@@ -173,12 +177,7 @@ pub struct Geometry {
 
 impl Geometry {
     /// Rank `sites` everywhere. `regions` are the region locations (latitude, longitude).
-    pub fn build(
-        metric: Metric,
-        sites: &[Site],
-        regions: &[(f64, f64)],
-        ties: Ties,
-    ) -> Geometry {
+    pub fn build(metric: Metric, sites: &[Site], regions: &[(f64, f64)], ties: Ties) -> Geometry {
         let key = GeometryKey::new(metric, sites, regions, ties);
         let mut b = Builder {
             metric,
@@ -399,7 +398,10 @@ mod tests {
         assert_eq!(Cell::of(90.0, 0.0, 0.0), Cell::of(89.9, 0.0, 0.0));
         assert_eq!(Cell::of(0.0, 180.0, 0.0), Cell::of(0.0, -180.0, 0.0));
         assert_eq!(Cell::of(0.0, 540.0, 0.0), Cell::of(0.0, 180.0, 0.0));
-        assert_eq!(Cell::of(f64::NAN, f64::NAN, f64::NAN), Cell::of(-90.0, -180.0, 0.0));
+        assert_eq!(
+            Cell::of(f64::NAN, f64::NAN, f64::NAN),
+            Cell::of(-90.0, -180.0, 0.0)
+        );
         assert_eq!(Cell::of(10.0, 10.0, 49.9).band_km(), 0.0);
         assert_eq!(Cell::of(10.0, 10.0, 50.0).band_km(), 50.0);
         assert_eq!(Cell::of(10.0, 10.0, 1000.0).band_km(), 500.0);
@@ -408,7 +410,11 @@ mod tests {
 
     #[test]
     fn every_cell_ranks_the_nearest_pool_first() {
-        let sites = [site(0, 50.1, 8.7), site(1, 38.9, -77.0), site(2, 1.35, 103.8)];
+        let sites = [
+            site(0, 50.1, 8.7),
+            site(1, 38.9, -77.0),
+            site(2, 1.35, 103.8),
+        ];
         let g = Geometry::build(Metric::Distance, &sites, &[(48.8, 2.3)], STRICT);
         for (lat, lon) in [(51.5, -0.1), (40.7, -74.0), (35.7, 139.7), (-33.9, 151.2)] {
             let class = &g.classes[g.class_of(Cell::of(lat, lon, 0.0))];

@@ -25,8 +25,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use super::explain::{EndpointExplanation, Explanation, PoolExplanation, Tier};
-use super::pick::{EndpointRef, MAX_ANSWERS, pick};
 use super::geometry::{distance_km, estimated_rtt_ms};
+use super::pick::{EndpointRef, MAX_ANSWERS, pick};
 use super::places::{Geometry, GeometryKey, Metric, Place, Site, Ties};
 use super::rank::{self, Hysteresis, RankReason, RankedPool};
 use super::spill::{self, PoolCapacity};
@@ -126,7 +126,9 @@ impl Tables {
         let row = self.rows[service];
         match row.geometry {
             None => &self.decisions[row.start + client_region],
-            Some(g) => &self.decisions[row.start + self.geometries[g].class_of_region(client_region)],
+            Some(g) => {
+                &self.decisions[row.start + self.geometries[g].class_of_region(client_region)]
+            }
         }
     }
 
@@ -136,9 +138,7 @@ impl Tables {
     pub fn decision_at(&self, service: usize, place: Place) -> &Decision {
         let row = self.rows[service];
         match (row.geometry, place.cell) {
-            (Some(g), Some(cell)) => {
-                &self.decisions[row.start + self.geometries[g].class_of(cell)]
-            }
+            (Some(g), Some(cell)) => &self.decisions[row.start + self.geometries[g].class_of(cell)],
             _ => self.decision(service, place.region),
         }
     }
@@ -232,7 +232,15 @@ pub fn build_tables(inputs: &PolicyInputs, previous: Option<&Tables>) -> Tables 
             for client in 0..inputs.regions.len() {
                 let ranked = rank::rank(inputs, service, client, &[]);
                 let levels = rank::levels(&ranked);
-                decisions.push(state.decide(inputs, service, Some(client), None, ranked, levels, Vec::new()));
+                decisions.push(state.decide(
+                    inputs,
+                    service,
+                    Some(client),
+                    None,
+                    ranked,
+                    levels,
+                    Vec::new(),
+                ));
             }
             rows.push(Row {
                 start,
@@ -321,7 +329,11 @@ pub fn build_tables(inputs: &PolicyInputs, previous: Option<&Tables>) -> Tables 
         .collect();
     let spills = rows
         .iter()
-        .map(|r| decisions[r.start..r.start + r.len].iter().any(Decision::spills))
+        .map(|r| {
+            decisions[r.start..r.start + r.len]
+                .iter()
+                .any(Decision::spills)
+        })
         .collect();
     Tables {
         regions: inputs.regions.len(),
@@ -544,9 +556,7 @@ impl ServiceState {
             .zip(&slots)
             .zip(&levels)
             .zip(&shares)
-            .map(|(((r, &i), &level), &share)| {
-                self.explain_pool(inputs, *r, i, level, share, of)
-            })
+            .map(|(((r, &i), &level), &share)| self.explain_pool(inputs, *r, i, level, share, of))
             .collect();
         let leader = match self.tier {
             Tier::Fallback => None,

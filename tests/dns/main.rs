@@ -13,5 +13,6 @@ mod paths_support;
 mod prepared;
 mod protocol;
 mod readme;
+mod routing_quality;
 mod smoke;
 mod steering;

@@ -111,7 +111,11 @@ fn latency_at_the_node_scores_what_the_node_measured() {
     // At the node's own location, distance model + excess is the measurement itself.
     assert!(close(p[0].ranked.score, eu_us + 10.0, 1e-5), "{:?}", p[0]);
     assert!(close(p[1].ranked.score, 100.0, 1e-5));
-    assert!(close(p[2].ranked.score, p[2].ranked.distance_km / 100.0, 1e-9));
+    assert!(close(
+        p[2].ranked.score,
+        p[2].ranked.distance_km / 100.0,
+        1e-9
+    ));
     assert_eq!(p[1].endpoints[0].rtt_ms, Some(100.0));
 }
 
@@ -247,11 +251,17 @@ fn hysteresis_keeps_the_published_excess_on_small_moves_and_publishes_big_ones()
 
     // 8 ms more: less than max(20 % of 20, 10 ms) → the published 20 stays.
     w.measure(EU, 0, 28.0);
-    assert!(close(excess_of(&w.build(None), EU, 0), 28.0, 1e-5), "without history");
+    assert!(
+        close(excess_of(&w.build(None), EU, 0), 28.0, 1e-5),
+        "without history"
+    );
     let t2 = w.build(Some(&t1));
     assert!(close(excess_of(&t2, EU, 0), 20.0, 1e-5));
     let h = t2.decision(0, US).explanation.hysteresis[0];
-    assert!(!h.switched && h.pool == 0 && close(h.margin_ms, 10.0, 1e-9), "{h:?}");
+    assert!(
+        !h.switched && h.pool == 0 && close(h.margin_ms, 10.0, 1e-9),
+        "{h:?}"
+    );
     // Every client place sees the same published excess.
     assert!(close(excess_of(&t2, US, 0), 20.0, 1e-5));
 
@@ -319,7 +329,10 @@ fn hysteresis_matches_previous_tables_by_pool_name_across_renumbering() {
         .push(service("www", PolicyKind::Latency, &[0, 1]));
     let t2 = v.build(Some(&t1));
     let h = t2.decision(1, EU).explanation.hysteresis[0];
-    assert!(!h.switched && h.pool == 1 && close(h.previous_ms, 20.0, 1e-5), "{h:?}");
+    assert!(
+        !h.switched && h.pool == 1 && close(h.previous_ms, 20.0, 1e-5),
+        "{h:?}"
+    );
 }
 
 #[test]

@@ -98,6 +98,10 @@ fn main() {
             msg_ecs("www-gslb.example.com.", RecordType::A, "8.8.8.0", 24),
         ),
         (
+            "service nearest (ECS)",
+            msg_ecs("www-near.example.com.", RecordType::A, "8.8.8.0", 24),
+        ),
+        (
             "service geo (source IP)",
             msg("www-gslb.example.com.", RecordType::A, Some(false)),
         ),

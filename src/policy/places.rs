@@ -13,7 +13,8 @@
 //!   and at every region's location (a class of its own each), groups near-ties into levels (see [`Ties`]), and interns
 //!   identical rankings as **classes**. The decision tables then hold one decision per class, and
 //!   the geometry one `u32` class number per cell: 1 MiB per geometry whatever the number of
-//!   pools, plus the classes themselves (a few hundred for ten pools). Services with the same
+//!   pools, plus the classes themselves. Classes tell apart the first [`SIGNIFICANT`] ranked
+//!   pools; further pools keep the order of the class's first place. Services with the same
 //!   pools, policy, tie settings and latency excesses share one geometry, and a table rebuild
 //!   that changes none of those (a health change) reuses the previous build's.
 //!
@@ -35,6 +36,11 @@ pub const COLS: usize = 360;
 pub const BANDS_KM: [f64; 4] = [0.0, 50.0, 200.0, 500.0];
 /// Number of cells.
 pub const CELLS: usize = ROWS * COLS * BANDS_KM.len();
+/// Cells share a class when their first this many ranked pools (and those pools' levels) agree;
+/// further pools keep the order of the class's first place. They take traffic only when all
+/// of those are out of capacity at once, and the full order of ten pools would otherwise make
+/// ten thousand classes.
+pub const SIGNIFICANT: usize = 4;
 
 /// One cell: a square degree and an accuracy band.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -315,7 +321,7 @@ impl Builder<'_> {
             self.levels.push(level);
         }
         self.signature.clear();
-        for (&slot, &level) in self.order.iter().zip(&self.levels) {
+        for (&slot, &level) in self.order.iter().zip(&self.levels).take(SIGNIFICANT) {
             self.signature
                 .extend_from_slice(&(slot as u16).to_le_bytes());
             self.signature

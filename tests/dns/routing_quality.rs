@@ -1,6 +1,6 @@
 //! Routing quality: are clients sent to the pool that is fastest for them?
 //!
-//! A test world: nine datacenters at their real coordinates, client networks from MaxMind's
+//! A test world: ten datacenters at their real coordinates, client networks from MaxMind's
 //! GeoIP2 City test database (coordinates and accuracy radius) plus one synthetic network per
 //! country of Meridian's centroid table (a country only: placed at its centroid), all in one
 //! database written here. The truth is a distance model: the round trip from a network to a pool
@@ -20,7 +20,7 @@ use crate::support::steering::city_db;
 use crate::support::*;
 
 /// (name, latitude, longitude): the datacenters.
-const DATACENTERS: [(&str, f64, f64); 9] = [
+const DATACENTERS: [(&str, f64, f64); 10] = [
     ("oregon", 45.6, -121.2),
     ("virginia", 39.0, -77.5),
     ("saopaulo", -23.5, -46.6),
@@ -30,6 +30,7 @@ const DATACENTERS: [(&str, f64, f64); 9] = [
     ("tokyo", 35.7, 139.7),
     ("singapore", 1.35, 103.8),
     ("sydney", -33.9, 151.2),
+    ("johannesburg", -26.2, 28.0),
 ];
 
 /// (region, continent, latitude, longitude): one region per continent.
@@ -43,7 +44,7 @@ const CONTINENTS: [(&str, &str, f64, f64); 6] = [
 ];
 
 fn region_of(dc: usize) -> &'static str {
-    ["na", "na", "sa", "eu", "eu", "as", "as", "as", "oc"][dc]
+    ["na", "na", "sa", "eu", "eu", "as", "as", "as", "oc", "af"][dc]
 }
 
 /// Great-circle km (haversine), independent of Meridian's.
@@ -204,6 +205,12 @@ fn quality(located: bool) -> (f64, f64, Vec<String>) {
     let srv = start(
         &[("example.com.", EXAMPLE_ZONE)],
         &world_config(&db, located),
+    );
+    let tables = srv.server().snapshot().tables.clone().unwrap();
+    eprintln!(
+        "tables: {} classes, {} KiB",
+        tables.decisions(0).len(),
+        tables.heap_bytes() / 1024
     );
     const ASKS: usize = 12;
     let (mut good, mut excess_sum) = (0usize, 0.0);

@@ -22,7 +22,7 @@ LAYERS = [
     ["policy"],
     ["snapshot"],
     ["dns"],
-    ["metrics", "monitor", "explain"],
+    ["metrics", "monitor", "explain", "simulate"],
     ["serve", "control"],
     ["admin"],
     ["server"],

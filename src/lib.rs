@@ -14,8 +14,9 @@
 //! - [`snapshot`]: what the engine answers from, its assembly from a configuration, decision
 //!   tables from a health view.
 //! - [`dns`]: the answer engine (kept and prepared responses, the general path, services).
-//! - [`metrics`], [`monitor`], [`explain`]: metric names and the workers' tally; the health
-//!   monitor's tasks and the health view it keeps; `meridian explain`.
+//! - [`metrics`], [`monitor`], [`explain`], [`simulate`]: metric names and the workers' tally;
+//!   the health monitor's tasks and the health view it keeps; `meridian explain`; `meridian
+//!   simulate`.
 //! - [`serve`], [`control`]: the UDP workers and TCP tasks; reload.
 //! - [`admin`]: the admin HTTP API.
 //! - [`server`]: start-up, the publisher tasks, shutdown.
@@ -32,6 +33,7 @@ pub mod monitor;
 pub mod policy;
 pub mod serve;
 pub mod server;
+pub mod simulate;
 pub mod snapshot;
 pub mod wire;
 pub mod zone;

@@ -106,6 +106,27 @@ impl GeoDb {
         })
     }
 
+    /// Every network of the database that has a record, as (first address, prefix length),
+    /// in tree order: IPv4 networks as IPv4 (not through their IPv6 aliases), then IPv6 ones.
+    /// Walks the whole search tree (seconds for a full City database): for `meridian simulate`,
+    /// never the query path.
+    pub fn networks(&self) -> Result<Vec<(IpAddr, u8)>, GeoError> {
+        let invalid = |source| GeoError::Invalid {
+            path: self.path.clone(),
+            source,
+        };
+        let mut out = Vec::new();
+        for item in self
+            .reader
+            .networks(maxminddb::WithinOptions::default())
+            .map_err(invalid)?
+        {
+            let net = item.and_then(|found| found.network()).map_err(invalid)?;
+            out.push((net.ip(), net.prefix()));
+        }
+        Ok(out)
+    }
+
     /// Looks up `ip` and decodes its location.
     ///
     /// An address the database does not cover gives a [`Location`] whose fields are all `None`

@@ -1,4 +1,4 @@
-//! The `meridian` command: `serve`, `check`, `--version`. Logic lives in the library.
+//! The `meridian` command: `serve`, `check`, `explain`, `simulate`, `override`, `--version`. Logic lives in the library.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,6 +73,27 @@ enum Command {
         /// health instead of loading the configuration.
         #[arg(long)]
         server: Option<String>,
+    },
+    /// Routing quality of a service: for every client network, the pools it is answered by
+    /// and their expected RTT against the nearest pool that serves; with --down, what taking
+    /// pools, regions or endpoints down would move (every endpoint up otherwise).
+    Simulate {
+        /// Configuration file.
+        #[arg(long, short, default_value = "config/meridian.toml")]
+        config: PathBuf,
+        /// The service's name, e.g. www.example.com.
+        #[arg(long)]
+        service: String,
+        /// CSV of client networks, `network,weight` a line (weight optional: the address
+        /// count); default: every network of the configured GeoIP database.
+        #[arg(long)]
+        networks: Option<PathBuf>,
+        /// Take a pool, a region (all its pools) or an endpoint down; repeatable.
+        #[arg(long)]
+        down: Vec<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Load and validate the configuration and every zone; print every problem found.
     Check {
@@ -178,6 +199,31 @@ fn main() -> ExitCode {
                 Err(e) => {
                     eprintln!("{e}");
                     ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Simulate {
+            config,
+            service,
+            networks,
+            down,
+            json,
+        } => {
+            let snap = match meridian::snapshot::load(&config) {
+                Ok((_, snap)) => snap,
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            match simulate(&snap, service, networks.as_deref(), down, json) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(EXIT_CONFIG)
                 }
             }
         }
@@ -334,6 +380,29 @@ fn explain_remote(
             status,
             message,
         })
+    })
+}
+
+/// `meridian simulate`: the report as text or JSON (every endpoint up but those `down` names).
+fn simulate(
+    snap: &meridian::snapshot::Snapshot,
+    service: String,
+    networks: Option<&std::path::Path>,
+    down: Vec<String>,
+    json: bool,
+) -> Result<String, meridian::simulate::SimulateError> {
+    use meridian::simulate::{self as sim, SimulateError};
+    let st = snap.steering.as_ref().ok_or(SimulateError::NoServices)?;
+    let nets = match networks {
+        Some(path) => sim::read_networks(path)?,
+        None => sim::database_networks(st, None)?,
+    };
+    let view = meridian::snapshot::steering::HealthView::default();
+    let req = sim::Request { service, down };
+    let report = sim::report(st, &view, snap.tables.as_deref(), &req, &nets)?;
+    Ok(match json {
+        true => serde_json::to_string_pretty(&report).expect("a report serializes") + "\n",
+        false => report.to_text(),
     })
 }
 

@@ -113,7 +113,7 @@ pub enum SimulateError {
     #[error("no service {0:?}")]
     UnknownService(String),
     /// A `down` name is no pool, region or endpoint.
-    #[error("--down {0:?}: no pool, region or endpoint of that name")]
+    #[error("down {0:?}: no pool, region or endpoint of that name")]
     UnknownDown(String),
     /// The networks file cannot be read.
     #[error("{}: {source}", path.display())]

@@ -13,6 +13,7 @@
 //! | `GET /metrics` | Prometheus text exposition ([`crate::metrics::render`]) |
 //! | `GET /status` | JSON: generation, reloads, zones, services, endpoints, decisions ([`status`]) |
 //! | `GET /explain?name=&client=[&ecs=][&qtype=][&format=text]` | `meridian explain` against live health, as JSON |
+//! | `GET /simulate?service=[&down=]...[&networks=10000][&format=text]` | `meridian simulate` against live health over the GeoIP database's largest networks, as JSON |
 //! | `POST /reload` | [`Control::reload`]: 200 with the generation, or 422 with every error |
 //! | `POST /endpoints/{name}/{drain,undrain,force-up,force-down,clear}[?expires=30m]` | overrides |
 //!

@@ -22,6 +22,9 @@ use crate::health::state::OverrideKind;
 /// Longest override expiry accepted (a year): beyond it an expiry is a mistake.
 const MAX_EXPIRY: Duration = Duration::from_secs(366 * 24 * 3600);
 
+/// Client networks `/simulate` takes from the GeoIP database by default: the largest this many.
+const SIMULATE_NETWORKS: usize = 10_000;
+
 type Reply = Response<Full<Bytes>>;
 
 /// An error answer: status and message.
@@ -81,6 +84,7 @@ enum Route<'a> {
     Metrics,
     Status,
     Explain,
+    Simulate,
     Reload,
     /// `/endpoints/{name}/{action}`, both still percent-encoded.
     Override(&'a str, &'a str),
@@ -95,6 +99,7 @@ impl Route<'_> {
             ["metrics"] => Route::Metrics,
             ["status"] => Route::Status,
             ["explain"] => Route::Explain,
+            ["simulate"] => Route::Simulate,
             ["reload"] => Route::Reload,
             ["endpoints", name, action] => Route::Override(name, action),
             _ => return None,
@@ -137,8 +142,8 @@ async fn route(api: &Api, req: Request<Incoming>) -> Result<Reply, Fail> {
     }
     read_body(req.into_body()).await?;
     let params = parse_query(&query)?;
-    // Every route but these two takes no parameters.
-    if !matches!(route, Route::Explain | Route::Override(..)) {
+    // Every route but these takes no parameters.
+    if !matches!(route, Route::Explain | Route::Simulate | Route::Override(..)) {
         no_params(&params)?;
     }
     match route {
@@ -154,6 +159,7 @@ async fn route(api: &Api, req: Request<Incoming>) -> Result<Reply, Fail> {
             &super::status::status(&api.control),
         )),
         Route::Explain => explain(api, &params),
+        Route::Simulate => simulate(api, &params).await,
         Route::Reload => reload(api).await,
         Route::Override(name, action) => set_override(api, name, action, &params),
     }
@@ -212,13 +218,17 @@ async fn read_body(body: Incoming) -> Result<(), Fail> {
     }
 }
 
-/// Query parameters, percent-decoded; a parameter given twice is an error.
+/// Parameters that may be given more than once (`/simulate?down=a&down=b`).
+const REPEATABLE: &[&str] = &["down"];
+
+/// Query parameters, percent-decoded; a parameter given twice is an error (but those
+/// [`REPEATABLE`]).
 fn parse_query(q: &str) -> Result<Vec<(String, String)>, Fail> {
     let mut out: Vec<(String, String)> = Vec::new();
     for pair in q.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let (k, v) = (decode(k, true)?, decode(v, true)?);
-        if out.iter().any(|(o, _)| *o == k) {
+        if !REPEATABLE.contains(&k.as_str()) && out.iter().any(|(o, _)| *o == k) {
             return Err(Fail::bad(format!("parameter {k:?} given twice")));
         }
         out.push((k, v));
@@ -354,6 +364,54 @@ fn explain(api: &Api, params: &[(String, String)]) -> Result<Reply, Fail> {
     };
     let snap = api.control.snapshot();
     let report = crate::explain::report(&snap, &req).map_err(|e| Fail::bad(e.to_string()))?;
+    if text {
+        return Ok(text_reply(StatusCode::OK, report.to_text()));
+    }
+    Ok(json_reply(StatusCode::OK, &report))
+}
+
+/// `GET /simulate?service=NAME[&down=X]...[&networks=N][&format=text]`: `meridian simulate`
+/// against the served snapshot and live health, over the GeoIP database's `N` largest networks
+/// (default [`SIMULATE_NETWORKS`]). Runs on a blocking thread: it walks the whole database.
+async fn simulate(api: &Api, params: &[(String, String)]) -> Result<Reply, Fail> {
+    use crate::simulate::{self as sim, SimulateError};
+    allow(params, &["service", "down", "networks", "format"])?;
+    let service = param(params, "service").ok_or_else(|| Fail::bad("service is required"))?;
+    let down: Vec<String> = params
+        .iter()
+        .filter(|(k, _)| k == "down")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let limit = match param(params, "networks") {
+        None => SIMULATE_NETWORKS,
+        Some(n) => match n.parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => return Err(Fail::bad(format!("networks {n:?} is not a positive count"))),
+        },
+    };
+    let text = match param(params, "format") {
+        None | Some("json") => false,
+        Some("text") => true,
+        Some(f) => return Err(Fail::bad(format!("format {f:?}: json or text"))),
+    };
+    let req = sim::Request {
+        service: service.to_string(),
+        down,
+    };
+    let control = api.control.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        let snap = control.snapshot();
+        let st = snap.steering.as_ref().ok_or(SimulateError::NoServices)?;
+        let nets = sim::database_networks(st, Some(limit))?;
+        let view = control.publisher().view_for(st);
+        sim::report(st, &view, snap.tables.as_deref(), &req, &nets)
+    })
+    .await
+    .map_err(|e| Fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| match e {
+        SimulateError::Geo(_) => Fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        e => Fail::bad(e.to_string()),
+    })?;
     if text {
         return Ok(text_reply(StatusCode::OK, report.to_text()));
     }

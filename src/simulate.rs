@@ -714,8 +714,10 @@ mod tests {
 
     #[test]
     fn csv_lines_parse_with_default_weights() {
-        let nets = parse_networks("network,weight\n81.2.69.0/24,256\n\n# c\n2001:db8::/32\n10.1.2.3/8, \n")
-            .unwrap();
+        let nets = parse_networks(
+            "network,weight\n81.2.69.0/24,256\n\n# c\n2001:db8::/32\n10.1.2.3/8, \n",
+        )
+        .unwrap();
         assert_eq!(nets.len(), 3);
         assert_eq!(nets[0].network.to_string(), "81.2.69.0/24");
         assert_eq!(nets[0].weight, 256.0);

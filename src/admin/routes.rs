@@ -143,7 +143,10 @@ async fn route(api: &Api, req: Request<Incoming>) -> Result<Reply, Fail> {
     read_body(req.into_body()).await?;
     let params = parse_query(&query)?;
     // Every route but these takes no parameters.
-    if !matches!(route, Route::Explain | Route::Simulate | Route::Override(..)) {
+    if !matches!(
+        route,
+        Route::Explain | Route::Simulate | Route::Override(..)
+    ) {
         no_params(&params)?;
     }
     match route {

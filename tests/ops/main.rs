@@ -9,3 +9,4 @@ mod anycast;
 mod anycast_support;
 mod cli;
 mod reload;
+mod simulate;

@@ -1,0 +1,280 @@
+//! `meridian simulate` as an operator runs it, on MaxMind's GeoIP2 City test database and pools
+//! at real datacenter locations: clients go to the nearest pool, the routing quality is
+//! reported, `--down` moves networks to the next nearest pool and flags pools pushed past their
+//! overprovisioning; bad input is refused with its place. `GET /simulate` on a running server
+//! answers the same report.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::steering::city_db;
+use crate::support::*;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_meridian");
+
+/// Networks of the test database: London, Boxford (GB), Linköping (SE), Milton (US, WA),
+/// San Diego (US), Changchun (CN), Bhutan, the Philippines, Tokyo (JP, IPv6).
+const NETWORKS: &str = "network,weight\n\
+    81.2.69.142/31,1000\n\
+    2.125.160.216/29\n\
+    89.160.20.112/28,500\n\
+    216.160.83.56/29,800\n\
+    214.78.120.0/22\n\
+    175.16.199.0/24,300\n\
+    67.43.156.0/24,100\n\
+    202.196.224.0/20,200\n\
+    2001:218::/32,700\n";
+
+/// A `nearest` service over six pools at real datacenter locations, regions per continent.
+fn write_config(dir: &Path) -> PathBuf {
+    std::fs::write(dir.join("example.com.zone"), EXAMPLE_ZONE).unwrap();
+    let pool = |name: &str, region: &str, lat: f64, lon: f64, ep: &str, addr: &str| {
+        format!(
+            "[[pool]]\nname = \"{name}\"\nregion = \"{region}\"\nlocation = [{lat}, {lon}]\n\
+             [[pool.endpoint]]\nname = \"{ep}\"\naddress = \"{addr}\"\n"
+        )
+    };
+    let cfg = dir.join("meridian.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[dns]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\n\
+             [[zone]]\norigin = \"example.com.\"\nfile = \"example.com.zone\"\n\
+             [geo]\ndatabase = \"{db}\"\ndefault_region = \"europe\"\n\
+             [[region]]\nname = \"europe\"\nlocation = [50.1, 8.7]\ncontinents = [\"EU\", \"AF\"]\n\
+             [[region]]\nname = \"americas\"\nlocation = [39.0, -77.5]\ncontinents = [\"NA\", \"SA\"]\n\
+             [[region]]\nname = \"asia\"\nlocation = [1.35, 103.8]\ncontinents = [\"AS\", \"OC\"]\n\
+             {}{}{}{}{}{}\
+             [[service]]\nname = \"gslb.example.com.\"\npolicy = \"nearest\"\n\
+             pools = [\"dublin\", \"frankfurt\", \"virginia\", \"oregon\", \"tokyo\", \"singapore\"]\n",
+            pool("dublin", "europe", 53.35, -6.26, "dub1", "192.0.2.1"),
+            pool("frankfurt", "europe", 50.11, 8.68, "fra1", "192.0.2.2"),
+            pool("virginia", "americas", 39.04, -77.49, "iad1", "198.51.100.1"),
+            pool("oregon", "americas", 45.84, -119.70, "pdx1", "198.51.100.2"),
+            pool("tokyo", "asia", 35.68, 139.69, "nrt1", "203.0.113.1"),
+            pool("singapore", "asia", 1.35, 103.82, "sin1", "203.0.113.2"),
+            db = city_db()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("networks.csv"), NETWORKS).unwrap();
+    cfg
+}
+
+/// Run `meridian simulate --config CFG --service gslb.example.com ARGS`: exit code, stdout,
+/// stderr.
+fn simulate(cfg: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(["simulate", "--service", "gslb.example.com", "--config"])
+        .arg(cfg)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn simulate_json(cfg: &Path, args: &[&str]) -> Value {
+    let (code, out, err) = simulate(cfg, &[args, &["--json"]].concat());
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+/// The report's row for `network`.
+fn row<'a>(report: &'a Value, network: &str) -> &'a Value {
+    report["networks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["network"] == network)
+        .unwrap_or_else(|| panic!("no network {network}"))
+}
+
+/// `[(pool, share)]` of a share list.
+fn shares(v: &Value) -> Vec<(String, f64)> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["pool"].as_str().unwrap().to_string(),
+                s["share"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn simulate_sends_each_network_to_its_nearest_pool_and_reports_the_quality() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path());
+    let csv = dir.path().join("networks.csv");
+    let r = simulate_json(&cfg, &["--networks", csv.to_str().unwrap()]);
+    assert_eq!(r["policy"], "nearest");
+    assert_eq!(r["what_if"], Value::Null);
+    let london = row(&r, "81.2.69.142/31");
+    assert_eq!(london["region"], "europe");
+    assert_eq!(london["position"]["source"], "record");
+    assert_eq!(shares(&london["pools"]), [("dublin".to_string(), 1.0)]);
+    assert_eq!(london["best_pool"], "dublin");
+    assert_eq!(london["excess_ms"], 0.0);
+    // London-Dublin is 464 km: 4.6 ms + 2 ms.
+    let rtt = london["expected_rtt_ms"].as_f64().unwrap();
+    assert!((rtt - 6.64).abs() < 0.05, "{rtt}");
+    assert_eq!(row(&r, "2.125.160.216/29")["weight"], 8.0); // default: address count
+    assert_eq!(shares(&row(&r, "2001:218::/32")["pools"])[0].0, "tokyo");
+    assert_eq!(shares(&row(&r, "216.160.83.56/29")["pools"])[0].0, "oregon");
+    assert_eq!(
+        shares(&row(&r, "89.160.20.112/28")["pools"])[0].0,
+        "frankfurt"
+    );
+    for n in r["networks"].as_array().unwrap() {
+        let sum: f64 = shares(&n["pools"]).iter().map(|s| s.1).sum();
+        assert!((sum - 1.0).abs() < 1e-9, "{n}");
+        assert!(n["excess_ms"].as_f64().unwrap() >= 0.0, "{n}");
+    }
+    let s = &r["summary"];
+    assert_eq!(s["networks"], 9);
+    assert!(s["within_10pct"].as_f64().unwrap() >= 0.9, "{s}");
+    assert!(s["mean_excess_ms"].as_f64().unwrap() < 1.0, "{s}");
+    let total: f64 = shares(&s["pools"]).iter().map(|s| s.1).sum();
+    assert!((total - 1.0).abs() < 1e-9, "{s}");
+    // The text report says the same.
+    let (code, text, err) = simulate(&cfg, &["--networks", csv.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(text.contains("81.2.69.142/31"), "{text}");
+    assert!(text.contains("within 10% of their best RTT"), "{text}");
+}
+
+#[test]
+fn simulate_down_moves_networks_to_the_next_nearest_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path());
+    let csv = dir.path().join("networks.csv");
+    let csv = csv.to_str().unwrap();
+    let r = simulate_json(&cfg, &["--networks", csv, "--down", "dublin"]);
+    assert_eq!(r["down"], serde_json::json!(["dublin"]));
+    let london = row(&r, "81.2.69.142/31");
+    assert_eq!(shares(&london["pools"]), [("frankfurt".to_string(), 1.0)]);
+    assert_eq!(london["best_pool"], "frankfurt"); // Dublin does not serve: not the best
+    let w = &r["what_if"];
+    let moved = w["moved"].as_array().unwrap();
+    let m = moved
+        .iter()
+        .find(|m| m["network"] == "81.2.69.142/31")
+        .expect("London moved");
+    assert_eq!(shares(&m["from"]), [("dublin".to_string(), 1.0)]);
+    assert_eq!(shares(&m["to"]), [("frankfurt".to_string(), 1.0)]);
+    assert!(
+        moved.iter().all(|m| shares(&m["from"])[0].0 == "dublin"),
+        "{w}"
+    );
+    let over = r["overprovisioning"].as_f64().unwrap();
+    assert_eq!(over, 1.4);
+    for p in w["pools"].as_array().unwrap() {
+        let (b, x) = (
+            p["baseline_share"].as_f64().unwrap(),
+            p["what_if_share"].as_f64().unwrap(),
+        );
+        assert_eq!(p["over_capacity"], x > b * over + 1e-12, "{p}");
+        if p["pool"] == "dublin" {
+            assert!(b > 0.0 && x == 0.0, "{p}");
+        }
+        if p["pool"] == "frankfurt" {
+            // Frankfurt takes London's and Boxford's weight on top of Sweden's: over 1.4x.
+            assert!(x > b && p["over_capacity"] == true, "{p}");
+        }
+    }
+    // A region and an endpoint name work too: without Asia, Tokyo's clients go elsewhere.
+    let r = simulate_json(&cfg, &["--networks", csv, "--down", "asia"]);
+    let jp = shares(&row(&r, "2001:218::/32")["pools"]);
+    assert!(
+        jp.iter().all(|(p, _)| p != "tokyo" && p != "singapore"),
+        "{jp:?}"
+    );
+    let r = simulate_json(&cfg, &["--networks", csv, "--down", "nrt1"]);
+    assert_eq!(shares(&row(&r, "2001:218::/32")["pools"])[0].0, "singapore");
+}
+
+#[test]
+fn simulate_refuses_unknown_names_and_bad_csv_lines_with_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path());
+    let (code, _, err) = simulate(&cfg, &["--down", "atlantis"]);
+    assert_eq!(code, 64);
+    assert!(
+        err.contains("\"atlantis\": no pool, region or endpoint"),
+        "{err}"
+    );
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "81.2.69.142/31,1\n10.0.0.0/8,lots\n").unwrap();
+    let (code, _, err) = simulate(&cfg, &["--networks", bad.to_str().unwrap()]);
+    assert_eq!(code, 64);
+    assert!(
+        err.contains(&format!("{}:2: weight \"lots\"", bad.display())),
+        "{err}"
+    );
+    let out = Command::new(BIN)
+        .args(["simulate", "--service", "nope.example.com", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no service \"nope.example.com\""));
+}
+
+/// GET `target` from the admin API: status and body.
+fn get(addr: SocketAddr, target: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_string())
+}
+
+#[test]
+fn admin_simulate_agrees_with_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path());
+    let srv = start_file(&cfg);
+    let admin = srv.server().admin_addr().expect("admin API bound");
+    for (query, args) in [
+        ("", &[][..]),
+        (
+            "&down=dublin&down=iad1",
+            &["--down", "dublin", "--down", "iad1"][..],
+        ),
+    ] {
+        let (status, body) = get(admin, &format!("/simulate?service=gslb.example.com{query}"));
+        assert_eq!(status, 200, "{body}");
+        let api: Value = serde_json::from_str(&body).unwrap();
+        // Without --networks the command line takes every network of the database, as the
+        // API does (the test database has fewer than its default cap).
+        let cli = simulate_json(&cfg, args);
+        assert!(api["networks"].as_array().unwrap().len() > 100);
+        assert_eq!(api, cli, "{query}");
+    }
+    let (status, body) = get(admin, "/simulate?service=gslb.example.com&networks=5");
+    assert_eq!(status, 200, "{body}");
+    let api: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(api["networks"].as_array().unwrap().len(), 5);
+    let (status, body) = get(admin, "/simulate?service=gslb.example.com&down=atlantis");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("atlantis"), "{body}");
+    srv.stop();
+}

@@ -410,3 +410,101 @@ fn all_down_answers_the_configured_fallback_never_nothing() {
         ["192.0.2.1"]
     );
 }
+
+/// A what-if (`meridian simulate --down REGION`) says where each client network goes when a
+/// region's pools fail; killing those pools' real targets makes the server answer exactly so.
+#[test]
+fn a_what_if_agrees_with_the_server_when_a_region_really_fails() {
+    let targets = Targets::new();
+    // (pool, region, location, answered address)
+    let pools = [
+        ("dublin", "eu", "[53.3, -6.3]", "192.0.2.1"),
+        ("frankfurt", "eu", "[50.1, 8.7]", "192.0.2.2"),
+        ("virginia", "na", "[39.0, -77.5]", "192.0.2.3"),
+        ("oregon", "na", "[45.6, -121.2]", "192.0.2.4"),
+        ("tokyo", "as", "[35.7, 139.7]", "192.0.2.5"),
+    ];
+    let mut live: Vec<Target> = pools.iter().map(|_| targets.start(0)).collect();
+    let mut extra = format!(
+        "[geo]\ndatabase = \"{}\"\ndefault_region = \"eu\"\n\
+         [[region]]\nname = \"eu\"\nlocation = [50.0, 10.0]\ncontinents = [\"EU\", \"AF\"]\n\
+         [[region]]\nname = \"na\"\nlocation = [39.8, -98.6]\ncontinents = [\"NA\", \"SA\"]\n\
+         [[region]]\nname = \"as\"\nlocation = [30.0, 100.0]\ncontinents = [\"AS\", \"OC\"]\n",
+        city_db()
+    );
+    for (i, (name, region, location, address)) in pools.iter().enumerate() {
+        extra += &http_check(name, live[i].port, 1, 1);
+        extra +=
+            &format!("[[pool]]\nname = \"{name}\"\nregion = \"{region}\"\nlocation = {location}\n");
+        extra += &endpoint(&format!("{name}-1"), address, name, "");
+    }
+    let names: Vec<String> = pools.iter().map(|p| format!("\"{}\"", p.0)).collect();
+    extra += &format!(
+        "[[service]]\nname = \"near.example.com.\"\npolicy = \"nearest\"\npools = [{}]\n",
+        names.join(", ")
+    );
+    let srv = start(&[("example.com.", EXAMPLE_ZONE)], &extra);
+    let monitor = srv.server.as_ref().unwrap().monitor().clone();
+    wait_for(Duration::from_secs(3), "first verdicts", || monitor.ready());
+
+    // London, Sweden, the US west coast (Milton, WA), Japan: networks of the City test database.
+    let networks: [(&'static str, u8); 4] = [
+        ("81.2.69.142", 31),
+        ("89.160.20.112", 28),
+        ("216.160.83.56", 29),
+        ("2001:218::", 32),
+    ];
+    let csv: String = networks
+        .iter()
+        .map(|(a, p)| format!("{a}/{p},1\n"))
+        .collect();
+    let snapshot = srv.server().snapshot();
+    let report = meridian::simulate::report(
+        snapshot.steering.as_deref().unwrap(),
+        &Default::default(),
+        None,
+        &meridian::simulate::Request {
+            service: "near.example.com.".into(),
+            down: vec!["eu".into()],
+        },
+        &meridian::simulate::parse_networks(&csv).unwrap(),
+    )
+    .unwrap();
+    let what_if = report.what_if.as_ref().unwrap();
+    // Europe's networks moved; Milton and Japan did not.
+    assert_eq!(what_if.moved.len(), 2, "{:#?}", what_if.moved);
+    let address_of = |pool: &str| pools.iter().find(|p| p.0 == pool).unwrap().3;
+
+    for i in [0, 1] {
+        targets.kill(&mut live[i]);
+    }
+    let mut c = Client::new(&srv);
+    wait_for(Duration::from_secs(3), "Europe withdrawn", || {
+        [serving(&srv, "dublin-1"), serving(&srv, "frankfurt-1")] == [Some(Serving::Down); 2]
+            && !["192.0.2.1", "192.0.2.2"].contains(
+                &one(&c.udp("near.example.com.", RecordType::A, Some(networks[0]))).as_str(),
+            )
+    });
+    for (n, &ecs) in report.networks.iter().zip(&networks) {
+        let counts = c.count(40, "near.example.com.", RecordType::A, Some(ecs));
+        for p in &n.pools {
+            let got = share(&counts, address_of(&p.pool));
+            assert!(
+                (got - p.share).abs() <= 0.2,
+                "{ecs:?}: {} simulated {:.2}, served {got:.2} ({counts:?})",
+                p.pool,
+                p.share
+            );
+        }
+        let simulated: usize = n
+            .pools
+            .iter()
+            .filter(|p| p.share > 0.0)
+            .map(|p| counts.get(address_of(&p.pool)).copied().unwrap_or(0))
+            .sum();
+        assert_eq!(
+            simulated, 40,
+            "{ecs:?}: served a pool the what-if gives nothing: {counts:?}"
+        );
+    }
+}

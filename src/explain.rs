@@ -303,10 +303,7 @@ pub fn report(snap: &Snapshot, req: &Request) -> Result<Report, ExplainError> {
                     lat: p.lat,
                     lon: p.lon,
                     radius_km: p.radius_km,
-                    source: match p.source {
-                        crate::geo::PositionSource::Record => "record",
-                        crate::geo::PositionSource::CountryCentroid => "country centroid",
-                    },
+                    source: p.source.as_str(),
                 }),
             };
             let varies = tables.varies_by_region(svc);

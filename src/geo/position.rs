@@ -47,12 +47,19 @@ pub enum PositionSource {
     CountryCentroid,
 }
 
-impl fmt::Display for PositionSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl PositionSource {
+    /// "record" or "country centroid", as reports print it.
+    pub fn as_str(self) -> &'static str {
+        match self {
             PositionSource::Record => "record",
             PositionSource::CountryCentroid => "country centroid",
-        })
+        }
+    }
+}
+
+impl fmt::Display for PositionSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -369,10 +369,7 @@ fn evaluate(
         Some(p) => Spot {
             lat: p.lat,
             lon: p.lon,
-            source: match p.source {
-                crate::geo::PositionSource::Record => "record",
-                crate::geo::PositionSource::CountryCentroid => "country centroid",
-            },
+            source: p.source.as_str(),
         },
         None => Spot {
             lat: region.lat,

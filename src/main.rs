@@ -88,6 +88,9 @@ enum Command {
         /// count); default: every network of the configured GeoIP database.
         #[arg(long)]
         networks: Option<PathBuf>,
+        /// With the database's networks: only the N largest (by address count).
+        #[arg(long)]
+        limit: Option<usize>,
         /// Take a pool, a region (all its pools) or an endpoint down; repeatable.
         #[arg(long)]
         down: Vec<String>,
@@ -206,6 +209,7 @@ fn main() -> ExitCode {
             config,
             service,
             networks,
+            limit,
             down,
             json,
         } => {
@@ -216,7 +220,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
-            match simulate(&snap, service, networks.as_deref(), down, json) {
+            match simulate(&snap, service, networks.as_deref(), limit, down, json) {
                 Ok(text) => {
                     print!("{text}");
                     ExitCode::SUCCESS
@@ -388,6 +392,7 @@ fn simulate(
     snap: &meridian::snapshot::Snapshot,
     service: String,
     networks: Option<&std::path::Path>,
+    limit: Option<usize>,
     down: Vec<String>,
     json: bool,
 ) -> Result<String, meridian::simulate::SimulateError> {
@@ -395,7 +400,7 @@ fn simulate(
     let st = snap.steering.as_ref().ok_or(SimulateError::NoServices)?;
     let nets = match networks {
         Some(path) => sim::read_networks(path)?,
-        None => sim::database_networks(st, None)?,
+        None => sim::database_networks(st, limit)?,
     };
     let view = meridian::snapshot::steering::HealthView::default();
     let req = sim::Request { service, down };

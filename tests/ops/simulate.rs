@@ -154,6 +154,33 @@ fn simulate_sends_each_network_to_its_nearest_pool_and_reports_the_quality() {
     assert!(text.contains("within 10% of their best RTT"), "{text}");
 }
 
+/// Without `--networks`, every network of the database; `--limit` keeps the largest.
+#[test]
+fn simulate_reads_the_databases_networks_and_limit_keeps_the_largest() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path());
+    let all = simulate_json(&cfg, &[]);
+    let n = all["networks"].as_array().unwrap().len();
+    assert!(n > 100, "{n}");
+    let five = simulate_json(&cfg, &["--limit", "5"]);
+    let rows = five["networks"].as_array().unwrap();
+    assert_eq!(rows.len(), 5);
+    let smallest_kept = rows
+        .iter()
+        .map(|r| r["weight"].as_f64().unwrap())
+        .fold(f64::INFINITY, f64::min);
+    let larger_left_out = all["networks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["weight"].as_f64().unwrap() > smallest_kept)
+        .count();
+    assert!(
+        larger_left_out <= 5,
+        "{larger_left_out} networks larger than a kept one"
+    );
+}
+
 #[test]
 fn simulate_down_moves_networks_to_the_next_nearest_pool() {
     let dir = tempfile::tempdir().unwrap();

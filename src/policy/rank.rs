@@ -16,8 +16,8 @@
 //! - `weighted`: 0 for every pool (not ranked: all pools share one draw).
 //!
 //! `nearest` and `latency` are ranked per client place by [`crate::policy::places`], where
-//! near-ties form levels; [`rank`] here ranks them at a region's location, with equal scores as
-//! levels ([`levels`]), for `explain --config` and tests.
+//! near-ties form levels; [`rank`] here ranks the region policies, with equal scores as levels
+//! ([`levels`]).
 //!
 //! # Excess and its hysteresis (`latency`)
 //! A pool's measured RTT from this node is the mean, over its serving endpoints that have a
@@ -31,7 +31,7 @@
 //! value stays.
 
 use super::PolicyInputs;
-use super::geometry::{distance_km, estimated_rtt_ms};
+use super::geometry::distance_km;
 use crate::config::model::{PolicyKind, ServiceDef};
 
 /// Why a pool has its place in the ranking (shown by `explain`).
@@ -121,15 +121,10 @@ pub fn excess(
     }
 }
 
-/// Ranks the service's pools for a client at the location of region `client`. `excess_ms` is
-/// parallel to `service.pools`: the published excess of each pool (`latency` only; it may be
-/// empty otherwise).
-pub fn rank(
-    inputs: &PolicyInputs,
-    service: &ServiceDef,
-    client: usize,
-    excess_ms: &[f64],
-) -> Vec<RankedPool> {
+/// Ranks the service's pools for clients of region `client` under a region policy
+/// (`failover`, `weighted`, `geo`). `nearest` and `latency` rank per client place, in
+/// [`crate::policy::places`]; asking for them here is a bug and panics.
+pub fn rank(inputs: &PolicyInputs, service: &ServiceDef, client: usize) -> Vec<RankedPool> {
     let client_region = &inputs.regions[client];
     let mut ranked: Vec<RankedPool> = service
         .pools
@@ -141,18 +136,9 @@ pub fn rank(
             let (score, reason) = match service.policy {
                 PolicyKind::Failover => (position as f64, RankReason::Configured),
                 PolicyKind::Weighted => (0.0, RankReason::Weighted),
-                PolicyKind::Nearest => (distance_km, RankReason::Distance),
                 PolicyKind::Geo => geo_score(inputs, client, p.region),
-                PolicyKind::Latency => {
-                    let distance_ms = estimated_rtt_ms(distance_km);
-                    let excess_ms = excess_ms.get(position).copied().unwrap_or(0.0);
-                    (
-                        distance_ms + excess_ms,
-                        RankReason::EstimatedRtt {
-                            distance_ms,
-                            excess_ms,
-                        },
-                    )
+                PolicyKind::Nearest | PolicyKind::Latency => {
+                    unreachable!("nearest and latency are ranked per place by policy::places")
                 }
             };
             RankedPool {

@@ -230,7 +230,7 @@ pub fn build_tables(inputs: &PolicyInputs, previous: Option<&Tables>) -> Tables 
         };
         let Some(metric) = metric else {
             for client in 0..inputs.regions.len() {
-                let ranked = rank::rank(inputs, service, client, &[]);
+                let ranked = rank::rank(inputs, service, client);
                 let levels = rank::levels(&ranked);
                 decisions.push(state.decide(
                     inputs,

@@ -69,6 +69,10 @@ pub struct ServiceReport {
     /// Whether any client region is answered differently from another.
     pub varies_by_region: bool,
     pub location: LocationReport,
+    /// `nearest`/`latency`: where the client's class was first ranked (latitude, longitude,
+    /// accuracy band km): a cell centre or a region location whose ranking the client's cell
+    /// shares. The candidates' distances and scores are from there, not from the client.
+    pub ranked_at: Option<(f64, f64, f64)>,
     /// `latency`: pools whose measured excess moved, and whether it was published.
     pub hysteresis: Vec<HysteresisReport>,
     /// Every pool of the service, in rank order.
@@ -402,6 +406,7 @@ pub fn report(snap: &Snapshot, req: &Request) -> Result<Report, ExplainError> {
                 ttl: decision.ttl,
                 varies_by_region: varies,
                 location,
+                ranked_at: e.at,
                 hysteresis,
                 candidates,
                 fallback,
@@ -539,6 +544,12 @@ impl ServiceReport {
                 h.previous_ms,
                 h.margin_ms,
                 if h.switched { "published" } else { "kept" }
+            );
+        }
+        if let Some((lat, lon, band)) = self.ranked_at {
+            let _ = writeln!(
+                out,
+                "ranked at {lat:.2},{lon:.2} (accuracy band {band:.0} km), where the client's class was first ranked: distances are from there"
             );
         }
         let _ = writeln!(out, "candidates (rank order):");

@@ -305,3 +305,41 @@ fn admin_simulate_agrees_with_the_command_line() {
     assert!(body.contains("atlantis"), "{body}");
     srv.stop();
 }
+
+/// `explain` on a `nearest` service says where the client's class was ranked: the distances it
+/// prints are from there.
+#[test]
+fn explain_says_where_a_nearest_client_was_ranked() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path());
+    let out = Command::new(BIN)
+        .args(["explain", "gslb.example.com", "81.2.69.142", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("ranked at "))
+        .unwrap_or_else(|| panic!("no ranked-at line:\n{text}"));
+    // Any place of the client's class (its first cell may be far from the client): a real
+    // position, and the class ranks Dublin first.
+    let (lat, lon) = line["ranked at ".len()..]
+        .split_once(' ')
+        .unwrap()
+        .0
+        .split_once(',')
+        .map(|(a, b)| (a.parse::<f64>().unwrap(), b.parse::<f64>().unwrap()))
+        .unwrap();
+    assert!(
+        (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon),
+        "{line}"
+    );
+    let first = text
+        .lines()
+        .skip_while(|l| !l.starts_with("candidates"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(first.trim_start().starts_with("pool dublin"), "{text}");
+}

@@ -161,6 +161,14 @@ fn describe() {
         "1 while any client region of the service is answered from a degraded decision."
     );
     describe_gauge!(
+        "meridian_policy_pool_load_ratio",
+        "Share of the service's demand ([geo] demand) the pool takes now, spill bounded by capacity; only for services whose spill is bounded."
+    );
+    describe_gauge!(
+        "meridian_policy_pool_budget_ratio",
+        "Most share of the service's demand spill may bring the pool to (its max_share, else its baseline share x overprovisioning, x its healthy fraction); absent when unbounded."
+    );
+    describe_gauge!(
         "meridian_health_endpoint_up",
         "1 when the endpoint serves in answers, 0 when down or drained."
     );

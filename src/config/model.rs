@@ -82,6 +82,9 @@ pub struct PoolDef {
     /// what `nearest` and `latency` measure client distances to.
     pub lat: f64,
     pub lon: f64,
+    /// Most share of a service's traffic spill may bring the pool to (`None`: sized from its
+    /// baseline load, see [`crate::policy::bound`]).
+    pub max_share: Option<f64>,
 }
 
 /// How a service chooses among its pools.
@@ -150,4 +153,8 @@ pub struct ServiceDef {
     pub tie_km: f64,
     pub tie_ratio: f64,
     pub tie_radius: f64,
+    /// Bound spill by the receiving pools' capacity across all client places
+    /// ([`crate::policy::bound`]), when demand is known. `spill = "bounded"` (default) or
+    /// `"unbounded"`.
+    pub spill_bounded: bool,
 }

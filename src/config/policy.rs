@@ -44,6 +44,10 @@ pub struct GeoConfig {
     /// CIDR prefixes placed in a region regardless of the database; longest prefix wins.
     #[serde(default)]
     pub overrides: Vec<GeoOverride>,
+    /// Where clients are, for sizing spill by capacity: "database" (default: every IPv4
+    /// network of the database, weighted by its address count), "none", or a CSV file of
+    /// `network,weight` lines relative to the config file (e.g. query counts from logs).
+    pub demand: Option<Spanned<String>>,
 }
 
 /// One `[[geo.overrides]]` entry.
@@ -116,6 +120,9 @@ pub struct ServiceConfig {
     pub tie_ratio: Option<f64>,
     /// ...widened by this fraction of the client's accuracy radius. Default 0.5.
     pub tie_radius: Option<f64>,
+    /// "bounded" (default): spill from failed pools goes to the next pools only up to their
+    /// capacity, the rest further on; "unbounded": each client place spills on its own.
+    pub spill: Option<Spanned<String>>,
 }
 
 /// A service's fallback.
@@ -131,10 +138,27 @@ pub enum FallbackConfig {
 #[derive(Debug, Clone)]
 pub struct GeoSettings {
     pub database: Option<PathBuf>,
+    /// Where clients are, weighted (`[geo] demand`).
+    pub demand: DemandSource,
     pub default_region: usize,
     pub overrides: Vec<(IpNet, usize)>,
     /// Per region (same index as the regions): how clients map to it.
     pub regions: Vec<RegionRules>,
+}
+
+/// Where the demand that sizes spill comes from (`[geo] demand`).
+#[derive(Debug, Clone, Default)]
+pub enum DemandSource {
+    /// Every IPv4 network of the GeoIP database, weighted by its address count.
+    #[default]
+    Database,
+    /// None: spill is bounded per client place only.
+    None,
+    /// These networks, from the file named.
+    Networks(
+        PathBuf,
+        std::sync::Arc<Vec<crate::geo::networks::ClientNetwork>>,
+    ),
 }
 
 /// How clients map to one region.
@@ -314,6 +338,7 @@ pub fn compile(
             endpoints,
             lat,
             lon,
+            max_share: p.max_share,
         });
     }
 
@@ -450,6 +475,21 @@ pub fn compile(
         let tie_km = tie(s.tie_km, 50.0, 5000.0, "tie_km", problems);
         let tie_ratio = tie(s.tie_ratio, 0.05, 1.0, "tie_ratio", problems);
         let tie_radius = tie(s.tie_radius, 0.5, 2.0, "tie_radius", problems);
+        let spill_bounded = match s
+            .spill
+            .as_ref()
+            .map(|v| (v.span().start, v.get_ref().as_str()))
+        {
+            None | Some((_, "bounded")) => true,
+            Some((_, "unbounded")) => false,
+            Some((at, other)) => {
+                problems.push((
+                    at,
+                    format!("{what}.spill: {other:?} is not \"bounded\" or \"unbounded\""),
+                ));
+                true
+            }
+        };
         if policy == PolicyKind::Latency && node_region.is_none() {
             problems.push((
                 s.policy.span().start,
@@ -472,6 +512,7 @@ pub fn compile(
             tie_km,
             tie_ratio,
             tie_radius,
+            spill_bounded,
         });
     }
 
@@ -517,8 +558,36 @@ pub fn compile(
             }
             path
         });
+        let demand = match geo
+            .demand
+            .as_ref()
+            .map(|d| (d.span().start, d.get_ref().as_str()))
+        {
+            None | Some((_, "database")) => DemandSource::Database,
+            Some((_, "none")) => DemandSource::None,
+            Some((at, file)) => {
+                let path = base.join(file);
+                match std::fs::read_to_string(&path) {
+                    Err(e) => {
+                        problems.push((at, format!("geo.demand: {}: {e}", path.display())));
+                        DemandSource::None
+                    }
+                    Ok(text) => match crate::geo::networks::parse_networks(&text) {
+                        Ok(nets) => DemandSource::Networks(path, std::sync::Arc::new(nets)),
+                        Err((line, problem)) => {
+                            problems.push((
+                                at,
+                                format!("geo.demand: {}:{line}: {problem}", path.display()),
+                            ));
+                            DemandSource::None
+                        }
+                    },
+                }
+            }
+        };
         Some(GeoSettings {
             database,
+            demand,
             default_region,
             overrides,
             regions: rules,

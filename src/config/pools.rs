@@ -35,6 +35,9 @@ pub struct PoolConfig {
     /// [latitude, longitude] of the pool's datacenter, in degrees. Default: its region's
     /// location.
     pub location: Option<Spanned<[f64; 2]>>,
+    /// Most share (0..=1) of a service's traffic that spill from other pools may bring this
+    /// pool to. Default: its own clients' share × the service's overprovisioning.
+    pub max_share: Option<Spanned<f64>>,
     /// The pool's endpoints.
     #[serde(default, rename = "endpoint")]
     pub endpoints: Vec<EndpointConfig>,
@@ -99,6 +102,8 @@ pub struct Pool {
     pub endpoints: Vec<Endpoint>,
     /// [latitude, longitude], when given.
     pub location: Option<Spanned<[f64; 2]>>,
+    /// Most share of a service's traffic spill may bring it to, when given.
+    pub max_share: Option<f64>,
     /// Byte offset of the pool's name in the config, for errors found later.
     pub at: usize,
 }
@@ -185,6 +190,16 @@ pub fn compile(raw: &RawConfig, err: &mut dyn FnMut(usize, String)) -> (Vec<Pool
             startup,
             region: p.region.clone(),
             location: p.location.clone(),
+            max_share: p.max_share.as_ref().map(|m| {
+                let v = *m.get_ref();
+                if !(v > 0.0 && v <= 1.0) {
+                    problems.push((
+                        m.span().start,
+                        format!("pool {pname:?}.max_share: {v} is outside (0, 1]"),
+                    ));
+                }
+                v.clamp(0.0, 1.0)
+            }),
             weight: p.weight.unwrap_or(1),
             endpoints,
             at: p.name.span().start,

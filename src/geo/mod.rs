@@ -38,6 +38,7 @@ pub mod centroids;
 pub mod continent;
 pub mod db;
 pub mod location;
+pub mod networks;
 pub mod position;
 mod prefix;
 pub mod regions;

@@ -50,6 +50,9 @@ pub struct PoolExplanation {
     pub spare: f64,
     /// Share of this client region's queries it answers.
     pub share: f64,
+    /// The share spill alone would give it, before the capacity bound
+    /// ([`crate::policy::bound`]); equal to `share` when the bound changed nothing.
+    pub asked: f64,
     /// Every endpoint of the pool.
     pub endpoints: Vec<EndpointExplanation>,
 }

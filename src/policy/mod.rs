@@ -14,6 +14,8 @@
 //! - [`geometry`]: great-circle distance and the distance-based round-trip model.
 //! - [`rank`]: orders a service's pools for a client region, per policy, with hysteresis.
 //! - [`spill`]: graded failover: how much traffic each ranked pool keeps when capacity is lost.
+//! - [`bound`]: spill bounded by the receiving pools' capacity, across all client places.
+//! - [`places`]: client cells and the per-service geometries `nearest` and `latency` rank by.
 //! - [`table`]: builds the decision tables, with the TTL and degraded flag.
 //! - [`explain`]: the record of every candidate and why, kept with each decision.
 //! - [`pick`]: the per-query draw (no allocation), and the worker's fast [`Rng`].
@@ -30,12 +32,15 @@
 //!   measured excess), with hysteresis; `weighted` = not ranked.
 //! - **Levels and spill** ([`spill`]): consecutive ranked pools with equal scores form a level (pools
 //!   the policy cannot tell apart). Levels take traffic in order, each `min(remaining, h × OF)`,
-//!   split inside the level by spare capacity.
+//!   split inside the level by spare capacity. With demand known, spill is then bounded across
+//!   places ([`bound`]): a pool takes spilled traffic up to its budget (baseline × OF, or
+//!   `max_share`), and the rest moves on to each place's next level.
 //! - **TTL** ([`table`]): `failover_ttl` while degraded (an endpoint withdrawn, a spill, standby or
 //!   fallback in use), else `ttl`.
 //!
 //! Layer 3 of ARCHITECTURE.md: uses only modules of lower layers.
 
+pub mod bound;
 pub mod explain;
 pub mod geometry;
 
@@ -51,6 +56,7 @@ mod tests;
 use std::time::Duration;
 
 pub use crate::health::state::Serving;
+pub use bound::{Demand, PoolLoad};
 pub use explain::{Explanation, Tier};
 pub use pick::{EndpointRef, MAX_ANSWERS, Rng};
 pub use places::{Cell, Place};
@@ -78,4 +84,7 @@ pub struct PolicyInputs<'a> {
     pub rtt: &'a dyn Fn(usize, usize, usize, Percentile) -> Option<Duration>,
     /// The region this instance runs in: its own vantage, used for the latency excess.
     pub node_region: usize,
+    /// Where clients are, weighted (for the capacity bound on spill, [`bound`]); `None` when
+    /// unknown, and spill is then bounded per place only.
+    pub demand: Option<&'a Demand>,
 }

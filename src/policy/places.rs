@@ -246,6 +246,21 @@ impl Geometry {
         self.regions[region] as usize
     }
 
+    /// Each class's demand: the weight of the cells it holds, and of the clients placed without a
+    /// position in each region whose location it holds.
+    pub fn class_demand(&self, demand: &super::Demand) -> Vec<f64> {
+        let mut out = vec![0.0; self.classes.len()];
+        for &(cell, w) in &demand.cells {
+            if let Some(&c) = self.grid.get(cell as usize) {
+                out[c as usize] += w;
+            }
+        }
+        for (&c, &w) in self.regions.iter().zip(&demand.unplaced) {
+            out[c as usize] += w;
+        }
+        out
+    }
+
     /// Heap bytes held (the grid and the classes).
     pub fn heap_bytes(&self) -> usize {
         self.grid.len() * 4

@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
+use super::bound::{self, PlaceShares, PoolLoad};
 use super::explain::{EndpointExplanation, Explanation, PoolExplanation, Tier};
 use super::geometry::{distance_km, estimated_rtt_ms};
 use super::pick::{EndpointRef, MAX_ANSWERS, pick};
@@ -101,6 +102,9 @@ pub struct Tables {
     /// Per service: whether any client's leading pool keeps less than all its traffic.
     spills: Vec<bool>,
     service_names: Vec<String>,
+    /// Per service, per pool of the service: load and budget under the capacity bound (empty
+    /// when the service is not bounded).
+    loads: Vec<Vec<PoolLoad>>,
     /// Per pool name: the latency excess (ms) this build published, for the next build's
     /// hysteresis.
     excess: HashMap<String, f64>,
@@ -167,6 +171,13 @@ impl Tables {
         self.spills[service]
     }
 
+    /// Per pool of `service` (in the service's order): its baseline share, budget and load
+    /// under the capacity bound ([`crate::policy::bound`]); empty when the service is not
+    /// bounded (`spill = "unbounded"`, no demand known, `weighted`, or the fallback answers).
+    pub fn loads(&self, service: usize) -> &[PoolLoad] {
+        &self.loads[service]
+    }
+
     /// Number of services.
     pub fn services(&self) -> usize {
         self.service_names.len()
@@ -220,6 +231,7 @@ pub fn build_tables(inputs: &PolicyInputs, previous: Option<&Tables>) -> Tables 
     let mut decisions = Vec::new();
     let mut geometries: Vec<Arc<Geometry>> = Vec::new();
     let mut excess_out = HashMap::new();
+    let mut loads = Vec::with_capacity(inputs.services.len());
     for service in inputs.services {
         let state = ServiceState::read(inputs, service);
         let start = decisions.len();
@@ -229,19 +241,33 @@ pub fn build_tables(inputs: &PolicyInputs, previous: Option<&Tables>) -> Tables 
             _ => None,
         };
         let Some(metric) = metric else {
-            for client in 0..inputs.regions.len() {
-                let ranked = rank::rank(inputs, service, client);
-                let levels = rank::levels(&ranked);
+            let places: Vec<Ranking> = (0..inputs.regions.len())
+                .map(|client| {
+                    let ranked = rank::rank(inputs, service, client);
+                    let levels = rank::levels(&ranked);
+                    Ranking {
+                        ranked,
+                        levels,
+                        demand: inputs
+                            .demand
+                            .map_or(0.0, |d| d.by_region.get(client).copied().unwrap_or(0.0)),
+                    }
+                })
+                .collect();
+            let (shares, pool_loads) =
+                state.shares(inputs, service, &places, inputs.demand.is_some());
+            for (client, (place, shares)) in places.into_iter().zip(shares).enumerate() {
                 decisions.push(state.decide(
                     inputs,
                     service,
                     Some(client),
                     None,
-                    ranked,
-                    levels,
+                    place,
+                    shares,
                     Vec::new(),
                 ));
             }
+            loads.push(pool_loads);
             rows.push(Row {
                 start,
                 len: decisions.len() - start,
@@ -303,17 +329,31 @@ pub fn build_tables(inputs: &PolicyInputs, previous: Option<&Tables>) -> Tables 
                 geometries.len() - 1
             }
         };
-        for class in &geometries[g].classes {
+        let geometry = &geometries[g];
+        let demand = inputs.demand.map(|d| geometry.class_demand(d));
+        let places: Vec<Ranking> = geometry
+            .classes
+            .iter()
+            .enumerate()
+            .map(|(c, class)| Ranking {
+                ranked: class.ranked.clone(),
+                levels: class.levels.clone(),
+                demand: demand.as_ref().map_or(0.0, |d| d[c]),
+            })
+            .collect();
+        let (shares, pool_loads) = state.shares(inputs, service, &places, demand.is_some());
+        for ((class, place), shares) in geometry.classes.iter().zip(places).zip(shares) {
             decisions.push(state.decide(
                 inputs,
                 service,
                 None,
                 Some(class.at),
-                class.ranked.clone(),
-                class.levels.clone(),
+                place,
+                shares,
                 notes.clone(),
             ));
         }
+        loads.push(pool_loads);
         rows.push(Row {
             start,
             len: decisions.len() - start,
@@ -343,8 +383,24 @@ pub fn build_tables(inputs: &PolicyInputs, previous: Option<&Tables>) -> Tables 
         varies,
         spills,
         service_names: inputs.services.iter().map(|s| s.name.clone()).collect(),
+        loads,
         excess: excess_out,
     }
+}
+
+/// One client place (a region, or a class of places) of a service: its ranking and demand.
+struct Ranking {
+    ranked: Vec<RankedPool>,
+    levels: Vec<usize>,
+    /// Weight of the clients placed here (0 without demand).
+    demand: f64,
+}
+
+/// A place's shares per ranked pool: what spill gives it alone (`asked`) and what it gets
+/// with the capacity bound (`share`; the same when the service is not bounded).
+struct Shares {
+    asked: Vec<f64>,
+    share: Vec<f64>,
 }
 
 /// What a service's decisions share across client regions: health, tier, weights, capacity.
@@ -451,6 +507,97 @@ impl ServiceState {
         state
     }
 
+    /// Every place's shares, and the service's pool loads: spill per place, then the capacity
+    /// bound across places when the service is bounded and `demand` is known. `None` per place
+    /// when the shares are not spill's (`weighted`, the fallback): `decide` works them out.
+    fn shares(
+        &self,
+        inputs: &PolicyInputs,
+        service: &ServiceDef,
+        places: &[Ranking],
+        demand: bool,
+    ) -> (Vec<Option<Shares>>, Vec<PoolLoad>) {
+        if self.tier == Tier::Fallback || service.policy == PolicyKind::Weighted {
+            return (places.iter().map(|_| None).collect(), Vec::new());
+        }
+        let of = service.overprovisioning;
+        let slot = |pool: usize| {
+            service
+                .pools
+                .iter()
+                .position(|&p| p == pool)
+                .expect("ranked pool belongs to the service")
+        };
+        let slots: Vec<Vec<usize>> = places
+            .iter()
+            .map(|p| p.ranked.iter().map(|r| slot(r.pool)).collect())
+            .collect();
+        let local: Vec<Vec<f64>> = places
+            .iter()
+            .zip(&slots)
+            .map(|(p, s)| {
+                let caps: Vec<PoolCapacity> = s.iter().map(|&i| self.capacity[i]).collect();
+                spill::shares(&caps, &p.levels, of)
+            })
+            .collect();
+        if !(demand && service.spill_bounded) {
+            let out = local
+                .into_iter()
+                .map(|l| {
+                    Some(Shares {
+                        asked: l.clone(),
+                        share: l,
+                    })
+                })
+                .collect();
+            return (out, Vec::new());
+        }
+        let healthy: Vec<PoolCapacity> = self
+            .capacity
+            .iter()
+            .map(|c| PoolCapacity {
+                total: c.total,
+                healthy: c.total,
+            })
+            .collect();
+        let baseline: Vec<Vec<f64>> = places
+            .iter()
+            .zip(&slots)
+            .map(|(p, s)| {
+                let caps: Vec<PoolCapacity> = s.iter().map(|&i| healthy[i]).collect();
+                spill::shares(&caps, &p.levels, of)
+            })
+            .collect();
+        let mut bounded: Vec<PlaceShares> = places
+            .iter()
+            .enumerate()
+            .map(|(j, p)| PlaceShares {
+                demand: p.demand,
+                slots: &slots[j],
+                levels: &p.levels,
+                baseline: &baseline[j],
+                shares: local[j].clone(),
+            })
+            .collect();
+        let max_share: Vec<Option<f64>> = service
+            .pools
+            .iter()
+            .map(|&p| inputs.pools[p].max_share)
+            .collect();
+        let loads = bound::bound(&mut bounded, &self.capacity, &max_share, of);
+        let out = bounded
+            .into_iter()
+            .zip(local)
+            .map(|(b, asked)| {
+                Some(Shares {
+                    asked,
+                    share: b.shares,
+                })
+            })
+            .collect();
+        (out, loads)
+    }
+
     /// Whether an endpoint is drawn from in the tier: in it, and serving (fallback ignores health).
     fn usable(&self, i: usize, e: usize) -> bool {
         self.weight[i][e] > 0 && (self.tier == Tier::Fallback || self.serving[i][e] == Serving::Up)
@@ -490,10 +637,11 @@ impl ServiceState {
         service: &ServiceDef,
         client_region: Option<usize>,
         at: Option<(f64, f64, f64)>,
-        ranked: Vec<RankedPool>,
-        levels: Vec<usize>,
+        place: Ranking,
+        computed: Option<Shares>,
         hysteresis: Vec<Hysteresis>,
     ) -> Decision {
+        let Ranking { ranked, levels, .. } = place;
         let slot = |pool: usize| {
             service
                 .pools
@@ -525,8 +673,14 @@ impl ServiceState {
                 (Answer::Endpoints(vec![choice]), shares)
             }
             _ => {
-                let caps: Vec<PoolCapacity> = slots.iter().map(|&i| self.capacity[i]).collect();
-                let shares = spill::shares(&caps, &levels, of);
+                let shares = match &computed {
+                    Some(c) => c.share.clone(),
+                    None => {
+                        let caps: Vec<PoolCapacity> =
+                            slots.iter().map(|&i| self.capacity[i]).collect();
+                        spill::shares(&caps, &levels, of)
+                    }
+                };
                 let mut cumulative = 0.0;
                 let mut choices = Vec::new();
                 for (&i, &share) in slots.iter().zip(&shares) {
@@ -556,7 +710,11 @@ impl ServiceState {
             .zip(&slots)
             .zip(&levels)
             .zip(&shares)
-            .map(|(((r, &i), &level), &share)| self.explain_pool(inputs, *r, i, level, share, of))
+            .enumerate()
+            .map(|(k, (((r, &i), &level), &share))| {
+                let asked = computed.as_ref().map_or(share, |c| c.asked[k]);
+                self.explain_pool(inputs, *r, i, level, (share, asked), of)
+            })
             .collect();
         let leader = match self.tier {
             Tier::Fallback => None,
@@ -630,7 +788,7 @@ impl ServiceState {
         ranked: RankedPool,
         i: usize,
         level: usize,
-        share: f64,
+        (share, asked): (f64, f64),
         of: f64,
     ) -> PoolExplanation {
         let rtts = match ranked.reason {
@@ -645,6 +803,7 @@ impl ServiceState {
             keep: self.capacity[i].keep(of),
             spare: self.capacity[i].spare(of),
             share,
+            asked,
             endpoints: (0..defs.len())
                 .map(|e| EndpointExplanation {
                     endpoint: e,

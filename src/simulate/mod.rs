@@ -11,8 +11,9 @@
 //!
 //! With pools, regions or endpoints taken down ([`Request::down`]), the same runs against
 //! tables built with those endpoints withdrawn and is compared with the baseline: each pool's
-//! share before and after, whether it now takes more than its overprovisioning factor times its
-//! normal load, and which networks moved where.
+//! share before and after, the engine's budget and load for it when spill is bounded by
+//! capacity ([`crate::policy::bound`], over the `[geo] demand` networks), whether it is pushed
+//! past its capacity, and which networks moved where.
 //!
 //! [`report`] gathers everything into one [`Report`]; the command line prints it as text
 //! ([`Report::to_text`]) or JSON, and the admin API serves the same JSON (`GET /simulate`).
@@ -38,10 +39,10 @@ pub const GOOD_RATIO: f64 = 0.10;
 mod networks;
 mod text;
 
-pub use networks::{
-    ClientNetwork, CsvProblem, IPV6_WEIGHT_CAP, Network, database_networks, parse_networks,
-    read_networks,
+pub use crate::geo::networks::{
+    ClientNetwork, CsvProblem, IPV6_WEIGHT_CAP, Network, parse_networks,
 };
+pub use networks::{database_networks, read_networks};
 
 /// Why a simulation could not run.
 #[derive(Debug, thiserror::Error)]
@@ -166,9 +167,17 @@ pub struct WhatIf {
 #[derive(Debug, Clone, Serialize)]
 pub struct PoolChange {
     pub pool: String,
+    /// Its share of the networks' weight, everything as it was.
     pub baseline_share: f64,
+    /// The same in the what-if.
     pub what_if_share: f64,
-    /// `what_if_share > baseline_share × overprovisioning`.
+    /// The engine's budget for it, as a share of the service's demand (`[geo] demand`); `None`
+    /// when unbounded or the service's spill is not bounded.
+    pub budget: Option<f64>,
+    /// The engine's load on it in the what-if, as a share of the demand (`None`: not bounded).
+    pub load: Option<f64>,
+    /// Pushed past its capacity: the engine's load over its budget when the service's spill is
+    /// bounded, else `what_if_share > baseline_share × overprovisioning`.
     pub over_capacity: bool,
 }
 
@@ -286,15 +295,25 @@ pub fn report(
         .map(|n| evaluate(st, &tables, &down_view, svc, n))
         .collect();
     let summary = summarize(st, svc, &rows);
+    let loads = tables.loads(svc);
     let pools = base_summary
         .pools
         .iter()
         .zip(&summary.pools)
-        .map(|(b, w)| PoolChange {
-            pool: b.pool.clone(),
-            baseline_share: b.share,
-            what_if_share: w.share,
-            over_capacity: w.share > b.share * def.overprovisioning + 1e-12,
+        .enumerate()
+        .map(|(i, (b, w))| {
+            let engine = loads.get(i);
+            PoolChange {
+                pool: b.pool.clone(),
+                baseline_share: b.share,
+                what_if_share: w.share,
+                budget: engine.and_then(|l| l.budget),
+                load: engine.map(|l| l.load),
+                over_capacity: match engine {
+                    Some(l) => l.over(),
+                    None => w.share > b.share * def.overprovisioning + 1e-12,
+                },
+            }
         })
         .collect();
     let moved = base_rows

@@ -44,11 +44,21 @@ impl Report {
         if let Some(w) = &self.what_if {
             let _ = writeln!(out, "baseline (nothing down):");
             write_summary(&mut out, &w.baseline);
-            let _ = writeln!(out, "pools (baseline -> what-if):");
+            let _ = writeln!(
+                out,
+                "pools (share of these networks: baseline -> what-if; engine: load / budget of demand):"
+            );
             for p in &w.pools {
+                let engine = match (p.load, p.budget) {
+                    (Some(l), Some(b)) => {
+                        format!("  load {:>5.1}% / {:>5.1}%", l * 100.0, b * 100.0)
+                    }
+                    (Some(l), None) => format!("  load {:>5.1}% / unbounded", l * 100.0),
+                    _ => String::new(),
+                };
                 let _ = writeln!(
                     out,
-                    "  {:<14} {:>6.1}% -> {:>6.1}%{}",
+                    "  {:<14} {:>6.1}% -> {:>6.1}%{engine}{}",
                     p.pool,
                     p.baseline_share * 100.0,
                     p.what_if_share * 100.0,

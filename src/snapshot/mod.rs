@@ -11,6 +11,7 @@
 //! engine; below the answer engine (`dns`). See ARCHITECTURE.md.
 
 pub mod assemble;
+pub mod demand;
 pub mod steering;
 
 use std::sync::Arc;

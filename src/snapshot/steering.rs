@@ -48,6 +48,8 @@ pub struct Steering {
     pub endpoints: Vec<Vec<EndpointWire>>,
     /// Per service.
     pub fallbacks: Vec<FallbackWire>,
+    /// Demand worked out for the database last seen ([`Steering::demand`]).
+    pub(super) demand: std::sync::Mutex<Option<super::demand::Kept>>,
 }
 
 /// Why steering could not be built (beyond what config validation already reports).
@@ -78,6 +80,7 @@ impl Steering {
                 .clone()
                 .unwrap_or_else(|| crate::config::policy::GeoSettings {
                     database: None,
+                    demand: Default::default(),
                     default_region: 0,
                     overrides: Vec::new(),
                     regions: vec![Default::default(); model.regions.len()],
@@ -154,6 +157,7 @@ impl Steering {
             services,
             endpoints,
             fallbacks,
+            demand: Default::default(),
         })
     }
 
@@ -255,6 +259,7 @@ impl HealthView {
 /// `previous` carries latency hysteresis across rebuilds.
 pub fn build_tables(st: &Steering, view: &HealthView, previous: Option<&Tables>) -> Tables {
     let m = &st.model;
+    let demand = st.demand();
     let serving = |p: usize, e: usize| -> Serving { view.get(m.pools[p].endpoints[e].id).serving };
     let node = m.node_region.unwrap_or(usize::MAX);
     let rtt = |vantage: usize, p: usize, e: usize, pct: Percentile| -> Option<Duration> {
@@ -274,6 +279,7 @@ pub fn build_tables(st: &Steering, view: &HealthView, previous: Option<&Tables>)
         serving: &serving,
         rtt: &rtt,
         node_region: m.node_region.unwrap_or(0),
+        demand: demand.as_deref(),
     };
     build_policy_tables(&inputs, previous)
 }
@@ -288,5 +294,15 @@ pub fn record_rebuild(st: &Steering, tables: Option<&Tables>, took: Duration) {
         let degraded = tables.decisions(i).iter().any(|d| d.degraded);
         metrics::gauge!("meridian_policy_service_degraded", "service" => s.name.clone())
             .set(if degraded { 1.0 } else { 0.0 });
+        for (&p, load) in s.pools.iter().zip(tables.loads(i)) {
+            let labels = [
+                ("service", s.name.clone()),
+                ("pool", st.model.pools[p].name.clone()),
+            ];
+            metrics::gauge!("meridian_policy_pool_load_ratio", &labels).set(load.load);
+            if let Some(b) = load.budget {
+                metrics::gauge!("meridian_policy_pool_budget_ratio", &labels).set(b);
+            }
+        }
     }
 }

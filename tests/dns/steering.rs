@@ -75,6 +75,8 @@ policy = "geo"
 pools = ["eu", "us", "ap"]
 ttl = 60
 failover_ttl = 7
+# The chains' order is under test here, not the capacity bound (tests/health/steering_health.rs).
+spill = "unbounded"
 
 [[service]]
 name = "local.example.com."

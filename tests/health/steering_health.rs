@@ -508,3 +508,208 @@ fn a_what_if_agrees_with_the_server_when_a_region_really_fails() {
         );
     }
 }
+
+/// The capacity world: Dublin and Frankfurt (eu), Virginia and Oregon (na), Tokyo (as), all
+/// probed; client demand from a CSV over networks of the City test database: London 20,
+/// Sweden 20, Milton (WA) 40, Japan 20. Virginia is nobody's nearest pool and is sized at
+/// `max_share = 0.25`.
+struct CapacityWorld {
+    dir: tempfile::TempDir,
+    pools: [(&'static str, &'static str, &'static str, &'static str); 5],
+    networks: [(&'static str, u8, f64); 4],
+}
+
+impl CapacityWorld {
+    fn new() -> CapacityWorld {
+        let w = CapacityWorld {
+            dir: tempfile::tempdir().unwrap(),
+            pools: [
+                ("dublin", "eu", "[53.3, -6.3]", "192.0.2.1"),
+                ("frankfurt", "eu", "[50.1, 8.7]", "192.0.2.2"),
+                ("virginia", "na", "[39.0, -77.5]", "192.0.2.3"),
+                ("oregon", "na", "[45.6, -121.2]", "192.0.2.4"),
+                ("tokyo", "as", "[35.7, 139.7]", "192.0.2.5"),
+            ],
+            networks: [
+                ("81.2.69.142", 31, 20.0),
+                ("89.160.20.112", 28, 20.0),
+                ("216.160.83.56", 29, 40.0),
+                ("2001:218::", 32, 20.0),
+            ],
+        };
+        std::fs::write(w.demand_path(), w.csv()).unwrap();
+        w
+    }
+
+    fn demand_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("demand.csv")
+    }
+
+    fn csv(&self) -> String {
+        self.networks
+            .iter()
+            .map(|(a, p, w)| format!("{a}/{p},{w}\n"))
+            .collect()
+    }
+
+    /// The configuration, each pool probed at `ports` (none: not probed), with `spill`.
+    fn config(&self, ports: Option<&[u16]>, spill: &str) -> String {
+        let mut t = format!(
+            "[geo]\ndatabase = \"{}\"\ndefault_region = \"eu\"\ndemand = \"{}\"\n\
+             [[region]]\nname = \"eu\"\nlocation = [50.0, 10.0]\ncontinents = [\"EU\", \"AF\"]\n\
+             [[region]]\nname = \"na\"\nlocation = [39.8, -98.6]\ncontinents = [\"NA\", \"SA\"]\n\
+             [[region]]\nname = \"as\"\nlocation = [30.0, 100.0]\ncontinents = [\"AS\", \"OC\"]\n",
+            city_db(),
+            self.demand_path().display()
+        );
+        for (i, (name, region, location, address)) in self.pools.iter().enumerate() {
+            let check = match ports {
+                Some(ports) => {
+                    t += &http_check(name, ports[i], 1, 1);
+                    *name
+                }
+                None => "",
+            };
+            let sized = if *name == "virginia" {
+                "max_share = 0.25\n"
+            } else {
+                ""
+            };
+            t += &format!(
+                "[[pool]]\nname = \"{name}\"\nregion = \"{region}\"\nlocation = {location}\n{sized}"
+            );
+            t += &endpoint(&format!("{name}-1"), address, check, "");
+        }
+        let names: Vec<String> = self.pools.iter().map(|p| format!("\"{}\"", p.0)).collect();
+        t + &format!(
+            "[[service]]\nname = \"near.example.com.\"\npolicy = \"nearest\"\npools = [{}]\nspill = \"{spill}\"\n",
+            names.join(", ")
+        )
+    }
+
+    fn address_of(&self, pool: &str) -> &'static str {
+        self.pools.iter().find(|p| p.0 == pool).unwrap().3
+    }
+
+    /// `simulate` with Europe down, on this world's configuration with `spill`.
+    fn what_if(&self, spill: &str) -> meridian::simulate::Report {
+        let path = self.dir.path().join(format!("{spill}.toml"));
+        let zone = self.dir.path().join("example.com.zone");
+        std::fs::write(&zone, EXAMPLE_ZONE).unwrap();
+        let text = format!(
+            "[[zone]]\norigin = \"example.com.\"\nfile = \"{}\"\n{}",
+            zone.display(),
+            self.config(None, spill)
+        );
+        std::fs::write(&path, text).unwrap();
+        let (_, snap) = meridian::snapshot::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        meridian::simulate::report(
+            snap.steering.as_deref().unwrap(),
+            &Default::default(),
+            None,
+            &meridian::simulate::Request {
+                service: "near.example.com.".into(),
+                down: vec!["eu".into()],
+            },
+            &meridian::simulate::parse_networks(&self.csv()).unwrap(),
+        )
+        .unwrap()
+    }
+}
+
+#[test]
+fn a_lost_region_spills_to_the_next_pools_only_as_far_as_they_have_room() {
+    let world = CapacityWorld::new();
+
+    // Unbounded, every European network goes to its next-nearest pool, Virginia: 40% of the
+    // demand on a pool sized for 25%.
+    let unbounded = world.what_if("unbounded");
+    let w = unbounded.what_if.as_ref().unwrap();
+    let virginia = w.pools.iter().find(|p| p.pool == "virginia").unwrap();
+    assert!(
+        (virginia.what_if_share - 0.4).abs() < 1e-9 && virginia.over_capacity,
+        "{:#?}",
+        w.pools
+    );
+
+    // Bounded: Virginia fills to its 25%, the rest of Europe's traffic goes on to the pools
+    // after it, and no pool is pushed past its budget.
+    let report = world.what_if("bounded");
+    let w = report.what_if.as_ref().unwrap();
+    for p in &w.pools {
+        assert!(!p.over_capacity, "{}: {:#?}", p.pool, w.pools);
+        let (load, share) = (p.load.unwrap(), p.what_if_share);
+        // The simulated networks are the demand: the two views of load agree.
+        assert!((load - share).abs() < 1e-9, "{}: {load} vs {share}", p.pool);
+        if let Some(b) = p.budget {
+            assert!(load <= b + 1e-9, "{}: {load} > {b}", p.pool);
+        }
+    }
+    let virginia = w.pools.iter().find(|p| p.pool == "virginia").unwrap();
+    assert!(
+        (virginia.what_if_share - 0.25).abs() < 1e-9,
+        "{:#?}",
+        w.pools
+    );
+    assert_eq!(w.moved.len(), 2, "{:#?}", w.moved);
+    for m in &w.moved {
+        assert!(m.to.len() >= 2, "Europe's networks spread: {:#?}", m.to);
+        assert!(
+            m.to.iter()
+                .all(|s| !["dublin", "frankfurt"].contains(&s.pool.as_str())),
+            "{:#?}",
+            m.to
+        );
+    }
+
+    // The server, with the same pools really failing, answers as the what-if said.
+    let targets = Targets::new();
+    let mut live: Vec<Target> = world.pools.iter().map(|_| targets.start(0)).collect();
+    let ports: Vec<u16> = live.iter().map(|t| t.port).collect();
+    let srv = start(
+        &[("example.com.", EXAMPLE_ZONE)],
+        &world.config(Some(&ports), "bounded"),
+    );
+    let monitor = srv.server.as_ref().unwrap().monitor().clone();
+    wait_for(Duration::from_secs(3), "first verdicts", || monitor.ready());
+    for i in [0, 1] {
+        targets.kill(&mut live[i]);
+    }
+    let mut c = Client::new(&srv);
+    let london = Some((world.networks[0].0, world.networks[0].1));
+    wait_for(Duration::from_secs(3), "Europe withdrawn", || {
+        [serving(&srv, "dublin-1"), serving(&srv, "frankfurt-1")] == [Some(Serving::Down); 2]
+            && !["192.0.2.1", "192.0.2.2"]
+                .contains(&one(&c.udp("near.example.com.", RecordType::A, london)).as_str())
+    });
+    const ASKS: usize = 300;
+    let mut served_load: HashMap<String, f64> = HashMap::new();
+    for (n, &(addr, prefix, weight)) in report.networks.iter().zip(&world.networks) {
+        let counts = c.count(
+            ASKS,
+            "near.example.com.",
+            RecordType::A,
+            Some((addr, prefix)),
+        );
+        for (pool, ..) in &world.pools {
+            let got = share(&counts, world.address_of(pool));
+            let want = n
+                .pools
+                .iter()
+                .find(|p| p.pool == *pool)
+                .map_or(0.0, |p| p.share);
+            // Binomial: 300 draws, at most 0.029 standard deviation; 0.1 is over 3.
+            assert!(
+                (got - want).abs() <= 0.1,
+                "{addr}/{prefix}: {pool} simulated {want:.2}, served {got:.2} ({counts:?})"
+            );
+            *served_load.entry(pool.to_string()).or_default() += weight / 100.0 * got;
+        }
+    }
+    // Virginia's load as served stays near its 25% (sampling aside).
+    assert!(
+        served_load["virginia"] <= 0.25 + 0.05,
+        "virginia served {:.3} of the demand",
+        served_load["virginia"]
+    );
+}

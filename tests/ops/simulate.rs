@@ -189,8 +189,12 @@ fn simulate_down_moves_networks_to_the_next_nearest_pool() {
     let csv = csv.to_str().unwrap();
     let r = simulate_json(&cfg, &["--networks", csv, "--down", "dublin"]);
     assert_eq!(r["down"], serde_json::json!(["dublin"]));
+    // Spill is bounded by capacity (the default), sized by the database's networks: London
+    // goes to Frankfurt, its next-nearest pool, as far as Frankfurt has room, the rest further.
     let london = row(&r, "81.2.69.142/31");
-    assert_eq!(shares(&london["pools"]), [("frankfurt".to_string(), 1.0)]);
+    let to = shares(&london["pools"]);
+    assert_eq!(to[0].0, "frankfurt", "{to:?}");
+    assert!(to.iter().all(|(p, _)| p != "dublin"), "{to:?}");
     assert_eq!(london["best_pool"], "frankfurt"); // Dublin does not serve: not the best
     let w = &r["what_if"];
     let moved = w["moved"].as_array().unwrap();
@@ -199,11 +203,7 @@ fn simulate_down_moves_networks_to_the_next_nearest_pool() {
         .find(|m| m["network"] == "81.2.69.142/31")
         .expect("London moved");
     assert_eq!(shares(&m["from"]), [("dublin".to_string(), 1.0)]);
-    assert_eq!(shares(&m["to"]), [("frankfurt".to_string(), 1.0)]);
-    assert!(
-        moved.iter().all(|m| shares(&m["from"])[0].0 == "dublin"),
-        "{w}"
-    );
+    assert_eq!(shares(&m["to"]), to);
     let over = r["overprovisioning"].as_f64().unwrap();
     assert_eq!(over, 1.4);
     for p in w["pools"].as_array().unwrap() {
@@ -211,13 +211,46 @@ fn simulate_down_moves_networks_to_the_next_nearest_pool() {
             p["baseline_share"].as_f64().unwrap(),
             p["what_if_share"].as_f64().unwrap(),
         );
-        assert_eq!(p["over_capacity"], x > b * over + 1e-12, "{p}");
+        // The engine's load and budget, over the demand; over capacity means load > budget.
+        let load = p["load"].as_f64().expect("bounded: the engine's load");
+        match p["budget"].as_f64() {
+            Some(budget) => assert_eq!(p["over_capacity"], load > budget + 1e-9, "{p}"),
+            None => assert_eq!(p["over_capacity"], false, "{p}"),
+        }
         if p["pool"] == "dublin" {
-            assert!(b > 0.0 && x == 0.0, "{p}");
+            assert!(b > 0.0 && x == 0.0 && load == 0.0, "{p}");
         }
         if p["pool"] == "frankfurt" {
-            // Frankfurt takes London's and Boxford's weight on top of Sweden's: over 1.4x.
-            assert!(x > b && p["over_capacity"] == true, "{p}");
+            // Frankfurt fills to its budget, and no further.
+            let budget = p["budget"].as_f64().unwrap();
+            assert!((load - budget).abs() < 1e-9, "{p}");
+            assert!(x > b && p["over_capacity"] == false, "{p}");
+        }
+    }
+    // Unbounded (`spill = "unbounded"`), London's traffic all goes to Frankfurt, which the
+    // report then finds over its baseline × overprovisioning.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let unbounded = dir.path().join("unbounded.toml");
+    std::fs::write(
+        &unbounded,
+        text.replace(
+            "policy = \"nearest\"\n",
+            "policy = \"nearest\"\nspill = \"unbounded\"\n",
+        ),
+    )
+    .unwrap();
+    let r = simulate_json(&unbounded, &["--networks", csv, "--down", "dublin"]);
+    let london = row(&r, "81.2.69.142/31");
+    assert_eq!(shares(&london["pools"]), [("frankfurt".to_string(), 1.0)]);
+    for p in r["what_if"]["pools"].as_array().unwrap() {
+        let (b, x) = (
+            p["baseline_share"].as_f64().unwrap(),
+            p["what_if_share"].as_f64().unwrap(),
+        );
+        assert!(p["load"].is_null() && p["budget"].is_null(), "{p}");
+        assert_eq!(p["over_capacity"], x > b * over + 1e-12, "{p}");
+        if p["pool"] == "frankfurt" {
+            assert!(p["over_capacity"] == true, "{p}");
         }
     }
     // A region and an endpoint name work too: without Asia, Tokyo's clients go elsewhere.

@@ -1,6 +1,7 @@
 //! Tests of the policy engine as a whole: a small world of regions, pools and services with
 //! health and latency set by hand, built into tables and drawn from.
 
+mod bounded;
 mod ranking;
 mod tables;
 
@@ -8,7 +9,7 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use super::{PolicyInputs, Serving, Tables, build_tables};
+use super::{Demand, PolicyInputs, Serving, Tables, build_tables};
 use crate::config::model::{
     Endpoint, Fallback, Percentile, PolicyKind, PoolDef, Region, ServiceDef,
 };
@@ -55,6 +56,7 @@ pub fn pool(name: &str, region: usize, n: usize) -> PoolDef {
         endpoints,
         lat,
         lon,
+        max_share: None,
     }
 }
 
@@ -75,6 +77,7 @@ pub fn service(name: &str, policy: PolicyKind, pools: &[usize]) -> ServiceDef {
         tie_km: 0.0,
         tie_ratio: 0.0,
         tie_radius: 0.0,
+        spill_bounded: true,
     }
 }
 
@@ -88,6 +91,8 @@ pub struct World {
     /// (vantage, pool, endpoint) → (p50, p90) in ms.
     pub rtt: HashMap<(usize, usize, usize), (f64, f64)>,
     pub node: usize,
+    /// Where clients are, when the test sizes spill by it.
+    pub demand: Option<Demand>,
 }
 
 impl World {
@@ -106,6 +111,7 @@ impl World {
             health: HashMap::new(),
             rtt: HashMap::new(),
             node: EU,
+            demand: None,
         }
     }
 
@@ -141,6 +147,7 @@ impl World {
             serving: &serving,
             rtt: &rtt,
             node_region: self.node,
+            demand: self.demand.as_ref(),
         };
         f(&inputs)
     }

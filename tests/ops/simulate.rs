@@ -259,20 +259,40 @@ fn simulate_refuses_unknown_names_and_bad_csv_lines_with_their_place() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no service \"nope.example.com\""));
 }
 
-/// GET `target` from the admin API: status and body.
-fn get(addr: SocketAddr, target: &str) -> (u16, String) {
+/// One request to the admin API (`Connection: close`, `headers` as given, `body` with its
+/// `Content-Length`): status and body.
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+    {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
     let mut raw = String::new();
     s.read_to_string(&mut raw).unwrap();
     let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     (status, body.to_string())
+}
+
+/// GET `target` from the admin API: status and body.
+fn get(addr: SocketAddr, target: &str) -> (u16, String) {
+    http(addr, "GET", target, &[], b"")
 }
 
 #[test]
@@ -304,6 +324,103 @@ fn admin_simulate_agrees_with_the_command_line() {
     let (status, body) = get(admin, "/simulate?service=gslb.example.com&down=atlantis");
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("atlantis"), "{body}");
+    srv.stop();
+}
+
+/// `POST /simulate` takes the networks CSV `meridian simulate --networks` reads as its body
+/// (larger than other routes' bodies may be), needs the bearer token like every POST, and
+/// refuses a bad line with its number.
+#[test]
+fn admin_simulate_takes_a_networks_csv_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path());
+    let with_token = std::fs::read_to_string(&cfg).unwrap().replace(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n",
+        "[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret\"\n",
+    );
+    assert!(with_token.contains("s3cret"));
+    std::fs::write(&cfg, with_token).unwrap();
+    let csv = dir.path().join("networks.csv");
+    let srv = start_file(&cfg);
+    let admin = srv.server().admin_addr().expect("admin API bound");
+    let auth = [("Authorization", "Bearer s3cret")];
+    let post = |target: &str, headers: &[(&str, &str)], body: &[u8]| {
+        http(admin, "POST", target, headers, body)
+    };
+    let target = "/simulate?service=gslb.example.com&down=dublin";
+
+    let (status, body) = post(target, &auth, NETWORKS.as_bytes());
+    assert_eq!(status, 200, "{body}");
+    let api: Value = serde_json::from_str(&body).unwrap();
+    let cli = simulate_json(
+        &cfg,
+        &["--networks", csv.to_str().unwrap(), "--down", "dublin"],
+    );
+    assert_eq!(api["networks"].as_array().unwrap().len(), 9);
+    assert_eq!(api, cli);
+    let (status, text) = post(&format!("{target}&format=text"), &auth, NETWORKS.as_bytes());
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("81.2.69.142/31"), "{text}");
+    assert!(text.contains("moved: "), "{text}");
+
+    // Over the 64 KiB other bodies may have (a long comment here): still read whole.
+    let long = format!("{NETWORKS}# {}\n", "x".repeat(100 * 1024));
+    let (status, body) = post(target, &auth, long.as_bytes());
+    assert_eq!(status, 200, "{body}");
+    let big: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(big["networks"], cli["networks"]);
+
+    // A POST needs the token; GETs stay open.
+    let (status, body) = post(target, &[], NETWORKS.as_bytes());
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = post(
+        target,
+        &[("Authorization", "Bearer nope")],
+        b"81.2.69.142/31\n",
+    );
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = get(admin, "/simulate?service=gslb.example.com&networks=3");
+    assert_eq!(status, 200, "{body}");
+
+    // Bad input: a bad line with its number, no networks, a count with a body, too large.
+    for (target, csv, needle) in [
+        (
+            target,
+            "81.2.69.142/31,1\n10.0.0.0/8,lots\n",
+            "line 2: weight \"lots\"",
+        ),
+        (target, "network,weight\n# nothing\n", "no networks"),
+        (target, "81.2.69.142/31,1,2\n", "line 1: 3 fields"),
+        (
+            target,
+            "81.2.69.142/33\n",
+            "line 1: \"81.2.69.142/33\" is not a network",
+        ),
+        (
+            "/simulate?service=gslb.example.com&networks=5",
+            NETWORKS,
+            "unknown parameter \"networks\"",
+        ),
+        (
+            "/simulate?service=nope.example.com",
+            NETWORKS,
+            "nope.example.com",
+        ),
+    ] {
+        let (status, body) = post(target, &auth, csv.as_bytes());
+        assert_eq!(status, 400, "{target} {csv:?}: {body}");
+        let error: Value = serde_json::from_str(&body).unwrap();
+        let error = error["error"].as_str().unwrap();
+        assert!(error.contains(needle), "{csv:?}: {error}");
+    }
+    let too_long = (16 * 1024 * 1024 + 1).to_string();
+    let mut headers = auth.to_vec();
+    headers.push(("Content-Length", &too_long));
+    let (status, body) = post(target, &headers, b"");
+    assert_eq!(status, 413, "{body}");
+    let (status, body) = http(admin, "DELETE", target, &auth, b"");
+    assert_eq!(status, 405, "{body}");
+    assert!(body.contains("takes GET or POST"), "{body}");
     srv.stop();
 }
 

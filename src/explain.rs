@@ -6,6 +6,11 @@
 //! [`report`] gathers all of it once into a [`Report`]; the command line prints it as text
 //! ([`Report::to_text`], or [`explain`] in one step) and the admin API serves the same report as
 //! JSON ([`explain_json`]), so the two never disagree.
+//!
+//! `nearest` and `latency` decide per class of places ([`crate::policy::places`]): the order and
+//! shares are the class's, ranked at one place of it (`ranked_at`), which may be far from the
+//! client. The distances and scores reported are the client's own: from its position when the
+//! database gave one, else from its region's location (where its class was ranked).
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -17,9 +22,10 @@ use hickory_proto::rr::{Name, Record, RecordType};
 use hickory_proto::serialize::binary::DecodeError;
 use serde::{Serialize, Serializer};
 
-use crate::config::model::PolicyKind;
+use crate::config::model::{PolicyKind, PoolDef};
 use crate::dns::answer::{Peer, Transport, respond};
-use crate::policy::rank::RankReason;
+use crate::policy::geometry::{distance_km, estimated_rtt_ms};
+use crate::policy::rank::{RankReason, RankedPool};
 use crate::policy::{Answer, Serving, Tier};
 use crate::snapshot::Snapshot;
 use crate::wire::MAX_MESSAGE;
@@ -69,10 +75,13 @@ pub struct ServiceReport {
     /// Whether any client region is answered differently from another.
     pub varies_by_region: bool,
     pub location: LocationReport,
-    /// `nearest`/`latency`: where the client's class was first ranked (latitude, longitude,
-    /// accuracy band km): a cell centre or a region location whose ranking the client's cell
-    /// shares. The candidates' distances and scores are from there, not from the client.
+    /// `nearest`/`latency`: the place where the client's class was ranked (latitude, longitude,
+    /// accuracy band km): a cell centre, or the client region's location when the client has no
+    /// position. Every place of the class shares its order (and so its shares).
     pub ranked_at: Option<(f64, f64, f64)>,
+    /// `nearest`/`latency`: where the candidates' distances and scores are from (latitude,
+    /// longitude): the client's position when known, else its region's location (`ranked_at`).
+    pub scored_from: Option<(f64, f64)>,
     /// `latency`: pools whose measured excess moved, and whether it was published.
     pub hysteresis: Vec<HysteresisReport>,
     /// Every pool of the service, in rank order.
@@ -125,8 +134,14 @@ pub struct HysteresisReport {
 pub struct CandidateReport {
     pub pool: String,
     pub region: String,
-    /// Lower is better; the unit depends on the policy.
+    /// Lower is better; the unit depends on the policy. `nearest`/`latency`: from
+    /// `scored_from` (km, or estimated round trip in ms).
     pub score: f64,
+    /// `nearest`/`latency`: the score at `ranked_at`, which ordered the class; else `score`.
+    pub ranked_score: f64,
+    /// Great-circle km to the pool's location: `nearest`/`latency` from `scored_from`, the
+    /// others from the client region's location.
+    pub distance_km: f64,
     /// Why the pool scored so.
     pub reason: Reason,
     #[serde(skip)]
@@ -321,6 +336,15 @@ pub fn report(snap: &Snapshot, req: &Request) -> Result<Report, ExplainError> {
                 },
             );
             let e = &decision.explanation;
+            // The class's order came from `e.at`; the client's own distances are from its
+            // position (the one its cell was found by), else from its region's location, which
+            // is `e.at` itself.
+            let scored_from = e.at.map(|(lat, lon, _)| {
+                location
+                    .position
+                    .as_ref()
+                    .map_or((lat, lon), |p| (p.lat, p.lon))
+            });
             let pool_name = |p: usize| st.model.pools[p].name.clone();
             let region_name = |r: usize| {
                 st.model
@@ -344,7 +368,11 @@ pub fn report(snap: &Snapshot, req: &Request) -> Result<Report, ExplainError> {
                 .iter()
                 .map(|p| {
                     let pool = &st.model.pools[p.ranked.pool];
-                    let reason = match p.ranked.reason {
+                    let (score, rank_reason, distance_km) = match scored_from {
+                        Some((lat, lon)) => rescore(&p.ranked, pool, lat, lon),
+                        None => (p.ranked.score, p.ranked.reason, p.ranked.distance_km),
+                    };
+                    let reason = match rank_reason {
                         RankReason::Configured => Reason::Configured,
                         RankReason::ClientRegion => Reason::ClientRegion,
                         RankReason::FallbackRegion { position } => {
@@ -364,9 +392,11 @@ pub fn report(snap: &Snapshot, req: &Request) -> Result<Report, ExplainError> {
                     CandidateReport {
                         pool: pool.name.clone(),
                         region: region_name(pool.region),
-                        score: p.ranked.score,
+                        score,
+                        ranked_score: p.ranked.score,
+                        distance_km,
                         reason,
-                        rank_reason: p.ranked.reason,
+                        rank_reason,
                         level: p.level,
                         healthy_fraction: p.healthy_fraction,
                         keep: p.keep,
@@ -407,6 +437,7 @@ pub fn report(snap: &Snapshot, req: &Request) -> Result<Report, ExplainError> {
                 varies_by_region: varies,
                 location,
                 ranked_at: e.at,
+                scored_from,
                 hysteresis,
                 candidates,
                 fallback,
@@ -547,20 +578,28 @@ impl ServiceReport {
             );
         }
         if let Some((lat, lon, band)) = self.ranked_at {
+            let whose = match l.position {
+                Some(_) => {
+                    "where the client's class was ranked, its order shared by every place of the class; distances and scores are from the client's position"
+                }
+                None => {
+                    "the client region's location, where its class was ranked (no position for the client); distances and scores are from there"
+                }
+            };
             let _ = writeln!(
                 out,
-                "ranked at {lat:.2},{lon:.2} (accuracy band {band:.0} km), where the client's class was first ranked: distances are from there"
+                "ranked at {lat:.2},{lon:.2} (accuracy band {band:.0} km): {whose}"
             );
         }
         let _ = writeln!(out, "candidates (rank order):");
         for p in &self.candidates {
             let _ = writeln!(
                 out,
-                "  pool {:<14} region {:<10} score {:>9.2} ({:?})  healthy {:>5.1}%  keep {:.2}  share {:>5.1}%",
+                "  pool {:<14} region {:<10} score {:>9.2} ({})  healthy {:>5.1}%  keep {:.2}  share {:>5.1}%",
                 p.pool,
                 p.region,
                 p.score,
-                p.rank_reason,
+                reason_text(p),
                 p.healthy_fraction * 100.0,
                 p.keep,
                 p.share * 100.0
@@ -594,6 +633,41 @@ impl ServiceReport {
             }
             None => {}
         }
+    }
+}
+
+/// What a candidate's score is, for the text report.
+fn reason_text(p: &CandidateReport) -> String {
+    match p.rank_reason {
+        RankReason::Distance => "km".to_string(),
+        RankReason::EstimatedRtt {
+            distance_ms,
+            excess_ms,
+        } => format!(
+            "estimated RTT ms: {distance_ms:.2} for {:.0} km + {excess_ms:.2} excess",
+            p.distance_km
+        ),
+        r => format!("{r:?}"),
+    }
+}
+
+/// A `nearest`/`latency` candidate scored from `(lat, lon)` rather than where its class was
+/// ranked: the great-circle km to the pool and, for `latency`, the distance model plus the
+/// pool's published excess (which does not depend on where it is seen from). Score, reason and
+/// km; other policies' candidates as they are.
+fn rescore(r: &RankedPool, pool: &PoolDef, lat: f64, lon: f64) -> (f64, RankReason, f64) {
+    let km = distance_km(lat, lon, pool.lat, pool.lon);
+    match r.reason {
+        RankReason::Distance => (km, RankReason::Distance, km),
+        RankReason::EstimatedRtt { excess_ms, .. } => {
+            let distance_ms = estimated_rtt_ms(km);
+            let reason = RankReason::EstimatedRtt {
+                distance_ms,
+                excess_ms,
+            };
+            (distance_ms + excess_ms, reason, km)
+        }
+        reason => (r.score, reason, r.distance_km),
     }
 }
 

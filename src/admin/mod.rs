@@ -14,14 +14,16 @@
 //! | `GET /status` | JSON: generation, reloads, zones, services, endpoints, decisions ([`status`]) |
 //! | `GET /explain?name=&client=[&ecs=][&qtype=][&format=text]` | `meridian explain` against live health, as JSON |
 //! | `GET /simulate?service=[&down=]...[&networks=10000][&format=text]` | `meridian simulate` against live health over the GeoIP database's largest networks, as JSON |
+//! | `POST /simulate?service=[&down=]...[&format=text]` | the same over the networks of the body, a networks CSV as `meridian simulate --networks` reads (at most [`SIMULATE_BODY_LIMIT`]); a bad line is a 400 `line N: problem` |
 //! | `POST /reload` | [`Control::reload`]: 200 with the generation, or 422 with every error |
 //! | `POST /endpoints/{name}/{drain,undrain,force-up,force-down,clear}[?expires=30m]` | overrides |
 //!
 //! Limits: [`MAX_CONNECTIONS`] open connections (more are closed at once), request headers
-//! within [`HEADER_TIMEOUT`] and [`BODY_LIMIT`]-sized bodies within [`BODY_TIMEOUT`].
+//! within [`HEADER_TIMEOUT`] and [`BODY_LIMIT`]-sized bodies ([`SIMULATE_BODY_LIMIT`] for a
+//! simulation's networks) within [`BODY_TIMEOUT`].
 //!
-//! Security: `POST`s need `Authorization: Bearer TOKEN` when `[admin]` has a token (compared in
-//! constant time). Without one they are allowed only because the listener is loopback: the
+//! Security: `POST`s (`/simulate`'s too) need `Authorization: Bearer TOKEN` when `[admin]` has a
+//! token (compared in constant time). Without one they are allowed only because the listener is loopback: the
 //! configuration refuses a public address without a token, and the server checks again.
 //! `GET`s are open: they change nothing.
 //!
@@ -49,8 +51,10 @@ use crate::control::Control;
 
 /// Most admin connections open at once; further ones are closed on accept.
 pub const MAX_CONNECTIONS: usize = 64;
-/// Largest request body read (bodies are not used today; larger ones get 413).
+/// Largest request body read (only `POST /simulate` uses its body; larger ones get 413).
 pub const BODY_LIMIT: usize = 64 * 1024;
+/// Largest networks CSV `POST /simulate` reads: about a million networks.
+pub const SIMULATE_BODY_LIMIT: usize = 16 * 1024 * 1024;
 /// Request headers (and the next request on a kept-alive connection) must arrive within this.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// A request body must arrive within this.

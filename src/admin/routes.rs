@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use hickory_proto::rr::RecordType;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper::body::{Bytes, Incoming};
+use hyper::body::{Body as _, Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
 use serde_json::json;
 
-use super::{Api, BODY_LIMIT, BODY_TIMEOUT};
+use super::{Api, BODY_LIMIT, BODY_TIMEOUT, SIMULATE_BODY_LIMIT};
 use crate::config::health::parse_duration;
 use crate::health::state::OverrideKind;
 
@@ -106,8 +106,27 @@ impl Route<'_> {
         })
     }
 
-    fn mutating(&self) -> bool {
-        matches!(self, Route::Reload | Route::Override(..))
+    /// The methods the route takes, as an `Allow` header says them: `GET` reads, `POST`
+    /// changes something or sends a body (`/simulate` takes both).
+    fn methods(&self) -> &'static str {
+        match self {
+            Route::Reload | Route::Override(..) => "POST",
+            Route::Simulate => "GET, POST",
+            _ => "GET",
+        }
+    }
+
+    /// Whether the route takes `method`.
+    fn takes(&self, method: &Method) -> bool {
+        self.methods().split(", ").any(|m| m == method.as_str())
+    }
+
+    /// Largest body the route reads for `method`.
+    fn body_limit(&self, method: &Method) -> usize {
+        match self {
+            Route::Simulate if method == Method::POST => SIMULATE_BODY_LIMIT,
+            _ => BODY_LIMIT,
+        }
     }
 }
 
@@ -116,22 +135,22 @@ async fn route(api: &Api, req: Request<Incoming>) -> Result<Reply, Fail> {
     let query = req.uri().query().unwrap_or("").to_string();
     let route = Route::parse(&path)
         .ok_or_else(|| Fail(StatusCode::NOT_FOUND, format!("no route {path}")))?;
-    let (want, allow_header) = match route.mutating() {
-        true => (Method::POST, "POST"),
-        false => (Method::GET, "GET"),
-    };
-    if req.method() != want {
+    let methods = route.methods();
+    if !route.takes(req.method()) {
         let mut r = error_reply(Fail(
             StatusCode::METHOD_NOT_ALLOWED,
-            format!("{path} takes {want}, not {}", req.method()),
+            format!(
+                "{path} takes {}, not {}",
+                methods.replace(", ", " or "),
+                req.method()
+            ),
         ));
         r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static(allow_header));
+            .insert(header::ALLOW, HeaderValue::from_static(methods));
         return Ok(r);
     }
-    if route.mutating()
-        && let Err(f) = authorize(api, &req)
-    {
+    let post = req.method() == Method::POST;
+    if post && let Err(f) = authorize(api, &req) {
         let challenge = f.0 == StatusCode::UNAUTHORIZED;
         let mut r = error_reply(f);
         if challenge {
@@ -140,7 +159,8 @@ async fn route(api: &Api, req: Request<Incoming>) -> Result<Reply, Fail> {
         }
         return Ok(r);
     }
-    read_body(req.into_body()).await?;
+    let limit = route.body_limit(req.method());
+    let body = read_body(req.into_body(), limit).await?;
     let params = parse_query(&query)?;
     // Every route but these takes no parameters.
     if !matches!(
@@ -162,13 +182,14 @@ async fn route(api: &Api, req: Request<Incoming>) -> Result<Reply, Fail> {
             &super::status::status(&api.control),
         )),
         Route::Explain => explain(api, &params),
-        Route::Simulate => simulate(api, &params).await,
+        Route::Simulate => simulate(api, &params, post.then_some(body)).await,
         Route::Reload => reload(api).await,
         Route::Override(name, action) => set_override(api, name, action, &params),
     }
 }
 
-/// Mutating calls need the bearer token when one is configured, else a loopback listener.
+/// `POST`s (the calls that change something, and `/simulate` with a body) need the bearer token
+/// when one is configured, else a loopback listener.
 fn authorize(api: &Api, req: &Request<Incoming>) -> Result<(), Fail> {
     let unauthorized = |m: &str| Fail(StatusCode::UNAUTHORIZED, m.to_string());
     let Some(token) = &api.token else {
@@ -205,19 +226,26 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Read (and drop) the body, bounded in size and time.
-async fn read_body(body: Incoming) -> Result<(), Fail> {
-    match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, BODY_LIMIT).collect()).await {
+/// Read the body, bounded in size (`limit` bytes: a larger `Content-Length` is refused before
+/// reading) and time.
+async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Fail> {
+    let too_large = || {
+        Fail(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body over {limit} bytes"),
+        )
+    };
+    if body.size_hint().lower() > limit as u64 {
+        return Err(too_large());
+    }
+    match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, limit).collect()).await {
         Err(_) => Err(Fail(
             StatusCode::REQUEST_TIMEOUT,
             "request body not received in time".into(),
         )),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(Fail(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body over {BODY_LIMIT} bytes"),
-        )),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
         Ok(Err(e)) => Err(Fail::bad(format!("request body: {e}"))),
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(b)) => Ok(b.to_bytes()),
     }
 }
 
@@ -375,10 +403,20 @@ fn explain(api: &Api, params: &[(String, String)]) -> Result<Reply, Fail> {
 
 /// `GET /simulate?service=NAME[&down=X]...[&networks=N][&format=text]`: `meridian simulate`
 /// against the served snapshot and live health, over the GeoIP database's `N` largest networks
-/// (default [`SIMULATE_NETWORKS`]). Runs on a blocking thread: it walks the whole database.
-async fn simulate(api: &Api, params: &[(String, String)]) -> Result<Reply, Fail> {
+/// (default [`SIMULATE_NETWORKS`]). `POST /simulate?service=NAME[&down=X]...[&format=text]`
+/// (`csv`: the body): over the networks of a networks CSV instead, as `meridian simulate
+/// --networks FILE` reads it; a bad line is a 400 with its number. Runs on a blocking thread: it
+/// walks the whole database or parses the whole CSV.
+async fn simulate(
+    api: &Api,
+    params: &[(String, String)],
+    csv: Option<Bytes>,
+) -> Result<Reply, Fail> {
     use crate::simulate::{self as sim, SimulateError};
-    allow(params, &["service", "down", "networks", "format"])?;
+    match csv {
+        Some(_) => allow(params, &["service", "down", "format"])?,
+        None => allow(params, &["service", "down", "networks", "format"])?,
+    }
     let service = param(params, "service").ok_or_else(|| Fail::bad("service is required"))?;
     let down: Vec<String> = params
         .iter()
@@ -401,20 +439,42 @@ async fn simulate(api: &Api, params: &[(String, String)]) -> Result<Reply, Fail>
         service: service.to_string(),
         down,
     };
-    let control = api.control.clone();
-    let report = tokio::task::spawn_blocking(move || {
-        let snap = control.snapshot();
-        let st = snap.steering.as_ref().ok_or(SimulateError::NoServices)?;
-        let nets = sim::database_networks(st, Some(limit))?;
-        let view = control.publisher().view_for(st);
-        sim::report(st, &view, snap.tables.as_deref(), &req, &nets)
-    })
-    .await
-    .map_err(|e| Fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-    .map_err(|e| match e {
+    let failed = |e: SimulateError| match e {
         SimulateError::Geo(_) => Fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         e => Fail::bad(e.to_string()),
-    })?;
+    };
+    let control = api.control.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        let posted = match csv {
+            None => None,
+            Some(body) => {
+                let text = std::str::from_utf8(&body)
+                    .map_err(|e| Fail::bad(format!("networks CSV: not UTF-8 ({e})")))?;
+                let nets = sim::parse_networks(text)
+                    .map_err(|(line, problem)| Fail::bad(format!("line {line}: {problem}")))?;
+                if nets.is_empty() {
+                    return Err(Fail::bad(
+                        "the body holds no networks (a networks CSV: network[,weight] a line)",
+                    ));
+                }
+                Some(nets)
+            }
+        };
+        let snap = control.snapshot();
+        let st = snap
+            .steering
+            .as_ref()
+            .ok_or(SimulateError::NoServices)
+            .map_err(failed)?;
+        let nets = match posted {
+            Some(nets) => nets,
+            None => sim::database_networks(st, Some(limit)).map_err(failed)?,
+        };
+        let view = control.publisher().view_for(st);
+        sim::report(st, &view, snap.tables.as_deref(), &req, &nets).map_err(failed)
+    })
+    .await
+    .map_err(|e| Fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
     if text {
         return Ok(text_reply(StatusCode::OK, report.to_text()));
     }

@@ -2,7 +2,8 @@
 //! at real datacenter locations: clients go to the nearest pool, the routing quality is
 //! reported, `--down` moves networks to the next nearest pool and flags pools pushed past their
 //! overprovisioning; bad input is refused with its place. `GET /simulate` on a running server
-//! answers the same report.
+//! answers the same report. `explain` in the same world prints each pool's distance from the
+//! client itself, not from the place its class was ranked at.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -291,20 +292,40 @@ fn simulate_refuses_unknown_names_and_bad_csv_lines_with_their_place() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no service \"nope.example.com\""));
 }
 
-/// GET `target` from the admin API: status and body.
-fn get(addr: SocketAddr, target: &str) -> (u16, String) {
+/// One request to the admin API (`Connection: close`, `headers` as given, `body` with its
+/// `Content-Length`): status and body.
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+    {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
     let mut raw = String::new();
     s.read_to_string(&mut raw).unwrap();
     let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     (status, body.to_string())
+}
+
+/// GET `target` from the admin API: status and body.
+fn get(addr: SocketAddr, target: &str) -> (u16, String) {
+    http(addr, "GET", target, &[], b"")
 }
 
 #[test]
@@ -339,40 +360,250 @@ fn admin_simulate_agrees_with_the_command_line() {
     srv.stop();
 }
 
-/// `explain` on a `nearest` service says where the client's class was ranked: the distances it
-/// prints are from there.
+/// `POST /simulate` takes the networks CSV `meridian simulate --networks` reads as its body
+/// (larger than other routes' bodies may be), needs the bearer token like every POST, and
+/// refuses a bad line with its number.
 #[test]
-fn explain_says_where_a_nearest_client_was_ranked() {
+fn admin_simulate_takes_a_networks_csv_body() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path());
+    let with_token = std::fs::read_to_string(&cfg).unwrap().replace(
+        "[admin]\nlisten = \"127.0.0.1:0\"\n",
+        "[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret\"\n",
+    );
+    assert!(with_token.contains("s3cret"));
+    std::fs::write(&cfg, with_token).unwrap();
+    let csv = dir.path().join("networks.csv");
+    let srv = start_file(&cfg);
+    let admin = srv.server().admin_addr().expect("admin API bound");
+    let auth = [("Authorization", "Bearer s3cret")];
+    let post = |target: &str, headers: &[(&str, &str)], body: &[u8]| {
+        http(admin, "POST", target, headers, body)
+    };
+    let target = "/simulate?service=gslb.example.com&down=dublin";
+
+    let (status, body) = post(target, &auth, NETWORKS.as_bytes());
+    assert_eq!(status, 200, "{body}");
+    let api: Value = serde_json::from_str(&body).unwrap();
+    let cli = simulate_json(
+        &cfg,
+        &["--networks", csv.to_str().unwrap(), "--down", "dublin"],
+    );
+    assert_eq!(api["networks"].as_array().unwrap().len(), 9);
+    assert_eq!(api, cli);
+    let (status, text) = post(&format!("{target}&format=text"), &auth, NETWORKS.as_bytes());
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("81.2.69.142/31"), "{text}");
+    assert!(text.contains("moved: "), "{text}");
+
+    // Over the 64 KiB other bodies may have (a long comment here): still read whole.
+    let long = format!("{NETWORKS}# {}\n", "x".repeat(100 * 1024));
+    let (status, body) = post(target, &auth, long.as_bytes());
+    assert_eq!(status, 200, "{body}");
+    let big: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(big["networks"], cli["networks"]);
+
+    // A POST needs the token; GETs stay open.
+    let (status, body) = post(target, &[], NETWORKS.as_bytes());
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = post(
+        target,
+        &[("Authorization", "Bearer nope")],
+        b"81.2.69.142/31\n",
+    );
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = get(admin, "/simulate?service=gslb.example.com&networks=3");
+    assert_eq!(status, 200, "{body}");
+
+    // Bad input: a bad line with its number, no networks, a count with a body, too large.
+    for (target, csv, needle) in [
+        (
+            target,
+            "81.2.69.142/31,1\n10.0.0.0/8,lots\n",
+            "line 2: weight \"lots\"",
+        ),
+        (target, "network,weight\n# nothing\n", "no networks"),
+        (target, "81.2.69.142/31,1,2\n", "line 1: 3 fields"),
+        (
+            target,
+            "81.2.69.142/33\n",
+            "line 1: \"81.2.69.142/33\" is not a network",
+        ),
+        (
+            "/simulate?service=gslb.example.com&networks=5",
+            NETWORKS,
+            "unknown parameter \"networks\"",
+        ),
+        (
+            "/simulate?service=nope.example.com",
+            NETWORKS,
+            "nope.example.com",
+        ),
+    ] {
+        let (status, body) = post(target, &auth, csv.as_bytes());
+        assert_eq!(status, 400, "{target} {csv:?}: {body}");
+        let error: Value = serde_json::from_str(&body).unwrap();
+        let error = error["error"].as_str().unwrap();
+        assert!(error.contains(needle), "{csv:?}: {error}");
+    }
+    let too_long = (16 * 1024 * 1024 + 1).to_string();
+    let mut headers = auth.to_vec();
+    headers.push(("Content-Length", &too_long));
+    let (status, body) = post(target, &headers, b"");
+    assert_eq!(status, 413, "{body}");
+    let (status, body) = http(admin, "DELETE", target, &auth, b"");
+    assert_eq!(status, 405, "{body}");
+    assert!(body.contains("takes GET or POST"), "{body}");
+    srv.stop();
+}
+
+/// Great-circle km between two (latitude, longitude) points: the test's own haversine.
+fn haversine_km(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (p1, p2) = (a.0.to_radians(), b.0.to_radians());
+    let (dp, dl) = (p2 - p1, (b.1 - a.1).to_radians());
+    let h = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    2.0 * 6371.0 * h.sqrt().asin()
+}
+
+const LONDON: (f64, f64) = (51.5074, -0.1278);
+const DUBLIN: (f64, f64) = (53.35, -6.26);
+const FRANKFURT: (f64, f64) = (50.11, 8.68);
+
+/// `meridian explain gslb.example.com CLIENT ARGS --config CFG`: its text, which must succeed.
+fn explain(cfg: &Path, client: &str, args: &[&str]) -> String {
     let out = Command::new(BIN)
-        .args(["explain", "gslb.example.com", "81.2.69.142", "--config"])
-        .arg(&cfg)
+        .args(["explain", "gslb.example.com", client])
+        .args(args)
+        .arg("--config")
+        .arg(cfg)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// The `ranked at` line's latitude and longitude, and the whole line.
+fn ranked_at(text: &str) -> ((f64, f64), &str) {
     let line = text
         .lines()
         .find(|l| l.starts_with("ranked at "))
         .unwrap_or_else(|| panic!("no ranked-at line:\n{text}"));
-    // Any place of the client's class (its first cell may be far from the client): a real
-    // position, and the class ranks Dublin first.
-    let (lat, lon) = line["ranked at ".len()..]
+    let at = line["ranked at ".len()..]
         .split_once(' ')
         .unwrap()
         .0
         .split_once(',')
         .map(|(a, b)| (a.parse::<f64>().unwrap(), b.parse::<f64>().unwrap()))
         .unwrap();
+    (at, line)
+}
+
+/// The candidates of a text report in order: (pool, score).
+fn candidates(text: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .skip_while(|l| !l.starts_with("candidates"))
+        .skip(1)
+        .filter_map(|l| l.trim_start().strip_prefix("pool "))
+        .map(|l| {
+            let pool = l.split_whitespace().next().unwrap().to_string();
+            let score = l.split("score").nth(1).unwrap().split_whitespace().next();
+            (pool, score.unwrap().parse().unwrap())
+        })
+        .collect()
+}
+
+/// `explain` on a `nearest` service says where the client's class was ranked (for a London
+/// client, a place far out in the Atlantic whose ranking London's cell shares) and prints the
+/// candidates' distances from the client itself; `latency` likewise prints the estimated round
+/// trip from the client. A client without a position is scored from its region's location.
+#[test]
+fn explain_prints_distances_from_the_clients_own_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path());
+    let text = explain(&cfg, "81.2.69.142", &["--ecs", "32"]);
+    let ((lat, lon), line) = ranked_at(&text);
     assert!(
         (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon),
         "{line}"
     );
-    let first = text
-        .lines()
-        .skip_while(|l| !l.starts_with("candidates"))
-        .nth(1)
-        .unwrap_or_default();
-    assert!(first.trim_start().starts_with("pool dublin"), "{text}");
+    assert!(line.contains("from the client's position"), "{line}");
+    let c = candidates(&text);
+    assert_eq!(c.len(), 6, "{text}");
+    assert_eq!(c[0].0, "dublin", "{text}");
+    for (pool, at) in [("dublin", DUBLIN), ("frankfurt", FRANKFURT)] {
+        let km = c.iter().find(|p| p.0 == pool).unwrap().1;
+        let truth = haversine_km(LONDON, at);
+        assert!((km - truth).abs() < 100.0, "{pool}: {km} km, truly {truth}");
+    }
+
+    // `latency`: the distance model from the client (1 ms per 100 km), nothing measured.
+    let latency = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("policy = \"nearest\"", "policy = \"latency\"");
+    let latency_cfg = dir.path().join("latency.toml");
+    std::fs::write(
+        &latency_cfg,
+        format!("[node]\nregion = \"europe\"\n{latency}"),
+    )
+    .unwrap();
+    let text = explain(&latency_cfg, "81.2.69.142", &["--ecs", "32"]);
+    let c = candidates(&text);
+    assert_eq!(c[0].0, "dublin", "{text}");
+    let ms = c[0].1;
+    let truth = haversine_km(LONDON, DUBLIN) / 100.0;
+    assert!((ms - truth).abs() < 1.0, "dublin: {ms} ms, model {truth}");
+
+    // An address the database does not place: its region's (Europe's) location.
+    let text = explain(&cfg, "10.1.1.1", &[]);
+    let ((lat, lon), line) = ranked_at(&text);
+    assert_eq!((lat, lon), (50.1, 8.7), "{line}");
+    assert!(line.contains("the client region's location"), "{line}");
+    let c = candidates(&text);
+    assert_eq!(c[0].0, "frankfurt", "{text}");
+    let km = c[0].1;
+    let truth = haversine_km((50.1, 8.7), FRANKFURT);
+    assert!((km - truth).abs() < 1.0, "{km} km, truly {truth}");
+}
+
+/// The admin API's JSON `explain` carries the same client-based distances and scores, with the
+/// class's own scores beside them, and the decision's order and shares.
+#[test]
+fn admin_explain_json_scores_from_the_clients_own_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path());
+    let srv = start_file(&cfg);
+    let admin = srv.server().admin_addr().expect("admin API bound");
+    let (status, body) = get(
+        admin,
+        "/explain?name=gslb.example.com&client=81.2.69.142&ecs=32",
+    );
+    assert_eq!(status, 200, "{body}");
+    let r: Value = serde_json::from_str(&body).unwrap();
+    let s = &r["service"];
+    let position = &s["location"]["position"];
+    let from = s["scored_from"].as_array().expect("scored_from");
+    assert_eq!(from[0], position["lat"], "{s}");
+    assert_eq!(from[1], position["lon"], "{s}");
+    assert_eq!(s["ranked_at"].as_array().map(Vec::len), Some(3), "{s}");
+    let c = s["candidates"].as_array().unwrap();
+    assert_eq!(c[0]["pool"], "dublin", "{s}");
+    assert_eq!(c[0]["share"], 1.0, "{s}");
+    for (pool, at) in [("dublin", DUBLIN), ("frankfurt", FRANKFURT)] {
+        let p = c.iter().find(|p| p["pool"] == pool).unwrap();
+        let truth = haversine_km(LONDON, at);
+        for key in ["score", "distance_km"] {
+            let km = p[key].as_f64().unwrap();
+            assert!(
+                (km - truth).abs() < 100.0,
+                "{pool} {key}: {km}, truly {truth}"
+            );
+        }
+        assert!(p["ranked_score"].as_f64().is_some(), "{p}");
+    }
+    srv.stop();
 }

@@ -84,6 +84,9 @@ pub struct ServiceReport {
     pub scored_from: Option<(f64, f64)>,
     /// `latency`: pools whose measured excess moved, and whether it was published.
     pub hysteresis: Vec<HysteresisReport>,
+    /// Spill bounded by capacity: every pool's share of the service's demand now, and its
+    /// budget (empty when the service's spill is not bounded or no demand is known).
+    pub capacity: Vec<LoadReport>,
     /// Every pool of the service, in rank order.
     pub candidates: Vec<CandidateReport>,
     /// The fallback answering, when nothing serves (not for fail-open `all`).
@@ -152,7 +155,22 @@ pub struct CandidateReport {
     pub keep: f64,
     /// Share of this client region's queries the pool answers.
     pub share: f64,
+    /// The share spill alone would give it; it differs from `share` when the capacity bound
+    /// moved traffic on (the pool was full, or traffic arrived from a full one).
+    pub asked: f64,
     pub endpoints: Vec<EndpointReport>,
+}
+
+/// One pool's load under the capacity bound ([`crate::policy::bound`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    pub pool: String,
+    /// Share of the demand with every endpoint healthy.
+    pub baseline: f64,
+    /// Most share spill may bring it to (`None`: unbounded).
+    pub budget: Option<f64>,
+    /// Share it takes now.
+    pub load: f64,
 }
 
 /// [`RankReason`] with names instead of indexes.
@@ -401,6 +419,7 @@ pub fn report(snap: &Snapshot, req: &Request) -> Result<Report, ExplainError> {
                         healthy_fraction: p.healthy_fraction,
                         keep: p.keep,
                         share: p.share,
+                        asked: p.asked,
                         endpoints: p
                             .endpoints
                             .iter()
@@ -439,6 +458,17 @@ pub fn report(snap: &Snapshot, req: &Request) -> Result<Report, ExplainError> {
                 ranked_at: e.at,
                 scored_from,
                 hysteresis,
+                capacity: def
+                    .pools
+                    .iter()
+                    .zip(tables.loads(svc))
+                    .map(|(&p, l)| LoadReport {
+                        pool: pool_name(p),
+                        baseline: l.baseline,
+                        budget: l.budget,
+                        load: l.load,
+                    })
+                    .collect(),
                 candidates,
                 fallback,
             })
@@ -577,6 +607,21 @@ impl ServiceReport {
                 if h.switched { "published" } else { "kept" }
             );
         }
+        if !self.capacity.is_empty() {
+            let pools: Vec<String> = self
+                .capacity
+                .iter()
+                .map(|c| match c.budget {
+                    Some(b) => format!("{} {:.1}%/{:.1}%", c.pool, c.load * 100.0, b * 100.0),
+                    None => format!("{} {:.1}%/unbounded", c.pool, c.load * 100.0),
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "capacity  load/budget as shares of the demand: {}",
+                pools.join(", ")
+            );
+        }
         if let Some((lat, lon, band)) = self.ranked_at {
             let whose = match l.position {
                 Some(_) => {
@@ -595,14 +640,22 @@ impl ServiceReport {
         for p in &self.candidates {
             let _ = writeln!(
                 out,
-                "  pool {:<14} region {:<10} score {:>9.2} ({})  healthy {:>5.1}%  keep {:.2}  share {:>5.1}%",
+                "  pool {:<14} region {:<10} score {:>9.2} ({})  healthy {:>5.1}%  keep {:.2}  share {:>5.1}%{}",
                 p.pool,
                 p.region,
                 p.score,
                 reason_text(p),
                 p.healthy_fraction * 100.0,
                 p.keep,
-                p.share * 100.0
+                p.share * 100.0,
+                if (p.asked - p.share).abs() > 1e-9 {
+                    format!(
+                        " (spill alone: {:.1}%; bounded by capacity)",
+                        p.asked * 100.0
+                    )
+                } else {
+                    String::new()
+                }
             );
             for ep in &p.endpoints {
                 let addr = [

@@ -712,4 +712,58 @@ fn a_lost_region_spills_to_the_next_pools_only_as_far_as_they_have_room() {
         "virginia served {:.3} of the demand",
         served_load["virginia"]
     );
+
+    // `explain` for London says why: spill alone would send it all to Virginia, which is full.
+    let report = meridian::explain::report(
+        &srv.server().snapshot(),
+        &meridian::explain::Request {
+            name: "near.example.com.".into(),
+            client: world.networks[0].0.parse().unwrap(),
+            qtype: RecordType::A,
+            ecs_prefix: Some(world.networks[0].1),
+            random: 1,
+        },
+    )
+    .unwrap();
+    let service = report.service.unwrap();
+    let virginia = service
+        .candidates
+        .iter()
+        .find(|c| c.pool == "virginia")
+        .unwrap();
+    assert!(
+        (virginia.asked - 1.0).abs() < 1e-9 && virginia.share < 0.9,
+        "{virginia:?}"
+    );
+    let load = service
+        .capacity
+        .iter()
+        .find(|c| c.pool == "virginia")
+        .unwrap();
+    assert!(
+        (load.load - 0.25).abs() < 1e-9 && load.budget == Some(0.25),
+        "{:?}",
+        service.capacity
+    );
+    let text = report_text(
+        &srv.server().snapshot(),
+        world.networks[0].0,
+        world.networks[0].1,
+    );
+    assert!(text.contains("bounded by capacity"), "{text}");
+    assert!(text.contains("virginia 25.0%/25.0%"), "{text}");
+}
+
+fn report_text(snap: &meridian::snapshot::Snapshot, client: &str, prefix: u8) -> String {
+    meridian::explain::explain(
+        snap,
+        &meridian::explain::Request {
+            name: "near.example.com.".into(),
+            client: client.parse().unwrap(),
+            qtype: RecordType::A,
+            ecs_prefix: Some(prefix),
+            random: 1,
+        },
+    )
+    .unwrap()
 }

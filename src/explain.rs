@@ -84,6 +84,11 @@ pub struct ServiceReport {
     pub scored_from: Option<(f64, f64)>,
     /// `latency`: pools whose measured excess moved, and whether it was published.
     pub hysteresis: Vec<HysteresisReport>,
+    /// `latency`: the vantage (region) whose measurements gave the pools' excess: the client
+    /// region's when a fleet peer there measures, else this instance's own.
+    pub vantage: Option<String>,
+    /// Whether that vantage's measurements came from a fleet peer (not this instance).
+    pub vantage_is_peer: bool,
     /// Spill bounded by capacity: every pool's share of the service's demand now, and its
     /// budget (empty when the service's spill is not bounded or no demand is known).
     pub capacity: Vec<LoadReport>,
@@ -458,6 +463,8 @@ pub fn report(snap: &Snapshot, req: &Request) -> Result<Report, ExplainError> {
                 ranked_at: e.at,
                 scored_from,
                 hysteresis,
+                vantage: e.vantage.map(region_name),
+                vantage_is_peer: e.vantage.is_some() && e.vantage != st.model.node_region,
                 capacity: def
                     .pools
                     .iter()
@@ -605,6 +612,17 @@ impl ServiceReport {
                 h.previous_ms,
                 h.margin_ms,
                 if h.switched { "published" } else { "kept" }
+            );
+        }
+        if let Some(v) = &self.vantage {
+            let _ = writeln!(
+                out,
+                "vantage   latency excess as measured from region {v}{}",
+                if *v == self.location.region && self.vantage_is_peer {
+                    " (the client's region, by a fleet peer there)"
+                } else {
+                    ""
+                }
             );
         }
         if !self.capacity.is_empty() {

@@ -92,17 +92,23 @@ impl Publisher {
 
     /// Pick up a replaced GeoIP database file, if the served snapshot uses one (blocking file
     /// I/O: call from a blocking context). A bad file is logged and the old database serves on.
+    ///
+    /// A new database places the demand that sizes spill anew ([`Steering::demand`]), so the
+    /// tables are rebuilt after it.
     pub fn refresh_geo(&self) {
-        let _one = self.writing.lock().expect("publisher lock");
-        let geo = self
-            .snapshot
-            .load()
-            .steering
-            .as_ref()
-            .and_then(|st| st.geo.clone());
-        if let Some(geo) = geo {
+        let changed = {
+            let _one = self.writing.lock().expect("publisher lock");
+            let geo = self
+                .snapshot
+                .load()
+                .steering
+                .as_ref()
+                .and_then(|st| st.geo.clone());
             // The outcome is logged and counted where it happens; the old database serves on.
-            let _ = geo.reload_if_changed();
+            geo.is_some_and(|geo| matches!(geo.reload_if_changed(), Ok(true)))
+        };
+        if changed {
+            self.refresh_tables();
         }
     }
 }

@@ -165,6 +165,7 @@ mod tests {
             serving: Serving::Up,
             p50: Some(MS * p50_ms as u32),
             p90: None,
+            overridden: None,
         }
     }
 

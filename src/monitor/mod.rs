@@ -95,10 +95,16 @@ impl Entry {
     /// Its slot of the view at `now`, and the next instant time alone changes it.
     fn view(&self, now: Instant) -> (EndpointView, Option<Instant>) {
         let (p50, p90) = self.latency.p50_p90(now);
+        let overridden = self
+            .health
+            .override_state()
+            .filter(|(_, expires)| expires.is_none_or(|e| now < e))
+            .map(|(kind, _)| kind);
         let view = EndpointView {
             serving: self.health.serving(self.startup, now),
             p50,
             p90,
+            overridden,
         };
         let due = [self.health.next_change(now), self.latency.next_expiry(now)];
         (view, due.into_iter().flatten().min())

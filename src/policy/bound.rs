@@ -37,9 +37,9 @@ use super::spill::PoolCapacity;
 /// How much traffic comes from where, in one arbitrary unit (addresses, queries, …).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Demand {
-    /// Weight of the clients whose position is known, per cell index, sorted by cell, no
-    /// repeats.
-    pub cells: Vec<(u32, f64)>,
+    /// Weight of the clients whose position is known: (cell index, their region, weight),
+    /// sorted by cell and region, no repeats.
+    pub cells: Vec<(u32, u32, f64)>,
     /// Per region: weight of the clients placed without a position (a region prefix, an
     /// override, no coordinates or country in the database).
     pub unplaced: Vec<f64>,

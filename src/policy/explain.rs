@@ -75,6 +75,9 @@ pub struct Explanation {
     pub leader: Option<usize>,
     /// `latency`: what the excess hysteresis did for each pool whose measurement moved.
     pub hysteresis: Vec<Hysteresis>,
+    /// `latency`: the vantage (region index) whose measurements gave the pools' excess: the
+    /// client's region when a fleet peer there measures, else this instance's.
+    pub vantage: Option<usize>,
     /// Every pool of the service, in rank order.
     pub pools: Vec<PoolExplanation>,
 }

@@ -84,6 +84,9 @@ pub struct PolicyInputs<'a> {
     pub rtt: &'a dyn Fn(usize, usize, usize, Percentile) -> Option<Duration>,
     /// The region this instance runs in: its own vantage, used for the latency excess.
     pub node_region: usize,
+    /// Other vantages (region indexes) with measurements from fresh fleet peers: `latency`
+    /// ranks the clients of each such region by the excess measured from there.
+    pub vantages: &'a [usize],
     /// Where clients are, weighted (for the capacity bound on spill, [`bound`]); `None` when
     /// unknown, and spill is then bounded per place only.
     pub demand: Option<&'a Demand>,

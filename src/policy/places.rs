@@ -248,15 +248,22 @@ impl Geometry {
 
     /// Each class's demand: the weight of the cells it holds, and of the clients placed without a
     /// position in each region whose location it holds.
-    pub fn class_demand(&self, demand: &super::Demand) -> Vec<f64> {
+    /// Only the clients of the regions `counts` accepts count.
+    pub fn class_demand(&self, demand: &super::Demand, counts: impl Fn(usize) -> bool) -> Vec<f64> {
         let mut out = vec![0.0; self.classes.len()];
-        for &(cell, w) in &demand.cells {
-            if let Some(&c) = self.grid.get(cell as usize) {
+        for &(cell, region, w) in &demand.cells {
+            if let Some(&c) = self
+                .grid
+                .get(cell as usize)
+                .filter(|_| counts(region as usize))
+            {
                 out[c as usize] += w;
             }
         }
-        for (&c, &w) in self.regions.iter().zip(&demand.unplaced) {
-            out[c as usize] += w;
+        for (r, (&c, &w)) in self.regions.iter().zip(&demand.unplaced).enumerate() {
+            if counts(r) {
+                out[c as usize] += w;
+            }
         }
         out
     }

@@ -97,6 +97,8 @@ pub struct Tables {
     decisions: Vec<Decision>,
     /// The geometries of the `nearest` and `latency` services.
     geometries: Vec<Arc<Geometry>>,
+    /// Per-region parts of rows with several vantages ([`Row::regional`]).
+    subrows: Vec<SubRow>,
     /// Per service: whether any client's answer differs from another's.
     varies: Vec<bool>,
     /// Per service: whether any client's leading pool keeps less than all its traffic.
@@ -119,6 +121,20 @@ struct Row {
     len: usize,
     /// `None`: one decision per client region. `Some(g)`: one per class of geometry `g`.
     geometry: Option<usize>,
+    /// `latency` with fleet vantages: where this row's per-region parts start in
+    /// `Tables::subrows` (one per client region); [`NO_SUBROWS`] when it has one part.
+    regional: u32,
+}
+
+/// A row with one part only.
+const NO_SUBROWS: u32 = u32::MAX;
+
+/// The part of a row a client region reads: the decisions ranked with its vantage's
+/// measurements.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct SubRow {
+    start: usize,
+    geometry: usize,
 }
 
 impl Tables {
@@ -131,8 +147,20 @@ impl Tables {
         match row.geometry {
             None => &self.decisions[row.start + client_region],
             Some(g) => {
-                &self.decisions[row.start + self.geometries[g].class_of_region(client_region)]
+                let (start, g) = self.part(row, g, client_region);
+                &self.decisions[start + self.geometries[g].class_of_region(client_region)]
             }
+        }
+    }
+
+    /// Where the decisions a client region reads start, and their geometry.
+    #[inline]
+    fn part(&self, row: Row, geometry: usize, region: usize) -> (usize, usize) {
+        if row.regional == NO_SUBROWS {
+            (row.start, geometry)
+        } else {
+            let s = self.subrows[row.regional as usize + region];
+            (s.start, s.geometry)
         }
     }
 
@@ -142,7 +170,10 @@ impl Tables {
     pub fn decision_at(&self, service: usize, place: Place) -> &Decision {
         let row = self.rows[service];
         match (row.geometry, place.cell) {
-            (Some(g), Some(cell)) => &self.decisions[row.start + self.geometries[g].class_of(cell)],
+            (Some(g), Some(cell)) => {
+                let (start, g) = self.part(row, g, place.region);
+                &self.decisions[start + self.geometries[g].class_of(cell)]
+            }
             _ => self.decision(service, place.region),
         }
     }
@@ -232,6 +263,7 @@ pub fn build_tables(inputs: &PolicyInputs, previous: Option<&Tables>) -> Tables 
     let mut geometries: Vec<Arc<Geometry>> = Vec::new();
     let mut excess_out = HashMap::new();
     let mut loads = Vec::with_capacity(inputs.services.len());
+    let mut subrows: Vec<SubRow> = Vec::new();
     for service in inputs.services {
         let state = ServiceState::read(inputs, service);
         let start = decisions.len();
@@ -265,6 +297,7 @@ pub fn build_tables(inputs: &PolicyInputs, previous: Option<&Tables>) -> Tables 
                     place,
                     shares,
                     Vec::new(),
+                    None,
                 ));
             }
             loads.push(pool_loads);
@@ -272,92 +305,157 @@ pub fn build_tables(inputs: &PolicyInputs, previous: Option<&Tables>) -> Tables 
                 start,
                 len: decisions.len() - start,
                 geometry: None,
+                regional: NO_SUBROWS,
             });
             continue;
         };
-        // `latency`: publish each pool's excess through the hysteresis.
-        let mut notes = Vec::new();
-        let sites: Vec<Site> = service
-            .pools
-            .iter()
-            .enumerate()
-            .map(|(i, &p)| {
-                let pool = &inputs.pools[p];
-                let excess_ms = if metric == Metric::Rtt && state.tier != Tier::Fallback {
-                    let model = inputs.regions.get(inputs.node_region).map_or(0.0, |node| {
-                        estimated_rtt_ms(distance_km(node.lat, node.lon, pool.lat, pool.lon))
-                    });
-                    let measured = mean(&state.node_rtt[i]).map(|m| (m - model).max(0.0));
-                    let previous = previous.and_then(|t| t.excess.get(&pool.name).copied());
-                    let (published, note) = rank::excess(
-                        p,
-                        measured,
-                        model,
-                        previous,
-                        service.hysteresis_ratio,
-                        service.hysteresis_ms,
-                    );
-                    notes.extend(note);
-                    excess_out.insert(pool.name.clone(), published);
-                    published
-                } else {
-                    0.0
-                };
-                Site {
-                    pool: p,
-                    lat: pool.lat,
-                    lon: pool.lon,
-                    excess_ms,
-                }
-            })
-            .collect();
+        // `latency` measures from this node and from every fleet vantage with data: the clients
+        // of such a region rank by the excess measured from there, everyone else by this
+        // node's. Each vantage has its own geometry (shared when the excesses agree).
+        let mut vantages = vec![inputs.node_region];
+        if metric == Metric::Rtt && state.tier != Tier::Fallback {
+            vantages.extend(
+                inputs
+                    .vantages
+                    .iter()
+                    .copied()
+                    .filter(|&v| v != inputs.node_region && v < inputs.regions.len()),
+            );
+        }
+        let vantage_of = |region: usize| {
+            if vantages[1..].contains(&region) {
+                region
+            } else {
+                inputs.node_region
+            }
+        };
         let ties = Ties {
             km: service.tie_km,
             ratio: service.tie_ratio,
             radius: service.tie_radius,
         };
-        let key = GeometryKey::new(metric, &sites, &region_points, ties);
-        let g = match geometries.iter().position(|g| *g.key() == key) {
-            Some(g) => g,
-            None => {
-                let reused = previous
-                    .and_then(|t| t.geometries.iter().find(|g| *g.key() == key))
-                    .cloned();
-                geometries.push(reused.unwrap_or_else(|| {
-                    Arc::new(Geometry::build(metric, &sites, &region_points, ties))
-                }));
-                geometries.len() - 1
+        // (vantage, geometry, hysteresis notes)
+        let mut parts: Vec<(usize, usize, Vec<Hysteresis>)> = Vec::new();
+        for &v in &vantages {
+            let mut notes = Vec::new();
+            let rtts = if metric == Metric::Rtt && state.tier != Tier::Fallback {
+                if v == inputs.node_region {
+                    state.node_rtt.clone()
+                } else {
+                    state.measure(inputs, service, v)
+                }
+            } else {
+                Vec::new()
+            };
+            let sites: Vec<Site> = service
+                .pools
+                .iter()
+                .enumerate()
+                .map(|(i, &p)| {
+                    let pool = &inputs.pools[p];
+                    let excess_ms = if metric == Metric::Rtt && state.tier != Tier::Fallback {
+                        let model = inputs.regions.get(v).map_or(0.0, |at| {
+                            estimated_rtt_ms(distance_km(at.lat, at.lon, pool.lat, pool.lon))
+                        });
+                        let measured = mean(&rtts[i]).map(|m| (m - model).max(0.0));
+                        let name = excess_key(inputs, v, &pool.name);
+                        let previous = previous.and_then(|t| t.excess.get(&name).copied());
+                        let (published, note) = rank::excess(
+                            p,
+                            measured,
+                            model,
+                            previous,
+                            service.hysteresis_ratio,
+                            service.hysteresis_ms,
+                        );
+                        notes.extend(note);
+                        excess_out.insert(name, published);
+                        published
+                    } else {
+                        0.0
+                    };
+                    Site {
+                        pool: p,
+                        lat: pool.lat,
+                        lon: pool.lon,
+                        excess_ms,
+                    }
+                })
+                .collect();
+            let key = GeometryKey::new(metric, &sites, &region_points, ties);
+            let g = match geometries.iter().position(|g| *g.key() == key) {
+                Some(g) => g,
+                None => {
+                    let reused = previous
+                        .and_then(|t| t.geometries.iter().find(|g| *g.key() == key))
+                        .cloned();
+                    geometries.push(reused.unwrap_or_else(|| {
+                        Arc::new(Geometry::build(metric, &sites, &region_points, ties))
+                    }));
+                    geometries.len() - 1
+                }
+            };
+            parts.push((v, g, notes));
+        }
+        // Every part's classes are places of one capacity bound: each counts the demand of the
+        // regions whose vantage it is.
+        let mut places: Vec<Ranking> = Vec::new();
+        let mut part_of: Vec<usize> = Vec::new();
+        let mut at: Vec<(f64, f64, f64)> = Vec::new();
+        for (pi, &(v, g, _)) in parts.iter().enumerate() {
+            let geometry = &geometries[g];
+            let demand = inputs
+                .demand
+                .map(|d| geometry.class_demand(d, |r| vantage_of(r) == v));
+            for (c, class) in geometry.classes.iter().enumerate() {
+                places.push(Ranking {
+                    ranked: class.ranked.clone(),
+                    levels: class.levels.clone(),
+                    demand: demand.as_ref().map_or(0.0, |d| d[c]),
+                });
+                part_of.push(pi);
+                at.push(class.at);
             }
-        };
-        let geometry = &geometries[g];
-        let demand = inputs.demand.map(|d| geometry.class_demand(d));
-        let places: Vec<Ranking> = geometry
-            .classes
-            .iter()
-            .enumerate()
-            .map(|(c, class)| Ranking {
-                ranked: class.ranked.clone(),
-                levels: class.levels.clone(),
-                demand: demand.as_ref().map_or(0.0, |d| d[c]),
-            })
-            .collect();
-        let (shares, pool_loads) = state.shares(inputs, service, &places, demand.is_some());
-        for ((class, place), shares) in geometry.classes.iter().zip(places).zip(shares) {
+        }
+        let (shares, pool_loads) = state.shares(inputs, service, &places, inputs.demand.is_some());
+        let mut starts = vec![start; parts.len()];
+        for (k, (place, shares)) in places.into_iter().zip(shares).enumerate() {
+            let pi = part_of[k];
+            if k > 0 && part_of[k - 1] != pi {
+                starts[pi] = decisions.len();
+            }
+            let (v, _, notes) = &parts[pi];
+            let vantage = (metric == Metric::Rtt).then_some(*v);
             decisions.push(state.decide(
                 inputs,
                 service,
                 None,
-                Some(class.at),
+                Some(at[k]),
                 place,
                 shares,
                 notes.clone(),
+                vantage,
             ));
         }
         loads.push(pool_loads);
+        let regional = if parts.len() > 1 {
+            let first = subrows.len() as u32;
+            for r in 0..inputs.regions.len() {
+                let pi = parts.iter().position(|p| p.0 == vantage_of(r)).unwrap_or(0);
+                subrows.push(SubRow {
+                    start: starts[pi],
+                    geometry: parts[pi].1,
+                });
+            }
+            first
+        } else {
+            NO_SUBROWS
+        };
         rows.push(Row {
             start,
             len: decisions.len() - start,
-            geometry: Some(g),
+            geometry: Some(parts[0].1),
+            regional,
         });
     }
     let varies = rows
@@ -380,6 +478,7 @@ pub fn build_tables(inputs: &PolicyInputs, previous: Option<&Tables>) -> Tables 
         rows,
         decisions,
         geometries,
+        subrows,
         varies,
         spills,
         service_names: inputs.services.iter().map(|s| s.name.clone()).collect(),
@@ -640,6 +739,7 @@ impl ServiceState {
         place: Ranking,
         computed: Option<Shares>,
         hysteresis: Vec<Hysteresis>,
+        vantage: Option<usize>,
     ) -> Decision {
         let Ranking { ranked, levels, .. } = place;
         let slot = |pool: usize| {
@@ -741,6 +841,7 @@ impl ServiceState {
                 withdrawn: self.withdrawn,
                 leader,
                 hysteresis,
+                vantage,
                 pools,
             },
         }
@@ -814,6 +915,16 @@ impl ServiceState {
                 })
                 .collect(),
         }
+    }
+}
+
+/// The key a pool's published excess is kept under for the next build's hysteresis: its name
+/// from this node's vantage, `name@region` from another.
+fn excess_key(inputs: &PolicyInputs, vantage: usize, pool: &str) -> String {
+    if vantage == inputs.node_region {
+        pool.to_string()
+    } else {
+        format!("{pool}@{}", inputs.regions[vantage].name)
     }
 }
 

@@ -233,13 +233,16 @@ pub fn view_with_down(
         .map(|e| e.id.index() + 1)
         .max()
         .unwrap_or(0);
+    // Taken down as by a local override, so that no fleet vote brings them back.
     Ok(HealthView::new(m.layout, n, |id| {
         let mut v = base.get(id);
         if ids.binary_search(&id).is_ok() {
             v.serving = Serving::Down;
+            v.overridden = Some(crate::health::state::OverrideKind::ForceDown);
         }
         v
-    }))
+    })
+    .with_fleet(base.fleet_shared()))
 }
 
 /// The service's index for `name` (case and trailing dot aside).
@@ -420,7 +423,7 @@ fn evaluate(
         m.pools[p]
             .endpoints
             .iter()
-            .any(|e| view.get(e.id).serving == Serving::Up)
+            .any(|e| view.serving(e.id) == Serving::Up)
     };
     let best = m.services[svc]
         .pools

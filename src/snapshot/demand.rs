@@ -41,15 +41,17 @@ pub fn demand_of(st: &Steering, networks: &[ClientNetwork]) -> Demand {
         };
         *r += n.weight;
         match cell {
-            Some(c) => d.cells.push((c.index() as u32, n.weight)),
+            Some(c) => d
+                .cells
+                .push((c.index() as u32, placement.region as u32, n.weight)),
             None => d.unplaced[placement.region] += n.weight,
         }
     }
-    d.cells.sort_unstable_by_key(|c| c.0);
+    d.cells.sort_unstable_by_key(|c| (c.0, c.1));
     d.cells.dedup_by(|b, a| {
-        let same = a.0 == b.0;
+        let same = (a.0, a.1) == (b.0, b.1);
         if same {
-            a.1 += b.1;
+            a.2 += b.2;
         }
         same
     });

@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::config::model::{EndpointId, Fallback, Layout, Percentile};
 use crate::config::policy::Model;
 use crate::geo::{GeoSource, Placement, RegionMap, RegionMapSpec, RegionSpec};
-use crate::health::state::Serving;
+use crate::health::state::{OverrideKind, Serving};
 
 use crate::policy::{Cell, PolicyInputs, Tables, build_tables as build_policy_tables};
 use crate::wire::NameBuf;
@@ -199,6 +199,8 @@ impl Steering {
 pub struct HealthView {
     layout: Layout,
     endpoints: Vec<EndpointView>,
+    /// What the fleet's other instances observe, for the same layout ([`FleetView`]).
+    fleet: Option<Arc<FleetView>>,
 }
 
 /// One endpoint in a [`HealthView`].
@@ -208,6 +210,9 @@ pub struct EndpointView {
     /// Measured round-trip percentiles from this instance's vantage.
     pub p50: Option<Duration>,
     pub p90: Option<Duration>,
+    /// An operator's override in force on this instance (it decides alone: peers' votes and
+    /// overrides do not change it).
+    pub overridden: Option<OverrideKind>,
 }
 
 impl Default for EndpointView {
@@ -216,7 +221,101 @@ impl Default for EndpointView {
             serving: Serving::Up,
             p50: None,
             p90: None,
+            overridden: None,
         }
+    }
+}
+
+/// How many fresh vantages must say an endpoint is down for it to be withdrawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Quorum {
+    /// More than half of the vantages that report it (this instance included).
+    #[default]
+    Majority,
+    /// At least this many (at most all of those that report it).
+    Count(u32),
+}
+
+impl Quorum {
+    /// Downs needed among `voters` vantages (at least 1).
+    pub fn needed(self, voters: usize) -> usize {
+        let n = voters.max(1);
+        match self {
+            Quorum::Majority => n / 2 + 1,
+            Quorum::Count(k) => (k as usize).clamp(1, n),
+        }
+    }
+}
+
+/// What the other instances of a fleet observe, mapped onto one configuration's endpoints: the
+/// fresh peers only (a peer past its `max_age` is left out by whoever builds this).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FleetView {
+    pub quorum: Quorum,
+    pub peers: Vec<PeerObservations>,
+}
+
+/// One fresh peer's observations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerObservations {
+    /// Its `[node] name`.
+    pub node: String,
+    /// Its vantage, as an index into the model's regions (`None`: a region this configuration
+    /// does not define; it still votes on health).
+    pub vantage: Option<usize>,
+    /// By [`EndpointId`] index; `None` for an endpoint it does not report.
+    pub endpoints: Vec<Option<PeerEndpoint>>,
+}
+
+/// One endpoint as a peer sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PeerEndpoint {
+    /// Its probes' verdict there (`Drained` when an override there withdraws it).
+    pub serving: Serving,
+    pub p50: Option<Duration>,
+    pub p90: Option<Duration>,
+    /// An override set on that instance, and when (unix ms): the newest one across the fleet
+    /// applies on every instance without one of its own.
+    pub overridden: Option<(OverrideKind, u64)>,
+}
+
+/// Whether the answers include an endpoint, with the fleet's votes and overrides: this
+/// instance's own override decides alone; else the newest override of a fresh peer; else it is
+/// withdrawn when at least the quorum of the vantages that report it (this one included) say
+/// it is down. With no fresh peer, the local verdict alone.
+pub fn fleet_serving(local: EndpointView, fleet: Option<&FleetView>, id: EndpointId) -> Serving {
+    let Some(fleet) = fleet else {
+        return local.serving;
+    };
+    if local.overridden.is_some() {
+        return local.serving;
+    }
+    let seen = || {
+        fleet
+            .peers
+            .iter()
+            .filter_map(move |p| p.endpoints.get(id.index()).copied().flatten())
+    };
+    let newest = seen()
+        .filter_map(|e| e.overridden)
+        .max_by_key(|&(_, at)| at);
+    if let Some((kind, _)) = newest {
+        return match kind {
+            OverrideKind::ForceUp => Serving::Up,
+            OverrideKind::ForceDown => Serving::Down,
+            OverrideKind::Drain => Serving::Drained,
+        };
+    }
+    let votes = seen().filter(|e| e.overridden.is_none());
+    let (mut voters, mut downs) = (1, usize::from(local.serving != Serving::Up));
+    for e in votes {
+        voters += 1;
+        downs += usize::from(e.serving != Serving::Up);
+    }
+    if downs >= fleet.quorum.needed(voters) {
+        Serving::Down
+    } else {
+        Serving::Up
     }
 }
 
@@ -231,7 +330,70 @@ impl HealthView {
         HealthView {
             layout,
             endpoints: (0..endpoints as u32).map(EndpointId).map(of).collect(),
+            fleet: None,
         }
+    }
+
+    /// This view with the fleet's observations (mapped onto the same layout's ids).
+    pub fn with_fleet(mut self, fleet: Option<Arc<FleetView>>) -> HealthView {
+        self.fleet = fleet;
+        self
+    }
+
+    /// The fleet's observations, when there are peers.
+    pub fn fleet(&self) -> Option<&FleetView> {
+        self.fleet.as_deref()
+    }
+
+    /// The same, shared (to carry over to a view derived from this one).
+    pub fn fleet_shared(&self) -> Option<Arc<FleetView>> {
+        self.fleet.clone()
+    }
+
+    /// Whether the answers include `id`, with the fleet's votes ([`fleet_serving`]).
+    pub fn serving(&self, id: EndpointId) -> Serving {
+        fleet_serving(self.get(id), self.fleet(), id)
+    }
+
+    /// The measured percentile of `id` from `vantage` (a region index): this instance's own
+    /// measurement when `vantage` is `node`, else the mean over the fresh peers of that
+    /// vantage that measured it.
+    pub fn rtt(
+        &self,
+        node: Option<usize>,
+        vantage: usize,
+        id: EndpointId,
+        pct: Percentile,
+    ) -> Option<Duration> {
+        let pick = |p50: Option<Duration>, p90: Option<Duration>| match pct {
+            Percentile::P50 => p50,
+            Percentile::P90 => p90,
+        };
+        if node == Some(vantage) {
+            let v = self.get(id);
+            return pick(v.p50, v.p90);
+        }
+        let fleet = self.fleet()?;
+        let (sum, n) = fleet
+            .peers
+            .iter()
+            .filter(|p| p.vantage == Some(vantage))
+            .filter_map(|p| p.endpoints.get(id.index()).copied().flatten())
+            .filter_map(|e| pick(e.p50, e.p90))
+            .fold((Duration::ZERO, 0u32), |(s, n), d| (s + d, n + 1));
+        (n > 0).then(|| sum / n)
+    }
+
+    /// The vantages (region indexes) other than `node` that some fresh peer measures from.
+    pub fn vantages(&self, node: Option<usize>) -> Vec<usize> {
+        let mut v: Vec<usize> = self
+            .fleet()
+            .map(|f| f.peers.iter().filter_map(|p| p.vantage).collect())
+            .unwrap_or_default();
+        v.retain(|&r| Some(r) != node);
+        v.sort_unstable();
+        v.dedup();
+        v
     }
 
     /// The compiled configuration whose [`EndpointId`]s index this view.
@@ -260,18 +422,11 @@ impl HealthView {
 pub fn build_tables(st: &Steering, view: &HealthView, previous: Option<&Tables>) -> Tables {
     let m = &st.model;
     let demand = st.demand();
-    let serving = |p: usize, e: usize| -> Serving { view.get(m.pools[p].endpoints[e].id).serving };
-    let node = m.node_region.unwrap_or(usize::MAX);
+    let serving = |p: usize, e: usize| -> Serving { view.serving(m.pools[p].endpoints[e].id) };
     let rtt = |vantage: usize, p: usize, e: usize, pct: Percentile| -> Option<Duration> {
-        if vantage != node {
-            return None; // one vantage today: this instance's region
-        }
-        let v = view.get(m.pools[p].endpoints[e].id);
-        match pct {
-            Percentile::P50 => v.p50,
-            Percentile::P90 => v.p90,
-        }
+        view.rtt(m.node_region, vantage, m.pools[p].endpoints[e].id, pct)
     };
+    let vantages = view.vantages(m.node_region);
     let inputs = PolicyInputs {
         regions: &m.regions,
         pools: &m.pools,
@@ -279,6 +434,7 @@ pub fn build_tables(st: &Steering, view: &HealthView, previous: Option<&Tables>)
         serving: &serving,
         rtt: &rtt,
         node_region: m.node_region.unwrap_or(0),
+        vantages: &vantages,
         demand: demand.as_deref(),
     };
     build_policy_tables(&inputs, previous)
@@ -304,5 +460,122 @@ pub fn record_rebuild(st: &Steering, tables: Option<&Tables>, took: Duration) {
                 metrics::gauge!("meridian_policy_pool_budget_ratio", &labels).set(b);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(serving: Serving, overridden: Option<(OverrideKind, u64)>) -> PeerObservations {
+        PeerObservations {
+            node: "peer".into(),
+            vantage: Some(1),
+            endpoints: vec![Some(PeerEndpoint {
+                serving,
+                p50: None,
+                p90: None,
+                overridden,
+            })],
+        }
+    }
+
+    fn local(serving: Serving) -> EndpointView {
+        EndpointView {
+            serving,
+            ..Default::default()
+        }
+    }
+
+    fn verdict(me: EndpointView, peers: Vec<PeerObservations>, quorum: Quorum) -> Serving {
+        let fleet = FleetView { quorum, peers };
+        fleet_serving(me, Some(&fleet), EndpointId(0))
+    }
+
+    use Serving::{Down, Drained, Up};
+
+    #[test]
+    fn one_vantage_alone_cannot_withdraw_an_endpoint_but_a_majority_can() {
+        let m = Quorum::Majority;
+        // Alone: the local verdict.
+        assert_eq!(fleet_serving(local(Down), None, EndpointId(0)), Down);
+        assert_eq!(verdict(local(Down), vec![], m), Down);
+        // Three vantages: one down is not enough, two are.
+        assert_eq!(
+            verdict(local(Down), vec![peer(Up, None), peer(Up, None)], m),
+            Up
+        );
+        assert_eq!(
+            verdict(local(Up), vec![peer(Down, None), peer(Up, None)], m),
+            Up
+        );
+        assert_eq!(
+            verdict(local(Up), vec![peer(Down, None), peer(Down, None)], m),
+            Down
+        );
+        assert_eq!(
+            verdict(local(Down), vec![peer(Down, None), peer(Down, None)], m),
+            Down
+        );
+        // Two vantages: majority is both.
+        assert_eq!(verdict(local(Down), vec![peer(Up, None)], m), Up);
+        // A count, capped at the voters.
+        let one = Quorum::Count(1);
+        assert_eq!(
+            verdict(local(Up), vec![peer(Down, None), peer(Up, None)], one),
+            Down
+        );
+        let five = Quorum::Count(5);
+        assert_eq!(verdict(local(Down), vec![peer(Down, None)], five), Down);
+        // A peer that does not report the endpoint does not vote.
+        let silent = PeerObservations {
+            node: "x".into(),
+            vantage: None,
+            endpoints: vec![None],
+        };
+        assert_eq!(verdict(local(Down), vec![silent], m), Down);
+    }
+
+    #[test]
+    fn overrides_decide_the_local_one_first_then_the_newest_of_the_peers() {
+        let m = Quorum::Majority;
+        let drained_here = EndpointView {
+            serving: Drained,
+            overridden: Some(OverrideKind::Drain),
+            ..Default::default()
+        };
+        assert_eq!(
+            verdict(drained_here, vec![peer(Up, None), peer(Up, None)], m),
+            Drained
+        );
+        let forced_up_here = EndpointView {
+            serving: Up,
+            overridden: Some(OverrideKind::ForceUp),
+            ..Default::default()
+        };
+        assert_eq!(
+            verdict(forced_up_here, vec![peer(Down, None), peer(Down, None)], m),
+            Up
+        );
+        // A peer's drain reaches this instance; the newer of two peer overrides wins.
+        assert_eq!(
+            verdict(
+                local(Up),
+                vec![peer(Drained, Some((OverrideKind::Drain, 10)))],
+                m
+            ),
+            Drained
+        );
+        assert_eq!(
+            verdict(
+                local(Down),
+                vec![
+                    peer(Drained, Some((OverrideKind::Drain, 10))),
+                    peer(Up, Some((OverrideKind::ForceUp, 20))),
+                ],
+                m
+            ),
+            Up
+        );
     }
 }

@@ -571,6 +571,7 @@ pub fn with_health(snap: &Snapshot, down: &dyn Fn(usize, usize) -> bool) -> Snap
         serving: &serving,
         rtt: &|_, _, _, _| None,
         node_region: m.node_region.unwrap_or(0),
+        vantages: &[],
         demand: demand.as_deref(),
     };
     let tables: Tables = build_tables(&inputs, None);

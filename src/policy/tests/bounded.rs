@@ -89,3 +89,53 @@ fn without_demand_spill_is_per_place() {
     assert_eq!(shares(&w, &t, 0, AP), vec![("eu".to_string(), 1.0)]);
     assert!(t.loads(0).is_empty());
 }
+
+#[test]
+fn latency_ranks_each_region_by_its_own_vantages_measurements() {
+    let mut w = World::new();
+    w.services
+        .push(service("lat", PolicyKind::Latency, &[EU, US, AP]));
+    // From this node (eu) every pool is as the distance model says.
+    w.measure(EU, EU, 1.0);
+    w.measure(EU, US, 63.0);
+    w.measure(EU, AP, 103.0);
+    let t = w.build(None);
+    let names: Vec<String> = w.pools.iter().map(|p| p.name.clone()).collect();
+    let leader = |t: &Tables, client: usize| {
+        let d = t.decision(0, client);
+        (
+            names[d.explanation.leader.unwrap()].clone(),
+            d.explanation.vantage,
+        )
+    };
+    assert_eq!(leader(&t, AP), ("ap".to_string(), Some(EU)));
+    // A fleet peer in ap measures its own pool congested (300 ms) and Virginia fine: ap's
+    // clients follow ap's vantage; everyone else keeps this node's view.
+    w.vantages = vec![AP];
+    w.measure(AP, AP, 300.0);
+    w.measure(AP, US, 150.0);
+    w.measure(AP, EU, 250.0);
+    let t = w.build(Some(&t));
+    assert_eq!(leader(&t, AP), ("us".to_string(), Some(AP)));
+    assert_eq!(leader(&t, EU), ("eu".to_string(), Some(EU)));
+    assert_eq!(leader(&t, US), ("us".to_string(), Some(EU)));
+    // By place too: a client at Singapore's own cell is in region ap only if its region says
+    // so; its region decides the vantage.
+    let cell = crate::policy::Cell::of(1.3, 103.8, 10.0);
+    let at = |region: usize| {
+        let d = t.decision_at(
+            0,
+            crate::policy::Place {
+                region,
+                cell: Some(cell),
+            },
+        );
+        names[d.explanation.leader.unwrap()].clone()
+    };
+    assert_eq!(at(AP), "us");
+    assert_eq!(at(EU), "ap");
+    // Without the peer, back to one vantage.
+    w.vantages.clear();
+    let t = w.build(Some(&t));
+    assert_eq!(leader(&t, AP), ("ap".to_string(), Some(EU)));
+}

@@ -93,6 +93,8 @@ pub struct World {
     pub node: usize,
     /// Where clients are, when the test sizes spill by it.
     pub demand: Option<Demand>,
+    /// Fleet vantages with measurements besides the node's.
+    pub vantages: Vec<usize>,
 }
 
 impl World {
@@ -112,6 +114,7 @@ impl World {
             rtt: HashMap::new(),
             node: EU,
             demand: None,
+            vantages: Vec::new(),
         }
     }
 
@@ -147,6 +150,7 @@ impl World {
             serving: &serving,
             rtt: &rtt,
             node_region: self.node,
+            vantages: &self.vantages,
             demand: self.demand.as_ref(),
         };
         f(&inputs)

@@ -161,6 +161,10 @@ fn describe() {
         "1 while any client region of the service is answered from a degraded decision."
     );
     describe_gauge!(
+        "meridian_policy_tables_fingerprint",
+        "A digest (48 bits) of every answer the decision tables give: instances of a fleet with the same configuration, health and measurements show the same value."
+    );
+    describe_gauge!(
         "meridian_policy_pool_load_ratio",
         "Share of the service's demand ([geo] demand) the pool takes now, spill bounded by capacity; only for services whose spill is bounded."
     );

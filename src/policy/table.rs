@@ -107,6 +107,8 @@ pub struct Tables {
     /// Per service, per pool of the service: load and budget under the capacity bound (empty
     /// when the service is not bounded).
     loads: Vec<Vec<PoolLoad>>,
+    /// A digest of every answer the tables give ([`Tables::fingerprint`]).
+    fingerprint: u64,
     /// Per pool name: the latency excess (ms) this build published, for the next build's
     /// hysteresis.
     excess: HashMap<String, f64>,
@@ -207,6 +209,14 @@ impl Tables {
     /// bounded (`spill = "unbounded"`, no demand known, `weighted`, or the fallback answers).
     pub fn loads(&self, service: usize) -> &[PoolLoad] {
         &self.loads[service]
+    }
+
+    /// A digest of every answer these tables give (per service and place: the pools, their
+    /// shares, the endpoints and their weights, the TTL), stable across processes and builds of
+    /// the same version: instances of a fleet that see the same configuration, health and
+    /// measurements have the same fingerprint, and an alert compares them.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 
     /// Number of services.
@@ -322,12 +332,24 @@ pub fn build_tables(inputs: &PolicyInputs, previous: Option<&Tables>) -> Tables 
                     .filter(|&v| v != inputs.node_region && v < inputs.regions.len()),
             );
         }
+        // A region without a vantage of its own takes the nearest vantage's (ties: the lower
+        // region index), so that instances seeing the same vantages rank alike.
         let vantage_of = |region: usize| {
-            if vantages[1..].contains(&region) {
-                region
-            } else {
-                inputs.node_region
+            if vantages.contains(&region) {
+                return region;
             }
+            let Some(at) = inputs.regions.get(region) else {
+                return inputs.node_region;
+            };
+            let mut by_distance: Vec<(f64, usize)> = vantages
+                .iter()
+                .filter_map(|&v| {
+                    let r = inputs.regions.get(v)?;
+                    Some((distance_km(at.lat, at.lon, r.lat, r.lon), v))
+                })
+                .collect();
+            by_distance.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            by_distance.first().map_or(inputs.node_region, |&(_, v)| v)
         };
         let ties = Ties {
             km: service.tie_km,
@@ -473,8 +495,10 @@ pub fn build_tables(inputs: &PolicyInputs, previous: Option<&Tables>) -> Tables 
                 .any(Decision::spills)
         })
         .collect();
+    let fingerprint = fingerprint(&rows, &decisions);
     Tables {
         regions: inputs.regions.len(),
+        fingerprint,
         rows,
         decisions,
         geometries,
@@ -926,6 +950,40 @@ fn excess_key(inputs: &PolicyInputs, vantage: usize, pool: &str) -> String {
     } else {
         format!("{pool}@{}", inputs.regions[vantage].name)
     }
+}
+
+/// FNV-1a over the answers of every decision, row by row (see [`Tables::fingerprint`]).
+fn fingerprint(rows: &[Row], decisions: &[Decision]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |x: u64| {
+        for b in x.to_le_bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    for r in rows {
+        eat(r.len as u64);
+        for d in &decisions[r.start..r.start + r.len] {
+            eat(u64::from(d.ttl));
+            match &d.answer {
+                Answer::Endpoints(choices) => {
+                    for c in choices {
+                        eat(u64::from(c.threshold));
+                        for (e, w) in c.endpoints.iter().zip(&c.cumulative) {
+                            eat(u64::from(e.pool) << 32 | u64::from(e.endpoint));
+                            eat(*w);
+                        }
+                    }
+                }
+                Answer::Addresses { ipv4, ipv6 } => {
+                    ipv4.iter().for_each(|a| eat(u64::from(u32::from(*a))));
+                    ipv6.iter().for_each(|a| eat(u128::from(*a) as u64));
+                }
+                Answer::Cname(t) => t.bytes().for_each(|b| eat(u64::from(b))),
+            }
+        }
+    }
+    h
 }
 
 /// Mean of the measured values, `None` when there are none.

@@ -446,6 +446,8 @@ pub fn record_rebuild(st: &Steering, tables: Option<&Tables>, took: Duration) {
     metrics::histogram!("meridian_policy_table_rebuild_duration_seconds")
         .record(took.as_secs_f64());
     let Some(tables) = tables else { return };
+    // 48 bits: exact in a gauge's f64.
+    metrics::gauge!("meridian_policy_tables_fingerprint").set((tables.fingerprint() >> 16) as f64);
     for (i, s) in st.model.services.iter().enumerate() {
         let degraded = tables.decisions(i).iter().any(|d| d.degraded);
         metrics::gauge!("meridian_policy_service_degraded", "service" => s.name.clone())

@@ -139,3 +139,24 @@ fn latency_ranks_each_region_by_its_own_vantages_measurements() {
     let t = w.build(Some(&t));
     assert_eq!(leader(&t, AP), ("ap".to_string(), Some(EU)));
 }
+
+#[test]
+fn the_fingerprint_is_a_function_of_the_answers() {
+    let mut w = World::new();
+    w.services
+        .push(service("geo", PolicyKind::Geo, &[EU, US, AP]));
+    w.services
+        .push(service("near", PolicyKind::Nearest, &[EU, US, AP]));
+    let a = w.build(None);
+    let b = w.build(None);
+    assert_eq!(a.fingerprint(), b.fingerprint());
+    // Built again on top of other tables (reused geometries): the same answers, the same digest.
+    let c = w.build(Some(&a));
+    assert_eq!(a.fingerprint(), c.fingerprint());
+    // One endpoint down changes an answer, and the digest.
+    w.set(EU, [0], Serving::Down);
+    let d = w.build(Some(&a));
+    assert_ne!(a.fingerprint(), d.fingerprint());
+    w.set(EU, [0], Serving::Up);
+    assert_eq!(w.build(Some(&d)).fingerprint(), a.fingerprint());
+}

@@ -88,6 +88,7 @@ enum Route<'a> {
     Reload,
     /// `/endpoints/{name}/{action}`, both still percent-encoded.
     Override(&'a str, &'a str),
+    FleetObservations,
 }
 
 impl Route<'_> {
@@ -102,6 +103,7 @@ impl Route<'_> {
             ["simulate"] => Route::Simulate,
             ["reload"] => Route::Reload,
             ["endpoints", name, action] => Route::Override(name, action),
+            ["fleet", "observations"] => Route::FleetObservations,
             _ => return None,
         })
     }
@@ -150,7 +152,12 @@ async fn route(api: &Api, req: Request<Incoming>) -> Result<Reply, Fail> {
         return Ok(r);
     }
     let post = req.method() == Method::POST;
-    if post && let Err(f) = authorize(api, &req) {
+    let authorized = match route {
+        Route::FleetObservations => authorize_fleet(api, &req),
+        _ if post => authorize(api, &req),
+        _ => Ok(()),
+    };
+    if let Err(f) = authorized {
         let challenge = f.0 == StatusCode::UNAUTHORIZED;
         let mut r = error_reply(f);
         if challenge {
@@ -179,19 +186,54 @@ async fn route(api: &Api, req: Request<Incoming>) -> Result<Reply, Fail> {
         )),
         Route::Status => Ok(json_reply(
             StatusCode::OK,
-            &super::status::status(&api.control),
+            &super::status::status(&api.control, &api.fleet),
         )),
         Route::Explain => explain(api, &params),
         Route::Simulate => simulate(api, &params, post.then_some(body)).await,
         Route::Reload => reload(api).await,
         Route::Override(name, action) => set_override(api, name, action, &params),
+        Route::FleetObservations => fleet_observations(api).await,
     }
+}
+
+/// `GET /fleet/observations`: with a fleet token configured, only for the bearer of it
+/// (counted either way).
+fn authorize_fleet(api: &Api, req: &Request<Incoming>) -> Result<(), Fail> {
+    let token = api.fleet.settings().and_then(|s| s.token.clone());
+    let r = match &token {
+        None => Ok(()),
+        Some(t) => bearer(req, t),
+    };
+    let result = if r.is_ok() { "ok" } else { "unauthorized" };
+    metrics::counter!("meridian_fleet_observation_requests_total", "result" => result).increment(1);
+    r
+}
+
+/// This instance's observations; 404 without `[fleet]`. Built on a blocking thread: it merges
+/// and compresses every endpoint's latency window.
+async fn fleet_observations(api: &Api) -> Result<Reply, Fail> {
+    let settings = api.fleet.settings().ok_or_else(|| {
+        Fail(
+            StatusCode::NOT_FOUND,
+            "no [fleet] configured: this instance serves no observations".into(),
+        )
+    })?;
+    let monitor = api.control.monitor().clone();
+    let generation = api.control.generation();
+    let doc = tokio::task::spawn_blocking(move || {
+        super::fleet::observations(&monitor, &settings, generation)
+    })
+    .await
+    .map_err(|e| Fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut body = serde_json::to_vec(&doc)
+        .map_err(|e| Fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    body.push(b'\n');
+    Ok(reply(StatusCode::OK, "application/json", body))
 }
 
 /// `POST`s (the calls that change something, and `/simulate` with a body) need the bearer token
 /// when one is configured, else a loopback listener.
 fn authorize(api: &Api, req: &Request<Incoming>) -> Result<(), Fail> {
-    let unauthorized = |m: &str| Fail(StatusCode::UNAUTHORIZED, m.to_string());
     let Some(token) = &api.token else {
         return if api.loopback {
             Ok(())
@@ -203,6 +245,12 @@ fn authorize(api: &Api, req: &Request<Incoming>) -> Result<(), Fail> {
             ))
         };
     };
+    bearer(req, token)
+}
+
+/// The request carries `Authorization: Bearer TOKEN` with this `token`.
+fn bearer(req: &Request<Incoming>, token: &str) -> Result<(), Fail> {
+    let unauthorized = |m: &str| Fail(StatusCode::UNAUTHORIZED, m.to_string());
     let given = req
         .headers()
         .get(header::AUTHORIZATION)

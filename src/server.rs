@@ -4,7 +4,8 @@
 //! UDP and TCP then share), starts the UDP worker threads and the TCP accept tasks, and returns
 //! a handle with the bound addresses. [`Server::reload`] swaps in a new snapshot; the table
 //! rebuild and GeoIP tasks publish new tables and databases; the workers see each on their next
-//! batch. [`Server::shutdown`] is the one way down: stop accepting,
+//! batch. The fleet (`[fleet]`) pulls its peers from start and follows every reload.
+//! [`Server::shutdown`] is the one way down: stop accepting,
 //! let open TCP connections finish within a grace period, join the UDP workers.
 //!
 //! Layer 9 of ARCHITECTURE.md: uses only modules of lower layers.

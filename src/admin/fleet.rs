@@ -8,12 +8,49 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
 use serde::Serialize;
 
+use super::Api;
+use super::routes::{Fail, Reply, bearer, reply};
 use crate::config::fleet::{FleetSettings, Quorum};
 use crate::fleet::wire::{self, EndpointObservation, Observations, OverrideObservation};
 use crate::fleet::{Fleet, PeerStatus};
 use crate::monitor::{self, EndpointStatus, Monitor};
+
+/// `GET /fleet/observations`: with a fleet token configured, only for the bearer of it
+/// (counted either way).
+pub(super) fn authorize(api: &Api, req: &Request<Incoming>) -> Result<(), Fail> {
+    let token = api.fleet.settings().and_then(|s| s.token.clone());
+    let r = match &token {
+        None => Ok(()),
+        Some(t) => bearer(req, t),
+    };
+    let result = if r.is_ok() { "ok" } else { "unauthorized" };
+    metrics::counter!("meridian_fleet_observation_requests_total", "result" => result).increment(1);
+    r
+}
+
+/// This instance's observations; 404 without `[fleet]`. Built on a blocking thread: it merges
+/// and compresses every endpoint's latency window.
+pub(super) async fn serve(api: &Api) -> Result<Reply, Fail> {
+    let settings = api.fleet.settings().ok_or_else(|| {
+        Fail(
+            StatusCode::NOT_FOUND,
+            "no [fleet] configured: this instance serves no observations".into(),
+        )
+    })?;
+    let monitor = api.control.monitor().clone();
+    let generation = api.control.generation();
+    let doc = tokio::task::spawn_blocking(move || observations(&monitor, &settings, generation))
+        .await
+        .map_err(|e| Fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut body = serde_json::to_vec(&doc)
+        .map_err(|e| Fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    body.push(b'\n');
+    Ok(reply(StatusCode::OK, "application/json", body))
+}
 
 /// This instance's observations now, as `settings` names it.
 pub fn observations(monitor: &Monitor, settings: &FleetSettings, generation: u64) -> Observations {

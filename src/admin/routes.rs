@@ -25,11 +25,11 @@ const MAX_EXPIRY: Duration = Duration::from_secs(366 * 24 * 3600);
 /// Client networks `/simulate` takes from the GeoIP database by default: the largest this many.
 const SIMULATE_NETWORKS: usize = 10_000;
 
-type Reply = Response<Full<Bytes>>;
+pub(super) type Reply = Response<Full<Bytes>>;
 
 /// An error answer: status and message.
 #[derive(Debug)]
-struct Fail(StatusCode, String);
+pub(super) struct Fail(pub StatusCode, pub String);
 
 impl Fail {
     fn bad(msg: impl Into<String>) -> Fail {
@@ -37,7 +37,11 @@ impl Fail {
     }
 }
 
-fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
+pub(super) fn reply(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Reply {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     r.headers_mut()
@@ -153,7 +157,7 @@ async fn route(api: &Api, req: Request<Incoming>) -> Result<Reply, Fail> {
     }
     let post = req.method() == Method::POST;
     let authorized = match route {
-        Route::FleetObservations => authorize_fleet(api, &req),
+        Route::FleetObservations => super::fleet::authorize(api, &req),
         _ if post => authorize(api, &req),
         _ => Ok(()),
     };
@@ -192,43 +196,8 @@ async fn route(api: &Api, req: Request<Incoming>) -> Result<Reply, Fail> {
         Route::Simulate => simulate(api, &params, post.then_some(body)).await,
         Route::Reload => reload(api).await,
         Route::Override(name, action) => set_override(api, name, action, &params),
-        Route::FleetObservations => fleet_observations(api).await,
+        Route::FleetObservations => super::fleet::serve(api).await,
     }
-}
-
-/// `GET /fleet/observations`: with a fleet token configured, only for the bearer of it
-/// (counted either way).
-fn authorize_fleet(api: &Api, req: &Request<Incoming>) -> Result<(), Fail> {
-    let token = api.fleet.settings().and_then(|s| s.token.clone());
-    let r = match &token {
-        None => Ok(()),
-        Some(t) => bearer(req, t),
-    };
-    let result = if r.is_ok() { "ok" } else { "unauthorized" };
-    metrics::counter!("meridian_fleet_observation_requests_total", "result" => result).increment(1);
-    r
-}
-
-/// This instance's observations; 404 without `[fleet]`. Built on a blocking thread: it merges
-/// and compresses every endpoint's latency window.
-async fn fleet_observations(api: &Api) -> Result<Reply, Fail> {
-    let settings = api.fleet.settings().ok_or_else(|| {
-        Fail(
-            StatusCode::NOT_FOUND,
-            "no [fleet] configured: this instance serves no observations".into(),
-        )
-    })?;
-    let monitor = api.control.monitor().clone();
-    let generation = api.control.generation();
-    let doc = tokio::task::spawn_blocking(move || {
-        super::fleet::observations(&monitor, &settings, generation)
-    })
-    .await
-    .map_err(|e| Fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let mut body = serde_json::to_vec(&doc)
-        .map_err(|e| Fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    body.push(b'\n');
-    Ok(reply(StatusCode::OK, "application/json", body))
 }
 
 /// `POST`s (the calls that change something, and `/simulate` with a body) need the bearer token
@@ -249,7 +218,7 @@ fn authorize(api: &Api, req: &Request<Incoming>) -> Result<(), Fail> {
 }
 
 /// The request carries `Authorization: Bearer TOKEN` with this `token`.
-fn bearer(req: &Request<Incoming>, token: &str) -> Result<(), Fail> {
+pub(super) fn bearer(req: &Request<Incoming>, token: &str) -> Result<(), Fail> {
     let unauthorized = |m: &str| Fail(StatusCode::UNAUTHORIZED, m.to_string());
     let given = req
         .headers()

@@ -119,15 +119,9 @@ fn instances_pull_each_others_observations_and_a_stopped_peer_ages_out() {
     let ports = (web_a.port, web_b.port);
     let dir = tempfile::tempdir().unwrap();
     // eu-1 first, pulling nobody; us-1 pulls eu-1; then eu-1 learns us-1's port by a reload.
-    let eu_path = write_config(
-        dir.path(),
-        "eu-1",
-        "r1",
-        "127.0.0.1:0",
-        &[],
-        ports,
-        FLEET_TIMING,
-    );
+    // One fleet token for both.
+    let timing = format!("{FLEET_TIMING}token = \"fleet-secret\"\n");
+    let eu_path = write_config(dir.path(), "eu-1", "r1", "127.0.0.1:0", &[], ports, &timing);
     let eu = start_file(&eu_path);
     let eu_url = admin_url(&eu);
     let us_port = TcpListener::bind("127.0.0.1:0")
@@ -144,7 +138,7 @@ fn instances_pull_each_others_observations_and_a_stopped_peer_ages_out() {
         &us_admin,
         std::slice::from_ref(&eu_url),
         ports,
-        FLEET_TIMING,
+        &timing,
     );
     let us = start_file(&us_path);
     let eu_admin = eu.server().admin_addr().unwrap().to_string();
@@ -155,7 +149,7 @@ fn instances_pull_each_others_observations_and_a_stopped_peer_ages_out() {
         &eu_admin,
         std::slice::from_ref(&us_url),
         ports,
-        FLEET_TIMING,
+        &timing,
     );
     reload(&eu, &eu_path);
 
@@ -167,10 +161,13 @@ fn instances_pull_each_others_observations_and_a_stopped_peer_ages_out() {
                 .all(|e| peer_says(srv, peer, e) == Some(Serving::Up))
         });
     }
+    // Latency travels too (once a probe answered: serving is up from the start).
+    wait_for(LIMIT, "us-1's latency of web-a at eu-1", || {
+        view_of(&eu, &us_url).is_some_and(|v| v.endpoints["web-a"].samples > 0)
+    });
     let v = view_of(&eu, &us_url).unwrap();
     assert_eq!((v.node.as_str(), v.vantage.as_str()), ("us-1", "r2"));
     assert_eq!(v.endpoints.len(), 2);
-    assert!(v.endpoints["web-a"].samples > 0, "latency travels too");
     assert!(v.endpoints["web-a"].p50.is_some());
     assert!(v.endpoints["web-a"].histogram.is_some());
 
@@ -326,14 +323,19 @@ fn bad_peer_input_is_refused_counted_and_never_merged() {
         || b"HTTP/1.1 500 Oops\r\ncontent-length: 0\r\n\r\n".to_vec(),
         0,
     );
-    // Good at first, then stamped in the past: what was accepted stays as it was.
+    // Good twice, then stamped just before the document kept (and later beyond max_age) saying
+    // "down": what was accepted stays as it was.
     let served = Arc::new(AtomicU64::new(0));
     let good_sent = Arc::new(AtomicU64::new(0));
     let (turns, good) = (Arc::clone(&served), Arc::clone(&good_sent));
     let turning = fake_peer(
         move || {
             let n = turns.fetch_add(1, Ordering::SeqCst);
-            let sent = if n < 2 { now_ms() } else { now_ms() - 60_000 };
+            let sent = if n < 2 {
+                now_ms()
+            } else {
+                good.load(Ordering::SeqCst) - 1
+            };
             if n < 2 {
                 good.store(sent, Ordering::SeqCst);
             }
@@ -388,7 +390,13 @@ fn bad_peer_input_is_refused_counted_and_never_merged() {
         "{series} in\n{text}"
     );
 
-    // The turning peer: accepted, then refused; the kept data is the accepted one.
+    // The turning peer: accepted, then refused as not newer than what is kept (and then as
+    // older than max_age); the kept data is the accepted one.
+    wait_for(LIMIT, "the turning peer refused as not newer", || {
+        f.status()
+            .iter()
+            .any(|p| p.url == turning && p.last_detail.contains("not after the document kept"))
+    });
     wait_for(LIMIT, "the turning peer refused twice", || {
         f.pulls(&turning, PullResult::Stale) >= 2
     });

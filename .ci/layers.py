@@ -22,7 +22,7 @@ LAYERS = [
     ["policy"],
     ["snapshot"],
     ["dns"],
-    ["metrics", "monitor", "explain", "simulate"],
+    ["metrics", "monitor", "fleet", "explain", "simulate"],
     ["serve", "control"],
     ["admin"],
     ["server"],

@@ -14,9 +14,9 @@
 //! - [`snapshot`]: what the engine answers from, its assembly from a configuration, decision
 //!   tables from a health view.
 //! - [`dns`]: the answer engine (kept and prepared responses, the general path, services).
-//! - [`metrics`], [`monitor`], [`explain`], [`simulate`]: metric names and the workers' tally;
-//!   the health monitor's tasks and the health view it keeps; `meridian explain`; `meridian
-//!   simulate`.
+//! - [`metrics`], [`monitor`], [`fleet`], [`explain`], [`simulate`]: metric names and the
+//!   workers' tally; the health monitor's tasks and the health view it keeps; the fleet's peer
+//!   pull of other instances' observations; `meridian explain`; `meridian simulate`.
 //! - [`serve`], [`control`]: the UDP workers and TCP tasks; reload.
 //! - [`admin`]: the admin HTTP API.
 //! - [`server`]: start-up, the publisher tasks, shutdown.
@@ -26,6 +26,7 @@ pub mod config;
 pub mod control;
 pub mod dns;
 pub mod explain;
+pub mod fleet;
 pub mod geo;
 pub mod health;
 pub mod metrics;

@@ -199,6 +199,23 @@ fn describe() {
         "Endpoint health changes, by endpoint and new state."
     );
     describe_counter!(
+        "meridian_fleet_pulls_total",
+        "Pulls of a fleet peer's observations, by peer and result: ok, http_error, unauthorized, too_large, garbage, stale, future, self, wrong_version, timeout, unreachable (only ok changes the peer's data)."
+    );
+    describe_gauge!(
+        "meridian_fleet_peer_fresh",
+        "1 while the fleet peer's newest accepted observations are younger than max_age, else 0; NaN for a series that no longer stands for a configured peer."
+    );
+    describe_gauge!(
+        "meridian_fleet_peer_age_seconds",
+        Unit::Seconds,
+        "Time since the fleet peer's newest accepted observations were received."
+    );
+    describe_counter!(
+        "meridian_fleet_observation_requests_total",
+        "Requests for this instance's observations (GET /fleet/observations), by result: ok, unauthorized (no or a wrong fleet token)."
+    );
+    describe_counter!(
         "meridian_config_reloads_total",
         "Configuration reloads by result (ok, error)."
     );

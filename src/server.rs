@@ -4,7 +4,8 @@
 //! UDP and TCP then share), starts the UDP worker threads and the TCP accept tasks, and returns
 //! a handle with the bound addresses. [`Server::reload`] swaps in a new snapshot; the table
 //! rebuild and GeoIP tasks publish new tables and databases; the workers see each on their next
-//! batch. [`Server::shutdown`] is the one way down: stop accepting,
+//! batch. The fleet (`[fleet]`) pulls its peers from start and follows every reload.
+//! [`Server::shutdown`] is the one way down: stop accepting,
 //! let open TCP connections finish within a grace period, join the UDP workers.
 //!
 //! Layer 9 of ARCHITECTURE.md: uses only modules of lower layers.
@@ -23,6 +24,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::control::{Control, Publisher};
+use crate::fleet::Fleet;
 use crate::monitor::Monitor;
 use crate::serve::{tcp, udp};
 use crate::snapshot::Snapshot;
@@ -40,6 +42,8 @@ pub struct Server {
     cancel: CancellationToken,
     tracker: TaskTracker,
     control: Control,
+    /// Pulls the fleet's peers (`[fleet]`).
+    fleet: Fleet,
     /// Admin API: the address bound, when `[admin] listen` is configured.
     admin_addr: Option<SocketAddr>,
 }
@@ -100,6 +104,12 @@ impl Server {
         ));
         tracker.spawn(watch_geo(publisher.clone(), cancel.clone()));
         let control = Control::new(publisher, monitor, config.clone());
+        let fleet = Fleet::start(config, cancel.clone(), &tracker);
+        tracker.spawn(follow_reloads(
+            control.clone(),
+            fleet.clone(),
+            cancel.clone(),
+        ));
         tracker.spawn(refresh_gauges(control.clone(), cancel.clone()));
         // Stamps taken now, not when the task first runs: an edit made right after start must
         // count as a change.
@@ -107,6 +117,7 @@ impl Server {
         tracker.spawn(watch_files(control.clone(), stamps, cancel.clone()));
         let mut server = Server {
             control,
+            fleet,
             snapshot,
             udp_addrs: Vec::new(),
             tcp_addrs: Vec::new(),
@@ -166,6 +177,7 @@ impl Server {
             server.tracker.spawn(crate::admin::serve(
                 listener,
                 server.control.clone(),
+                server.fleet.clone(),
                 admin.clone(),
                 server.cancel.clone(),
                 server.tracker.clone(),
@@ -200,9 +212,16 @@ impl Server {
         &self.control
     }
 
-    /// Apply a validated configuration and its snapshot (see [`Control::apply`]).
+    /// The fleet's pulling: peers' observations ([`Fleet::peers`]) and their changes.
+    pub fn fleet(&self) -> &Fleet {
+        &self.fleet
+    }
+
+    /// Apply a validated configuration and its snapshot (see [`Control::apply`]), and the
+    /// fleet's peers.
     pub fn reload(&self, config: &Config, snapshot: Snapshot) {
         self.control.apply(config.clone(), snapshot);
+        self.fleet.reconcile(config);
     }
 
     /// The snapshot being served.
@@ -275,6 +294,29 @@ async fn watch_geo(publisher: Publisher, cancel: CancellationToken) {
         }
         let p = publisher.clone();
         let _ = tokio::task::spawn_blocking(move || p.refresh_geo()).await;
+    }
+}
+
+/// How often [`follow_reloads`] looks for a new configuration generation.
+const RELOAD_POLL: Duration = Duration::from_secs(1);
+
+/// Reconcile the fleet with the configuration of every reload, however it came (SIGHUP, `POST
+/// /reload`, a watched file): the control surface tells reloads by its generation only, so it is
+/// looked at every [`RELOAD_POLL`] (one atomic load). Peers added or removed by a reload are
+/// pulled or dropped within that.
+async fn follow_reloads(control: Control, fleet: Fleet, cancel: CancellationToken) {
+    let mut seen = control.generation();
+    let mut tick = tokio::time::interval(RELOAD_POLL);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let generation = control.generation();
+        if generation != seen {
+            seen = generation;
+            fleet.reconcile(&control.config());
+        }
     }
 }
 

@@ -17,6 +17,7 @@
 //! | `POST /simulate?service=[&down=]...[&format=text]` | the same over the networks of the body, a networks CSV as `meridian simulate --networks` reads (at most [`SIMULATE_BODY_LIMIT`]); a bad line is a 400 `line N: problem` |
 //! | `POST /reload` | [`Control::reload`]: 200 with the generation, or 422 with every error |
 //! | `POST /endpoints/{name}/{drain,undrain,force-up,force-down,clear}[?expires=30m]` | overrides |
+//! | `GET /fleet/observations` | this instance's health observations for its fleet peers ([`crate::fleet::wire`]); 404 without `[fleet]` |
 //!
 //! Limits: [`MAX_CONNECTIONS`] open connections (more are closed at once), request headers
 //! within [`HEADER_TIMEOUT`] and [`BODY_LIMIT`]-sized bodies ([`SIMULATE_BODY_LIMIT`] for a
@@ -25,10 +26,13 @@
 //! Security: `POST`s (`/simulate`'s too) need `Authorization: Bearer TOKEN` when `[admin]` has a
 //! token (compared in constant time). Without one they are allowed only because the listener is loopback: the
 //! configuration refuses a public address without a token, and the server checks again.
-//! `GET`s are open: they change nothing.
+//! `GET`s are open: they change nothing. `GET /fleet/observations` is the exception: with a
+//! fleet token (`[fleet] token`) it needs `Authorization: Bearer FLEET-TOKEN` (compared in
+//! constant time), else 401, counted in `meridian_fleet_observation_requests_total`.
 //!
 //! Layer 8 of ARCHITECTURE.md: uses only modules of lower layers.
 
+pub mod fleet;
 mod routes;
 pub mod status;
 
@@ -48,6 +52,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::admin::{Admin, is_loopback};
 use crate::control::Control;
+use crate::fleet::Fleet;
 
 /// Most admin connections open at once; further ones are closed on accept.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -67,6 +72,8 @@ const MAX_BUF: usize = 64 * 1024;
 /// What every request handler shares.
 pub(crate) struct Api {
     pub control: Control,
+    /// The fleet's pulling: its settings (token, node, vantage) and its peers for `/status`.
+    pub fleet: Fleet,
     /// Bearer token for mutating calls.
     pub token: Option<String>,
     /// The listener is loopback-only: without a token, mutating calls are allowed.
@@ -85,6 +92,7 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 pub async fn serve(
     listener: TcpListener,
     control: Control,
+    fleet: Fleet,
     settings: Admin,
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -92,6 +100,7 @@ pub async fn serve(
     let loopback = listener.local_addr().is_ok_and(|a| is_loopback(&a));
     let api = Arc::new(Api {
         control,
+        fleet,
         token: settings.token,
         loopback,
     });

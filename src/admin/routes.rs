@@ -25,11 +25,11 @@ const MAX_EXPIRY: Duration = Duration::from_secs(366 * 24 * 3600);
 /// Client networks `/simulate` takes from the GeoIP database by default: the largest this many.
 const SIMULATE_NETWORKS: usize = 10_000;
 
-type Reply = Response<Full<Bytes>>;
+pub(super) type Reply = Response<Full<Bytes>>;
 
 /// An error answer: status and message.
 #[derive(Debug)]
-struct Fail(StatusCode, String);
+pub(super) struct Fail(pub StatusCode, pub String);
 
 impl Fail {
     fn bad(msg: impl Into<String>) -> Fail {
@@ -37,7 +37,11 @@ impl Fail {
     }
 }
 
-fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
+pub(super) fn reply(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Reply {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     r.headers_mut()
@@ -88,6 +92,7 @@ enum Route<'a> {
     Reload,
     /// `/endpoints/{name}/{action}`, both still percent-encoded.
     Override(&'a str, &'a str),
+    FleetObservations,
 }
 
 impl Route<'_> {
@@ -102,6 +107,7 @@ impl Route<'_> {
             ["simulate"] => Route::Simulate,
             ["reload"] => Route::Reload,
             ["endpoints", name, action] => Route::Override(name, action),
+            ["fleet", "observations"] => Route::FleetObservations,
             _ => return None,
         })
     }
@@ -150,7 +156,12 @@ async fn route(api: &Api, req: Request<Incoming>) -> Result<Reply, Fail> {
         return Ok(r);
     }
     let post = req.method() == Method::POST;
-    if post && let Err(f) = authorize(api, &req) {
+    let authorized = match route {
+        Route::FleetObservations => super::fleet::authorize(api, &req),
+        _ if post => authorize(api, &req),
+        _ => Ok(()),
+    };
+    if let Err(f) = authorized {
         let challenge = f.0 == StatusCode::UNAUTHORIZED;
         let mut r = error_reply(f);
         if challenge {
@@ -179,19 +190,19 @@ async fn route(api: &Api, req: Request<Incoming>) -> Result<Reply, Fail> {
         )),
         Route::Status => Ok(json_reply(
             StatusCode::OK,
-            &super::status::status(&api.control),
+            &super::status::status(&api.control, &api.fleet),
         )),
         Route::Explain => explain(api, &params),
         Route::Simulate => simulate(api, &params, post.then_some(body)).await,
         Route::Reload => reload(api).await,
         Route::Override(name, action) => set_override(api, name, action, &params),
+        Route::FleetObservations => super::fleet::serve(api).await,
     }
 }
 
 /// `POST`s (the calls that change something, and `/simulate` with a body) need the bearer token
 /// when one is configured, else a loopback listener.
 fn authorize(api: &Api, req: &Request<Incoming>) -> Result<(), Fail> {
-    let unauthorized = |m: &str| Fail(StatusCode::UNAUTHORIZED, m.to_string());
     let Some(token) = &api.token else {
         return if api.loopback {
             Ok(())
@@ -203,6 +214,12 @@ fn authorize(api: &Api, req: &Request<Incoming>) -> Result<(), Fail> {
             ))
         };
     };
+    bearer(req, token)
+}
+
+/// The request carries `Authorization: Bearer TOKEN` with this `token`.
+pub(super) fn bearer(req: &Request<Incoming>, token: &str) -> Result<(), Fail> {
+    let unauthorized = |m: &str| Fail(StatusCode::UNAUTHORIZED, m.to_string());
     let given = req
         .headers()
         .get(header::AUTHORIZATION)

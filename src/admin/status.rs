@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::config::model::Fallback;
 use crate::control::Control;
 use crate::explain::{policy_name, tier_name};
+use crate::fleet::Fleet;
 use crate::health::state::{Health, OverrideKind, Serving};
 use crate::monitor::EndpointStatus;
 use crate::policy::Answer;
@@ -31,6 +32,8 @@ pub struct Status {
     pub endpoints: Vec<EndpointJson>,
     /// The current decision per service × client region.
     pub decisions: Vec<ServiceDecisions>,
+    /// The fleet's peers and how their pulls go; `null` without `[fleet]`.
+    pub fleet: Option<super::fleet::FleetJson>,
 }
 
 /// Reloads since start.
@@ -202,7 +205,7 @@ pub fn endpoint_json(s: &EndpointStatus, now: Instant) -> EndpointJson {
 }
 
 /// The whole status document.
-pub fn status(control: &Control) -> Status {
+pub fn status(control: &Control, fleet: &Fleet) -> Status {
     let snap = control.snapshot();
     // The monitor's clock: the one its instants (since, expiries) are on.
     let now = crate::monitor::now();
@@ -321,5 +324,6 @@ pub fn status(control: &Control) -> Status {
         services,
         endpoints,
         decisions,
+        fleet: super::fleet::status(fleet),
     }
 }

@@ -47,48 +47,9 @@ impl fmt::Debug for Admin {
 /// Validate `[admin]`; every problem goes to `err(byte offset, message)`. `None` when there is
 /// no listener (or the table has errors).
 pub fn compile(raw: &AdminConfig, err: &mut dyn FnMut(usize, String)) -> Option<Admin> {
-    let mut ok = true;
-    let token = match (&raw.token, &raw.token_env) {
-        (Some(_), Some(e)) => {
-            err(
-                e.span().start,
-                "admin.token_env: set either token or token_env, not both".into(),
-            );
-            ok = false;
-            None
-        }
-        (Some(t), None) if t.get_ref().trim().is_empty() => {
-            err(t.span().start, "admin.token: the token is empty".into());
-            ok = false;
-            None
-        }
-        (Some(t), None) => Some(t.get_ref().clone()),
-        (None, Some(e)) => match std::env::var(e.get_ref()) {
-            Ok(v) if !v.trim().is_empty() => Some(v),
-            Ok(_) => {
-                err(
-                    e.span().start,
-                    format!(
-                        "admin.token_env: environment variable {} is empty",
-                        e.get_ref()
-                    ),
-                );
-                ok = false;
-                None
-            }
-            Err(_) => {
-                err(
-                    e.span().start,
-                    format!(
-                        "admin.token_env: environment variable {} is not set (or not UTF-8)",
-                        e.get_ref()
-                    ),
-                );
-                ok = false;
-                None
-            }
-        },
-        (None, None) => None,
+    let (token, ok) = match secret(&raw.token, &raw.token_env, "admin", err) {
+        Ok(t) => (t, true),
+        Err(()) => (None, false),
     };
     let Some(l) = &raw.listen else {
         return None;
@@ -117,6 +78,55 @@ pub fn compile(raw: &AdminConfig, err: &mut dyn FnMut(usize, String)) -> Option<
         return None;
     }
     ok.then_some(Admin { listen, token })
+}
+
+/// A bearer token given inline (`token`) or by the name of an environment variable holding it
+/// (`token_env`), read now, for the table `table`; `Ok(None)` when neither is set. Problems (both
+/// set, empty, unset variable) go to `err` and give `Err`.
+pub(super) fn secret(
+    token: &Option<Spanned<String>>,
+    token_env: &Option<Spanned<String>>,
+    table: &str,
+    err: &mut dyn FnMut(usize, String),
+) -> Result<Option<String>, ()> {
+    match (token, token_env) {
+        (Some(_), Some(e)) => {
+            err(
+                e.span().start,
+                format!("{table}.token_env: set either token or token_env, not both"),
+            );
+            Err(())
+        }
+        (Some(t), None) if t.get_ref().trim().is_empty() => {
+            err(t.span().start, format!("{table}.token: the token is empty"));
+            Err(())
+        }
+        (Some(t), None) => Ok(Some(t.get_ref().clone())),
+        (None, Some(e)) => match std::env::var(e.get_ref()) {
+            Ok(v) if !v.trim().is_empty() => Ok(Some(v)),
+            Ok(_) => {
+                err(
+                    e.span().start,
+                    format!(
+                        "{table}.token_env: environment variable {} is empty",
+                        e.get_ref()
+                    ),
+                );
+                Err(())
+            }
+            Err(_) => {
+                err(
+                    e.span().start,
+                    format!(
+                        "{table}.token_env: environment variable {} is not set (or not UTF-8)",
+                        e.get_ref()
+                    ),
+                );
+                Err(())
+            }
+        },
+        (None, None) => Ok(None),
+    }
 }
 
 /// Whether only this host can reach `addr` (IPv4-mapped loopback counts).

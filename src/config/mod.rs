@@ -10,6 +10,7 @@
 
 pub mod admin;
 mod error;
+pub mod fleet;
 pub mod health;
 pub mod model;
 pub mod policy;
@@ -69,6 +70,8 @@ pub struct RawConfig {
     /// The admin HTTP API: listen address and token.
     #[serde(default)]
     pub admin: admin::AdminConfig,
+    /// Other instances of the fleet to pull health observations from.
+    pub fleet: Option<Spanned<fleet::FleetConfig>>,
 }
 
 /// The `[dns]` table.
@@ -174,6 +177,8 @@ pub struct Config {
     pub node_name: String,
     /// Send `node_name` as the NSID to queries that ask (`[node] nsid`).
     pub nsid: bool,
+    /// Peers to pull health observations from, when `[fleet]` is present.
+    pub fleet: Option<fleet::FleetSettings>,
 }
 
 /// A zone to load.
@@ -313,6 +318,15 @@ impl Config {
                 format!("node.name: must be 1 to {MAX_NODE_NAME} bytes long"),
             ));
         }
+        let fleet = raw.fleet.as_ref().and_then(|f| {
+            fleet::compile(
+                f.get_ref(),
+                f.span().start,
+                &node_name,
+                raw.node.region.as_ref(),
+                &mut |offset, msg| errors.push(ConfigError::at(path, text, offset, msg)),
+            )
+        });
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -356,6 +370,7 @@ impl Config {
             },
             node_name,
             nsid: raw.node.nsid,
+            fleet,
             service_at: raw
                 .services
                 .iter()

@@ -69,7 +69,8 @@ pub const DEFAULT_SLICE_LEN: Duration = Duration::from_secs(60);
 pub const MAX_SLICES: usize = 10;
 
 const UNIT_NANOS: u64 = 10_000;
-const MAX_UNITS: u64 = 6_000_000; // MAX_RTT / UNIT
+/// The histograms' highest value: [`MAX_RTT`] in [`UNIT`]s (their lowest is 1).
+pub const MAX_UNITS: u64 = 6_000_000;
 
 /// Why a window could not be built with the asked shape.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -258,6 +259,13 @@ impl LatencyWindow {
         (quantile(&merged, 0.5), quantile(&merged, 0.9))
     }
 
+    /// The RTTs of the slices inside the window at `now`, merged into one histogram (values in
+    /// [`UNIT`]s, bounds `1..=MAX_RTT`, [`SIGNIFICANT_DIGITS`]): what a fleet peer is sent, so
+    /// that histograms from several vantages can be added up. Allocates one histogram.
+    pub fn merged_histogram(&self, now: Instant) -> Histogram<u16> {
+        self.merged(now).0
+    }
+
     /// Bytes of latency state this window holds: the struct, its slice headers and every
     /// histogram's counters (`distinct_values()` × counter size; HDR's `len()` is the sample
     /// count). Measured figures are in the module docs.
@@ -335,6 +343,23 @@ mod tests {
             got.abs_diff(want) <= tolerance,
             "got {got:?}, want {want:?} ± {tolerance:?}"
         );
+    }
+
+    #[test]
+    fn merged_histogram_is_the_live_slices() {
+        let t0 = Instant::now();
+        let mut w = LatencyWindow::with_slices(2, MIN, t0).unwrap();
+        w.record(Some(ms(10)), t0);
+        w.record(Some(ms(20)), t0 + MIN);
+        w.record(None, t0 + MIN);
+        let h = w.merged_histogram(t0 + MIN);
+        assert_eq!(h.len(), 2);
+        assert_eq!(
+            (h.low(), h.high(), h.sigfig()),
+            (1, MAX_UNITS, SIGNIFICANT_DIGITS)
+        );
+        // The first slice leaves the window.
+        assert_eq!(w.merged_histogram(t0 + 2 * MIN).len(), 1);
     }
 
     #[test]

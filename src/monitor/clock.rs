@@ -18,6 +18,11 @@ pub fn now() -> Instant {
 /// as tokio's clock has been advanced past the system's monotonic clock (not at all unless time
 /// is paused).
 pub fn unix_now() -> u64 {
+    unix_now_ms() / 1000
+}
+
+/// [`unix_now`] in milliseconds: what the fleet's observations are stamped with.
+pub fn unix_now_ms() -> u64 {
     let virtual_now = now();
     let (real_now, wall) = (Instant::now(), SystemTime::now());
     let wall = if virtual_now >= real_now {
@@ -26,7 +31,9 @@ pub fn unix_now() -> u64 {
         wall.checked_sub(real_now - virtual_now)
     };
     wall.and_then(|w| w.duration_since(SystemTime::UNIX_EPOCH).ok())
-        .map_or(0, |d: Duration| d.as_secs())
+        .map_or(0, |d: Duration| {
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+        })
 }
 
 #[cfg(test)]

@@ -34,11 +34,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use hdrhistogram::Histogram;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use clock::{now, unix_now};
+pub use clock::{now, unix_now, unix_now_ms};
 pub use notify::Event;
 
 use crate::config::model::EndpointId;
@@ -71,6 +72,10 @@ pub struct EndpointStatus {
     pub last_detail: String,
     pub latency: LatencySummary,
     pub override_kind: Option<(OverrideKind, Option<Instant>)>,
+    /// When the override was set, in Unix milliseconds ([`unix_now_ms`]): by an operator on this
+    /// instance, else when this instance read it from the state file. Fleet peers compare it,
+    /// so the newest override wins.
+    pub override_set_unix_ms: Option<u64>,
 }
 
 /// One endpoint the monitor probes.
@@ -82,6 +87,8 @@ struct Entry {
     startup: StartupPolicy,
     health: EndpointHealth,
     latency: LatencyWindow,
+    /// When the override in `health` was set (Unix ms); `None` without one.
+    override_set: Option<u64>,
     last_detail: String,
     /// What the endpoint's checks are; a reload that changes it restarts the health state.
     fingerprint: String,
@@ -92,6 +99,22 @@ struct Entry {
 }
 
 impl Entry {
+    fn status(&self, now: Instant) -> EndpointStatus {
+        EndpointStatus {
+            name: self.name.to_string(),
+            pool: self.pool.clone(),
+            health: self.health.health(),
+            serving: self.health.serving(self.startup, now),
+            since: self.health.since(),
+            last_detail: self.last_detail.clone(),
+            latency: self.latency.summary(now),
+            override_kind: self.health.override_state(),
+            override_set_unix_ms: self
+                .override_set
+                .filter(|_| self.health.override_state().is_some()),
+        }
+    }
+
     /// Its slot of the view at `now`, and the next instant time alone changes it.
     fn view(&self, now: Instant) -> (EndpointView, Option<Instant>) {
         let (p50, p90) = self.latency.p50_p90(now);
@@ -285,15 +308,15 @@ impl Monitor {
         let cancel = sh.cancel.child_token();
         let name: Arc<str> = Arc::from(e.name.as_str());
         let mut health = EndpointHealth::new(&params, now);
-        let (latency, last_detail) = match previous {
+        let (latency, last_detail, override_set) = match previous {
             Some(old) => {
                 old.cancel.cancel();
                 if let Some((kind, until)) = old.health.override_state() {
                     health.set_override(kind, until, now);
                 }
-                (old.latency, old.last_detail)
+                (old.latency, old.last_detail, old.override_set)
             }
-            None => (LatencyWindow::new(now), String::new()),
+            None => (LatencyWindow::new(now), String::new(), None),
         };
         // The config guarantees an address to probe wherever there are checks.
         if let Some(address) = e.check_address {
@@ -324,6 +347,7 @@ impl Monitor {
             startup: pool.startup,
             health,
             latency,
+            override_set,
             last_detail,
             fingerprint: fingerprint(e),
             generation,
@@ -388,21 +412,23 @@ impl Monitor {
     pub fn status(&self) -> Vec<EndpointStatus> {
         let now = clock::now();
         let st = self.shared.state();
+        let mut out: Vec<_> = st.entries.iter().map(|e| e.status(now)).collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// [`Monitor::status`] with each endpoint's latency window merged into one histogram
+    /// ([`LatencyWindow::merged_histogram`]): what the fleet's observations carry. Merges every
+    /// window under the lock, so for callers that need the histograms only.
+    pub fn status_with_histograms(&self) -> Vec<(EndpointStatus, Histogram<u16>)> {
+        let now = clock::now();
+        let st = self.shared.state();
         let mut out: Vec<_> = st
             .entries
             .iter()
-            .map(|e| EndpointStatus {
-                name: e.name.to_string(),
-                pool: e.pool.clone(),
-                health: e.health.health(),
-                serving: e.health.serving(e.startup, now),
-                since: e.health.since(),
-                last_detail: e.last_detail.clone(),
-                latency: e.latency.summary(now),
-                override_kind: e.health.override_state(),
-            })
+            .map(|e| (e.status(now), e.latency.merged_histogram(now)))
             .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out.sort_by(|a, b| a.0.name.cmp(&b.0.name));
         out
     }
 
@@ -431,6 +457,7 @@ impl Monitor {
                 .set_override(k, ttl.and_then(|t| now.checked_add(t)), now),
             None => e.health.clear_override(),
         }
+        e.override_set = kind.map(|_| clock::unix_now_ms());
         tracing::info!(endpoint, pool = %e.pool, override_kind = ?kind, ttl = ?ttl, "override set");
         st.refresh(i, now);
         let (path, saved) = (st.state_file.clone(), saved_overrides(&st.entries, now));
@@ -449,6 +476,7 @@ impl Monitor {
 fn apply_saved(entries: &mut [Entry], saved: &state_file::Overrides, now: Instant) {
     let unix = clock::unix_now();
     for e in entries {
+        let before = e.health.override_state();
         match saved.get(&*e.name) {
             Some(SavedOverride {
                 expires: Some(t), ..
@@ -466,6 +494,14 @@ fn apply_saved(entries: &mut [Entry], saved: &state_file::Overrides, now: Instan
                 expires: None,
             }) => e.health.set_override(*kind, None, now),
             None => e.health.clear_override(),
+        }
+        // The file says what it said before: the override keeps when it was set; a new one was
+        // set now, as far as this instance can tell (the file keeps no such time).
+        let after = e.health.override_state();
+        if after.is_none() {
+            e.override_set = None;
+        } else if after.map(|(k, _)| k) != before.map(|(k, _)| k) || e.override_set.is_none() {
+            e.override_set = Some(clock::unix_now_ms());
         }
     }
 }

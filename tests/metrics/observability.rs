@@ -24,11 +24,19 @@ use serde_json::Value;
 // (a) + (c): a running server's exposition
 
 /// A server with a geo database, two regions, a pool whose check passes and one whose check
-/// fails, fed queries over UDP and TCP and reloaded once, so that every metric family and the
-/// labelled series of both probe results, both transitions and degraded answers exist. Returns
-/// the exposition text.
+/// fails, fed queries over UDP and TCP and reloaded once, pulling the observations of a fleet
+/// peer (a second server), so that every metric family and the labelled series of both probe
+/// results, both transitions and degraded answers exist. Returns the exposition text.
 fn exposition_of_a_busy_server() -> String {
     let _registry = registry_lock();
+    let peer = start(
+        &[("example.com.", EXAMPLE_ZONE)],
+        &format!(
+            "[node]\nname = \"peer\"\nregion = \"r1\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+             {REGIONS}[fleet]\ninterval = \"100ms\"\n"
+        ),
+    );
+    let peer_url = format!("http://{}", peer.server().admin_addr().unwrap());
     let (alive, alive_port) = tcp_listening("127.0.0.1");
     // A port closed again at once, on an address other tests do not bind: connections to it
     // are refused.
@@ -90,6 +98,14 @@ check_address = "127.0.0.2"
 name = "svc.example.com."
 policy = "geo"
 pools = ["eu", "us"]
+
+[node]
+name = "busy"
+region = "eu"
+
+[fleet]
+peers = ["{peer_url}"]
+interval = "100ms"
 "#,
         db = repo("geo-data/test/GeoIP2-City-Test.mmdb").display()
     );
@@ -146,9 +162,20 @@ pools = ["eu", "us"]
                 && has(
                     r#"meridian_dns_queries_total{zone="example.com.",qtype="AAAA",rcode="NOERROR",transport="tcp"}"#,
                 )
+                && has(&format!(
+                    r#"meridian_fleet_peer_fresh{{peer="{peer_url}",node="peer",vantage="r1"}}"#
+                ))
+                && has(&format!(
+                    r#"meridian_fleet_pulls_total{{peer="{peer_url}",result="ok"}}"#
+                ))
+                && text.contains(&format!(
+                    r#"meridian_fleet_peer_age_seconds{{peer="{peer_url}"}}"#
+                ))
+                && has(r#"meridian_fleet_observation_requests_total{result="ok"}"#)
         },
     );
     drop(srv);
+    drop(peer);
     drop(alive);
     text
 }
@@ -343,14 +370,17 @@ fn dashboard_has_fixed_uid_datasource_variable_and_rate_interval_everywhere() {
     assert_eq!(ds["type"], "datasource");
     assert_eq!(ds["query"], "prometheus");
 
-    // Rows: Traffic, Steering, Health, Operations, in that order.
+    // Rows: Traffic, Steering, Health, Operations, Fleet, in that order.
     let panels = dash["panels"].as_array().unwrap();
     let rows: Vec<&str> = panels
         .iter()
         .filter(|p| p["type"] == "row")
         .map(|p| p["title"].as_str().unwrap())
         .collect();
-    assert_eq!(rows, ["Traffic", "Steering", "Health", "Operations"]);
+    assert_eq!(
+        rows,
+        ["Traffic", "Steering", "Health", "Operations", "Fleet"]
+    );
     assert!(
         panels.iter().any(|p| p["type"] == "state-timeline"
             && metric_names(p["targets"][0]["expr"].as_str().unwrap())

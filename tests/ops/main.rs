@@ -8,5 +8,6 @@ mod admin;
 mod anycast;
 mod anycast_support;
 mod cli;
+mod fleet;
 mod reload;
 mod simulate;

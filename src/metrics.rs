@@ -161,6 +161,10 @@ fn describe() {
         "1 while any client region of the service is answered from a degraded decision."
     );
     describe_gauge!(
+        "meridian_fleet_vantages_deciding",
+        "Vantages whose health verdicts decide now: this instance plus its fresh fleet peers (1: the local verdict alone)."
+    );
+    describe_gauge!(
         "meridian_policy_tables_fingerprint",
         "A digest (48 bits) of every answer the decision tables give: instances of a fleet with the same configuration, health and measurements show the same value."
     );

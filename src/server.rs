@@ -96,15 +96,17 @@ impl Server {
             max_connections: config.tcp_max_connections,
         };
         let monitor = Monitor::start(config, cancel.clone(), &tracker);
-        let publisher = Publisher::new(Arc::clone(&snapshot), monitor.clone());
+        let fleet = Fleet::start(config, cancel.clone(), &tracker);
+        let publisher =
+            Publisher::new(Arc::clone(&snapshot), monitor.clone()).with_fleet(fleet.clone());
         tracker.spawn(rebuild_tables(
             publisher.clone(),
             monitor.clone(),
+            fleet.clone(),
             cancel.clone(),
         ));
         tracker.spawn(watch_geo(publisher.clone(), cancel.clone()));
         let control = Control::new(publisher, monitor, config.clone());
-        let fleet = Fleet::start(config, cancel.clone(), &tracker);
         tracker.spawn(follow_reloads(
             control.clone(),
             fleet.clone(),
@@ -261,8 +263,17 @@ const GEO_POLL: Duration = Duration::from_secs(10);
 
 /// Rebuild decision tables whenever health changes (debounced) and periodically for latency,
 /// through the publisher (which serialises them with reloads).
-async fn rebuild_tables(publisher: Publisher, monitor: Monitor, cancel: CancellationToken) {
+///
+/// The fleet's peers count as changes too: what they say of serving states or overrides, a peer
+/// becoming fresh or stale, their latency (see [`Fleet::subscribe`]).
+async fn rebuild_tables(
+    publisher: Publisher,
+    monitor: Monitor,
+    fleet: Fleet,
+    cancel: CancellationToken,
+) {
     let mut changes = monitor.subscribe();
+    let mut peers = fleet.subscribe();
     let mut tick = tokio::time::interval(REBUILD_EVERY);
     loop {
         tokio::select! {
@@ -273,6 +284,13 @@ async fn rebuild_tables(publisher: Publisher, monitor: Monitor, cancel: Cancella
                 }
                 tokio::time::sleep(REBUILD_DEBOUNCE).await;
                 changes.borrow_and_update();
+            }
+            r = peers.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                tokio::time::sleep(REBUILD_DEBOUNCE).await;
+                peers.borrow_and_update();
             }
             _ = tick.tick() => {}
         }

@@ -120,6 +120,10 @@ pub struct FleetJson {
     pub max_age_seconds: f64,
     /// "majority" or a number of vantages.
     pub quorum: serde_json::Value,
+    /// Vantages whose verdicts decide health now: this instance plus its fresh peers.
+    pub vantages_deciding: usize,
+    /// How health is decided now: "quorum" (some peer is fresh) or "local only".
+    pub deciding: &'static str,
     pub peers: Vec<PeerJson>,
 }
 
@@ -143,6 +147,8 @@ pub struct PeerJson {
 /// The `fleet` section of `/status`; `None` without `[fleet]`.
 pub fn status(fleet: &Fleet) -> Option<FleetJson> {
     let s = fleet.settings()?;
+    let peers: Vec<PeerJson> = fleet.status().into_iter().map(peer).collect();
+    let deciding = 1 + peers.iter().filter(|p| p.fresh).count();
     Some(FleetJson {
         node: s.node.clone(),
         vantage: s.vantage.clone(),
@@ -152,7 +158,9 @@ pub fn status(fleet: &Fleet) -> Option<FleetJson> {
             Quorum::Majority => "majority".into(),
             Quorum::AtLeast(n) => n.get().into(),
         },
-        peers: fleet.status().into_iter().map(peer).collect(),
+        vantages_deciding: deciding,
+        deciding: if deciding > 1 { "quorum" } else { "local only" },
+        peers,
     })
 }
 

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
+use crate::fleet::Fleet;
 use crate::monitor::Monitor;
 use crate::snapshot::Snapshot;
 use crate::snapshot::steering::{HealthView, Steering, build_tables, record_rebuild};
@@ -27,6 +28,8 @@ use crate::snapshot::steering::{HealthView, Steering, build_tables, record_rebui
 pub struct Publisher {
     snapshot: Arc<ArcSwap<Snapshot>>,
     monitor: Monitor,
+    /// The fleet's peers, whose votes and measurements join the monitor's view.
+    fleet: Option<Fleet>,
     writing: Arc<Mutex<()>>,
 }
 
@@ -35,8 +38,15 @@ impl Publisher {
         Publisher {
             snapshot,
             monitor,
+            fleet: None,
             writing: Arc::new(Mutex::new(())),
         }
+    }
+
+    /// The same, with the fleet's observations joining every view tables are built from.
+    pub fn with_fleet(mut self, fleet: Fleet) -> Publisher {
+        self.fleet = Some(fleet);
+        self
     }
 
     /// The snapshot being served.
@@ -77,17 +87,31 @@ impl Publisher {
 
     /// The monitor's view for `st`'s model: the published one when its layout is the model's,
     /// else one the monitor computes for the model by endpoint name.
+    ///
+    /// With a fleet, the fresh peers' observations join it ([`Fleet::engine_view`]): health by
+    /// quorum, latency per vantage.
     pub fn view_for(&self, st: &Steering) -> Arc<HealthView> {
-        let view = self.monitor.view();
-        if view.layout() == st.model.layout {
-            return view;
+        let mut view = self.monitor.view();
+        if view.layout() != st.model.layout {
+            tracing::debug!(
+                view = view.layout().0,
+                model = st.model.layout.0,
+                "health view of another configuration: computed for this one by name"
+            );
+            view = Arc::new(self.monitor.view_of(&st.model));
         }
-        tracing::debug!(
-            view = view.layout().0,
-            model = st.model.layout.0,
-            "health view of another configuration: computed for this one by name"
-        );
-        Arc::new(self.monitor.view_of(&st.model))
+        match self.fleet.as_ref().and_then(|f| f.engine_view(&st.model)) {
+            None => view,
+            Some(fleet) => {
+                record_fleet(&fleet);
+                Arc::new((*view).clone().with_fleet(Some(Arc::new(fleet))))
+            }
+        }
+    }
+
+    /// The fleet, when the publisher has one.
+    pub fn fleet(&self) -> Option<&Fleet> {
+        self.fleet.as_ref()
     }
 
     /// Pick up a replaced GeoIP database file, if the served snapshot uses one (blocking file
@@ -111,4 +135,10 @@ impl Publisher {
             self.refresh_tables();
         }
     }
+}
+
+/// How many vantages decide health now: this instance plus its fresh peers (1: the local verdict
+/// alone).
+fn record_fleet(fleet: &crate::snapshot::steering::FleetView) {
+    metrics::gauge!("meridian_fleet_vantages_deciding").set((fleet.peers.len() + 1) as f64);
 }

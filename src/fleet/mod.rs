@@ -213,6 +213,23 @@ impl Fleet {
         self.shared.version.subscribe()
     }
 
+    /// What the fresh peers observe, for the engine and `model` ([`view::engine_view`]);
+    /// `None` without `[fleet]`. With no fresh peer it holds none, and health is the local
+    /// verdict alone.
+    pub fn engine_view(
+        &self,
+        model: &crate::config::policy::Model,
+    ) -> Option<crate::snapshot::steering::FleetView> {
+        let settings = self.settings()?;
+        Some(view::engine_view(
+            model,
+            &self.peers(),
+            settings.quorum,
+            clock::now(),
+            crate::monitor::unix_now_ms(),
+        ))
+    }
+
     /// The `[fleet]` settings in force (`None` without `[fleet]`).
     pub fn settings(&self) -> Option<Arc<FleetSettings>> {
         self.shared.state().settings.clone()

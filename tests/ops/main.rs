@@ -9,5 +9,6 @@ mod anycast;
 mod anycast_support;
 mod cli;
 mod fleet;
+mod fleet_votes;
 mod reload;
 mod simulate;

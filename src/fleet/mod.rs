@@ -226,7 +226,7 @@ impl Fleet {
             &self.peers(),
             settings.quorum,
             clock::now(),
-            crate::monitor::unix_now_ms(),
+            clock::unix_now_ms(),
         ))
     }
 

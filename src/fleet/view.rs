@@ -131,6 +131,61 @@ impl Change {
     }
 }
 
+/// The fresh peers' observations at `now`, in the engine's terms for `model`: endpoints by
+/// their [`EndpointId`](crate::config::model::EndpointId) in that model, a peer's vantage as the
+/// model's region of that name. Peers' expired overrides are left out (`now_unix_ms` on this
+/// host's clock).
+pub fn engine_view(
+    model: &crate::config::policy::Model,
+    peers: &PeerViews,
+    quorum: crate::config::fleet::Quorum,
+    now: Instant,
+    now_unix_ms: u64,
+) -> crate::snapshot::steering::FleetView {
+    use crate::config::fleet::Quorum as Configured;
+    use crate::snapshot::steering::{FleetView, PeerEndpoint, PeerObservations, Quorum};
+    let slots = model
+        .pools
+        .iter()
+        .flat_map(|p| &p.endpoints)
+        .map(|e| e.id.index() + 1)
+        .max()
+        .unwrap_or(0);
+    let fresh = peers
+        .fresh(now)
+        .map(|peer| {
+            let mut endpoints = vec![None; slots];
+            for e in model.pools.iter().flat_map(|p| &p.endpoints) {
+                let Some(o) = peer.endpoints.get(&e.name) else {
+                    continue;
+                };
+                let overridden = o
+                    .overridden
+                    .filter(|o| o.expires_unix_ms.is_none_or(|t| t > now_unix_ms))
+                    .map(|o| (o.kind, o.set_unix_ms));
+                endpoints[e.id.index()] = Some(PeerEndpoint {
+                    serving: o.serving,
+                    p50: o.p50,
+                    p90: o.p90,
+                    overridden,
+                });
+            }
+            PeerObservations {
+                node: peer.node.clone(),
+                vantage: model.regions.iter().position(|r| r.name == peer.vantage),
+                endpoints,
+            }
+        })
+        .collect();
+    FleetView {
+        quorum: match quorum {
+            Configured::Majority => Quorum::Majority,
+            Configured::AtLeast(n) => Quorum::Count(n.get()),
+        },
+        peers: fresh,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,60 +256,5 @@ mod tests {
             expires_unix_ms: None,
         });
         assert_eq!(Change::between(Some(&a), &b), Change::Serving);
-    }
-}
-
-/// The fresh peers' observations at `now`, in the engine's terms for `model`: endpoints by
-/// their [`EndpointId`](crate::config::model::EndpointId) in that model, a peer's vantage as the
-/// model's region of that name. Peers' expired overrides are left out (`now_unix_ms` on this
-/// host's clock).
-pub fn engine_view(
-    model: &crate::config::policy::Model,
-    peers: &PeerViews,
-    quorum: crate::config::fleet::Quorum,
-    now: Instant,
-    now_unix_ms: u64,
-) -> crate::snapshot::steering::FleetView {
-    use crate::config::fleet::Quorum as Configured;
-    use crate::snapshot::steering::{FleetView, PeerEndpoint, PeerObservations, Quorum};
-    let slots = model
-        .pools
-        .iter()
-        .flat_map(|p| &p.endpoints)
-        .map(|e| e.id.index() + 1)
-        .max()
-        .unwrap_or(0);
-    let fresh = peers
-        .fresh(now)
-        .map(|peer| {
-            let mut endpoints = vec![None; slots];
-            for e in model.pools.iter().flat_map(|p| &p.endpoints) {
-                let Some(o) = peer.endpoints.get(&e.name) else {
-                    continue;
-                };
-                let overridden = o
-                    .overridden
-                    .filter(|o| o.expires_unix_ms.is_none_or(|t| t > now_unix_ms))
-                    .map(|o| (o.kind, o.set_unix_ms));
-                endpoints[e.id.index()] = Some(PeerEndpoint {
-                    serving: o.serving,
-                    p50: o.p50,
-                    p90: o.p90,
-                    overridden,
-                });
-            }
-            PeerObservations {
-                node: peer.node.clone(),
-                vantage: model.regions.iter().position(|r| r.name == peer.vantage),
-                endpoints,
-            }
-        })
-        .collect();
-    FleetView {
-        quorum: match quorum {
-            Configured::Majority => Quorum::Majority,
-            Configured::AtLeast(n) => Quorum::Count(n.get()),
-        },
-        peers: fresh,
     }
 }

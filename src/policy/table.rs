@@ -331,6 +331,10 @@ pub fn build_tables(inputs: &PolicyInputs, previous: Option<&Tables>) -> Tables 
                     .copied()
                     .filter(|&v| v != inputs.node_region && v < inputs.regions.len()),
             );
+            // In region order, whichever is this node's: instances that see the same vantages
+            // lay their tables out alike (and so fingerprint them alike).
+            vantages.sort_unstable();
+            vantages.dedup();
         }
         // A region without a vantage of its own takes the nearest vantage's (ties: the lower
         // region index), so that instances seeing the same vantages rank alike.

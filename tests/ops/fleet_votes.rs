@@ -2,7 +2,8 @@
 //! health by quorum (an endpoint one vantage cannot reach stays in every instance's answers; one
 //! that all lose is withdrawn by all; with no fresh peer the local verdict decides again), latency
 //! by the client's vantage (a pool slow only from ap is avoided for ap's clients by every
-//! instance), and the same answers everywhere (equal decision-table fingerprints).
+//! instance), overrides that reach every instance, and the same answers everywhere (equal
+//! decision-table fingerprints).
 //!
 //! Each instance's configuration differs only in `[node]` and where its checks probe: that is how
 //! one vantage's trouble is made on one host.
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hickory_proto::rr::RecordType;
+use meridian::health::state::OverrideKind;
 
 use crate::support::steering::*;
 use crate::support::target::{Target, Targets};
@@ -208,6 +210,28 @@ fn three_instances_vote_on_health_rank_latency_by_the_clients_vantage_and_agree(
             .collect();
         prints.iter().all(|&p| p == prints[0])
     });
+
+    // An override set on one instance reaches the others: us-1 drains web-1, and eu-1 and
+    // ap-1 (whose own probes and votes say up) withdraw it too; cleared, it is back everywhere.
+    let us = fleet[1].as_ref().unwrap();
+    us.server()
+        .monitor()
+        .set_override("web-1", Some(OverrideKind::Drain), None)
+        .unwrap();
+    for s in fleet.iter().flatten() {
+        wait_for(LIMIT, "web-1 drained everywhere", || {
+            answer(s, "fo.example.com.", LONDON) == "192.0.2.3"
+        });
+    }
+    us.server()
+        .monitor()
+        .set_override("web-1", None, None)
+        .unwrap();
+    for s in fleet.iter().flatten() {
+        wait_for(LIMIT, "web-1 back everywhere", || {
+            answer(s, "fo.example.com.", LONDON) == "192.0.2.1"
+        });
+    }
 
     // us-1 and ap-1 stop: eu-1's peers age out and its own verdict decides again: web-1 is
     // withdrawn there. Restarted, they are fresh again and the quorum brings web-1 back.

@@ -1,7 +1,7 @@
 //! The `[fleet]` table: the other Meridian instances this one pulls health observations from.
 //!
 //! Each instance serves what its own probes see at `GET /fleet/observations` on its admin
-//! listener and pulls the same from every peer (`crate::fleet`). This table says who the peers
+//! listener and pulls the same from every peer (the top-level `fleet` module). This table says who the peers
 //! are (their admin listeners' base URLs), how often they are pulled, how long their data counts
 //! as fresh, how many vantages make a quorum, and the shared secret. Every problem is reported
 //! with its place, like the rest of the configuration.

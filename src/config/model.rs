@@ -83,7 +83,7 @@ pub struct PoolDef {
     pub lat: f64,
     pub lon: f64,
     /// Most share of a service's traffic spill may bring the pool to (`None`: sized from its
-    /// baseline load, see [`crate::policy::bound`]).
+    /// baseline load, see the policy engine's `bound` module).
     pub max_share: Option<f64>,
 }
 
@@ -154,7 +154,7 @@ pub struct ServiceDef {
     pub tie_ratio: f64,
     pub tie_radius: f64,
     /// Bound spill by the receiving pools' capacity across all client places
-    /// ([`crate::policy::bound`]), when demand is known. `spill = "bounded"` (default) or
+    /// (the policy engine's `bound` module), when demand is known. `spill = "bounded"` (default) or
     /// `"unbounded"`.
     pub spill_bounded: bool,
 }

@@ -648,16 +648,9 @@ impl ServiceState {
             return (places.iter().map(|_| None).collect(), Vec::new());
         }
         let of = service.overprovisioning;
-        let slot = |pool: usize| {
-            service
-                .pools
-                .iter()
-                .position(|&p| p == pool)
-                .expect("ranked pool belongs to the service")
-        };
         let slots: Vec<Vec<usize>> = places
             .iter()
-            .map(|p| p.ranked.iter().map(|r| slot(r.pool)).collect())
+            .map(|p| p.ranked.iter().map(|r| slot_of(service, r.pool)).collect())
             .collect();
         let local: Vec<Vec<f64>> = places
             .iter()
@@ -770,14 +763,7 @@ impl ServiceState {
         vantage: Option<usize>,
     ) -> Decision {
         let Ranking { ranked, levels, .. } = place;
-        let slot = |pool: usize| {
-            service
-                .pools
-                .iter()
-                .position(|&p| p == pool)
-                .expect("ranked pool belongs to the service")
-        };
-        let slots: Vec<usize> = ranked.iter().map(|r| slot(r.pool)).collect();
+        let slots: Vec<usize> = ranked.iter().map(|r| slot_of(service, r.pool)).collect();
         let of = service.overprovisioning;
 
         let (answer, shares) = match (self.tier, service.policy, &service.fallback) {
@@ -954,6 +940,15 @@ fn excess_key(inputs: &PolicyInputs, vantage: usize, pool: &str) -> String {
     } else {
         format!("{pool}@{}", inputs.regions[vantage].name)
     }
+}
+
+/// The position of `pool` (a model pool index) among `service`'s pools.
+fn slot_of(service: &ServiceDef, pool: usize) -> usize {
+    service
+        .pools
+        .iter()
+        .position(|&p| p == pool)
+        .expect("ranked pool belongs to the service")
 }
 
 /// FNV-1a over the answers of every decision, row by row (see [`Tables::fingerprint`]).

@@ -211,6 +211,8 @@ impl Config {
             ))
         })?;
         let mut errors = Vec::new();
+        // Positions of items that are kept (zones, services) are resolved through one index.
+        let lines = error::LineIndex::new(text);
         let err = |span: std::ops::Range<usize>, msg: String| {
             ConfigError::at(path, text, span.start, msg)
         };
@@ -278,7 +280,7 @@ impl Config {
                     ),
                 ));
             }
-            let at = error::line_col(text, z.origin.span().start);
+            let at = lines.line_col(text, z.origin.span().start);
             zones.push(ZoneSource {
                 origin,
                 file,
@@ -374,7 +376,7 @@ impl Config {
             service_at: raw
                 .services
                 .iter()
-                .map(|s| error::line_col(text, s.name.span().start))
+                .map(|s| lines.line_col(text, s.name.span().start))
                 .collect(),
         })
     }

@@ -166,6 +166,7 @@ mod tests {
             p50: Some(MS * p50_ms as u32),
             p90: None,
             overridden: None,
+            probed: true,
         }
     }
 

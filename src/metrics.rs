@@ -215,6 +215,10 @@ fn describe() {
         Unit::Seconds,
         "Time since the fleet peer's newest accepted observations were received."
     );
+    describe_gauge!(
+        "meridian_fleet_probed_endpoints",
+        "Endpoints this instance probes now: all of them unless [fleet] probes_per_endpoint shards the probing across the live instances."
+    );
     describe_counter!(
         "meridian_fleet_observation_requests_total",
         "Requests for this instance's observations (GET /fleet/observations), by result: ok, unauthorized (no or a wrong fleet token)."

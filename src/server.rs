@@ -4,7 +4,8 @@
 //! UDP and TCP then share), starts the UDP worker threads and the TCP accept tasks, and returns
 //! a handle with the bound addresses. [`Server::reload`] swaps in a new snapshot; the table
 //! rebuild and GeoIP tasks publish new tables and databases; the workers see each on their next
-//! batch. The fleet (`[fleet]`) pulls its peers from start and follows every reload.
+//! batch. The fleet (`[fleet]`) pulls its peers from start and follows every reload; with
+//! `[fleet] probes_per_endpoint` it says which endpoints the monitor probes (`shard_probes`).
 //! [`Server::shutdown`] is the one way down: stop accepting,
 //! let open TCP connections finish within a grace period, join the UDP workers.
 //!
@@ -106,6 +107,7 @@ impl Server {
             cancel.clone(),
         ));
         tracker.spawn(watch_geo(publisher.clone(), cancel.clone()));
+        tracker.spawn(shard_probes(monitor.clone(), fleet.clone(), cancel.clone()));
         let control = Control::new(publisher, monitor, config.clone());
         tracker.spawn(follow_reloads(
             control.clone(),
@@ -312,6 +314,39 @@ async fn watch_geo(publisher: Publisher, cancel: CancellationToken) {
         }
         let p = publisher.clone();
         let _ = tokio::task::spawn_blocking(move || p.refresh_geo()).await;
+    }
+}
+
+/// How often [`shard_probes`] looks again without `[fleet]`.
+const SHARD_IDLE: Duration = Duration::from_secs(1);
+
+/// Probe sharding: tell the monitor which endpoints to probe ([`Fleet::assignment`]) whenever
+/// the fleet's peers change (a peer fresh or stale, what they report) and at least every
+/// `[fleet] interval` (a reload that sets or changes `probes_per_endpoint` is followed within
+/// it). Without `probes_per_endpoint`, every endpoint.
+async fn shard_probes(monitor: Monitor, fleet: Fleet, cancel: CancellationToken) {
+    let mut peers = fleet.subscribe();
+    loop {
+        let probes = fleet.assignment().map(|a| {
+            let probes: crate::monitor::Probes = Arc::new(move |name: &str| a.probes(name));
+            probes
+        });
+        let probing = monitor.set_probing(probes);
+        let settings = fleet.settings();
+        if settings.is_some() {
+            metrics::gauge!("meridian_fleet_probed_endpoints").set(probing as f64);
+        }
+        let every = settings.map_or(SHARD_IDLE, |s| s.interval);
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = peers.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                peers.borrow_and_update();
+            }
+            _ = tokio::time::sleep(every) => {}
+        }
     }
 }
 

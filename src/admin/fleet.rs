@@ -103,6 +103,7 @@ fn endpoint(
         health: s.health,
         since_unix_ms: unix_ms_of(s.since, now, unix_ms),
         override_,
+        probed: s.probed,
         p50_ms: wire::ms(s.latency.p50),
         p90_ms: wire::ms(s.latency.p90),
         samples: s.latency.samples,
@@ -124,6 +125,12 @@ pub struct FleetJson {
     pub vantages_deciding: usize,
     /// How health is decided now: "quorum" (some peer is fresh) or "local only".
     pub deciding: &'static str,
+    /// `[fleet] probes_per_endpoint`: how many live instances probe each endpoint; `null`:
+    /// every instance probes every endpoint.
+    pub probes_per_endpoint: Option<u32>,
+    /// Endpoints this instance probes now, of `endpoints`.
+    pub probed_endpoints: usize,
+    pub endpoints: usize,
     pub peers: Vec<PeerJson>,
 }
 
@@ -145,8 +152,9 @@ pub struct PeerJson {
 }
 
 /// The `fleet` section of `/status`; `None` without `[fleet]`.
-pub fn status(fleet: &Fleet) -> Option<FleetJson> {
+pub fn status(fleet: &Fleet, monitor: &Monitor) -> Option<FleetJson> {
     let s = fleet.settings()?;
+    let (probed_endpoints, endpoints) = monitor.probing();
     let peers: Vec<PeerJson> = fleet.status().into_iter().map(peer).collect();
     let deciding = 1 + peers.iter().filter(|p| p.fresh).count();
     Some(FleetJson {
@@ -160,6 +168,9 @@ pub fn status(fleet: &Fleet) -> Option<FleetJson> {
         },
         vantages_deciding: deciding,
         deciding: if deciding > 1 { "quorum" } else { "local only" },
+        probes_per_endpoint: s.probes_per_endpoint.map(|k| k.get()),
+        probed_endpoints,
+        endpoints,
         peers,
     })
 }

@@ -324,6 +324,6 @@ pub fn status(control: &Control, fleet: &Fleet) -> Status {
         services,
         endpoints,
         decisions,
-        fleet: super::fleet::status(fleet),
+        fleet: super::fleet::status(fleet, control.monitor()),
     }
 }

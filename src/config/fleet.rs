@@ -45,6 +45,10 @@ pub struct FleetConfig {
     /// Name of an environment variable holding the fleet token (instead of `token`). Read
     /// whenever the configuration is loaded.
     pub token_env: Option<Spanned<String>>,
+    /// Probe sharding: each endpoint is probed by this many of the live instances (this one
+    /// and the peers whose data is fresh), chosen by rendezvous hashing of endpoint and node
+    /// names. Unset: every instance probes every endpoint.
+    pub probes_per_endpoint: Option<Spanned<toml::Value>>,
 }
 
 /// How many vantages make a quorum.
@@ -72,6 +76,8 @@ pub struct FleetSettings {
     pub quorum: Quorum,
     /// The shared secret, when one is configured.
     pub token: Option<String>,
+    /// How many live instances probe each endpoint; `None`: every instance probes every one.
+    pub probes_per_endpoint: Option<NonZeroU32>,
 }
 
 impl fmt::Debug for FleetSettings {
@@ -84,6 +90,7 @@ impl fmt::Debug for FleetSettings {
             .field("max_age", &self.max_age)
             .field("quorum", &self.quorum)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("probes_per_endpoint", &self.probes_per_endpoint)
             .finish()
     }
 }
@@ -191,6 +198,22 @@ pub fn compile(
             }
         },
     };
+    let probes_per_endpoint = raw.probes_per_endpoint.as_ref().and_then(|k| {
+        let n = match k.get_ref() {
+            toml::Value::Integer(n) => u32::try_from(*n).ok().and_then(NonZeroU32::new),
+            _ => None,
+        };
+        if n.is_none() {
+            fail(
+                k.span().start,
+                format!(
+                    "fleet.probes_per_endpoint: {} is not a number of instances (1 or more)",
+                    k.get_ref()
+                ),
+            );
+        }
+        n
+    });
     let token = secret(&raw.token, &raw.token_env, "fleet", &mut fail);
     let token = token.ok()?;
     ok.then(|| FleetSettings {
@@ -201,6 +224,7 @@ pub fn compile(
         max_age,
         quorum,
         token,
+        probes_per_endpoint,
     })
 }
 
@@ -261,6 +285,7 @@ mod tests {
             (DEFAULT_INTERVAL, 5 * DEFAULT_INTERVAL)
         );
         assert_eq!(f.quorum, Quorum::Majority);
+        assert_eq!(f.probes_per_endpoint, None);
         assert_eq!((f.node.as_str(), f.vantage.as_str()), ("eu-1", "eu"));
     }
 
@@ -303,6 +328,7 @@ mod tests {
             quorum: Some(Spanned::new(0..0, toml::Value::Integer(0))),
             token: Some(s("t")),
             token_env: Some(s("X")),
+            probes_per_endpoint: None,
         };
         let (f, e) = run(&raw);
         assert!(f.is_none());
@@ -333,6 +359,30 @@ mod tests {
             run(&raw).0.unwrap().quorum,
             Quorum::AtLeast(NonZeroU32::new(3).unwrap())
         );
+    }
+
+    #[test]
+    fn probes_per_endpoint() {
+        let k = |v: toml::Value| FleetConfig {
+            probes_per_endpoint: Some(Spanned::new(0..0, v)),
+            ..FleetConfig::default()
+        };
+        let (f, e) = run(&k(toml::Value::Integer(2)));
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(f.unwrap().probes_per_endpoint, NonZeroU32::new(2));
+        for bad in [
+            toml::Value::Integer(0),
+            toml::Value::Integer(-1),
+            "all".into(),
+        ] {
+            let (f, e) = run(&k(bad.clone()));
+            assert!(f.is_none(), "{bad}");
+            assert_eq!(e.len(), 1, "{e:?}");
+            assert!(
+                e[0].starts_with("fleet.probes_per_endpoint: ") && e[0].contains("1 or more"),
+                "{e:?}"
+            );
+        }
     }
 
     #[test]

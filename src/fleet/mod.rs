@@ -16,12 +16,17 @@
 //! peer becomes fresh or goes stale (the fleet's timer task wakes at `received + max_age`), and
 //! at most once per interval when only latency moved.
 //!
+//! **Probe sharding** (`[fleet] probes_per_endpoint`): [`Fleet::assignment`] says which
+//! endpoints this instance probes now, by rendezvous hashing over the live nodes ([`shard`]);
+//! the server hands it to the monitor.
+//!
 //! Deciding anything from peers' data (quorum health, per-vantage latency) is not done here.
 //! Time is tokio's clock, the monitor's (`clock`). Layer 6 of ARCHITECTURE.md, beside the
 //! monitor: uses only modules of lower layers (`config`, `health`).
 
 mod clock;
 mod pull;
+pub mod shard;
 mod view;
 pub mod wire;
 
@@ -228,6 +233,26 @@ impl Fleet {
             clock::now(),
             clock::unix_now_ms(),
         ))
+    }
+
+    /// Which endpoints this instance probes now ([`shard::Assignment`]): `None` without
+    /// `[fleet] probes_per_endpoint` (every endpoint). The live nodes are this one and the
+    /// peers whose data is fresh now; an endpoint whose chosen peers do not report probing it
+    /// is probed here too.
+    pub fn assignment(&self) -> Option<shard::Assignment> {
+        let settings = self.settings()?;
+        let k = settings.probes_per_endpoint?;
+        let views = self.peers();
+        let peers = views.fresh(clock::now()).map(|p| {
+            let probed = p
+                .endpoints
+                .iter()
+                .filter(|(_, o)| o.probed)
+                .map(|(name, _)| name.clone())
+                .collect();
+            (p.node.clone(), probed)
+        });
+        Some(shard::Assignment::new(k, &settings.node, peers))
     }
 
     /// The `[fleet]` settings in force (`None` without `[fleet]`).

@@ -70,6 +70,9 @@ pub struct Observation {
     pub since_unix_ms: u64,
     /// The manual override in force on the peer, if any.
     pub overridden: Option<PeerOverride>,
+    /// The peer probes it now and has a verdict from its probes: its verdict votes. False
+    /// for an endpoint probe sharding gives to other instances.
+    pub probed: bool,
     /// Median probe RTT over the peer's latency window.
     pub p50: Option<Duration>,
     /// 90th percentile probe RTT.
@@ -120,7 +123,7 @@ impl Change {
             let Some(o) = old.endpoints.get(name) else {
                 return Change::Serving;
             };
-            if o.serving != n.serving || o.overridden != n.overridden {
+            if o.serving != n.serving || o.overridden != n.overridden || o.probed != n.probed {
                 return Change::Serving;
             }
             if o.p50 != n.p50 || o.p90 != n.p90 {
@@ -165,6 +168,7 @@ pub fn engine_view(
                     .map(|o| (o.kind, o.set_unix_ms));
                 endpoints[e.id.index()] = Some(PeerEndpoint {
                     serving: o.serving,
+                    probed: o.probed,
                     p50: o.p50,
                     p90: o.p90,
                     overridden,
@@ -196,6 +200,7 @@ mod tests {
             health: Health::Up,
             since_unix_ms: 0,
             overridden: None,
+            probed: true,
             p50: Some(Duration::from_millis(p50_ms)),
             p90: None,
             samples: 1,
@@ -248,6 +253,9 @@ mod tests {
         let b = view(t0, &[("e", observation(Serving::Down, 11))]);
         assert_eq!(Change::between(Some(&a), &b), Change::Serving);
         let b = view(t0, &[("f", observation(Serving::Up, 10))]);
+        assert_eq!(Change::between(Some(&a), &b), Change::Serving);
+        let mut b = a.clone();
+        b.endpoints.get_mut("e").unwrap().probed = false;
         assert_eq!(Change::between(Some(&a), &b), Change::Serving);
         let mut b = a.clone();
         b.endpoints.get_mut("e").unwrap().overridden = Some(PeerOverride {

@@ -73,6 +73,11 @@ pub struct EndpointObservation {
     /// The manual override in force on the sender, if any.
     #[serde(rename = "override")]
     pub override_: Option<OverrideObservation>,
+    /// The sender probes it now and has a verdict from its probes (false: probe sharding
+    /// gives it to other instances; its health is then no vote). `true` when absent: senders
+    /// from before probe sharding probe everything.
+    #[serde(default = "yes")]
+    pub probed: bool,
     /// Median probe RTT over the sender's latency window, milliseconds.
     pub p50_ms: Option<f64>,
     /// 90th percentile probe RTT, milliseconds.
@@ -201,6 +206,7 @@ pub fn check(
                 set_unix_ms: o.set_unix_ms,
                 expires_unix_ms: o.expires_unix_ms,
             }),
+            probed: e.probed,
             p50,
             p90,
             samples: e.samples,
@@ -217,6 +223,10 @@ pub fn check(
         sent_unix_ms: doc.sent_unix_ms,
         endpoints,
     })
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn millis(d: Duration) -> u64 {
@@ -327,6 +337,7 @@ mod tests {
                     set_unix_ms: NOW - 5_000,
                     expires_unix_ms: None,
                 }),
+                probed: true,
                 p50_ms: Some(12.5),
                 p90_ms: Some(30.0),
                 samples: 3,
@@ -355,6 +366,20 @@ mod tests {
         assert_eq!(v["endpoints"][0]["serving"], "drained");
         assert_eq!(v["endpoints"][0]["override"]["kind"], "drain");
         assert_eq!(v["endpoints"][0]["health"], "up");
+        assert_eq!(v["endpoints"][0]["probed"], true);
+    }
+
+    #[test]
+    fn probed_travels_and_defaults_to_true_when_absent() {
+        let mut d = doc();
+        d.endpoints[0].probed = false;
+        assert!(!run(&d).unwrap().endpoints["eu-web-1"].probed);
+        // A document from a build before probe sharding has no "probed": it probes everything.
+        let mut v = serde_json::to_value(doc()).unwrap();
+        v["endpoints"][0].as_object_mut().unwrap().remove("probed");
+        let body = serde_json::to_vec(&v).unwrap();
+        let r = check(&body, "eu-1", MAX_AGE, NOW).unwrap();
+        assert!(r.endpoints["eu-web-1"].probed);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! publisher loads without a lock. Publishing copies every slot, so changes of latency alone
 //! are published at most once per [`PUBLISH_GAP`] (many results, one copy: the tables take
 //! latency in every few seconds anyway); a change subscribers must hear of (a serving state, an
-//! endpoint's health) is published at once, as are overrides and reloads.
+//! endpoint's health, whether it is probed here) is published at once, as are overrides and reloads.
 //!
 //! No clock and no I/O: `now` is an argument.
 
@@ -76,7 +76,8 @@ impl KeptView {
         if let Some(slot) = self.slots.get_mut(id.index())
             && *slot != view
         {
-            let serving = slot.serving != view.serving;
+            // Whether this vantage votes changes answers as a serving state does.
+            let serving = slot.serving != view.serving || slot.probed != view.probed;
             *slot = view;
             let p = self.pending.get_or_insert(Pending { notify: false });
             p.notify |= serving;
@@ -166,6 +167,7 @@ mod tests {
             p50: Some(MS * p50_ms as u32),
             p90: None,
             overridden: None,
+            probed: true,
         }
     }
 
@@ -217,6 +219,13 @@ mod tests {
         // A transition no slot shows is still news.
         k.note_transition();
         assert_eq!(k.publish_due(t0 + MS * 100).map(|p| p.1), Some(true));
+        // Probed here or not (probe sharding) is news: it decides whether this vantage votes.
+        let given_away = EndpointView {
+            probed: false,
+            ..down()
+        };
+        k.set(1, EndpointId(1), given_away, None);
+        assert_eq!(k.publish_due(t0 + MS * 101).map(|p| p.1), Some(true));
         // A slot outside the layout changes nothing.
         k.set(1, EndpointId(9), up(1), None);
         assert_eq!(k.publish_due(t0 + MS * 200), None);

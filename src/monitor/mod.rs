@@ -25,11 +25,12 @@
 mod clock;
 mod kept;
 mod notify;
+mod probing;
 mod tasks;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,7 @@ use tokio_util::task::TaskTracker;
 
 pub use clock::{now, unix_now, unix_now_ms};
 pub use notify::Event;
+pub use probing::Probes;
 
 use crate::config::model::EndpointId;
 use crate::config::policy::Model;
@@ -48,7 +50,9 @@ use crate::config::{Config, Webhook};
 use crate::health::latency::{LatencySummary, LatencyWindow};
 use crate::health::overrides::{self as state_file, SavedOverride};
 use crate::health::probe::Target;
-use crate::health::state::{EndpointHealth, Health, OverrideKind, Serving, StartupPolicy};
+use crate::health::state::{
+    EndpointHealth, Health, HealthParams, OverrideKind, Serving, StartupPolicy,
+};
 use crate::snapshot::steering::{EndpointView, HealthView};
 use kept::KeptView;
 use notify::NOTIFY_QUEUE;
@@ -76,6 +80,10 @@ pub struct EndpointStatus {
     /// instance, else when this instance read it from the state file. Fleet peers compare it,
     /// so the newest override wins.
     pub override_set_unix_ms: Option<u64>,
+    /// This instance probes it now (probe sharding may give it to other instances).
+    pub probing: bool,
+    /// It probes it and has a verdict from its probes: the verdict votes in the fleet.
+    pub probed: bool,
 }
 
 /// One endpoint the monitor probes.
@@ -85,6 +93,8 @@ struct Entry {
     id: EndpointId,
     pool: String,
     startup: StartupPolicy,
+    /// Its checks' anti-flap parameters, to start its health afresh.
+    params: Vec<HealthParams>,
     health: EndpointHealth,
     latency: LatencyWindow,
     /// When the override in `health` was set (Unix ms); `None` without one.
@@ -96,6 +106,9 @@ struct Entry {
     generation: u64,
     /// Stops this endpoint's probers.
     cancel: CancellationToken,
+    /// Whether its probers probe (probe sharding, [`Monitor::set_probing`]): read by them before
+    /// each probe.
+    probing: Arc<AtomicBool>,
 }
 
 impl Entry {
@@ -112,7 +125,19 @@ impl Entry {
             override_set_unix_ms: self
                 .override_set
                 .filter(|_| self.health.override_state().is_some()),
+            probing: self.probing(),
+            probed: self.probed(),
         }
+    }
+
+    /// Its probers probe.
+    fn probing(&self) -> bool {
+        self.probing.load(Ordering::Relaxed)
+    }
+
+    /// Its probers probe and every check has a verdict since they began.
+    fn probed(&self) -> bool {
+        self.probing() && self.health.has_verdict()
     }
 
     /// Its slot of the view at `now`, and the next instant time alone changes it.
@@ -128,6 +153,7 @@ impl Entry {
             p50,
             p90,
             overridden,
+            probed: self.probed(),
         };
         let due = [self.health.next_change(now), self.latency.next_expiry(now)];
         (view, due.into_iter().flatten().min())
@@ -144,6 +170,8 @@ struct State {
     /// The working view and its deadlines.
     kept: KeptView,
     state_file: Option<PathBuf>,
+    /// Which endpoints to probe (probe sharding); `None`: all.
+    probes: Option<Probes>,
 }
 
 impl State {
@@ -212,6 +240,7 @@ impl Monitor {
                 index: HashMap::new(),
                 kept: KeptView::new(),
                 state_file: None,
+                probes: None,
             }),
             view: ArcSwap::from_pointee(HealthView::default()),
             version,
@@ -253,14 +282,16 @@ impl Monitor {
             for e in &pool.endpoints {
                 let fp = fingerprint(e);
                 let previous = old.remove(e.name.as_str());
+                let probe = st.probes.as_ref().is_none_or(|p| p(&e.name));
                 let entry = match previous {
                     Some(mut kept) if kept.fingerprint == fp => {
                         kept.pool.clone_from(&pool.name);
                         kept.startup = pool.startup;
                         kept.id = e.id;
+                        probing::set(&mut kept, probe, now);
                         kept
                     }
-                    previous => self.start_entry(e, pool, previous, now),
+                    previous => self.start_entry(e, pool, previous, probe, now),
                 };
                 entries.push(entry);
             }
@@ -293,19 +324,22 @@ impl Monitor {
         sh.publish(st, now);
     }
 
-    /// A new entry for `e` of `pool`, its probers started; health starts afresh, latency
-    /// history, last detail and override come from `previous` (a changed endpoint) when given.
+    /// A new entry for `e` of `pool`, its probers started (probing when `probe`); health
+    /// starts afresh, latency history, last detail and override come from `previous` (a
+    /// changed endpoint) when given.
     fn start_entry(
         &self,
         e: &crate::config::Endpoint,
         pool: &crate::config::Pool,
         previous: Option<Entry>,
+        probe: bool,
         now: Instant,
     ) -> Entry {
         let sh = &self.shared;
         let params: Vec<_> = e.checks.iter().map(|c| c.params).collect();
         let generation = sh.next_generation.fetch_add(1, Ordering::Relaxed);
         let cancel = sh.cancel.child_token();
+        let probing = Arc::new(AtomicBool::new(probe));
         let name: Arc<str> = Arc::from(e.name.as_str());
         let mut health = EndpointHealth::new(&params, now);
         let (latency, last_detail, override_set) = match previous {
@@ -334,7 +368,10 @@ impl Monitor {
                         Arc::clone(check),
                         target,
                         sh.reports.clone(),
-                        cancel.clone(),
+                        tasks::Switches {
+                            probing: Arc::clone(&probing),
+                            cancel: cancel.clone(),
+                        },
                     ),
                     &sh.runtime,
                 );
@@ -345,6 +382,7 @@ impl Monitor {
             id: e.id,
             pool: pool.name.clone(),
             startup: pool.startup,
+            params,
             health,
             latency,
             override_set,
@@ -352,6 +390,7 @@ impl Monitor {
             fingerprint: fingerprint(e),
             generation,
             cancel,
+            probing,
         }
     }
 
@@ -362,13 +401,13 @@ impl Monitor {
         self.shared.version.subscribe()
     }
 
-    /// Every endpoint has a verdict from every one of its checks.
+    /// Every endpoint this instance probes has a verdict from every one of its checks.
     pub fn ready(&self) -> bool {
         self.shared
             .state()
             .entries
             .iter()
-            .all(|e| e.health.has_verdict())
+            .all(|e| !e.probing() || e.health.has_verdict())
     }
 
     /// What DNS answers should do with `endpoint` now.

@@ -11,6 +11,7 @@
 //! [`PUBLISH_GAP`]: super::kept::PUBLISH_GAP
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
@@ -46,8 +47,16 @@ fn spread(max: Duration, salt: u64) -> Duration {
     Duration::from_nanos(z % max.as_nanos().max(1) as u64)
 }
 
+/// When a prober stops and when it skips its turn.
+pub(super) struct Switches {
+    /// Read before each probe: false while probe sharding gives the endpoint to other instances.
+    pub(super) probing: Arc<AtomicBool>,
+    pub(super) cancel: CancellationToken,
+}
+
 /// Probe `target` with check number `check` of `endpoint` now (after a random part of the
-/// check's jitter) and then every interval, until `cancel`.
+/// check's jitter) and then every interval, until `switches.cancel`; a turn while
+/// `switches.probing` is false is skipped.
 pub(super) async fn prober(
     endpoint: Arc<str>,
     generation: u64,
@@ -55,8 +64,9 @@ pub(super) async fn prober(
     spec: Arc<crate::config::health::Check>,
     target: Target,
     tx: mpsc::Sender<Report>,
-    cancel: CancellationToken,
+    switches: Switches,
 ) {
+    let Switches { probing, cancel } = switches;
     // HTTP probers build their client once; the other kinds have nothing to keep.
     let http = match &spec.spec {
         probe::ProbeSpec::Http(h) => match probe::http::HttpProber::new(h, &target) {
@@ -77,6 +87,9 @@ pub(super) async fn prober(
             _ = tokio::time::sleep_until(next) => {}
         }
         next += spec.interval;
+        if !probing.load(Ordering::Relaxed) {
+            continue; // probe sharding gives it to other instances now: a skipped turn
+        }
         let result = tokio::select! {
             _ = cancel.cancelled() => return,
             r = async {
@@ -173,6 +186,9 @@ fn apply(
         let e = &mut st.entries[i];
         if e.generation != report.generation {
             continue; // from a prober a reload has replaced
+        }
+        if !e.probing() {
+            continue; // started before probe sharding gave the endpoint away
         }
         let r = &report.result;
         let result = if r.ok { "ok" } else { "fail" };

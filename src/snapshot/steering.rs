@@ -213,6 +213,10 @@ pub struct EndpointView {
     /// An operator's override in force on this instance (it decides alone: peers' votes and
     /// overrides do not change it).
     pub overridden: Option<OverrideKind>,
+    /// This instance probes it now and has a verdict from its probes, so its verdict votes and
+    /// its latency is measured. False for an endpoint probe sharding gives to other instances
+    /// (`[fleet] probes_per_endpoint`), and until the first results once it is given back.
+    pub probed: bool,
 }
 
 impl Default for EndpointView {
@@ -222,6 +226,7 @@ impl Default for EndpointView {
             p50: None,
             p90: None,
             overridden: None,
+            probed: true,
         }
     }
 }
@@ -272,6 +277,8 @@ pub struct PeerObservations {
 pub struct PeerEndpoint {
     /// Its probes' verdict there (`Drained` when an override there withdraws it).
     pub serving: Serving,
+    /// It probes the endpoint and has a verdict: only then does `serving` vote.
+    pub probed: bool,
     pub p50: Option<Duration>,
     pub p90: Option<Duration>,
     /// An override set on that instance, and when (unix ms): the newest one across the fleet
@@ -281,8 +288,9 @@ pub struct PeerEndpoint {
 
 /// Whether the answers include an endpoint, with the fleet's votes and overrides: this
 /// instance's own override decides alone; else the newest override of a fresh peer; else it is
-/// withdrawn when at least the quorum of the vantages that report it (this one included) say
-/// it is down. With no fresh peer, the local verdict alone.
+/// withdrawn when at least the quorum of the vantages that probe it (this one included, when
+/// it does) say it is down. With no fresh peer, or when no vantage probes it (a hand-over under
+/// probe sharding, before the new prober's first result), the local verdict alone.
 pub fn fleet_serving(local: EndpointView, fleet: Option<&FleetView>, id: EndpointId) -> Serving {
     let Some(fleet) = fleet else {
         return local.serving;
@@ -306,11 +314,18 @@ pub fn fleet_serving(local: EndpointView, fleet: Option<&FleetView>, id: Endpoin
             OverrideKind::Drain => Serving::Drained,
         };
     }
-    let votes = seen().filter(|e| e.overridden.is_none());
-    let (mut voters, mut downs) = (1, usize::from(local.serving != Serving::Up));
+    let votes = seen().filter(|e| e.overridden.is_none() && e.probed);
+    let (mut voters, mut downs) = if local.probed {
+        (1, usize::from(local.serving != Serving::Up))
+    } else {
+        (0, 0)
+    };
     for e in votes {
         voters += 1;
         downs += usize::from(e.serving != Serving::Up);
+    }
+    if voters == 0 {
+        return local.serving;
     }
     if downs >= fleet.quorum.needed(voters) {
         Serving::Down
@@ -356,8 +371,9 @@ impl HealthView {
     }
 
     /// The measured percentile of `id` from `vantage` (a region index): this instance's own
-    /// measurement when `vantage` is `node`, else the mean over the fresh peers of that
-    /// vantage that measured it.
+    /// measurement when `vantage` is `node` and it probes `id`, else the mean over the fresh
+    /// peers of that vantage that measured it (`None` when none did: the distance model then
+    /// ranks it).
     pub fn rtt(
         &self,
         node: Option<usize>,
@@ -371,7 +387,9 @@ impl HealthView {
         };
         if node == Some(vantage) {
             let v = self.get(id);
-            return pick(v.p50, v.p90);
+            if v.probed {
+                return pick(v.p50, v.p90);
+            }
         }
         let fleet = self.fleet()?;
         let (sum, n) = fleet
@@ -475,6 +493,7 @@ mod tests {
             vantage: Some(1),
             endpoints: vec![Some(PeerEndpoint {
                 serving,
+                probed: true,
                 p50: None,
                 p90: None,
                 overridden,
@@ -536,6 +555,101 @@ mod tests {
             endpoints: vec![None],
         };
         assert_eq!(verdict(local(Down), vec![silent], m), Down);
+    }
+
+    /// A peer that reports the endpoint but does not probe it (probe sharding).
+    fn bystander(serving: Serving) -> PeerObservations {
+        let mut p = peer(serving, None);
+        p.endpoints[0].as_mut().unwrap().probed = false;
+        p
+    }
+
+    fn not_probed_here(serving: Serving) -> EndpointView {
+        EndpointView {
+            serving,
+            probed: false,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_the_vantages_that_probe_an_endpoint_vote() {
+        let m = Quorum::Majority;
+        // k = 1: the one vantage that probes it decides, one of one, for every instance.
+        assert_eq!(
+            verdict(
+                not_probed_here(Up),
+                vec![peer(Down, None), bystander(Up)],
+                m
+            ),
+            Down
+        );
+        assert_eq!(
+            verdict(
+                not_probed_here(Down),
+                vec![peer(Up, None), bystander(Down)],
+                m
+            ),
+            Up
+        );
+        // This instance probes it: it is the one voter, whatever the bystanders hold.
+        assert_eq!(
+            verdict(local(Down), vec![bystander(Up), bystander(Up)], m),
+            Down
+        );
+        // k = 2: two voters, majority is both.
+        assert_eq!(
+            verdict(local(Down), vec![peer(Up, None), bystander(Down)], m),
+            Up
+        );
+        assert_eq!(
+            verdict(local(Down), vec![peer(Down, None), bystander(Up)], m),
+            Down
+        );
+        // No vantage probes it (a hand-over): the local view decides.
+        assert_eq!(verdict(not_probed_here(Down), vec![bystander(Up)], m), Down);
+        assert_eq!(verdict(not_probed_here(Up), vec![bystander(Down)], m), Up);
+        // An override on a bystander still applies fleet-wide.
+        let mut drained = bystander(Drained);
+        drained.endpoints[0].as_mut().unwrap().overridden = Some((OverrideKind::Drain, 5));
+        assert_eq!(
+            verdict(not_probed_here(Up), vec![peer(Up, None), drained], m),
+            Drained
+        );
+    }
+
+    #[test]
+    fn latency_from_this_vantage_is_a_peers_when_this_instance_does_not_probe() {
+        let ms = Duration::from_millis;
+        let mut p = peer(Up, None);
+        p.vantage = Some(0);
+        p.endpoints[0].as_mut().unwrap().p50 = Some(ms(30));
+        let fleet = Arc::new(FleetView {
+            quorum: Quorum::Majority,
+            peers: vec![p],
+        });
+        let me = |probed: bool| EndpointView {
+            p50: probed.then(|| ms(10)),
+            probed,
+            ..Default::default()
+        };
+        let view = |probed| {
+            HealthView::new(Layout(1), 1, |_| me(probed)).with_fleet(Some(Arc::clone(&fleet)))
+        };
+        let id = EndpointId(0);
+        assert_eq!(
+            view(true).rtt(Some(0), 0, id, Percentile::P50),
+            Some(ms(10))
+        );
+        // Not probed here: the same vantage's peer measures it.
+        assert_eq!(
+            view(false).rtt(Some(0), 0, id, Percentile::P50),
+            Some(ms(30))
+        );
+        // Nobody of that vantage measures it: nothing (the distance model ranks it).
+        assert_eq!(view(false).rtt(Some(2), 2, id, Percentile::P50), None);
+        let alone = HealthView::new(Layout(1), 1, |_| me(false));
+        assert_eq!(alone.rtt(Some(0), 0, id, Percentile::P50), None);
     }
 
     #[test]

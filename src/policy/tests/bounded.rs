@@ -141,6 +141,31 @@ fn latency_ranks_each_region_by_its_own_vantages_measurements() {
 }
 
 #[test]
+fn latency_ranks_by_distance_a_pool_no_vantage_measures() {
+    // Probe sharding: this node (eu) does not probe ap's pool and no peer measures it: ap's
+    // clients still go to ap, by the distance model, and nothing panics.
+    let mut w = World::new();
+    w.services
+        .push(service("lat", PolicyKind::Latency, &[EU, US, AP]));
+    w.measure(EU, EU, 1.0);
+    w.measure(EU, US, 63.0);
+    let t = w.build(None);
+    let names: Vec<String> = w.pools.iter().map(|p| p.name.clone()).collect();
+    let leader = |t: &Tables, client: usize| {
+        names[t.decision(0, client).explanation.leader.unwrap()].clone()
+    };
+    assert_eq!(leader(&t, AP), "ap");
+    assert_eq!(leader(&t, EU), "eu");
+    // Nothing measured at all: the same ranking as by distance.
+    w.rtt.clear();
+    let t = w.build(Some(&t));
+    assert_eq!(
+        (leader(&t, AP), leader(&t, EU), leader(&t, US)),
+        ("ap".into(), "eu".into(), "us".into())
+    );
+}
+
+#[test]
 fn the_fingerprint_is_a_function_of_the_answers() {
     let mut w = World::new();
     w.services

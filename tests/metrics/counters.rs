@@ -89,6 +89,7 @@ pools = ["eu"]
             && d(refused) >= 3.0
             && d(answers) >= 5.0
             && d(hit) + d(miss) >= 7.0
+            && d(ecs) >= 20.0
     });
     let delta = |s: &str| sample(&after, s) - sample(&before, s);
     assert_eq!(delta(q_udp), 12.0, "7 www + 5 svc A queries");

@@ -486,11 +486,13 @@ fn a_what_if_agrees_with_the_server_when_a_region_really_fails() {
             )
     });
     for (n, &ecs) in report.networks.iter().zip(&networks) {
-        let counts = c.count(40, "near.example.com.", RecordType::A, Some(ecs));
+        // 200 draws: a share's standard deviation is at most 0.035, so 0.15 is over 4 of them
+        // (the shares are split by the capacity bound, and 40 draws failed about once in 50).
+        let counts = c.count(200, "near.example.com.", RecordType::A, Some(ecs));
         for p in &n.pools {
             let got = share(&counts, address_of(&p.pool));
             assert!(
-                (got - p.share).abs() <= 0.2,
+                (got - p.share).abs() <= 0.15,
                 "{ecs:?}: {} simulated {:.2}, served {got:.2} ({counts:?})",
                 p.pool,
                 p.share
@@ -503,7 +505,7 @@ fn a_what_if_agrees_with_the_server_when_a_region_really_fails() {
             .map(|p| counts.get(address_of(&p.pool)).copied().unwrap_or(0))
             .sum();
         assert_eq!(
-            simulated, 40,
+            simulated, 200,
             "{ecs:?}: served a pool the what-if gives nothing: {counts:?}"
         );
     }

@@ -56,7 +56,7 @@ pub fn install() -> &'static PrometheusHandle {
     })
 }
 
-/// Count one zone transfer request (`kind` "axfr", `result` "served" or "refused"). Off the
+/// Count one zone transfer request (`kind` "axfr" or "ixfr", `result` "served" or "refused"). Off the
 /// query path: transfers are rare, and the label strings are built here.
 pub fn count_transfer(zone: &str, kind: &'static str, result: &'static str) {
     counter!("meridian_xfr_requests_total", "zone" => zone.to_string(), "kind" => kind, "result" => result)
@@ -140,7 +140,7 @@ fn describe() {
     );
     describe_counter!(
         "meridian_xfr_requests_total",
-        "Zone transfer requests over TCP for a served zone's apex, by zone, kind (axfr) and result: served, refused (no [zone.transfer] or a source outside allow)."
+        "Zone transfer requests over TCP for a served zone's apex, by zone, kind (axfr, ixfr) and result: served, refused (no [zone.transfer] or a source outside allow)."
     );
     describe_counter!(
         "meridian_dns_kept_responses_total",

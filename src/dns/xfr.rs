@@ -1,10 +1,13 @@
-//! Outgoing zone transfers: AXFR over TCP (RFC 5936), one message at a time.
+//! Outgoing zone transfers: AXFR over TCP (RFC 5936), and IXFR answered in full (RFC 1995), one
+//! message at a time.
 //!
 //! [`request`] decides whether a TCP message is a transfer this server gives: a query (QR=0,
-//! opcode QUERY, one question) of class IN and type AXFR for the exact apex of a served zone
-//! whose `[zone.transfer] allow` holds the client's address. Everything else (UDP, other names,
-//! other sources, zones without `[zone.transfer]`, IXFR) is left to [`super::answer::respond`],
-//! which answers REFUSED.
+//! opcode QUERY, one question) of class IN and type AXFR or IXFR for the exact apex of a served
+//! zone whose `[zone.transfer] allow` holds the client's address. Everything else (UDP, other
+//! names, other sources, zones without `[zone.transfer]`) is left to
+//! [`super::answer::respond`], which answers REFUSED. An IXFR is answered without increments:
+//! the whole zone as for AXFR (RFC 1995 §4), or the SOA alone when the client's serial is not
+//! older than the zone's.
 //!
 //! A [`Transfer`] then writes the zone as a sequence of messages into a caller-owned buffer, one
 //! per call: the apex SOA first, every RRset of the zone's static data (every owner and type,
@@ -20,7 +23,9 @@
 //! next, so a transfer holds one message in memory, whatever the zone's size.
 
 use crate::snapshot::Snapshot;
-use crate::wire::{CLASS_IN, MAX_MESSAGE, Query, TYPE_AXFR, TYPE_OPT, TYPE_SOA, parse_query};
+use crate::wire::{
+    CLASS_IN, MAX_MESSAGE, Query, TYPE_AXFR, TYPE_IXFR, TYPE_OPT, TYPE_SOA, parse_query,
+};
 use crate::zone::{Lookup, Node, RrSet, Zone};
 
 /// Most bytes in one transfer message (unless a single record is larger).
@@ -31,11 +36,30 @@ const MAX_QUESTION: usize = 255 + 4;
 
 /// What [`request`] found in a message.
 pub enum Request<'s> {
-    /// An AXFR of a served zone from an allowed source: stream it.
+    /// A transfer of a served zone to an allowed source: stream it.
     Serve(Box<Transfer<'s>>),
-    /// An AXFR of a served zone's apex that this server does not give (no `[zone.transfer]`,
+    /// A transfer of a served zone's apex that this server does not give (no `[zone.transfer]`,
     /// or a source outside `allow`): answered REFUSED by the usual path, counted as a transfer.
-    Refused(&'s Zone),
+    Refused(&'s Zone, Kind),
+}
+
+/// The kind of transfer asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Axfr,
+    /// Answered with the whole zone (RFC 1995 §4), or with the SOA alone when the client's
+    /// serial is not older than the zone's.
+    Ixfr,
+}
+
+impl Kind {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Axfr => "axfr",
+            Kind::Ixfr => "ixfr",
+        }
+    }
 }
 
 /// Whether `packet`, received over TCP from `client`, asks for a zone transfer of a served
@@ -48,10 +72,15 @@ pub fn request<'s>(
     query: &mut Query,
 ) -> Option<Request<'s>> {
     // Cheap test first: most TCP queries are not transfers.
-    if !looks_like_axfr(packet) || parse_query(packet, query).is_err() {
+    if !looks_like_xfr(packet) || parse_query(packet, query).is_err() {
         return None;
     }
-    if query.qtype != TYPE_AXFR || query.qclass != CLASS_IN || query.opcode() != 0 {
+    let kind = match query.qtype {
+        TYPE_AXFR => Kind::Axfr,
+        TYPE_IXFR => Kind::Ixfr,
+        _ => return None,
+    };
+    if query.qclass != CLASS_IN || query.opcode() != 0 {
         return None;
     }
     let zone = snap.catalog.find(&query.qname)?;
@@ -64,17 +93,23 @@ pub fn request<'s>(
         .as_ref()
         .is_some_and(|allow| allow.iter().any(|n| n.contains(&client)));
     if !allowed {
-        return Some(Request::Refused(zone));
+        return Some(Request::Refused(zone, kind));
     }
     let Lookup::Found { node: apex, .. } = zone.lookup(&query.qname, TYPE_SOA) else {
-        return Some(Request::Refused(zone)); // a loaded zone always has its apex
+        return Some(Request::Refused(zone, kind)); // a loaded zone always has its apex
     };
+    // RFC 1995 §2: an IXFR carries the client's SOA in the authority section; a client as new
+    // as the zone (serial arithmetic, RFC 1982) gets the SOA alone.
+    let up_to_date = kind == Kind::Ixfr
+        && client_serial(packet, query.question_end).is_some_and(|c| !older(c, zone.serial));
     let mut question = [0u8; MAX_QUESTION];
     let q = &packet[12..query.question_end];
     question[..q.len()].copy_from_slice(q);
     Some(Request::Serve(Box::new(Transfer {
         zone,
         apex,
+        kind,
+        up_to_date,
         id: query.id,
         rd: query.flags & 0x0100,
         question,
@@ -86,19 +121,56 @@ pub fn request<'s>(
     })))
 }
 
-/// Whether the question's type, found by skipping the name's labels, is AXFR.
-fn looks_like_axfr(packet: &[u8]) -> bool {
+/// Whether the question's type, found by skipping the name's labels, is AXFR or IXFR.
+fn looks_like_xfr(packet: &[u8]) -> bool {
     let mut pos = 12;
     while let Some(&len) = packet.get(pos) {
         match len {
             0 => {
-                return packet.get(pos + 1..pos + 3) == Some(&TYPE_AXFR.to_be_bytes()[..]);
+                let t = packet.get(pos + 1..pos + 3);
+                return t == Some(&TYPE_AXFR.to_be_bytes()[..])
+                    || t == Some(&TYPE_IXFR.to_be_bytes()[..]);
             }
             1..=63 => pos += 1 + len as usize,
             _ => return false, // a pointer or reserved label type: not a plain question
         }
     }
     false
+}
+
+/// The serial of the SOA an IXFR query carries first after its question (the answer section is
+/// empty in an IXFR query, so that is the authority section's first record); `None` when there
+/// is none.
+fn client_serial(packet: &[u8], question_end: usize) -> Option<u32> {
+    if packet.get(6..10)? == [0, 0, 0, 0] {
+        return None; // no answer or authority records
+    }
+    let p = skip_name(packet, question_end)?;
+    if packet.get(p..p + 2)? != TYPE_SOA.to_be_bytes() {
+        return None;
+    }
+    let rdata = p + 10;
+    let serial_at = skip_name(packet, skip_name(packet, rdata)?)?;
+    let b = packet.get(serial_at..serial_at + 4)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// Past a name at `pos` (labels, ended by the root or a compression pointer).
+fn skip_name(packet: &[u8], mut pos: usize) -> Option<usize> {
+    loop {
+        let len = *packet.get(pos)?;
+        match len {
+            0 => return Some(pos + 1),
+            1..=63 => pos += 1 + len as usize,
+            0xC0..=0xFF => return packet.get(pos + 1).map(|_| pos + 2),
+            _ => return None,
+        }
+    }
+}
+
+/// Whether serial `a` is older than `b` (RFC 1982 serial number arithmetic).
+fn older(a: u32, b: u32) -> bool {
+    a != b && b.wrapping_sub(a) < 0x8000_0000
 }
 
 /// Where a transfer is: the next thing to write.
@@ -123,6 +195,9 @@ pub struct Transfer<'z> {
     zone: &'z Zone,
     /// The apex node, which holds the SOA.
     apex: &'z Node,
+    kind: Kind,
+    /// An IXFR from a client as new as the zone: the SOA alone.
+    up_to_date: bool,
     id: u16,
     /// The query's RD bit, copied into every message.
     rd: u16,
@@ -140,6 +215,10 @@ impl<'z> Transfer<'z> {
     /// The zone being transferred.
     pub fn zone(&self) -> &'z Zone {
         self.zone
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
     }
 
     /// Write the next message into `out` (at least [`MAX_MESSAGE`] bytes) and return its length;
@@ -169,7 +248,7 @@ impl<'z> Transfer<'z> {
                     pos = put_record(out, pos, name, rec);
                     an += 1;
                     self.step = match self.step {
-                        Step::Start => self.first_at(0, 0),
+                        Step::Start if !self.up_to_date => self.first_at(0, 0),
                         _ => Step::Done,
                     };
                 }
@@ -336,7 +415,7 @@ mod tests {
         let snap = snapshot(zone, Some("127.0.0.0/8"));
         let mut q = Query::default();
         let is_serve = |r: Option<Request>| matches!(r, Some(Request::Serve(_)));
-        let is_refused = |r: Option<Request>| matches!(r, Some(Request::Refused(_)));
+        let is_refused = |r: Option<Request>| matches!(r, Some(Request::Refused(..)));
         assert!(is_serve(request(
             &snap,
             &query(APEX, TYPE_AXFR),
@@ -362,10 +441,15 @@ mod tests {
             (&b"\x03ns1\x07example\x03org\x00"[..], TYPE_AXFR),
             (b"\x07example\x03net\x00", TYPE_AXFR),
             (APEX, TYPE_A),
-            (APEX, TYPE_IXFR),
         ] {
             assert!(request(&snap, &query(name, qtype), LOCAL, &mut q).is_none());
         }
+        assert!(is_serve(request(
+            &snap,
+            &query(APEX, TYPE_IXFR),
+            LOCAL,
+            &mut q
+        )));
         let none = snapshot(zone, None);
         assert!(is_refused(request(
             &none,
@@ -390,6 +474,47 @@ mod tests {
             [5]
         );
         assert_eq!(t.next_message(&mut vec![0u8; MAX_MESSAGE]), None);
+    }
+
+    /// An IXFR query for the apex carrying `serial` in its authority section.
+    fn ixfr(serial: u32) -> Vec<u8> {
+        let mut q = query(APEX, TYPE_IXFR);
+        q[9] = 1; // NSCOUNT
+        q.extend_from_slice(&[0xC0, 0x0C, 0, 6, 0, 1, 0, 0, 0, 0, 0, 22, 0, 0]);
+        q.extend_from_slice(&serial.to_be_bytes());
+        q.extend_from_slice(&[0; 16]);
+        q
+    }
+
+    #[test]
+    fn an_ixfr_gets_the_whole_zone_or_the_soa_alone_when_up_to_date() {
+        let zone = "$ORIGIN example.org.\n$TTL 300\n@ IN SOA ns1 h 10 2 3 4 5\n@ IN NS ns1\nns1 IN A 192.0.2.1\n";
+        let snap = snapshot(zone, Some("127.0.0.1/32"));
+        let mut q = Query::default();
+        for (serial, answers) in [
+            (9, 4),           // older: SOA, NS, A, SOA
+            (u32::MAX, 4),    // older too, by serial arithmetic
+            (10, 1),          // the same: the SOA alone
+            (11, 1),          // newer: the SOA alone
+            (0x8000_0009, 1), // newer by serial arithmetic
+        ] {
+            let Some(Request::Serve(mut t)) = request(&snap, &ixfr(serial), LOCAL, &mut q) else {
+                panic!("not served");
+            };
+            assert_eq!(t.kind(), Kind::Ixfr);
+            let all = messages(&mut t);
+            assert_eq!(
+                all.iter().map(|m| m.1).collect::<Vec<_>>(),
+                [answers],
+                "{serial}"
+            );
+        }
+        // Without the client's SOA: the whole zone.
+        let Some(Request::Serve(mut t)) = request(&snap, &query(APEX, TYPE_IXFR), LOCAL, &mut q)
+        else {
+            panic!("not served");
+        };
+        assert_eq!(messages(&mut t)[0].1, 4);
     }
 
     #[test]

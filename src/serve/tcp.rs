@@ -7,7 +7,7 @@
 //! shutdown. Past the connection cap new connections are accepted and closed at once, so the
 //! listen queue never fills with clients that wait in vain.
 //!
-//! A zone transfer (AXFR of a zone whose `[zone.transfer] allow` holds the client, see
+//! A zone transfer (AXFR or IXFR of a zone whose `[zone.transfer] allow` holds the client, see
 //! [`crate::dns::xfr`]) is streamed instead: each message is written to the socket as it is
 //! built, in the one response buffer, so a transfer holds one message in memory.
 
@@ -112,7 +112,8 @@ async fn connection(
         let snap = snapshot.load();
         match xfr::request(&snap, &msg[..len], client, &mut work.query) {
             Some(Request::Serve(mut transfer)) => {
-                crate::metrics::count_transfer(&transfer.zone().origin, "axfr", "served");
+                let kind = transfer.kind().as_str();
+                crate::metrics::count_transfer(&transfer.zone().origin, kind, "served");
                 wr.flush().await?; // answers to earlier queries go first
                 while let Some(n) = transfer.next_message(&mut out[2..]) {
                     out[..2].copy_from_slice(&(n as u16).to_be_bytes());
@@ -129,8 +130,8 @@ async fn connection(
                 wr.flush().await?;
                 continue;
             }
-            Some(Request::Refused(zone)) => {
-                crate::metrics::count_transfer(&zone.origin, "axfr", "refused");
+            Some(Request::Refused(zone, kind)) => {
+                crate::metrics::count_transfer(&zone.origin, kind.as_str(), "refused");
             }
             None => {}
         }

@@ -75,7 +75,11 @@ fn line(r: &Record) -> String {
 
 /// An AXFR over one TCP connection: the raw messages, read until the second SOA.
 fn axfr(addr: SocketAddr, name: &str, edns: Option<u16>) -> Vec<Vec<u8>> {
-    let q = query(name, RecordType::AXFR, edns);
+    transfer(addr, &query(name, RecordType::AXFR, edns))
+}
+
+/// A transfer query `q` over one TCP connection: the raw messages, read until the second SOA.
+fn transfer(addr: SocketAddr, q: &Message) -> Vec<Vec<u8>> {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
@@ -266,9 +270,9 @@ fn axfr_is_refused_over_udp_from_other_sources_below_the_apex_and_without_a_tran
             "{name}"
         );
     }
-    // IXFR is not served yet.
-    let ixfr = query("example.com.", RecordType::IXFR, None);
-    assert_eq!(rcode_of(&allowed.tcp(&ixfr)), ResponseCode::Refused);
+    // IXFR over UDP too.
+    let ixfr = ixfr_query(2026112600);
+    assert_eq!(rcode_of(&allowed.udp(&ixfr)), ResponseCode::Refused);
     // Over TCP from a source outside `allow`.
     let other = serve(
         "example.com.",
@@ -278,6 +282,7 @@ fn axfr_is_refused_over_udp_from_other_sources_below_the_apex_and_without_a_tran
     let m = other.tcp(&axfr_q("example.com."));
     assert_eq!(rcode_of(&m), ResponseCode::Refused);
     assert!(m.answers.is_empty());
+    assert_eq!(rcode_of(&other.tcp(&ixfr)), ResponseCode::Refused);
     // A zone without `[zone.transfer]`.
     let none = serve("example.com.", EXAMPLE_ZONE, None);
     assert_eq!(
@@ -425,4 +430,62 @@ fn a_knot_secondary_transfers_the_zones_and_answers_from_them() {
             .any(|l| l.contains("[big.test.]") && !l.contains(" 1 messages")),
         "{log}"
     );
+}
+
+/// An IXFR for example.com. from a client at `serial` (its SOA in the authority section).
+fn ixfr_query(serial: u32) -> Message {
+    use hickory_proto::rr::RData;
+    use hickory_proto::rr::rdata::SOA;
+    let mut q = query("example.com.", RecordType::IXFR, None);
+    let name = |n: &str| Name::from_str(n).unwrap();
+    let soa = SOA::new(
+        name("ns1.example.com."),
+        name("h.example.com."),
+        serial,
+        1,
+        1,
+        1,
+        1,
+    );
+    q.authorities
+        .push(Record::from_rdata(name("example.com."), 0, RData::SOA(soa)));
+    q
+}
+
+#[test]
+fn ixfr_over_tcp_is_the_whole_zone_or_the_soa_alone_when_the_client_is_current() {
+    let s = serve(
+        "example.com.",
+        EXAMPLE_ZONE,
+        Some("allow = [\"127.0.0.1/32\"]"),
+    );
+    // An older serial: the whole zone, as an AXFR would give it (RFC 1995 §4).
+    let messages = transfer(s.tcp, &ixfr_query(2026112600));
+    assert_eq!(transferred(&messages), oracle("example.com.", EXAMPLE_ZONE));
+    // The zone's serial, or a newer one: the SOA alone, in one message.
+    for serial in [2026112701, 2026112702] {
+        let m = s.tcp(&ixfr_query(serial));
+        assert_eq!(rcode_of(&m), ResponseCode::NoError);
+        assert_eq!(m.answers.len(), 1, "{m:?}");
+        assert_eq!(m.answers[0].record_type(), RecordType::SOA);
+    }
+    // kdig agrees: a full transfer for an old serial, the SOA alone for the current one.
+    let kdig = |serial: u32| {
+        let port = s.tcp.port().to_string();
+        let t = format!("IXFR={serial}");
+        let out = std::process::Command::new("kdig")
+            .args(["-t", &t, "@127.0.0.1", "-p", &port, "example.com."])
+            .output()
+            .ok()?;
+        let text = String::from_utf8(out.stdout).unwrap();
+        Some(
+            text.lines()
+                .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
+                .count(),
+        )
+    };
+    if let Some(n) = kdig(2026112600) {
+        assert_eq!(n, oracle("example.com.", EXAMPLE_ZONE).len() + 1);
+        assert_eq!(kdig(2026112701), Some(1));
+    }
 }

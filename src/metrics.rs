@@ -56,6 +56,13 @@ pub fn install() -> &'static PrometheusHandle {
     })
 }
 
+/// Count one zone transfer request (`kind` "axfr" or "ixfr", `result` "served" or "refused"). Off the
+/// query path: transfers are rare, and the label strings are built here.
+pub fn count_transfer(zone: &str, kind: &'static str, result: &'static str) {
+    counter!("meridian_xfr_requests_total", "zone" => zone.to_string(), "kind" => kind, "result" => result)
+        .increment(1);
+}
+
 /// The Prometheus text exposition of every metric.
 pub fn render() -> String {
     let h = install();
@@ -130,6 +137,10 @@ fn describe() {
     describe_counter!(
         "meridian_dns_dropped_total",
         "Datagrams not answered (responses, runts, oversized)."
+    );
+    describe_counter!(
+        "meridian_xfr_requests_total",
+        "Zone transfer requests over TCP for a served zone's apex, by zone, kind (axfr, ixfr) and result: served, refused (no [zone.transfer] or a source outside allow)."
     );
     describe_counter!(
         "meridian_dns_kept_responses_total",

@@ -146,6 +146,17 @@ pub struct ZoneConfig {
     pub origin: Spanned<String>,
     /// Master file, relative to the configuration file's folder.
     pub file: Spanned<String>,
+    /// Outgoing zone transfers (AXFR over TCP); none without this table.
+    pub transfer: Option<Spanned<TransferConfig>>,
+}
+
+/// A zone's `[zone.transfer]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferConfig {
+    /// Source prefixes that may transfer the zone, e.g. `"192.0.2.0/24"`, `"2001:db8::/32"`
+    /// (a bare address is one host). At least one; host bits must be clear.
+    pub allow: Vec<Spanned<String>>,
 }
 
 /// A validated configuration.
@@ -188,6 +199,9 @@ pub struct ZoneSource {
     pub file: PathBuf,
     /// Where the `[[zone]]` entry is, for errors that concern the whole zone.
     pub origin_at: (usize, usize),
+    /// Source prefixes that may transfer the zone (`[zone.transfer] allow`); `None`: no
+    /// transfers.
+    pub transfer: Option<Vec<ipnet::IpNet>>,
 }
 
 impl Config {
@@ -281,10 +295,16 @@ impl Config {
                 ));
             }
             let at = lines.line_col(text, z.origin.span().start);
+            let transfer = z.transfer.as_ref().map(|t| {
+                transfer_allow(i, t, &mut |offset, msg| {
+                    errors.push(ConfigError::at(path, text, offset, msg))
+                })
+            });
             zones.push(ZoneSource {
                 origin,
                 file,
                 origin_at: at,
+                transfer,
             });
         }
         let (pools, webhooks) = pools::compile(&raw, &mut |offset, msg| {
@@ -380,6 +400,45 @@ impl Config {
                 .collect(),
         })
     }
+}
+
+/// The prefixes of zone `i`'s `[zone.transfer] allow`; each problem goes to `problem` with its
+/// byte offset.
+fn transfer_allow(
+    i: usize,
+    t: &Spanned<TransferConfig>,
+    problem: &mut dyn FnMut(usize, String),
+) -> Vec<ipnet::IpNet> {
+    let allow = &t.get_ref().allow;
+    if allow.is_empty() {
+        problem(
+            t.span().start,
+            format!("zone[{i}].transfer.allow: at least one source prefix is needed"),
+        );
+    }
+    let mut nets = Vec::with_capacity(allow.len());
+    for (j, a) in allow.iter().enumerate() {
+        let s = a.get_ref().trim();
+        let net = ipnet::IpNet::from_str(s)
+            .or_else(|_| std::net::IpAddr::from_str(s).map(ipnet::IpNet::from));
+        match net {
+            Ok(n) if n.trunc() != n => problem(
+                a.span().start,
+                format!(
+                    "zone[{i}].transfer.allow[{j}]: {s:?} has host bits set (the prefix is {})",
+                    n.trunc()
+                ),
+            ),
+            Ok(n) => nets.push(n),
+            Err(_) => problem(
+                a.span().start,
+                format!(
+                    "zone[{i}].transfer.allow[{j}]: {s:?} is not a prefix like \"192.0.2.0/24\" or \"2001:db8::/32\""
+                ),
+            ),
+        }
+    }
+    nets
 }
 
 /// Longest `[node] name`: it travels in every NSID answer.

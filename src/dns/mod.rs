@@ -10,3 +10,4 @@
 pub mod answer;
 pub mod cache;
 mod service;
+pub mod xfr;

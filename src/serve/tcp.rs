@@ -6,6 +6,10 @@
 //! closed when it sits idle past the timeout, when a message is incomplete for that long, or on
 //! shutdown. Past the connection cap new connections are accepted and closed at once, so the
 //! listen queue never fills with clients that wait in vain.
+//!
+//! A zone transfer (AXFR or IXFR of a zone whose `[zone.transfer] allow` holds the client, see
+//! [`crate::dns::xfr`]) is streamed instead: each message is written to the socket as it is
+//! built, in the one response buffer, so a transfer holds one message in memory.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -20,6 +24,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::dns::answer::Work;
 use crate::dns::answer::{Peer, Transport, respond};
+use crate::dns::xfr::{self, Request};
 use crate::metrics::Tally;
 use crate::policy::pick::Rng;
 use crate::snapshot::Snapshot;
@@ -105,6 +110,31 @@ async fn connection(
             _ => break,
         }
         let snap = snapshot.load();
+        match xfr::request(&snap, &msg[..len], client, &mut work.query) {
+            Some(Request::Serve(mut transfer)) => {
+                let kind = transfer.kind().as_str();
+                crate::metrics::count_transfer(&transfer.zone().origin, kind, "served");
+                wr.flush().await?; // answers to earlier queries go first
+                while let Some(n) = transfer.next_message(&mut out[2..]) {
+                    out[..2].copy_from_slice(&(n as u16).to_be_bytes());
+                    // A client that stops reading for the idle timeout, or shutdown, cuts the
+                    // transfer short and closes the connection.
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Ok(()),
+                        w = tokio::time::timeout(idle, wr.write_all(&out[..2 + n])) => match w {
+                            Ok(w) => w?,
+                            Err(_) => return Ok(()),
+                        },
+                    }
+                }
+                wr.flush().await?;
+                continue;
+            }
+            Some(Request::Refused(zone, kind)) => {
+                crate::metrics::count_transfer(&zone.origin, kind.as_str(), "refused");
+            }
+            None => {}
+        }
         let peer = Peer {
             transport: Transport::Tcp,
             addr: client,

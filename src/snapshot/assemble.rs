@@ -33,7 +33,10 @@ pub fn assemble_with(config: &Config, prepared_bytes: usize) -> Result<Snapshot,
     let mut errors = Vec::new();
     for z in &config.zones {
         match load_zone(&z.origin, &z.file) {
-            Ok(zone) => zones.push(zone),
+            Ok(mut zone) => {
+                zone.transfer = z.transfer.as_ref().map(|t| t.as_slice().into());
+                zones.push(zone)
+            }
             Err(es) => errors.extend(es.into_iter().map(ConfigError::Zone)),
         }
     }

@@ -332,6 +332,7 @@ pub fn build_zone(
         serial: soa_rdata.serial,
         record_count: records.len(),
         id: 0,
+        transfer: None,
         nx_ready: false,
     })
 }

@@ -39,6 +39,9 @@ pub struct Zone {
     pub record_count: usize,
     /// Position in the catalog (metrics label index).
     pub id: u16,
+    /// Source prefixes that may transfer the zone (AXFR over TCP); `None`: no transfers. Set
+    /// from the configuration when the snapshot is assembled.
+    pub transfer: Option<Box<[ipnet::IpNet]>>,
     /// Every name of the zone that is not a node is answered NXDOMAIN with the negative SOA:
     /// no wildcards and no delegations (set by [`Catalog::build`] when it prepares responses).
     nx_ready: bool,

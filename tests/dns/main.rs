@@ -16,3 +16,4 @@ mod readme;
 mod routing_quality;
 mod smoke;
 mod steering;
+mod xfr;

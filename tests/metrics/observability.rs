@@ -106,8 +106,15 @@ region = "eu"
 [fleet]
 peers = ["{peer_url}"]
 interval = "100ms"
+
+[[zone]]
+origin = "example."
+file = "{rfc4592}"
+[zone.transfer]
+allow = ["127.0.0.1/32"]
 "#,
-        db = repo("geo-data/test/GeoIP2-City-Test.mmdb").display()
+        db = repo("geo-data/test/GeoIP2-City-Test.mmdb").display(),
+        rfc4592 = fixture("rfc4592.zone").display(),
     );
     let srv = start(&[("example.com.", EXAMPLE_ZONE)], &extra);
     let control = srv.server.as_ref().unwrap().control().clone();
@@ -140,6 +147,32 @@ interval = "100ms"
         srv.tcp(&query("www.example.com.", RecordType::AAAA, None));
         srv.tcp(&query("svc.example.com.", RecordType::A, None));
     }
+    // A zone transfer, served, and one refused (example.com. has no [zone.transfer]).
+    let axfr = |zone: &str| {
+        let q = query(zone, RecordType::AXFR, None);
+        let mut s = std::net::TcpStream::connect(srv.tcp).unwrap();
+        s.set_read_timeout(Some(TIMEOUT)).unwrap();
+        write_framed(&mut s, &q.to_vec().unwrap());
+        // Messages until the closing SOA, or the one REFUSED answer.
+        let mut soas = 0;
+        loop {
+            let bytes = read_framed(&mut s).expect("a transfer message");
+            let m = hickory_proto::op::Message::from_vec(&bytes).unwrap();
+            soas += m
+                .answers
+                .iter()
+                .filter(|r| r.record_type() == RecordType::SOA)
+                .count();
+            if soas >= 2 || m.metadata.response_code != hickory_proto::op::ResponseCode::NoError {
+                return m.metadata.response_code;
+            }
+        }
+    };
+    assert_eq!(axfr("example."), hickory_proto::op::ResponseCode::NoError);
+    assert_eq!(
+        axfr("example.com."),
+        hickory_proto::op::ResponseCode::Refused
+    );
     control.reload().unwrap();
 
     let spill =
@@ -172,6 +205,12 @@ interval = "100ms"
                     r#"meridian_fleet_peer_age_seconds{{peer="{peer_url}"}}"#
                 ))
                 && has(r#"meridian_fleet_observation_requests_total{result="ok"}"#)
+                && has(
+                    r#"meridian_xfr_requests_total{zone="example.",kind="axfr",result="served"}"#,
+                )
+                && has(
+                    r#"meridian_xfr_requests_total{zone="example.com.",kind="axfr",result="refused"}"#,
+                )
         },
     );
     drop(srv);

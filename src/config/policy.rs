@@ -186,6 +186,21 @@ pub struct Model {
     pub layout: Layout,
 }
 
+impl Model {
+    /// How many [`EndpointId`] slots the model's endpoints take (the highest id + 1): the length
+    /// of a view indexed by them.
+    ///
+    /// [`EndpointId`]: crate::config::model::EndpointId
+    pub fn endpoint_slots(&self) -> usize {
+        self.pools
+            .iter()
+            .flat_map(|p| &p.endpoints)
+            .map(|e| e.id.index() + 1)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn region_index(
     name: &Spanned<String>,

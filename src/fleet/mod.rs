@@ -21,10 +21,9 @@
 //! the server hands it to the monitor.
 //!
 //! Deciding anything from peers' data (quorum health, per-vantage latency) is not done here.
-//! Time is tokio's clock, the monitor's (`clock`). Layer 6 of ARCHITECTURE.md, beside the
+//! Time is tokio's clock, the monitor's too (`health::clock`). Layer 6 of ARCHITECTURE.md, beside the
 //! monitor: uses only modules of lower layers (`config`, `health`).
 
-mod clock;
 mod pull;
 pub mod shard;
 mod view;
@@ -39,6 +38,8 @@ use arc_swap::ArcSwap;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use crate::health::clock;
 
 pub use pull::{BODY_LIMIT, PullResult};
 pub use view::{Observation, PeerOverride, PeerView, PeerViews};

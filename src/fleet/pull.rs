@@ -12,8 +12,9 @@ use std::time::Duration;
 use reqwest::{Client, StatusCode, header};
 use tokio_util::sync::CancellationToken;
 
+use super::Fleet;
 use super::wire::{self, Refusal};
-use super::{Fleet, clock};
+use crate::health::clock;
 
 /// Largest observations body read: some 20,000 endpoints with histograms.
 pub const BODY_LIMIT: usize = 8 * 1024 * 1024;

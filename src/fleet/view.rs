@@ -147,13 +147,7 @@ pub fn engine_view(
 ) -> crate::snapshot::steering::FleetView {
     use crate::config::fleet::Quorum as Configured;
     use crate::snapshot::steering::{FleetView, PeerEndpoint, PeerObservations, Quorum};
-    let slots = model
-        .pools
-        .iter()
-        .flat_map(|p| &p.endpoints)
-        .map(|e| e.id.index() + 1)
-        .max()
-        .unwrap_or(0);
+    let slots = model.endpoint_slots();
     let fresh = peers
         .fresh(now)
         .map(|peer| {

@@ -22,7 +22,6 @@
 //!
 //! [`Layout`]: crate::config::model::Layout
 
-mod clock;
 mod kept;
 mod notify;
 mod probing;
@@ -40,7 +39,8 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use clock::{now, unix_now, unix_now_ms};
+use crate::health::clock;
+pub use crate::health::clock::{now, unix_now, unix_now_ms};
 pub use notify::Event;
 pub use probing::Probes;
 
@@ -437,8 +437,7 @@ impl Monitor {
         let now = clock::now();
         let st = self.shared.state();
         let endpoints = || model.pools.iter().flat_map(|p| &p.endpoints);
-        let mut slots =
-            vec![EndpointView::default(); endpoints().map(|e| e.id.index() + 1).max().unwrap_or(0)];
+        let mut slots = vec![EndpointView::default(); model.endpoint_slots()];
         for e in endpoints() {
             if let Some(&i) = st.index.get(&e.name) {
                 slots[e.id.index()] = st.entries[i].view(now).0;

@@ -226,13 +226,7 @@ pub fn view_with_down(
 ) -> Result<HealthView, SimulateError> {
     let ids = down_endpoints(st, down)?;
     let m = &st.model;
-    let n = m
-        .pools
-        .iter()
-        .flat_map(|p| &p.endpoints)
-        .map(|e| e.id.index() + 1)
-        .max()
-        .unwrap_or(0);
+    let n = m.endpoint_slots();
     // Taken down as by a local override, so that no fleet vote brings them back.
     Ok(HealthView::new(m.layout, n, |id| {
         let mut v = base.get(id);

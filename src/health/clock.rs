@@ -1,4 +1,5 @@
-//! The monitor's clock: tokio's, so that tests can pause and advance it.
+//! The health clock: tokio's, so that tests can pause and advance it. The monitor and the fleet
+//! both read it (one clock, so a peer's receive time compares with the monitor's instants).
 //!
 //! Everything the monitor decides with time (when probes run, rise and fall, overrides' expiry,
 //! hold-downs, latency windows, the instants its view must be refreshed at) reads [`now`]. In a
@@ -21,7 +22,8 @@ pub fn unix_now() -> u64 {
     unix_now_ms() / 1000
 }
 
-/// [`unix_now`] in milliseconds: what the fleet's observations are stamped with.
+/// [`unix_now`] in milliseconds: what the fleet's observations are stamped with (and checked
+/// against).
 pub fn unix_now_ms() -> u64 {
     let virtual_now = now();
     let (real_now, wall) = (Instant::now(), SystemTime::now());

@@ -336,25 +336,27 @@ pub fn build_tables(inputs: &PolicyInputs, previous: Option<&Tables>) -> Tables 
             vantages.sort_unstable();
             vantages.dedup();
         }
-        // A region without a vantage of its own takes the nearest vantage's (ties: the lower
-        // region index), so that instances seeing the same vantages rank alike.
-        let vantage_of = |region: usize| {
-            if vantages.contains(&region) {
-                return region;
-            }
-            let Some(at) = inputs.regions.get(region) else {
-                return inputs.node_region;
-            };
-            let mut by_distance: Vec<(f64, usize)> = vantages
-                .iter()
-                .filter_map(|&v| {
-                    let r = inputs.regions.get(v)?;
-                    Some((distance_km(at.lat, at.lon, r.lat, r.lon), v))
-                })
-                .collect();
-            by_distance.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            by_distance.first().map_or(inputs.node_region, |&(_, v)| v)
-        };
+        // Each client region's vantage, worked out once: its own when it is one, else the
+        // nearest vantage's (ties: the lower region index), so that instances seeing the same
+        // vantages rank alike.
+        let vantage_of: Vec<usize> = inputs
+            .regions
+            .iter()
+            .enumerate()
+            .map(|(region, at)| {
+                if vantages.contains(&region) {
+                    return region;
+                }
+                vantages
+                    .iter()
+                    .filter_map(|&v| {
+                        let r = inputs.regions.get(v)?;
+                        Some((distance_km(at.lat, at.lon, r.lat, r.lon), v))
+                    })
+                    .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
+                    .map_or(inputs.node_region, |(_, v)| v)
+            })
+            .collect();
         let ties = Ties {
             km: service.tie_km,
             ratio: service.tie_ratio,
@@ -432,7 +434,7 @@ pub fn build_tables(inputs: &PolicyInputs, previous: Option<&Tables>) -> Tables 
             let geometry = &geometries[g];
             let demand = inputs
                 .demand
-                .map(|d| geometry.class_demand(d, |r| vantage_of(r) == v));
+                .map(|d| geometry.class_demand(d, |r| vantage_of.get(r) == Some(&v)));
             for (c, class) in geometry.classes.iter().enumerate() {
                 places.push(Ranking {
                     ranked: class.ranked.clone(),
@@ -466,8 +468,8 @@ pub fn build_tables(inputs: &PolicyInputs, previous: Option<&Tables>) -> Tables 
         loads.push(pool_loads);
         let regional = if parts.len() > 1 {
             let first = subrows.len() as u32;
-            for r in 0..inputs.regions.len() {
-                let pi = parts.iter().position(|p| p.0 == vantage_of(r)).unwrap_or(0);
+            for &v in &vantage_of {
+                let pi = parts.iter().position(|p| p.0 == v).unwrap_or(0);
                 subrows.push(SubRow {
                     start: starts[pi],
                     geometry: parts[pi].1,

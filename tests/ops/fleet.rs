@@ -5,13 +5,14 @@
 //! `GET /fleet/observations` needs the fleet token when one is set, and `[fleet]` mistakes name
 //! their place.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::fleet_kit::{LIMIT, free_port, get};
 use crate::support::target::{Targets, http_check};
 use crate::support::*;
 use meridian::config::Config;
@@ -22,7 +23,6 @@ use serde_json::{Value, json};
 
 /// Pull every 100 ms; data counts for 500 ms.
 const FLEET_TIMING: &str = "interval = \"100ms\"\nmax_age = \"500ms\"\n";
-const LIMIT: Duration = Duration::from_secs(10);
 
 /// An instance's configuration file in `dir`: node `name` in region `region`, admin on `admin`
 /// (`127.0.0.1:0` for any port), pulling `peers`, with endpoints web-a and web-b probed over HTTP
@@ -94,23 +94,6 @@ fn reload(srv: &TestServer, path: &Path) {
     srv.server().reload(&config, snap);
 }
 
-/// One GET over a plain socket: status and body.
-fn get(addr: SocketAddr, target: &str, token: Option<&str>) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(LIMIT)).unwrap();
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        s,
-        "GET {target} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = String::new();
-    let _ = s.read_to_string(&mut raw);
-    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, body.to_string())
-}
-
 #[test]
 fn instances_pull_each_others_observations_and_a_stopped_peer_ages_out() {
     let targets = Targets::new();
@@ -124,11 +107,7 @@ fn instances_pull_each_others_observations_and_a_stopped_peer_ages_out() {
     let eu_path = write_config(dir.path(), "eu-1", "r1", "127.0.0.1:0", &[], ports, &timing);
     let eu = start_file(&eu_path);
     let eu_url = admin_url(&eu);
-    let us_port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let us_port = free_port();
     let us_admin = format!("127.0.0.1:{us_port}");
     let us_url = format!("http://{us_admin}");
     let us_path = write_config(

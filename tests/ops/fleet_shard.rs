@@ -5,22 +5,20 @@
 //! within an interval of the stopped one going stale.
 //!
 //! Each instance probes each endpoint at a port of its own (its own HTTP target, counting
-//! requests): that is how the test sees who probes what. The kit (free ports, three nodes'
-//! configurations) follows tests/ops/fleet_votes.rs.
+//! requests): that is how the test sees who probes what. Free ports, nodes and the admin GET come
+//! from tests/ops/fleet_kit.rs; the configurations follow tests/ops/fleet_votes.rs.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hickory_proto::rr::RecordType;
 use meridian::fleet::shard;
 
+use crate::fleet_kit::*;
 use crate::support::steering::*;
 use crate::support::target::{Target, Targets};
 use crate::support::*;
 
-const LIMIT: Duration = Duration::from_secs(10);
-const NODES: [(&str, &str); 3] = [("eu-1", "eu"), ("us-1", "us"), ("ap-1", "ap")];
 /// Endpoints e0..e5, each alone in its pool, each with a service failing over to "bk".
 const ENDPOINTS: usize = 6;
 /// Fleet pulls every 100 ms, data stale after 600 ms; checks every 200 ms.
@@ -28,15 +26,6 @@ const INTERVAL: Duration = Duration::from_millis(100);
 const MAX_AGE: Duration = Duration::from_millis(600);
 const CHECK_EVERY: Duration = Duration::from_millis(200);
 const LONDON: Ecs = Some(("81.2.69.142", 31));
-
-/// A free loopback port (bound, read, released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn name(i: usize) -> String {
     format!("e{i}")
@@ -98,15 +87,6 @@ fn write_config(dir: &Path, node: usize, admins: &[u16; 3], ports: &[u16], backu
 
 fn answer(srv: &TestServer, i: usize) -> String {
     one(&Client::new(srv).udp(&format!("s{i}.example.com."), RecordType::A, LONDON))
-}
-
-fn fresh_peers(srv: &TestServer) -> usize {
-    srv.server()
-        .fleet()
-        .status()
-        .iter()
-        .filter(|p| p.fresh)
-        .count()
 }
 
 /// The instances (by index into `fleet`) whose monitor probes `endpoint` now.
@@ -245,24 +225,4 @@ fn each_endpoint_is_probed_by_one_instance_and_taken_over_when_it_stops() {
             (1..ENDPOINTS).all(|i| answer(s, i) == address(i)) && answer(s, 0) == "192.0.2.99"
         });
     }
-}
-
-/// One GET to `srv`'s admin listener: status and body.
-fn http_get(srv: &TestServer, target: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let addr = srv.server().admin_addr().unwrap();
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(LIMIT)).unwrap();
-    write!(
-        s,
-        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = String::new();
-    let _ = s.read_to_string(&mut raw);
-    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
-    (
-        head.split(' ').nth(1).unwrap().parse().unwrap(),
-        body.to_string(),
-    )
 }

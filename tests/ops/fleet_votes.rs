@@ -8,28 +8,16 @@
 //! Each instance's configuration differs only in `[node]` and where its checks probe: that is how
 //! one vantage's trouble is made on one host.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hickory_proto::rr::RecordType;
 use meridian::health::state::OverrideKind;
 
+use crate::fleet_kit::*;
 use crate::support::steering::*;
 use crate::support::target::{Target, Targets};
 use crate::support::*;
-
-const LIMIT: Duration = Duration::from_secs(10);
-const NODES: [(&str, &str); 3] = [("eu-1", "eu"), ("us-1", "us"), ("ap-1", "ap")];
-
-/// A free loopback port (bound, read, released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// An HTTP check on `port` (delay-tolerant: 250 ms timeout, every 300 ms).
 fn check(name: &str, port: u16) -> String {
@@ -100,15 +88,6 @@ fn write_config(dir: &Path, node: usize, admins: &[u16; 3], probes: &Probes) -> 
 /// The one address of `name`'s answer from `srv`, for a client at `ecs`.
 fn answer(srv: &TestServer, name: &str, ecs: Ecs) -> String {
     one(&Client::new(srv).udp(name, RecordType::A, ecs))
-}
-
-fn fresh_peers(srv: &TestServer) -> usize {
-    srv.server()
-        .fleet()
-        .status()
-        .iter()
-        .filter(|p| p.fresh)
-        .count()
 }
 
 const LONDON: Ecs = Some(("81.2.69.142", 31));
@@ -263,24 +242,4 @@ fn three_instances_vote_on_health_rank_latency_by_the_clients_vantage_and_agree(
     let status: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(status["fleet"]["deciding"], "quorum");
     assert_eq!(status["fleet"]["vantages_deciding"], 3);
-}
-
-/// One GET to `srv`'s admin listener: status and body.
-fn http_get(srv: &TestServer, target: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let addr = srv.server().admin_addr().unwrap();
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(LIMIT)).unwrap();
-    write!(
-        s,
-        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = String::new();
-    let _ = s.read_to_string(&mut raw);
-    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
-    (
-        head.split(' ').nth(1).unwrap().parse().unwrap(),
-        body.to_string(),
-    )
 }

@@ -9,6 +9,7 @@ mod anycast;
 mod anycast_support;
 mod cli;
 mod fleet;
+mod fleet_kit;
 mod fleet_shard;
 mod fleet_votes;
 mod reload;

@@ -32,6 +32,7 @@ pub mod health;
 pub mod metrics;
 pub mod monitor;
 pub mod policy;
+pub mod secondary;
 pub mod serve;
 pub mod server;
 pub mod simulate;

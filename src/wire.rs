@@ -343,7 +343,7 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
 /// recorded, bytes copied and lowercased eight at a time and hashed as they go (the same
 /// [`name_hash`] the zone indexes use). Returns the offset just past the name.
 #[inline(always)]
-fn read_qname(buf: &[u8], start: usize, out: &mut NameBuf) -> Option<usize> {
+pub fn read_qname(buf: &[u8], start: usize, out: &mut NameBuf) -> Option<usize> {
     let src = buf.get(start..)?;
     // Walk the length bytes only, recording label offsets (length bytes are at most 63, below
     // 'A', so lowercasing the whole name chunk by chunk leaves them alone). The walk is bounded

@@ -15,6 +15,7 @@ pub mod health;
 pub mod model;
 pub mod policy;
 pub mod pools;
+pub mod secondary;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -144,8 +145,14 @@ pub struct ReloadConfig {
 pub struct ZoneConfig {
     /// The zone's apex, e.g. `"example.com."`.
     pub origin: Spanned<String>,
-    /// Master file, relative to the configuration file's folder.
+    /// Master file, relative to the configuration file's folder. For a zone with `primaries`,
+    /// the copy Meridian keeps of the transferred zone (it writes the file and its folder).
     pub file: Spanned<String>,
+    /// Take the zone from these primaries by zone transfer (`"address:port"`, tried in order)
+    /// instead of reading `file` as the operator's own.
+    pub primaries: Option<Vec<Spanned<String>>>,
+    /// The TSIG key (by name) for this secondary zone's SOA queries, transfers and NOTIFY.
+    pub key: Option<Spanned<String>>,
     /// Outgoing zone transfers (AXFR over TCP); none without this table.
     pub transfer: Option<Spanned<TransferConfig>>,
 }
@@ -202,6 +209,8 @@ pub struct ZoneSource {
     /// Source prefixes that may transfer the zone (`[zone.transfer] allow`); `None`: no
     /// transfers.
     pub transfer: Option<Vec<ipnet::IpNet>>,
+    /// Set when the zone is taken from primaries by zone transfer (`file` is then the copy kept).
+    pub secondary: Option<secondary::Secondary>,
 }
 
 impl Config {
@@ -285,7 +294,15 @@ impl Config {
                 ));
             }
             let file = base.join(z.file.get_ref());
-            if !file.is_file() {
+            let secondary = secondary::compile(
+                i,
+                z.origin.span().start,
+                z.primaries.as_ref(),
+                z.key.as_ref(),
+                &mut |offset, msg| errors.push(ConfigError::at(path, text, offset, msg)),
+            );
+            // A secondary's kept copy is written by Meridian: it need not exist yet.
+            if secondary.is_none() && !file.is_file() {
                 errors.push(err(
                     z.file.span(),
                     format!(
@@ -305,6 +322,7 @@ impl Config {
                 file,
                 origin_at: at,
                 transfer,
+                secondary,
             });
         }
         let (pools, webhooks) = pools::compile(&raw, &mut |offset, msg| {

@@ -210,6 +210,9 @@ pub fn respond_general(
     if parse_plain(packet, q) {
         return Some(answer(snap, packet, peer, q, &mut work.steered, out));
     }
+    if super::notify::is_notify(packet) {
+        return super::notify::respond(snap, packet, peer.addr, out);
+    }
     match parse_query(packet, q) {
         Ok(()) => Some(answer(snap, packet, peer, q, &mut work.steered, out)),
         Err(Reject::Drop) => None,

@@ -383,6 +383,7 @@ mod tests {
             steering: None,
             tables: None,
             nsid: None,
+            secondaries: Default::default(),
         }
     }
 

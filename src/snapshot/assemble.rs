@@ -9,8 +9,9 @@
 use std::path::Path;
 
 use super::Snapshot;
+use super::secondary::{Secondaries, SecondaryZone};
 use crate::config::{Config, ConfigError, ConfigErrors};
-use crate::zone::{Catalog, load_zone};
+use crate::zone::{Catalog, Zone, load_zone};
 
 /// Read, validate and assemble `path` with everything it names: what `check`, `serve` and
 /// every reload do.
@@ -32,10 +33,20 @@ pub fn assemble_with(config: &Config, prepared_bytes: usize) -> Result<Snapshot,
     let mut zones = Vec::new();
     let mut errors = Vec::new();
     for z in &config.zones {
+        if z.secondary.is_some() && !z.file.exists() {
+            continue; // not transferred yet: not served until the first transfer
+        }
         match load_zone(&z.origin, &z.file) {
             Ok(mut zone) => {
                 zone.transfer = z.transfer.as_ref().map(|t| t.as_slice().into());
                 zones.push(zone)
+            }
+            // A secondary's kept copy that does not load is not the operator's mistake: the
+            // zone is served again after the next transfer.
+            Err(es) if z.secondary.is_some() => {
+                for e in es {
+                    tracing::warn!(zone = %z.origin, "kept copy of a secondary zone not loaded: {e}");
+                }
             }
             Err(es) => errors.extend(es.into_iter().map(ConfigError::Zone)),
         }
@@ -120,5 +131,59 @@ pub fn assemble_with(config: &Config, prepared_bytes: usize) -> Result<Snapshot,
         nsid: config
             .nsid
             .then(|| std::sync::Arc::from(config.node_name.as_bytes())),
+        secondaries: std::sync::Arc::new(secondaries(config)),
     })
+}
+
+/// The secondary zones of `config`, each with a fresh wake handle (the publisher hands on the
+/// ones it already has).
+fn secondaries(config: &Config) -> Secondaries {
+    let zones = config
+        .zones
+        .iter()
+        .filter_map(|z| {
+            let s = z.secondary.as_ref()?;
+            Some(SecondaryZone {
+                origin: z.origin.clone(),
+                apex: crate::zone::build::lower_wire(&z.origin),
+                primaries: s.primaries.iter().map(|a| a.ip()).collect(),
+                key: s.key.clone(),
+                wake: Default::default(),
+            })
+        })
+        .collect();
+    Secondaries { zones }
+}
+
+/// `snap` with the zone at `apex` (lowercase wire form) replaced by `zone` (a secondary's new
+/// version), added, or removed (`None`: expired). The services inside the zone become its
+/// dynamic nodes as at assembly; everything else is shared with `snap`. Decision tables are
+/// kept: they do not depend on zone data.
+pub fn replace_zone(snap: &Snapshot, apex: &[u8], zone: Option<Zone>) -> Snapshot {
+    let zone = zone.map(|mut zone| {
+        if let Some(st) = &snap.steering {
+            let names: Vec<_> = st
+                .model
+                .services
+                .iter()
+                .filter_map(|s| {
+                    let lower = crate::zone::build::name_wire_str(&s.name, true);
+                    // The service belongs to this zone unless a more specific one holds it.
+                    let deeper = snap.catalog.zones().iter().any(|o| {
+                        *o.apex() != *apex
+                            && o.apex_labels() > zone.apex_labels()
+                            && o.contains(&lower)
+                    });
+                    (zone.contains(&lower) && !deeper)
+                        .then(|| (lower, crate::zone::build::name_wire_str(&s.name, false)))
+                })
+                .collect();
+            crate::zone::build::add_dynamic(&mut zone, &names);
+        }
+        zone
+    });
+    Snapshot {
+        catalog: std::sync::Arc::new(snap.catalog.replaced(apex, zone)),
+        ..snap.clone()
+    }
 }

@@ -12,6 +12,7 @@
 
 pub mod assemble;
 pub mod demand;
+pub mod secondary;
 pub mod steering;
 
 use std::sync::Arc;
@@ -37,4 +38,6 @@ pub struct Snapshot {
     pub tables: Option<Arc<Tables>>,
     /// The server's identifier, sent to queries that ask for it (`[node] nsid`, RFC 5001).
     pub nsid: Option<Arc<[u8]>>,
+    /// Zones taken from primaries: NOTIFY sources and the handles that wake their tasks.
+    pub secondaries: Arc<secondary::Secondaries>,
 }

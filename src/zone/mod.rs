@@ -21,7 +21,9 @@ use crate::wire::{NameBuf, TYPE_ANY, TYPE_DS};
 pub use build::{ZoneError, load_zone};
 pub use index::NameIndex;
 
-/// One authoritative zone.
+/// One authoritative zone. `Clone` serves a catalog rebuilt with one zone replaced (a
+/// secondary's new version): the other zones are copied, never re-read.
+#[derive(Clone)]
 pub struct Zone {
     /// The origin as configured, for display.
     pub origin: String,
@@ -48,6 +50,7 @@ pub struct Zone {
 }
 
 /// One owner name in a zone; empty non-terminals are nodes with no RRsets.
+#[derive(Clone)]
 pub struct Node {
     /// Owner name in wire form, in the case the zone file wrote it.
     pub name: Box<[u8]>,
@@ -63,6 +66,7 @@ pub struct Node {
 }
 
 /// All records of one type at one owner, in wire form without owner names.
+#[derive(Clone)]
 pub struct RrSet {
     pub rtype: u16,
     /// Number of records.
@@ -245,6 +249,14 @@ impl Zone {
     }
 }
 
+/// Whether serial `a` is newer than `b` in RFC 1982 serial number arithmetic (32 bits): `a`
+/// is ahead of `b` by less than 2^31. Serials exactly 2^31 apart are not ordered (neither is
+/// newer).
+pub fn serial_newer(a: u32, b: u32) -> bool {
+    let d = a.wrapping_sub(b);
+    d != 0 && d < 0x8000_0000
+}
+
 /// Up to this many zones, [`Catalog::find`] scans instead of hashing.
 const LINEAR_ZONES: usize = 8;
 
@@ -335,6 +347,8 @@ pub struct Catalog {
     names: NameIndex<Place>,
     prepared: Vec<Prepared>,
     arena: Vec<u8>,
+    /// The `prepared_bytes` it was built with, for [`Catalog::replaced`].
+    prepared_limit: usize,
 }
 
 impl Catalog {
@@ -360,6 +374,7 @@ impl Catalog {
             names: NameIndex::default(),
             prepared: Vec::new(),
             arena: Vec::new(),
+            prepared_limit: prepared_bytes,
         };
         let mut places = Vec::new();
         let mut name = NameBuf::default();
@@ -406,6 +421,28 @@ impl Catalog {
         catalog.prepared = prepared;
         catalog.arena = arena;
         catalog
+    }
+
+    /// A catalog of the same zones with the zone whose apex is `apex` (lowercase wire form)
+    /// replaced by `zone`, added if there was none, or removed when `zone` is `None`; built
+    /// like the first (same prepared-response limit). The other zones are copied unchanged.
+    pub fn replaced(&self, apex: &[u8], zone: Option<Zone>) -> Catalog {
+        let mut zones: Vec<Zone> = Vec::with_capacity(self.zones.len() + 1);
+        let mut zone = zone;
+        for z in &self.zones {
+            if *z.apex == *apex {
+                zones.extend(zone.take());
+            } else {
+                zones.push(z.clone());
+            }
+        }
+        zones.extend(zone);
+        Catalog::build(zones, self.prepared_limit)
+    }
+
+    /// The zone whose apex is exactly `apex` (lowercase wire form).
+    pub fn zone_at(&self, apex: &[u8]) -> Option<&Zone> {
+        self.zones.iter().find(|z| *z.apex == *apex)
     }
 
     /// The prepared response to `qtype` at `place`, with its sections' bytes.

@@ -1,0 +1,2 @@
+//! Meridian as a secondary: zones taken from primaries by zone transfer.
+pub mod records;

@@ -1,2 +1,3 @@
 //! Meridian as a secondary: zones taken from primaries by zone transfer.
 pub mod records;
+pub mod transfer;

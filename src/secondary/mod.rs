@@ -1,3 +1,4 @@
 //! Meridian as a secondary: zones taken from primaries by zone transfer.
+pub mod client;
 pub mod records;
 pub mod transfer;

@@ -24,6 +24,7 @@ LAYERS = [
     ["dns"],
     ["metrics", "monitor", "fleet", "explain", "simulate"],
     ["serve", "control"],
+    ["secondary"],
     ["admin"],
     ["server"],
 ]

@@ -18,6 +18,8 @@
 //!   workers' tally; the health monitor's tasks and the health view it keeps; the fleet's peer
 //!   pull of other instances' observations; `meridian explain`; `meridian simulate`.
 //! - [`serve`], [`control`]: the UDP workers and TCP tasks; reload.
+//! - [`secondary`]: zones taken from primaries by IXFR/AXFR, refreshed on the SOA timers and on
+//!   NOTIFY, kept on disk, published one zone at a time.
 //! - [`admin`]: the admin HTTP API.
 //! - [`server`]: start-up, the publisher tasks, shutdown.
 

@@ -9,7 +9,7 @@
 //! [`Server::shutdown`] is the one way down: stop accepting,
 //! let open TCP connections finish within a grace period, join the UDP workers.
 //!
-//! Layer 9 of ARCHITECTURE.md: uses only modules of lower layers.
+//! Layer 10 of ARCHITECTURE.md: uses only modules of lower layers.
 
 use std::io;
 use std::net::SocketAddr;
@@ -27,6 +27,7 @@ use crate::config::Config;
 use crate::control::{Control, Publisher};
 use crate::fleet::Fleet;
 use crate::monitor::Monitor;
+use crate::secondary::Secondaries;
 use crate::serve::{tcp, udp};
 use crate::snapshot::Snapshot;
 
@@ -47,6 +48,8 @@ pub struct Server {
     fleet: Fleet,
     /// Admin API: the address bound, when `[admin] listen` is configured.
     admin_addr: Option<SocketAddr>,
+    /// The secondary zones' tasks (zones with `primaries`).
+    secondaries: Secondaries,
 }
 
 /// Bind every UDP worker socket and the TCP listener for one address, on one port.
@@ -115,6 +118,7 @@ impl Server {
             cancel.clone(),
         ));
         tracker.spawn(refresh_gauges(control.clone(), cancel.clone()));
+        let secondaries = Secondaries::start(control.clone(), cancel.clone(), &tracker);
         // Stamps taken now, not when the task first runs: an edit made right after start must
         // count as a change.
         let stamps = watched_files(config).iter().map(|f| stamp(f)).collect();
@@ -130,6 +134,7 @@ impl Server {
             cancel,
             tracker,
             admin_addr: None,
+            secondaries,
         };
         for &addr in &config.listen {
             let (sockets, listener) = match bind_address(addr, config.workers) {
@@ -182,6 +187,7 @@ impl Server {
                 listener,
                 server.control.clone(),
                 server.fleet.clone(),
+                server.secondaries.clone(),
                 admin.clone(),
                 server.cancel.clone(),
                 server.tracker.clone(),
@@ -214,6 +220,11 @@ impl Server {
     /// The control handle: reload, status, readiness.
     pub fn control(&self) -> &Control {
         &self.control
+    }
+
+    /// The secondary zones' tasks and their status.
+    pub fn secondaries(&self) -> &Secondaries {
+        &self.secondaries
     }
 
     /// The fleet's pulling: peers' observations ([`Fleet::peers`]) and their changes.
@@ -426,10 +437,17 @@ async fn refresh_gauges(control: Control, cancel: CancellationToken) {
     }
 }
 
-/// The files a reload reads: configuration, zones, state file.
+/// The files a reload reads: configuration, zones, state file. A secondary zone's kept copy is
+/// not watched: Meridian writes it, and serves each version it writes already.
 fn watched_files(config: &Config) -> Vec<std::path::PathBuf> {
     let mut files = vec![config.path.clone()];
-    files.extend(config.zones.iter().map(|z| z.file.clone()));
+    files.extend(
+        config
+            .zones
+            .iter()
+            .filter(|z| z.secondary.is_none())
+            .map(|z| z.file.clone()),
+    );
     files.extend(config.state_file.clone());
     files
 }

@@ -30,7 +30,7 @@
 //! fleet token (`[fleet] token`) it needs `Authorization: Bearer FLEET-TOKEN` (compared in
 //! constant time), else 401, counted in `meridian_fleet_observation_requests_total`.
 //!
-//! Layer 8 of ARCHITECTURE.md: uses only modules of lower layers.
+//! Layer 9 of ARCHITECTURE.md: uses only modules of lower layers.
 
 pub mod fleet;
 mod routes;
@@ -53,6 +53,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::admin::{Admin, is_loopback};
 use crate::control::Control;
 use crate::fleet::Fleet;
+use crate::secondary::Secondaries;
 
 /// Most admin connections open at once; further ones are closed on accept.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -74,6 +75,8 @@ pub(crate) struct Api {
     pub control: Control,
     /// The fleet's pulling: its settings (token, node, vantage) and its peers for `/status`.
     pub fleet: Fleet,
+    /// The secondary zones' tasks, for `/status`.
+    pub secondaries: Secondaries,
     /// Bearer token for mutating calls.
     pub token: Option<String>,
     /// The listener is loopback-only: without a token, mutating calls are allowed.
@@ -93,6 +96,7 @@ pub async fn serve(
     listener: TcpListener,
     control: Control,
     fleet: Fleet,
+    secondaries: Secondaries,
     settings: Admin,
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -101,6 +105,7 @@ pub async fn serve(
     let api = Arc::new(Api {
         control,
         fleet,
+        secondaries,
         token: settings.token,
         loopback,
     });

@@ -190,7 +190,7 @@ async fn route(api: &Api, req: Request<Incoming>) -> Result<Reply, Fail> {
         )),
         Route::Status => Ok(json_reply(
             StatusCode::OK,
-            &super::status::status(&api.control, &api.fleet),
+            &super::status::status(&api.control, &api.fleet, &api.secondaries),
         )),
         Route::Explain => explain(api, &params),
         Route::Simulate => simulate(api, &params, post.then_some(body)).await,

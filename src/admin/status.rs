@@ -17,6 +17,7 @@ use crate::fleet::Fleet;
 use crate::health::state::{Health, OverrideKind, Serving};
 use crate::monitor::EndpointStatus;
 use crate::policy::Answer;
+use crate::secondary::Secondaries;
 
 /// The whole document.
 #[derive(Debug, Serialize)]
@@ -34,6 +35,8 @@ pub struct Status {
     pub decisions: Vec<ServiceDecisions>,
     /// The fleet's peers and how their pulls go; `null` without `[fleet]`.
     pub fleet: Option<super::fleet::FleetJson>,
+    /// Zones taken from primaries: serial held, primary, last refresh and its result, expiry.
+    pub secondaries: Vec<crate::secondary::ZoneStatus>,
 }
 
 /// Reloads since start.
@@ -205,7 +208,7 @@ pub fn endpoint_json(s: &EndpointStatus, now: Instant) -> EndpointJson {
 }
 
 /// The whole status document.
-pub fn status(control: &Control, fleet: &Fleet) -> Status {
+pub fn status(control: &Control, fleet: &Fleet, secondaries: &Secondaries) -> Status {
     let snap = control.snapshot();
     // The monitor's clock: the one its instants (since, expiries) are on.
     let now = crate::monitor::now();
@@ -325,5 +328,6 @@ pub fn status(control: &Control, fleet: &Fleet) -> Status {
         endpoints,
         decisions,
         fleet: super::fleet::status(fleet, control.monitor()),
+        secondaries: secondaries.status(),
     }
 }

@@ -71,7 +71,12 @@ pub enum ClientError {
 fn message_id() -> u16 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
     h.finish() as u16
 }
 
@@ -249,7 +254,12 @@ pub async fn transfer(
         None => (Ask::Axfr, RecordType::AXFR),
     };
     let id = message_id();
-    let mut req = request(id, origin, rtype, held_soa.filter(|_| held_serial.is_some()));
+    let mut req = request(
+        id,
+        origin,
+        rtype,
+        held_soa.filter(|_| held_serial.is_some()),
+    );
     signer.sign(&mut req);
     let mut s = tokio::time::timeout_at(deadline, TcpStream::connect(primary))
         .await
@@ -258,12 +268,10 @@ pub async fn transfer(
     let mut reader = Reader::new(origin.clone(), ask, limits.records);
     let mut messages = 0;
     loop {
-        let bytes = read_framed(&mut s, deadline)
-            .await
-            .map_err(|e| match e {
-                ClientError::Timeout(_) => ClientError::Timeout(limits.transfer_time),
-                e => e,
-            })?;
+        let bytes = read_framed(&mut s, deadline).await.map_err(|e| match e {
+            ClientError::Timeout(_) => ClientError::Timeout(limits.transfer_time),
+            e => e,
+        })?;
         signer.check(&bytes, messages == 0)?;
         let m = Message::from_vec(&bytes).map_err(|e| ClientError::Malformed(e.to_string()))?;
         check(&m, id, origin, rtype, messages == 0)?;

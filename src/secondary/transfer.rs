@@ -331,7 +331,11 @@ mod tests {
 
     fn held(serial: u32) -> Records {
         let mut r = Records::default();
-        for w in [soa(serial), a("www.example.net.", "192.0.2.1"), a("old.example.net.", "192.0.2.9")] {
+        for w in [
+            soa(serial),
+            a("www.example.net.", "192.0.2.1"),
+            a("old.example.net.", "192.0.2.9"),
+        ] {
             r.insert(Record {
                 owner: w.name,
                 ttl: w.ttl,
@@ -356,7 +360,12 @@ mod tests {
         // 1 → 2: old.example.net. deleted, new.example.net. added; 2 → 3: www changes address.
         assert!(
             reader
-                .feed(vec![soa(3), soa(1), a("old.example.net.", "192.0.2.9"), soa(2)])
+                .feed(vec![
+                    soa(3),
+                    soa(1),
+                    a("old.example.net.", "192.0.2.9"),
+                    soa(2)
+                ])
                 .unwrap()
                 .is_none()
         );
@@ -375,7 +384,10 @@ mod tests {
             panic!("not incremental: {t:?}")
         };
         assert_eq!(diffs.len(), 2);
-        assert_eq!((diffs[0].from, diffs[0].to, diffs[1].from, diffs[1].to), (1, 2, 2, 3));
+        assert_eq!(
+            (diffs[0].from, diffs[0].to, diffs[1].from, diffs[1].to),
+            (1, 2, 2, 3)
+        );
         let next = apply(&held(1), &diffs).unwrap();
         assert_eq!(next.soa().unwrap().serial, 3);
         let mut want = vec![
@@ -386,14 +398,20 @@ mod tests {
         want.sort();
         assert_eq!(names(&next), want);
         // Applied to data it does not fit, nothing changes and the reason is given.
-        assert!(matches!(apply(&held(2), &diffs), Err(TransferError::AppliedSerial { .. })));
+        assert!(matches!(
+            apply(&held(2), &diffs),
+            Err(TransferError::AppliedSerial { .. })
+        ));
         let mut missing = held(1);
         missing.remove(&Record {
             owner: Name::from_str("old.example.net.").unwrap(),
             ttl: 1,
             rdata: RData::A(A::from_str("192.0.2.9").unwrap()),
         });
-        assert!(matches!(apply(&missing, &diffs), Err(TransferError::DeletesMissing(_))));
+        assert!(matches!(
+            apply(&missing, &diffs),
+            Err(TransferError::DeletesMissing(_))
+        ));
     }
 
     #[test]
@@ -405,7 +423,10 @@ mod tests {
             .unwrap();
         assert!(matches!(&t, Transfer::Full(r) if r.len() == 2), "{t:?}");
         let mut reader = Reader::new(origin(), Ask::Ixfr(5), 100);
-        assert!(matches!(reader.feed(vec![soa(5)]).unwrap(), Some(Transfer::UpToDate(5))));
+        assert!(matches!(
+            reader.feed(vec![soa(5)]).unwrap(),
+            Some(Transfer::UpToDate(5))
+        ));
     }
 
     #[test]
@@ -413,15 +434,31 @@ mod tests {
         let ixfr = || Reader::new(origin(), Ask::Ixfr(1), 100);
         let axfr = || Reader::new(origin(), Ask::Axfr, 100);
         let cases: Vec<(Reader, Vec<WireRecord>, TransferError)> = vec![
-            (axfr(), vec![a("www.example.net.", "192.0.2.1")], TransferError::NoSoaFirst),
+            (
+                axfr(),
+                vec![a("www.example.net.", "192.0.2.1")],
+                TransferError::NoSoaFirst,
+            ),
             (
                 axfr(),
                 vec![soa(2), a("www.example.com.", "192.0.2.1")],
                 TransferError::OutOfZone("www.example.com.".into()),
             ),
-            (axfr(), vec![soa(2), soa(3)], TransferError::Serial { got: 3, want: 2 }),
-            (axfr(), vec![soa(2), soa(2), a("www.example.net.", "192.0.2.1")], TransferError::AfterEnd),
-            (ixfr(), vec![soa(3), soa(7)], TransferError::Serial { got: 7, want: 1 }),
+            (
+                axfr(),
+                vec![soa(2), soa(3)],
+                TransferError::Serial { got: 3, want: 2 },
+            ),
+            (
+                axfr(),
+                vec![soa(2), soa(2), a("www.example.net.", "192.0.2.1")],
+                TransferError::AfterEnd,
+            ),
+            (
+                ixfr(),
+                vec![soa(3), soa(7)],
+                TransferError::Serial { got: 7, want: 1 },
+            ),
             (
                 ixfr(),
                 vec![soa(3), soa(1), soa(2), soa(9)],
@@ -434,13 +471,21 @@ mod tests {
         let mut small = Reader::new(origin(), Ask::Axfr, 2);
         assert_eq!(
             small
-                .feed(vec![soa(2), a("a.example.net.", "192.0.2.1"), a("b.example.net.", "192.0.2.1")])
+                .feed(vec![
+                    soa(2),
+                    a("a.example.net.", "192.0.2.1"),
+                    a("b.example.net.", "192.0.2.1")
+                ])
                 .unwrap_err(),
             TransferError::TooManyRecords(2)
         );
         // Unfinished: no closing SOA yet.
         let mut open = axfr();
-        assert!(open.feed(vec![soa(2), a("a.example.net.", "192.0.2.1")]).unwrap().is_none());
+        assert!(
+            open.feed(vec![soa(2), a("a.example.net.", "192.0.2.1")])
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

@@ -91,6 +91,14 @@ impl Secondaries {
         tracker: &TaskTracker,
     ) -> Secondaries {
         let s = Secondaries::default();
+        for z in control
+            .config()
+            .zones
+            .iter()
+            .filter(|z| z.secondary.is_some())
+        {
+            s.shared.update(&z.origin, |_| {});
+        }
         tracker.spawn(follow(control, s.shared.clone(), cancel, tracker.clone()));
         s
     }

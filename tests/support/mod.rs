@@ -13,6 +13,8 @@
 //! - [`exposition`]: a metric's value in the Prometheus exposition, and the lock that tests
 //!   asserting on the process-wide registry hold;
 //! - [`steering`]: ECS queries and answer decoding for the steering tests;
+//! - [`knot_primary`]: a Knot DNS primary serving one zone on a free loopback port, with NOTIFY
+//!   to a secondary and edits served by IXFR (skipped when knotd is missing);
 //! - [`monitor`]: a health monitor on its own in the test's runtime, for tests on paused time;
 //! - fixture zones, as files under tests/fixtures/ ([`fixture`]).
 //!
@@ -22,6 +24,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod exposition;
+pub mod knot_primary;
 pub mod monitor;
 pub mod server;
 pub mod steering;

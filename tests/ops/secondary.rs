@@ -1,0 +1,260 @@
+//! Meridian as a secondary, against real primaries on loopback started by the tests: a Knot
+//! primary (AXFR first, then an edit served by IXFR and announced by NOTIFY), a restart with
+//! the primary gone (the kept copy serves at once), a short SOA expire (the zone stops being
+//! served), NOTIFY from a source that is not a primary (refused), and another Meridian as the
+//! primary.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::{Name, RecordType};
+
+use crate::support::knot_primary::{KnotPrimary, free_port};
+use crate::support::*;
+
+/// Every wait here is bounded by this.
+const LIMIT: Duration = Duration::from_secs(10);
+
+fn zone(origin: &str, serial: u32, timers: &str, www: &str) -> String {
+    format!(
+        "$ORIGIN {origin}\n$TTL 300\n\
+         @ IN SOA ns1 hostmaster {serial} {timers}\n\
+         @ IN NS ns1\n\
+         ns1 IN A 192.0.2.53\n\
+         www IN A {www}\n\
+         mail IN MX 10 ns1\n\
+         txt IN TXT \"kept \\\"as is\\\"\"\n"
+    )
+}
+
+/// A Meridian configuration for secondary zone `origin` from `primaries`, listening on
+/// `listen`, in `dir`.
+fn secondary_config(
+    dir: &Path,
+    listen: &str,
+    origin: &str,
+    primaries: &[SocketAddr],
+) -> std::path::PathBuf {
+    let primaries: Vec<String> = primaries.iter().map(|p| format!("\"{p}\"")).collect();
+    let toml = format!(
+        "[dns]\nlisten = [\"{listen}\"]\nworkers = 1\n\n\
+         [[zone]]\norigin = \"{origin}\"\nprimaries = [{}]\nfile = \"secondary/{origin}zone\"\n",
+        primaries.join(", ")
+    );
+    let path = dir.join("meridian.toml");
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+/// The A records of `name` as `server` answers them over UDP, or the RCODE when not NOERROR.
+fn a_of(server: SocketAddr, name: &str) -> Result<Vec<String>, ResponseCode> {
+    let q = query(name, RecordType::A, None);
+    let bytes = udp_raw_timeout(server, &q.to_vec().unwrap(), Duration::from_millis(300))
+        .ok_or(ResponseCode::ServFail)?;
+    let m = Message::from_vec(&bytes).unwrap();
+    if m.metadata.response_code != ResponseCode::NoError {
+        return Err(m.metadata.response_code);
+    }
+    Ok(m.answers.iter().map(|r| r.data.to_string()).collect())
+}
+
+/// The status of `srv`'s only secondary zone.
+fn status(srv: &TestServer) -> meridian::secondary::ZoneStatus {
+    srv.server().secondaries().status().remove(0)
+}
+
+#[test]
+fn a_knot_primary_fills_the_zone_by_axfr_then_notify_brings_an_ixfr_and_a_restart_serves_the_kept_copy()
+ {
+    let origin = "knot-secondary.test.";
+    let port = free_port();
+    let meridian: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let timers = "3600 600 86400 300";
+    let Some(knot) = KnotPrimary::start(origin, &zone(origin, 1, timers, "192.0.2.1"), meridian)
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = secondary_config(dir.path(), &meridian.to_string(), origin, &[knot.addr]);
+    let srv = start_file(&config);
+    let www = format!("www.{origin}");
+    wait_for(LIMIT, "the zone transferred from Knot", || {
+        a_of(srv.udp, &www).is_ok_and(|a| a == ["192.0.2.1"])
+    });
+    let s = status(&srv);
+    assert_eq!(
+        (s.serial, s.last_result, s.serving),
+        (Some(1), "axfr", true),
+        "{s:?}"
+    );
+    let kept = dir.path().join(format!("secondary/{origin}zone"));
+    assert!(kept.is_file(), "the kept copy is written");
+    // The kept copy is a master file the ordinary loader reads.
+    let loaded = meridian::zone::load_zone(&Name::from_ascii(origin).unwrap(), &kept).unwrap();
+    assert_eq!(loaded.serial, 1);
+
+    // An edit on Knot: its NOTIFY brings the change within a second, by IXFR.
+    knot.edit(&zone(origin, 2, timers, "192.0.2.2"));
+    let edited = Instant::now();
+    let took = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for(
+            Duration::from_secs(1),
+            "the edit served after Knot's NOTIFY",
+            || a_of(srv.udp, &www).is_ok_and(|a| a == ["192.0.2.2"]),
+        )
+    }));
+    assert!(
+        took.is_ok(),
+        "status {:?}\nknotd log:\n{}",
+        status(&srv),
+        knot.log()
+    );
+    eprintln!("edit served {:?} after Knot's reload", edited.elapsed());
+    let s = status(&srv);
+    assert_eq!((s.serial, s.last_result), (Some(2), "ixfr"), "{s:?}");
+    assert!(
+        knot.log().contains("IXFR"),
+        "Knot served an IXFR:\n{}",
+        knot.log()
+    );
+    let loaded = meridian::zone::load_zone(&Name::from_ascii(origin).unwrap(), &kept).unwrap();
+    assert_eq!(loaded.serial, 2, "the kept copy follows");
+
+    // Primary gone, Meridian restarted: the kept copy is served at once.
+    drop(knot);
+    srv.stop();
+    let srv = start_file(&config);
+    assert_eq!(a_of(srv.udp, &www), Ok(vec!["192.0.2.2".to_string()]));
+    let m = srv.udp(&query(&format!("txt.{origin}"), RecordType::TXT, None));
+    assert_eq!(m.answers.len(), 1);
+    assert_eq!(m.answers[0].data.to_string(), "kept \"as is\"");
+}
+
+#[test]
+fn the_zone_stops_being_served_when_its_soa_expire_passes_without_the_primary() {
+    let origin = "expiring.test.";
+    let port = free_port();
+    let meridian: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // refresh 1 s, retry 1 s, expire 3 s.
+    let Some(knot) =
+        KnotPrimary::start(origin, &zone(origin, 7, "1 1 3 300", "192.0.2.7"), meridian)
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = secondary_config(dir.path(), &meridian.to_string(), origin, &[knot.addr]);
+    let srv = start_file(&config);
+    let www = format!("www.{origin}");
+    wait_for(LIMIT, "the zone transferred", || {
+        a_of(srv.udp, &www).is_ok()
+    });
+    // While the primary answers, refreshes keep it served past its expire time.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(a_of(srv.udp, &www), Ok(vec!["192.0.2.7".to_string()]));
+    drop(knot);
+    let stopped = Instant::now();
+    wait_for(LIMIT, "the zone to expire", || {
+        a_of(srv.udp, &www) == Err(ResponseCode::Refused)
+    });
+    assert!(
+        stopped.elapsed() <= Duration::from_secs(5),
+        "{:?}",
+        stopped.elapsed()
+    );
+    let s = status(&srv);
+    assert!(!s.serving && s.last_result == "failed", "{s:?}");
+}
+
+/// A NOTIFY for `origin` sent from `from` to `to`; the response.
+fn notify(from: &str, to: SocketAddr, origin: &str) -> Message {
+    let sock = std::net::UdpSocket::bind(from).unwrap();
+    sock.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut m = Message::new(0x5151, MessageType::Query, OpCode::Notify);
+    m.add_query(hickory_proto::op::Query::query(
+        Name::from_ascii(origin).unwrap(),
+        RecordType::SOA,
+    ));
+    sock.send_to(&m.to_vec().unwrap(), to).unwrap();
+    let mut buf = [0u8; 512];
+    let n = sock.recv(&mut buf).expect("an answer to NOTIFY");
+    Message::from_vec(&buf[..n]).unwrap()
+}
+
+#[test]
+fn notify_is_acknowledged_from_a_primary_and_refused_from_anyone_else() {
+    // The primary is a loopback address with nothing behind it: the zone is never transferred,
+    // which NOTIFY handling does not need.
+    let origin = "notified.test.";
+    let primary: SocketAddr = format!("127.0.0.3:{}", free_port()).parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = secondary_config(dir.path(), "127.0.0.1:0", origin, &[primary]);
+    let srv = start_file(&config);
+    // Not transferred: not served.
+    assert_eq!(
+        a_of(srv.udp, &format!("www.{origin}")),
+        Err(ResponseCode::Refused)
+    );
+    let ack = notify("127.0.0.3:0", srv.udp, origin);
+    assert_eq!(ack.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(ack.metadata.message_type, MessageType::Response);
+    assert_eq!(ack.metadata.op_code, OpCode::Notify);
+    assert!(ack.metadata.authoritative);
+    assert_eq!(ack.metadata.id, 0x5151);
+    assert_eq!(ack.queries[0].name, Name::from_ascii(origin).unwrap());
+    // The task woke and asked the primary (which did not answer).
+    wait_for(LIMIT, "a refresh after the NOTIFY", || {
+        status(&srv).last_result == "failed"
+    });
+    for (from, zone) in [("127.0.0.1:0", origin), ("127.0.0.3:0", "other.test.")] {
+        let m = notify(from, srv.udp, zone);
+        assert_eq!(
+            m.metadata.response_code,
+            ResponseCode::Refused,
+            "{from} {zone}"
+        );
+        assert_eq!(m.metadata.op_code, OpCode::Notify);
+    }
+}
+
+#[test]
+fn a_meridian_instance_takes_the_zone_from_another_meridian() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("example.com.zone"), EXAMPLE_ZONE).unwrap();
+    let primary_config = dir.path().join("primary.toml");
+    std::fs::write(
+        &primary_config,
+        "[dns]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n[[zone]]\norigin = \"example.com.\"\n\
+         file = \"example.com.zone\"\n[zone.transfer]\nallow = [\"127.0.0.1/32\"]\n",
+    )
+    .unwrap();
+    let primary = start_file(&primary_config);
+    let sdir = tempfile::tempdir().unwrap();
+    let config = secondary_config(sdir.path(), "127.0.0.1:0", "example.com.", &[primary.tcp]);
+    let srv = start_file(&config);
+    wait_for(
+        LIMIT,
+        "the zone transferred from the Meridian primary",
+        || a_of(srv.udp, "www.example.com.").is_ok_and(|a| a.len() == 2),
+    );
+    let s = status(&srv);
+    assert_eq!(
+        (s.serial, s.last_result),
+        (Some(2026112701), "axfr"),
+        "{s:?}"
+    );
+    // The same answers as the primary's, delegation and wildcard included.
+    for (name, rtype) in [
+        ("x.apps.example.com.", RecordType::A),
+        ("host.sub.example.com.", RecordType::A),
+        ("example.com.", RecordType::MX),
+        ("nothing.example.com.", RecordType::A),
+    ] {
+        let q = query(name, rtype, Some(1232));
+        let (a, b) = (primary.udp(&q), srv.udp(&q));
+        assert_eq!(a.metadata.response_code, b.metadata.response_code, "{name}");
+        assert_eq!(a.answers, b.answers, "{name}");
+        assert_eq!(a.authorities, b.authorities, "{name}");
+    }
+}

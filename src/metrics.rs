@@ -247,6 +247,32 @@ fn describe() {
         Unit::Seconds,
         "Build time of the GeoIP database in use (Unix time)."
     );
+    describe_gauge!(
+        "meridian_secondary_serial",
+        "SOA serial held of each secondary zone (a zone with primaries)."
+    );
+    describe_counter!(
+        "meridian_secondary_refresh_total",
+        "Secondary zone checks by zone and result: current (the primary's serial is not newer), ixfr or axfr (a new version by incremental or full transfer), failed (no primary answered, or the transfer was refused or broken; the data held serves on)."
+    );
+    describe_gauge!(
+        "meridian_secondary_expire_seconds",
+        Unit::Seconds,
+        "SOA expire of each secondary zone: how long it is served without a successful check."
+    );
+    describe_gauge!(
+        "meridian_secondary_expires_timestamp_seconds",
+        Unit::Seconds,
+        "When each secondary zone stops being served unless a check succeeds first (Unix time)."
+    );
+    describe_counter!(
+        "meridian_secondary_notifies_total",
+        "NOTIFY messages from a primary that woke a secondary zone's check, by zone."
+    );
+    describe_counter!(
+        "meridian_secondary_kept_write_errors_total",
+        "New versions of a secondary zone whose kept copy could not be written (served anyway; a restart would serve the older copy), by zone."
+    );
 }
 
 /// Query types with their own label; the rest count as "other".

@@ -179,6 +179,13 @@ impl ZoneTask {
 
     /// Run until cancelled.
     pub async fn run(mut self, cancel: CancellationToken) {
+        // The zone's counters exist from the start (at 0), so rates and alerts see them.
+        for name in [
+            "meridian_secondary_notifies_total",
+            "meridian_secondary_kept_write_errors_total",
+        ] {
+            metrics::counter!(name, "zone" => self.label()).increment(0);
+        }
         self.read_kept();
         let Some(wake) = self.publisher.wake(&self.apex) else {
             return; // not a secondary zone of the served configuration (a reload removed it)

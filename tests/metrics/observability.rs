@@ -37,6 +37,20 @@ fn exposition_of_a_busy_server() -> String {
         ),
     );
     let peer_url = format!("http://{}", peer.server().admin_addr().unwrap());
+    // A primary for the busy server's secondary zone.
+    let primary_dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        primary_dir.path().join("z.zone"),
+        "$TTL 300\n@ IN SOA ns1 hostmaster 7 3600 600 86400 300\n@ IN NS ns1\nns1 IN A 192.0.2.53\n",
+    )
+    .unwrap();
+    std::fs::write(
+        primary_dir.path().join("primary.toml"),
+        "[dns]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n[[zone]]\norigin = \"secondary.test.\"\n\
+         file = \"z.zone\"\n[zone.transfer]\nallow = [\"127.0.0.1/32\"]\n",
+    )
+    .unwrap();
+    let primary = start_file(&primary_dir.path().join("primary.toml"));
     let (alive, alive_port) = tcp_listening("127.0.0.1");
     // A port closed again at once, on an address other tests do not bind: connections to it
     // are refused.
@@ -112,7 +126,17 @@ origin = "example."
 file = "{rfc4592}"
 [zone.transfer]
 allow = ["127.0.0.1/32"]
+
+[[zone]]
+origin = "secondary.test."
+primaries = ["{primary_addr}"]
+file = "{kept}"
 "#,
+        primary_addr = primary.tcp,
+        kept = primary_dir
+            .path()
+            .join("kept/secondary.test.zone")
+            .display(),
         db = repo("geo-data/test/GeoIP2-City-Test.mmdb").display(),
         rfc4592 = fixture("rfc4592.zone").display(),
     );
@@ -190,6 +214,7 @@ allow = ["127.0.0.1/32"]
                 && has(r#"meridian_health_endpoint_up{endpoint="m1",pool="eu"}"#)
                 && has(r#"meridian_policy_service_degraded{service="svc.example.com."}"#)
                 && has("meridian_geo_database_build_timestamp_seconds")
+                && has(r#"meridian_secondary_serial{zone="secondary.test."}"#)
                 && has(r#"meridian_config_reloads_total{result="ok"}"#)
                 && sample(&text, "meridian_config_generation") == (generation + 1) as f64
                 && has(

@@ -5,8 +5,8 @@
 //! to the packet that caused it. The server's contract, checked for every packet:
 //! - runts (< 12 bytes) and responses (QR=1) get nothing; everything else gets exactly one reply;
 //! - a reply walks exactly (header counts describe the bytes), decodes with hickory-proto with the
-//!   same counts, has QR set, the packet's ID and opcode, NOTIMP for opcodes other than QUERY, and
-//!   echoes the question byte for byte when it has one;
+//!   same counts, has QR set, the packet's ID and opcode, NOTIMP for opcodes other than QUERY and NOTIFY
+//!   (REFUSED or FORMERR: no secondary zone here), and echoes the question byte for byte when it has one;
 //! - over UDP a reply without OPT is at most 512 bytes, one with OPT at most the query's payload
 //!   (at least 512) and never more than the server's 1232; TCP replies never have TC.
 //!
@@ -363,7 +363,12 @@ fn check(query: &[u8], reply: &[u8], udp: bool) -> Result<(), String> {
         return Err("two OPT records".into());
     }
     let rcode = (l.opts.first().map_or(0, |o| o.ext_rcode as u16) << 4) | (l.flags & 0xF);
-    if opcode != 0 && rcode != 4 {
+    // NOTIFY (opcode 4) is answered (REFUSED here: the server has no secondary zone; FORMERR
+    // without one question); every other opcode but QUERY is NOTIMP.
+    if opcode == 4 && ![1, 5].contains(&rcode) {
+        return Err(format!("rcode {rcode} for NOTIFY, not REFUSED or FORMERR"));
+    }
+    if opcode != 0 && opcode != 4 && rcode != 4 {
         return Err(format!("rcode {rcode} for opcode {opcode}, not NOTIMP"));
     }
     if ![0, 1, 3, 4, 5, 16].contains(&rcode) {

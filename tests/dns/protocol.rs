@@ -474,11 +474,18 @@ fn formerr_for_truncated_question() {
 // NOTIMP, and messages that get no answer
 
 #[test]
-fn notimp_for_opcodes_other_than_query() {
+fn notimp_for_opcodes_other_than_query_and_notify() {
     let srv = server("");
     let q = question("example.com.", 6, IN);
     let o = opt(1232, 0, false, &[]);
-    for opcode in [1u16, 2, 3, 4, 5, 6, 15] {
+    // NOTIFY is answered: REFUSED for a zone that is not a secondary zone (tests/ops/secondary.rs
+    // has the rest), with AA and opcode NOTIFY.
+    let notify = message(0x0604, 4 << 11, [1, 0, 0, 0], &[&q]);
+    let (_, m, _) = udp_ask(&srv, &notify);
+    assert_eq!(m.metadata.op_code, OpCode::Notify);
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    assert!(m.metadata.authoritative);
+    for opcode in [1u16, 2, 3, 5, 6, 15] {
         let flags = opcode << 11;
         let plain = message(0x0600 + opcode, flags, [1, 0, 0, 0], &[&q]);
         expect_error(&srv, &plain, NOTIMP, false, Some(None));

@@ -258,3 +258,142 @@ fn a_meridian_instance_takes_the_zone_from_another_meridian() {
         assert_eq!(a.authorities, b.authorities, "{name}");
     }
 }
+
+#[test]
+fn a_reload_and_a_lost_kept_copy_keep_the_version_served() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("example.com.zone"), EXAMPLE_ZONE).unwrap();
+    let primary_config = dir.path().join("primary.toml");
+    std::fs::write(
+        &primary_config,
+        "[dns]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n[[zone]]\norigin = \"example.com.\"\n\
+         file = \"example.com.zone\"\n[zone.transfer]\nallow = [\"127.0.0.1/32\"]\n",
+    )
+    .unwrap();
+    let primary = start_file(&primary_config);
+    let sdir = tempfile::tempdir().unwrap();
+    let config = secondary_config(sdir.path(), "127.0.0.1:0", "example.com.", &[primary.tcp]);
+    let srv = start_file(&config);
+    wait_for(LIMIT, "the zone transferred", || {
+        a_of(srv.udp, "www.example.com.").is_ok_and(|a| a.len() == 2)
+    });
+    // A reload re-reads the kept copy: the same version.
+    srv.server().control().reload().unwrap();
+    assert_eq!(a_of(srv.udp, "www.example.com.").map(|a| a.len()), Ok(2));
+    // The kept copy lost: a reload keeps serving the version held.
+    std::fs::remove_file(sdir.path().join("secondary/example.com.zone")).unwrap();
+    srv.server().control().reload().unwrap();
+    assert_eq!(a_of(srv.udp, "www.example.com.").map(|a| a.len()), Ok(2));
+    assert_eq!(srv.server().snapshot().catalog.zones().len(), 1);
+}
+
+/// A primary that answers every SOA query over UDP with `serial` and every TCP message with
+/// `tcp_answer(request)`; runs until the test ends.
+fn fake_primary(
+    origin: &'static str,
+    serial: u32,
+    tcp_answer: fn(&Message) -> Vec<u8>,
+) -> SocketAddr {
+    use std::io::{Read, Write};
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = udp.local_addr().unwrap();
+    let tcp = std::net::TcpListener::bind(addr).unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = udp.recv_from(&mut buf) {
+            let q = Message::from_vec(&buf[..n]).unwrap();
+            let mut r = Message::new(q.metadata.id, MessageType::Response, OpCode::Query);
+            r.metadata.authoritative = true;
+            r.add_query(q.queries[0].clone());
+            r.add_answer(hickory_proto::rr::Record::from_rdata(
+                Name::from_ascii(origin).unwrap(),
+                300,
+                hickory_proto::rr::RData::SOA(hickory_proto::rr::rdata::SOA::new(
+                    Name::from_ascii("ns1.").unwrap(),
+                    Name::from_ascii("h.").unwrap(),
+                    serial,
+                    1,
+                    1,
+                    3600,
+                    300,
+                )),
+            ));
+            udp.send_to(&r.to_vec().unwrap(), from).unwrap();
+        }
+    });
+    std::thread::spawn(move || {
+        for s in tcp.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut len = [0u8; 2];
+            if s.read_exact(&mut len).is_err() {
+                continue;
+            }
+            let mut msg = vec![0u8; u16::from_be_bytes(len) as usize];
+            if s.read_exact(&mut msg).is_err() {
+                continue;
+            }
+            let answer = tcp_answer(&Message::from_vec(&msg).unwrap());
+            let _ = s.write_all(&(answer.len() as u16).to_be_bytes());
+            let _ = s.write_all(&answer);
+        }
+    });
+    addr
+}
+
+/// The request answered REFUSED.
+fn refused(q: &Message) -> Vec<u8> {
+    let mut r = Message::new(q.metadata.id, MessageType::Response, OpCode::Query);
+    r.add_query(q.queries[0].clone());
+    r.metadata.response_code = ResponseCode::Refused;
+    r.to_vec().unwrap()
+}
+
+/// The request answered with a transfer that opens with the SOA and never closes it, and
+/// records of another zone.
+fn garbage(q: &Message) -> Vec<u8> {
+    let mut r = Message::new(q.metadata.id, MessageType::Response, OpCode::Query);
+    r.add_query(q.queries[0].clone());
+    r.add_answer(hickory_proto::rr::Record::from_rdata(
+        Name::from_ascii("www.elsewhere.test.").unwrap(),
+        300,
+        hickory_proto::rr::RData::A("192.0.2.66".parse().unwrap()),
+    ));
+    r.to_vec().unwrap()
+}
+
+#[test]
+fn a_refused_or_broken_transfer_leaves_the_kept_copy_serving() {
+    let origin = "held.test.";
+    for (answer, what) in [
+        (refused as fn(&Message) -> Vec<u8>, "refused"),
+        (garbage, "garbage"),
+    ] {
+        let primary = fake_primary(origin, 100, answer);
+        let dir = tempfile::tempdir().unwrap();
+        let config = secondary_config(dir.path(), "127.0.0.1:0", origin, &[primary]);
+        std::fs::create_dir(dir.path().join("secondary")).unwrap();
+        std::fs::write(
+            dir.path().join(format!("secondary/{origin}zone")),
+            zone(origin, 1, "1 1 3600 300", "192.0.2.1"),
+        )
+        .unwrap();
+        let srv = start_file(&config);
+        // Served from the kept copy at once.
+        assert_eq!(
+            a_of(srv.udp, &format!("www.{origin}")),
+            Ok(vec!["192.0.2.1".into()])
+        );
+        // The primary says serial 100; its transfer fails; the kept data serves on.
+        wait_for(LIMIT, "a failed check", || {
+            status(&srv).last_result == "failed"
+        });
+        let s = status(&srv);
+        assert_eq!((s.serial, s.serving), (Some(1), true), "{what}: {s:?}");
+        assert!(s.detail.is_some(), "{what}: {s:?}");
+        eprintln!("{what}: {}", s.detail.unwrap());
+        assert_eq!(
+            a_of(srv.udp, &format!("www.{origin}")),
+            Ok(vec!["192.0.2.1".into()])
+        );
+    }
+}

@@ -255,7 +255,10 @@ pub fn write_kept(path: &Path, text: &str) -> std::io::Result<()> {
     let name = path
         .file_name()
         .map_or("zone".into(), |n| n.to_string_lossy());
-    let tmp: PathBuf = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    // A name no other writer uses at the same time (two tasks of one zone across a reload).
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp: PathBuf = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
     let written = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(text.as_bytes())?;

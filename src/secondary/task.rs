@@ -114,6 +114,9 @@ impl ZoneTask {
             publisher,
             shared,
             limits: Limits::default(),
+            // TSIG: the signer for `source.secondary.key` goes here, once keys are configured
+            // (`[[tsig_key]]`); it then signs the SOA query and the transfer request and checks
+            // every response message.
             signer: Arc::new(Unsigned),
             held: None,
             serving: false,

@@ -66,7 +66,17 @@ pub fn assemble_with(config: &Config, prepared_bytes: usize) -> Result<Snapshot,
             .enumerate()
             .filter(|(_, z)| z.contains(&lower))
             .max_by_key(|(_, z)| z.apex_labels());
+        // Inside a secondary zone not transferred yet: it becomes a node of the zone when the
+        // zone comes (`replace_zone`).
+        let awaited = zone.is_none()
+            && hickory_proto::rr::Name::from_ascii(&s.name).is_ok_and(|n| {
+                config
+                    .zones
+                    .iter()
+                    .any(|z| z.secondary.is_some() && z.origin.zone_of(&n))
+            });
         let problem = match zone.map(|(zi, z)| (zi, z, z.lookup(&name, 1))) {
+            None if awaited => None,
             None => Some(format!(
                 "service {:?} is not inside any served zone",
                 s.name

@@ -165,6 +165,9 @@ fn the_zone_stops_being_served_when_its_soa_expire_passes_without_the_primary() 
     );
     let s = status(&srv);
     assert!(!s.serving && s.last_result == "failed", "{s:?}");
+    // A reload reads the kept copy, but an expired zone stays out.
+    srv.server().control().reload().unwrap();
+    assert_eq!(a_of(srv.udp, &www), Err(ResponseCode::Refused));
 }
 
 /// A NOTIFY for `origin` sent from `from` to `to`; the response.
@@ -232,7 +235,19 @@ fn a_meridian_instance_takes_the_zone_from_another_meridian() {
     let primary = start_file(&primary_config);
     let sdir = tempfile::tempdir().unwrap();
     let config = secondary_config(sdir.path(), "127.0.0.1:0", "example.com.", &[primary.tcp]);
+    // A service inside the secondary zone: accepted before the zone comes, answered after.
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(
+        "\n[[region]]\nname = \"eu\"\nlocation = [50.0, 8.0]\n\n[[pool]]\nname = \"eu\"\nregion = \"eu\"\n\
+         [[pool.endpoint]]\nname = \"a\"\naddress = \"198.51.100.7\"\n\n\
+         [[service]]\nname = \"svc.example.com.\"\npolicy = \"weighted\"\npools = [\"eu\"]\n",
+    );
+    std::fs::write(&config, text).unwrap();
     let srv = start_file(&config);
+    assert_eq!(
+        a_of(srv.udp, "svc.example.com."),
+        Err(ResponseCode::Refused)
+    );
     wait_for(
         LIMIT,
         "the zone transferred from the Meridian primary",
@@ -257,6 +272,10 @@ fn a_meridian_instance_takes_the_zone_from_another_meridian() {
         assert_eq!(a.answers, b.answers, "{name}");
         assert_eq!(a.authorities, b.authorities, "{name}");
     }
+    assert_eq!(
+        a_of(srv.udp, "svc.example.com."),
+        Ok(vec!["198.51.100.7".into()])
+    );
 }
 
 #[test]

@@ -90,6 +90,8 @@ pub struct ZoneTask {
     /// Whether the zone is in the served catalog.
     serving: bool,
     expires: Option<Instant>,
+    /// The master file of a version published but not yet written to the kept copy.
+    unwritten: Option<String>,
 }
 
 fn soa_of(held: &Records) -> Option<&hickory_proto::rr::rdata::SOA> {
@@ -121,6 +123,7 @@ impl ZoneTask {
             held: None,
             serving: false,
             expires: None,
+            unwritten: None,
         }
     }
 
@@ -215,7 +218,9 @@ impl ZoneTask {
             if next <= now {
                 let outcome = self.check().await;
                 next = Instant::now() + self.interval(outcome.is_ok());
+                // Status first, then the disk: what is served is said at once.
                 self.record(outcome);
+                self.write_kept().await;
             }
         }
     }
@@ -385,7 +390,17 @@ impl ZoneTask {
         self.serving = true;
         tracing::info!(zone = %self.origin, %primary, serial, kind = kind.as_str(), records = records.len(), messages = got.messages, "secondary zone updated");
         self.held = Some(records);
-        // The kept copy: a failure to write it is logged and counted; the new data serves.
+        self.unwritten = Some(text);
+        self.succeeded();
+        Ok(kind)
+    }
+
+    /// Write the kept copy of the version just published, if any: a failure is logged and
+    /// counted; the new data serves anyway.
+    async fn write_kept(&mut self) {
+        let Some(text) = self.unwritten.take() else {
+            return;
+        };
         let file = self.file().clone();
         let written = tokio::task::spawn_blocking(move || write_kept(&file, &text))
             .await
@@ -395,8 +410,6 @@ impl ZoneTask {
             metrics::counter!("meridian_secondary_kept_write_errors_total", "zone" => self.label())
                 .increment(1);
         }
-        self.succeeded();
-        Ok(kind)
     }
 
     /// A successful check: the expire clock starts again (and the kept file says so); an

@@ -81,7 +81,7 @@ fn a_knot_primary_fills_the_zone_by_axfr_then_notify_brings_an_ixfr_and_a_restar
     let srv = start_file(&config);
     let www = format!("www.{origin}");
     wait_for(LIMIT, "the zone transferred from Knot", || {
-        a_of(srv.udp, &www).is_ok_and(|a| a == ["192.0.2.1"])
+        a_of(srv.udp, &www).is_ok_and(|a| a == ["192.0.2.1"]) && status(&srv).serial.is_some()
     });
     let s = status(&srv);
     assert_eq!(
@@ -89,11 +89,14 @@ fn a_knot_primary_fills_the_zone_by_axfr_then_notify_brings_an_ixfr_and_a_restar
         (Some(1), "axfr", true),
         "{s:?}"
     );
+    // The kept copy is written (just after the status), a master file the ordinary loader reads.
     let kept = dir.path().join(format!("secondary/{origin}zone"));
-    assert!(kept.is_file(), "the kept copy is written");
-    // The kept copy is a master file the ordinary loader reads.
-    let loaded = meridian::zone::load_zone(&Name::from_ascii(origin).unwrap(), &kept).unwrap();
-    assert_eq!(loaded.serial, 1);
+    let kept_serial = || {
+        meridian::zone::load_zone(&Name::from_ascii(origin).unwrap(), &kept)
+            .ok()
+            .map(|z| z.serial)
+    };
+    wait_for(LIMIT, "the kept copy written", || kept_serial() == Some(1));
 
     // An edit on Knot: its NOTIFY brings the change within a second, by IXFR.
     knot.edit(&zone(origin, 2, timers, "192.0.2.2"));
@@ -102,7 +105,10 @@ fn a_knot_primary_fills_the_zone_by_axfr_then_notify_brings_an_ixfr_and_a_restar
         wait_for(
             Duration::from_secs(1),
             "the edit served after Knot's NOTIFY",
-            || a_of(srv.udp, &www).is_ok_and(|a| a == ["192.0.2.2"]),
+            || {
+                a_of(srv.udp, &www).is_ok_and(|a| a == ["192.0.2.2"])
+                    && status(&srv).serial == Some(2)
+            },
         )
     }));
     assert!(
@@ -119,8 +125,9 @@ fn a_knot_primary_fills_the_zone_by_axfr_then_notify_brings_an_ixfr_and_a_restar
         "Knot served an IXFR:\n{}",
         knot.log()
     );
-    let loaded = meridian::zone::load_zone(&Name::from_ascii(origin).unwrap(), &kept).unwrap();
-    assert_eq!(loaded.serial, 2, "the kept copy follows");
+    wait_for(LIMIT, "the kept copy to follow", || {
+        kept_serial() == Some(2)
+    });
 
     // Primary gone, Meridian restarted: the kept copy is served at once.
     drop(knot);
@@ -156,7 +163,7 @@ fn the_zone_stops_being_served_when_its_soa_expire_passes_without_the_primary() 
     drop(knot);
     let stopped = Instant::now();
     wait_for(LIMIT, "the zone to expire", || {
-        a_of(srv.udp, &www) == Err(ResponseCode::Refused)
+        a_of(srv.udp, &www) == Err(ResponseCode::Refused) && !status(&srv).serving
     });
     assert!(
         stopped.elapsed() <= Duration::from_secs(5),
@@ -206,9 +213,19 @@ fn notify_is_acknowledged_from_a_primary_and_refused_from_anyone_else() {
     assert!(ack.metadata.authoritative);
     assert_eq!(ack.metadata.id, 0x5151);
     assert_eq!(ack.queries[0].name, Name::from_ascii(origin).unwrap());
-    // The task woke and asked the primary (which did not answer).
-    wait_for(LIMIT, "a refresh after the NOTIFY", || {
-        status(&srv).last_result == "failed"
+    // The task woke (counted) and asked the primary again (which did not answer).
+    let checks = || {
+        crate::support::exposition::sample(
+            &meridian::metrics::render(),
+            &format!(r#"meridian_secondary_refresh_total{{zone="{origin}",result="failed"}}"#),
+        )
+    };
+    wait_for(LIMIT, "the NOTIFY counted and a check after it", || {
+        crate::support::exposition::sample(
+            &meridian::metrics::render(),
+            &format!(r#"meridian_secondary_notifies_total{{zone="{origin}"}}"#),
+        ) == 1.0
+            && checks() >= 2.0
     });
     for (from, zone) in [("127.0.0.1:0", origin), ("127.0.0.3:0", "other.test.")] {
         let m = notify(from, srv.udp, zone);
@@ -251,7 +268,10 @@ fn a_meridian_instance_takes_the_zone_from_another_meridian() {
     wait_for(
         LIMIT,
         "the zone transferred from the Meridian primary",
-        || a_of(srv.udp, "www.example.com.").is_ok_and(|a| a.len() == 2),
+        || {
+            a_of(srv.udp, "www.example.com.").is_ok_and(|a| a.len() == 2)
+                && status(&srv).serial.is_some()
+        },
     );
     let s = status(&srv);
     assert_eq!(
@@ -293,14 +313,15 @@ fn a_reload_and_a_lost_kept_copy_keep_the_version_served() {
     let sdir = tempfile::tempdir().unwrap();
     let config = secondary_config(sdir.path(), "127.0.0.1:0", "example.com.", &[primary.tcp]);
     let srv = start_file(&config);
-    wait_for(LIMIT, "the zone transferred", || {
-        a_of(srv.udp, "www.example.com.").is_ok_and(|a| a.len() == 2)
+    let kept = sdir.path().join("secondary/example.com.zone");
+    wait_for(LIMIT, "the zone transferred and kept", || {
+        a_of(srv.udp, "www.example.com.").is_ok_and(|a| a.len() == 2) && kept.is_file()
     });
     // A reload re-reads the kept copy: the same version.
     srv.server().control().reload().unwrap();
     assert_eq!(a_of(srv.udp, "www.example.com.").map(|a| a.len()), Ok(2));
     // The kept copy lost: a reload keeps serving the version held.
-    std::fs::remove_file(sdir.path().join("secondary/example.com.zone")).unwrap();
+    std::fs::remove_file(&kept).unwrap();
     srv.server().control().reload().unwrap();
     assert_eq!(a_of(srv.udp, "www.example.com.").map(|a| a.len()), Ok(2));
     assert_eq!(srv.server().snapshot().catalog.zones().len(), 1);

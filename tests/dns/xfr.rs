@@ -329,12 +329,7 @@ fn a_bad_transfer_prefix_is_reported_with_its_place() {
 
 /// `knotd` from PATH or /usr/sbin (a non-root PATH may lack it).
 fn knotd() -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .chain([std::path::PathBuf::from("/usr/sbin")])
-        .map(|d| d.join("knotd"))
-        .find(|p| p.is_file())
+    crate::support::knot_primary::sbin("knotd")
 }
 
 /// A Knot DNS secondary, started by the test on its own loopback port (never as a service),

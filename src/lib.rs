@@ -31,6 +31,7 @@ pub mod geo;
 pub mod health;
 pub mod metrics;
 pub mod monitor;
+pub mod notify;
 pub mod policy;
 pub mod serve;
 pub mod server;

@@ -98,8 +98,17 @@ impl Server {
         };
         let monitor = Monitor::start(config, cancel.clone(), &tracker);
         let fleet = Fleet::start(config, cancel.clone(), &tracker);
-        let publisher =
-            Publisher::new(Arc::clone(&snapshot), monitor.clone()).with_fleet(fleet.clone());
+        let notifier = crate::notify::Notifier::default();
+        let publisher = Publisher::new(Arc::clone(&snapshot), monitor.clone())
+            .with_fleet(fleet.clone())
+            .with_notifier(notifier.clone());
+        publisher.version_at_start();
+        notifier.start(
+            Arc::clone(&snapshot),
+            publisher.subscribe_versions(),
+            cancel.clone(),
+            &tracker,
+        );
         tracker.spawn(rebuild_tables(
             publisher.clone(),
             monitor.clone(),

@@ -15,6 +15,7 @@ pub mod health;
 pub mod model;
 pub mod policy;
 pub mod pools;
+pub mod replication;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -148,6 +149,8 @@ pub struct ZoneConfig {
     pub file: Spanned<String>,
     /// Outgoing zone transfers (AXFR over TCP); none without this table.
     pub transfer: Option<Spanned<TransferConfig>>,
+    /// How the serial moves when the content changes: `"file"` (default) or `"unixtime"`.
+    pub serial: Option<Spanned<String>>,
 }
 
 /// A zone's `[zone.transfer]` table.
@@ -157,6 +160,13 @@ pub struct TransferConfig {
     /// Source prefixes that may transfer the zone, e.g. `"192.0.2.0/24"`, `"2001:db8::/32"`
     /// (a bare address is one host). At least one; host bits must be clear.
     pub allow: Vec<Spanned<String>>,
+    /// Where NOTIFY goes: `"192.0.2.53:53"`, `"[2001:db8::53]:53"`, or an address alone (port 53).
+    #[serde(default)]
+    pub notify: Vec<Spanned<String>>,
+    /// How service names appear in transfers: `"snapshot"` (default) or `"omit"`.
+    pub gslb: Option<Spanned<String>>,
+    /// At most one snapshot-driven version per this interval. Default "30s".
+    pub snapshot_interval: Option<Spanned<String>>,
 }
 
 /// A validated configuration.
@@ -202,6 +212,8 @@ pub struct ZoneSource {
     /// Source prefixes that may transfer the zone (`[zone.transfer] allow`); `None`: no
     /// transfers.
     pub transfer: Option<Vec<ipnet::IpNet>>,
+    /// NOTIFY targets, service names in transfers, the serial policy.
+    pub replication: replication::Replication,
 }
 
 impl Config {
@@ -300,11 +312,18 @@ impl Config {
                     errors.push(ConfigError::at(path, text, offset, msg))
                 })
             });
+            let replication = replication::compile(
+                i,
+                z.transfer.as_ref().map(|t| t.get_ref()),
+                z.serial.as_ref(),
+                &mut |offset, msg| errors.push(ConfigError::at(path, text, offset, msg)),
+            );
             zones.push(ZoneSource {
                 origin,
                 file,
                 origin_at: at,
                 transfer,
+                replication,
             });
         }
         let (pools, webhooks) = pools::compile(&raw, &mut |offset, msg| {

@@ -96,8 +96,14 @@ pub fn assemble_with(config: &Config, prepared_bytes: usize) -> Result<Snapshot,
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
-    for (zone, names) in zones.iter_mut().zip(&dynamic) {
+    for ((zone, names), source) in zones.iter_mut().zip(&dynamic).zip(&config.zones) {
         crate::zone::build::add_dynamic(zone, names);
+        if zone.transfer.is_some() {
+            zone.replica.settings = Some(std::sync::Arc::new(transfer_settings(
+                &source.replication,
+                !names.is_empty(),
+            )));
+        }
     }
     let catalog = Catalog::build(zones, prepared_bytes);
     let (steering, tables) = if config.model.services.is_empty() {
@@ -121,4 +127,25 @@ pub fn assemble_with(config: &Config, prepared_bytes: usize) -> Result<Snapshot,
             .nsid
             .then(|| std::sync::Arc::from(config.node_name.as_bytes())),
     })
+}
+
+/// A zone's transfer settings from its configuration; `has_services` says whether services live
+/// in it (the default serial policy then follows unix time: snapshot changes move the serial,
+/// which the file cannot follow, and the time never goes back across a restart).
+fn transfer_settings(
+    r: &crate::config::replication::Replication,
+    has_services: bool,
+) -> crate::zone::transfer::Settings {
+    use crate::config::replication::{Gslb, SerialPolicy};
+    let snapshot = r.gslb == Gslb::Snapshot;
+    crate::zone::transfer::Settings {
+        snapshot,
+        unixtime: match r.serial {
+            SerialPolicy::UnixTime => true,
+            SerialPolicy::File => false,
+            SerialPolicy::Auto => snapshot && has_services,
+        },
+        interval: r.snapshot_interval,
+        notify: r.notify.clone().into(),
+    }
 }

@@ -12,6 +12,7 @@
 
 pub mod assemble;
 pub mod demand;
+pub mod replica;
 pub mod steering;
 
 use std::sync::Arc;

@@ -322,6 +322,9 @@ pub fn build_zone(
         negative_ttl,
         &rdata_wire(&RData::SOA(soa_rdata.clone())).expect("checked when read"),
     );
+    let nx_ready = nodes
+        .iter()
+        .all(|n| n.cut.is_none() && !n.name.starts_with(b"\x01*"));
     Ok(Zone {
         origin: origin.to_string(),
         apex,
@@ -333,7 +336,8 @@ pub fn build_zone(
         record_count: records.len(),
         id: 0,
         transfer: None,
-        nx_ready: false,
+        nx_ready,
+        replica: Default::default(),
     })
 }
 

@@ -18,6 +18,7 @@ struct Slot<V> {
 }
 
 /// Lowercase wire name → `V`.
+#[derive(Clone)]
 pub struct NameIndex<V> {
     slots: Box<[Slot<V>]>,
     mask: usize,

@@ -88,6 +88,9 @@ impl Notifier {
     }
 }
 
+/// The serial a sender announces, and its task.
+type Sender = (u32, JoinHandle<()>);
+
 async fn run(
     notifier: Notifier,
     snapshot: Arc<ArcSwap<Snapshot>>,
@@ -95,7 +98,7 @@ async fn run(
     cancel: CancellationToken,
 ) {
     // (apex, target) → (serial announced, its sender).
-    let mut senders: HashMap<(Box<[u8]>, SocketAddr), (u32, JoinHandle<()>)> = HashMap::new();
+    let mut senders: HashMap<(Box<[u8]>, SocketAddr), Sender> = HashMap::new();
     loop {
         versions.borrow_and_update();
         let snap = snapshot.load_full();

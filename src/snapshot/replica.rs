@@ -185,8 +185,9 @@ pub fn gslb_records(
         let owner = crate::zone::build::name_wire_str(&def.name, false);
         let ttl = def.failover_ttl;
         let decision = tables.decision(svc, default);
-        let (mut a, mut aaaa, mut cname): (Vec<&[u8]>, Vec<&[u8]>, Option<&[u8]>) =
-            (Vec::new(), Vec::new(), None);
+        let mut a: Vec<&[u8]> = Vec::new();
+        let mut aaaa: Vec<&[u8]> = Vec::new();
+        let mut cname: Option<&[u8]> = None;
         match &decision.answer {
             Answer::Endpoints(choices) => {
                 let Some(first) = choices.first() else {
@@ -253,4 +254,24 @@ fn rrset(rtype: u16, ttl: u32, rdatas: &[&[u8]]) -> RrSet {
         Box::new([]),
         None,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_serial;
+
+    #[test]
+    fn serials_move_forward_by_the_file_the_clock_or_one() {
+        // The file's serial when raised (not for snapshot changes, which the file cannot follow).
+        assert_eq!(next_serial(5, 9, false, 100, false), (9, false));
+        assert_eq!(next_serial(5, 9, true, 100, false), (9, false));
+        assert_eq!(next_serial(5, 9, false, 100, true), (6, false));
+        // Not raised: by one, reported for a file change under the file policy.
+        assert_eq!(next_serial(5, 5, false, 100, false), (6, true));
+        // Unix time when newer, else one more.
+        assert_eq!(next_serial(5, 5, true, 100, false), (100, false));
+        assert_eq!(next_serial(100, 5, true, 100, true), (101, false));
+        // A date-style serial (newer than the time in serial arithmetic) goes up by one.
+        assert_eq!(next_serial(2_026_120_301, 2_026_120_301, true, 1_796_300_000, true), (2_026_120_302, false));
+    }
 }

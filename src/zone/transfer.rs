@@ -379,3 +379,139 @@ fn wire_len(bytes: &[u8]) -> usize {
     }
     pos + 1
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zone(text: &str) -> Zone {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("z.zone");
+        std::fs::write(&path, text).unwrap();
+        let origin = hickory_proto::rr::Name::from_ascii("example.org.").unwrap();
+        crate::zone::load_zone(&origin, &path).unwrap()
+    }
+
+    const V1: &str = "$ORIGIN example.org.\n$TTL 300\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\nwww A 192.0.2.10\nwww A 192.0.2.11\nold TXT \"gone soon\"\n";
+    const V2: &str = "$ORIGIN example.org.\n$TTL 300\n@ SOA ns hostmaster 2 3600 600 86400 60\n@ NS ns\nns A 192.0.2.1\nwww A 192.0.2.10\nwww A 192.0.2.12\nnew TXT \"here now\"\n";
+
+    fn owned(bytes: &[u8]) -> Vec<String> {
+        let mut v: Vec<String> = each_owned(bytes)
+            .map(|(o, r)| format!("{} {:?}", crate::zone::build::wire_to_text(o), &r[10..]))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn diff_lists_exactly_the_records_that_changed() {
+        let (a, b) = (zone(V1), zone(V2));
+        let d = diff(&a, &b);
+        assert_eq!((d.from, d.to), (1, 2));
+        assert_eq!((d.removed_count, d.added_count), (2, 2));
+        assert_eq!(
+            owned(&d.removed),
+            vec![
+                "old.example.org. [9, 103, 111, 110, 101, 32, 115, 111, 111, 110]".to_string(),
+                "www.example.org. [192, 0, 2, 11]".to_string(),
+            ]
+        );
+        assert_eq!(
+            owned(&d.added),
+            vec![
+                "new.example.org. [8, 104, 101, 114, 101, 32, 110, 111, 119]".to_string(),
+                "www.example.org. [192, 0, 2, 12]".to_string(),
+            ]
+        );
+        // Applying the delta to the old records gives the new ones (the oracle: each zone's own
+        // records).
+        let records = |z: &Zone| -> Vec<(Vec<u8>, Vec<u8>)> {
+            let mut v = Vec::new();
+            for n in z.nodes() {
+                for s in n.rrsets.iter().filter(|s| s.rtype != TYPE_SOA) {
+                    for r in s.each_record() {
+                        v.push((n.name.to_ascii_lowercase(), r.to_vec()));
+                    }
+                }
+            }
+            v.sort();
+            v
+        };
+        let mut applied = records(&a);
+        for (o, r) in each_owned(&d.removed) {
+            let at = applied
+                .iter()
+                .position(|x| x.0 == o.to_ascii_lowercase() && x.1 == r)
+                .expect("a removed record was there");
+            applied.remove(at);
+        }
+        applied.extend(each_owned(&d.added).map(|(o, r)| (o.to_ascii_lowercase(), r.to_vec())));
+        applied.sort();
+        assert_eq!(applied, records(&b));
+        assert!(diff(&a, &zone(V1)).is_empty());
+    }
+
+    #[test]
+    fn set_serial_changes_the_soa_everywhere_and_nothing_else() {
+        let mut z = zone(V1);
+        let before = z.soa_record().to_vec();
+        z.set_serial(0xDEAD_BEEF);
+        assert_eq!(z.serial, 0xDEAD_BEEF);
+        let after = z.soa_record();
+        assert!(!soa_differs_beyond_serial(&before, after));
+        assert_ne!(&before[..], after);
+        let neg = z.negative_soa().each_record().next().unwrap();
+        assert!(neg.windows(4).any(|w| w == 0xDEAD_BEEFu32.to_be_bytes()));
+        assert!(diff(&zone(V1), &z).is_empty());
+        // A change of the SOA's timers is a change beyond the serial.
+        let other = zone(&V1.replace("3600 600", "7200 600"));
+        assert!(soa_differs_beyond_serial(&before, other.soa_record()));
+    }
+
+    fn delta(from: u32, to: u32, bytes: usize) -> Delta {
+        Delta {
+            from,
+            to,
+            old_soa: Box::new([]),
+            new_soa: Box::new([]),
+            removed: vec![0; bytes].into(),
+            removed_count: 1,
+            added: Box::new([]),
+            added_count: 0,
+        }
+    }
+
+    #[test]
+    fn the_journal_reaches_back_as_far_as_its_bounds_allow() {
+        let mut j = Journal::default();
+        for s in 1..=5 {
+            j = j.with(delta(s, s + 1, 10), 0);
+        }
+        assert_eq!(j.since(3).map(|d| d.len()), Some(3));
+        assert_eq!(j.since(1).map(|d| d.len()), Some(5));
+        assert!(j.since(6).is_none() && j.since(0).is_none());
+        // Bytes: the zone's size, at least JOURNAL_MIN_BYTES.
+        let big = j.with(delta(6, 7, JOURNAL_MIN_BYTES), 0);
+        assert_eq!((big.len(), big.oldest()), (1, Some(6)));
+        let kept = j.with(delta(6, 7, JOURNAL_MIN_BYTES), 10 * JOURNAL_MIN_BYTES);
+        assert_eq!(kept.len(), 6);
+        // Versions.
+        let mut many = Journal::default();
+        for s in 0..(JOURNAL_VERSIONS as u32 + 10) {
+            many = many.with(delta(s, s + 1, 1), 0);
+        }
+        assert_eq!(many.len(), JOURNAL_VERSIONS);
+        assert_eq!(many.oldest(), Some(10));
+        // A delta that does not follow starts afresh.
+        let fresh = j.with(delta(40, 41, 1), 0);
+        assert_eq!((fresh.len(), fresh.oldest()), (1, Some(40)));
+    }
+
+    #[test]
+    fn serial_arithmetic_wraps() {
+        assert!(serial_newer(2, 1));
+        assert!(!serial_newer(1, 2) && !serial_newer(5, 5));
+        assert!(serial_newer(1, u32::MAX));
+        assert!(serial_newer(1_796_300_000u32.wrapping_add(1 << 30), 1_796_300_000));
+    }
+}

@@ -13,4 +13,5 @@ mod fleet_kit;
 mod fleet_shard;
 mod fleet_votes;
 mod reload;
+mod replication;
 mod simulate;

@@ -14,6 +14,7 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Name, Record, RecordType};
 use hickory_proto::serialize::txt::Parser;
 
+use crate::fleet_kit::http_get;
 use crate::support::target::{Targets, http_check};
 use crate::support::*;
 
@@ -28,11 +29,7 @@ fn knotd() -> Option<PathBuf> {
 }
 
 fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    crate::fleet_kit::free_port()
 }
 
 /// A Knot secondary of one zone, started by the test on its own loopback port (never as a
@@ -245,7 +242,7 @@ fn a_knot_secondary_follows_each_version_by_notify_and_ixfr() {
     let v1 = plain_zone(10, &["192.0.2.10", "192.0.2.11"], "old TXT \"going\"\n");
     std::fs::write(&zone_path, &v1).unwrap();
     let config = format!(
-        "[dns]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n[[zone]]\norigin = \"plain.test.\"\nfile = \"plain.zone\"\n\
+        "[dns]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n[admin]\nlisten = \"127.0.0.1:0\"\n\n[[zone]]\norigin = \"plain.test.\"\nfile = \"plain.zone\"\n\
          [zone.transfer]\nallow = [\"127.0.0.1/32\"]\nnotify = [\"127.0.0.1:{knot_port}\"]\n"
     );
     let config_path = dir.path().join("meridian.toml");
@@ -332,6 +329,21 @@ fn a_knot_secondary_follows_each_version_by_notify_and_ixfr() {
     assert_eq!(records, oracle("plain.test.", &v3));
     let current = transfer(srv.tcp, &ixfr("plain.test.", 12));
     assert_eq!(current.iter().map(|m| m.answers.len()).sum::<usize>(), 1);
+    // /status shows the versions kept and Knot's acknowledgement of the newest.
+    let (code, body) = http_get(&srv, "/status");
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let zone = &status["zones"][0];
+    assert_eq!(zone["serial"], 12);
+    let t = &zone["transfers"];
+    assert_eq!((t["journal_versions"].as_u64(), t["journal_oldest_serial"].as_u64()), (Some(2), Some(10)));
+    assert_eq!(t["serial_policy"], "file");
+    wait_for(Duration::from_secs(3), "the NOTIFY of 12 acknowledged", || {
+        let (_, body) = http_get(&srv, "/status");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let n = &v["zones"][0]["transfers"]["notify"][0];
+        n["serial"] == 12 && n["result"] == "acked" && n["target"] == format!("127.0.0.1:{knot_port}")
+    });
     // dig reads the incremental transfer too.
     if let Ok(out) = std::process::Command::new("dig")
         .args(["-p", &srv.tcp.port().to_string(), "@127.0.0.1", "plain.test.", "IXFR=10", "+nostats", "+nocmd"])

@@ -146,7 +146,10 @@ pub struct ZoneConfig {
     /// The zone's apex, e.g. `"example.com."`.
     pub origin: Spanned<String>,
     /// Master file, relative to the configuration file's folder.
-    pub file: Spanned<String>,
+    pub file: Option<Spanned<String>>,
+    /// The zone is a catalog (RFC 9432) of every other served zone, generated, with no file.
+    #[serde(default)]
+    pub catalog: Option<Spanned<bool>>,
     /// Outgoing zone transfers (AXFR over TCP); none without this table.
     pub transfer: Option<Spanned<TransferConfig>>,
     /// How the serial moves when the content changes: `"file"` (default) or `"unixtime"`.
@@ -214,6 +217,8 @@ pub struct ZoneSource {
     pub transfer: Option<Vec<ipnet::IpNet>>,
     /// NOTIFY targets, service names in transfers, the serial policy.
     pub replication: replication::Replication,
+    /// A catalog zone (RFC 9432) of the other zones, generated (`file` is empty).
+    pub catalog: bool,
 }
 
 impl Config {
@@ -296,16 +301,37 @@ impl Config {
                     format!("zone[{i}].origin: zone {origin} is configured twice"),
                 ));
             }
-            let file = base.join(z.file.get_ref());
-            if !file.is_file() {
-                errors.push(err(
-                    z.file.span(),
-                    format!(
-                        "zone[{i}].file: {} does not exist or is not a file",
-                        file.display()
-                    ),
-                ));
-            }
+            let catalog = z.catalog.as_ref().is_some_and(|c| *c.get_ref());
+            let file = match (&z.file, catalog) {
+                (Some(f), false) => {
+                    let file = base.join(f.get_ref());
+                    if !file.is_file() {
+                        errors.push(err(
+                            f.span(),
+                            format!(
+                                "zone[{i}].file: {} does not exist or is not a file",
+                                file.display()
+                            ),
+                        ));
+                    }
+                    file
+                }
+                (None, true) => PathBuf::new(),
+                (Some(f), true) => {
+                    errors.push(err(
+                        f.span(),
+                        format!("zone[{i}].file: a catalog zone is generated and has no file"),
+                    ));
+                    PathBuf::new()
+                }
+                (None, false) => {
+                    errors.push(err(
+                        z.origin.span(),
+                        format!("zone[{i}]: file is missing (a master file, or catalog = true)"),
+                    ));
+                    PathBuf::new()
+                }
+            };
             let at = lines.line_col(text, z.origin.span().start);
             let transfer = z.transfer.as_ref().map(|t| {
                 transfer_allow(i, t, &mut |offset, msg| {
@@ -324,6 +350,7 @@ impl Config {
                 origin_at: at,
                 transfer,
                 replication,
+                catalog,
             });
         }
         let (pools, webhooks) = pools::compile(&raw, &mut |offset, msg| {

@@ -32,6 +32,19 @@ pub fn assemble_with(config: &Config, prepared_bytes: usize) -> Result<Snapshot,
     let mut zones = Vec::new();
     let mut errors = Vec::new();
     for z in &config.zones {
+        if z.catalog {
+            // Every other zone, in configuration order.
+            let members: Vec<_> = config
+                .zones
+                .iter()
+                .filter(|m| !m.catalog)
+                .map(|m| m.origin.clone())
+                .collect();
+            let mut zone = crate::zone::build::catalog_zone(&z.origin, &members);
+            zone.transfer = z.transfer.as_ref().map(|t| t.as_slice().into());
+            zones.push(zone);
+            continue;
+        }
         match load_zone(&z.origin, &z.file) {
             Ok(mut zone) => {
                 zone.transfer = z.transfer.as_ref().map(|t| t.as_slice().into());
@@ -101,7 +114,9 @@ pub fn assemble_with(config: &Config, prepared_bytes: usize) -> Result<Snapshot,
         if zone.transfer.is_some() {
             zone.replica.settings = Some(std::sync::Arc::new(transfer_settings(
                 &source.replication,
-                !names.is_empty(),
+                (!names.is_empty()
+                    && source.replication.gslb == crate::config::replication::Gslb::Snapshot)
+                    || source.catalog,
             )));
         }
     }
@@ -129,12 +144,13 @@ pub fn assemble_with(config: &Config, prepared_bytes: usize) -> Result<Snapshot,
     })
 }
 
-/// A zone's transfer settings from its configuration; `has_services` says whether services live
-/// in it (the default serial policy then follows unix time: snapshot changes move the serial,
-/// which the file cannot follow, and the time never goes back across a restart).
+/// A zone's transfer settings from its configuration; `generated` says whether services live in
+/// it and appear in its transfers as snapshots, or it is a catalog zone (the default serial policy then follows unix time: its content
+/// changes without a file whose serial could follow, and the time never goes back across a
+/// restart).
 fn transfer_settings(
     r: &crate::config::replication::Replication,
-    has_services: bool,
+    generated: bool,
 ) -> crate::zone::transfer::Settings {
     use crate::config::replication::{Gslb, SerialPolicy};
     let snapshot = r.gslb == Gslb::Snapshot;
@@ -143,7 +159,7 @@ fn transfer_settings(
         unixtime: match r.serial {
             SerialPolicy::UnixTime => true,
             SerialPolicy::File => false,
-            SerialPolicy::Auto => snapshot && has_services,
+            SerialPolicy::Auto => generated,
         },
         interval: r.snapshot_interval,
         notify: r.notify.clone().into(),

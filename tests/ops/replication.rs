@@ -42,7 +42,23 @@ struct KnotSecondary {
 
 impl KnotSecondary {
     fn start(knotd: &std::path::Path, port: u16, zone: &str, primary: SocketAddr) -> KnotSecondary {
+        let zones = format!(
+            "zone:\n  - domain: {zone}\n    master: primary\n    acl: notify_from_primary\n"
+        );
+        Self::start_with(knotd, port, primary, "", &zones)
+    }
+
+    /// A Knot with `templates` (more `template:` list items) and `zones` (the `zone:` section).
+    fn start_with(
+        knotd: &std::path::Path,
+        port: u16,
+        primary: SocketAddr,
+        templates: &str,
+        zones: &str,
+    ) -> KnotSecondary {
         let dir = tempfile::tempdir().unwrap();
+        // Knot opens its catalog database in the storage folder only if it exists.
+        std::fs::create_dir(dir.path().join("db")).unwrap();
         let d = dir.path().display();
         let conf = format!(
             "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\n\
@@ -51,10 +67,11 @@ impl KnotSecondary {
              remote:\n  - id: primary\n    address: {}@{}\n\
              acl:\n  - id: notify_from_primary\n    address: 127.0.0.1\n    action: notify\n\
              template:\n  - id: default\n    storage: \"{d}/zones\"\n    zonefile-sync: -1\n    zonefile-load: none\n    journal-content: none\n\
-             zone:\n  - domain: {zone}\n    master: primary\n    acl: notify_from_primary\n",
+             {templates}{zones}",
             primary.ip(),
             primary.port(),
         );
+        let conf = conf.replace("{d}", &d.to_string());
         let conf_path = dir.path().join("knot.conf");
         std::fs::write(&conf_path, conf).unwrap();
         let log = std::fs::File::create(dir.path().join("knot.log")).unwrap();
@@ -477,4 +494,85 @@ fn service_snapshots_follow_health_into_transfers_and_a_knot_secondary() {
     let messages = transfer(srv.tcp, &axfr("example.com."));
     assert!(service_records(&messages).is_empty());
     assert!(served_serial(&srv, "example.com.") != last, "dropping the snapshot is a new version");
+}
+
+#[test]
+fn a_knot_catalog_consumer_adds_and_removes_member_zones() {
+    let Some(knotd) = knotd() else {
+        eprintln!("knotd is not installed: skipped");
+        return;
+    };
+    let knot_port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("plain.zone"), plain_zone(7, &["192.0.2.7"], "")).unwrap();
+    std::fs::write(dir.path().join("example.com.zone"), EXAMPLE_ZONE).unwrap();
+    let zone = |origin: &str, file: &str| {
+        format!(
+            "[[zone]]\norigin = \"{origin}\"\nfile = \"{file}\"\n[zone.transfer]\nallow = [\"127.0.0.1/32\"]\n"
+        )
+    };
+    let catalog = format!(
+        "[[zone]]\norigin = \"catalog.invalid.\"\ncatalog = true\n[zone.transfer]\nallow = [\"127.0.0.1/32\"]\nnotify = [\"127.0.0.1:{knot_port}\"]\n"
+    );
+    let head = "[dns]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n";
+    let config_path = dir.path().join("meridian.toml");
+    std::fs::write(&config_path, format!("{head}{}{catalog}", zone("plain.test.", "plain.zone"))).unwrap();
+    let srv = start_file(&config_path);
+    // The catalog lists the one member, as RFC 9432 says.
+    let records: Vec<String> = transfer(srv.tcp, &axfr("catalog.invalid."))
+        .iter()
+        .flat_map(|m| m.answers.iter())
+        .map(line)
+        .collect();
+    assert!(records.iter().any(|l| l == "version.catalog.invalid. 0 TXT 2"), "{records:?}");
+    let ptrs: Vec<&String> = records.iter().filter(|l| l.contains(" PTR ")).collect();
+    assert_eq!(ptrs.len(), 1, "{records:?}");
+    assert!(ptrs[0].ends_with(".zones.catalog.invalid. 0 PTR plain.test."), "{records:?}");
+
+    let member = "  - id: member\n    storage: \"{d}/zones\"\n    master: primary\n    acl: notify_from_primary\n    zonefile-sync: -1\n    zonefile-load: none\n    journal-content: none\n";
+    let zones = "zone:\n  - domain: catalog.invalid.\n    master: primary\n    acl: notify_from_primary\n    catalog-role: interpret\n    catalog-template: member\n";
+    let knot = KnotSecondary::start_with(&knotd, knot_port, srv.tcp, member, zones);
+    let took = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for(Duration::from_secs(20), "Knot to serve the member from the catalog", || {
+            knot.serial("plain.test.") == Some(7)
+        })
+    }));
+    assert!(took.is_ok(), "knotd log:\n{}", knot.log());
+    std::thread::sleep(Duration::from_millis(2100)); // Knot's refresh-min-interval (see above)
+
+    // A zone added to the configuration: the catalog's new version reaches Knot by NOTIFY, and
+    // Knot adds the zone and takes it.
+    std::fs::write(
+        &config_path,
+        format!(
+            "{head}{}{}{catalog}",
+            zone("plain.test.", "plain.zone"),
+            zone("example.com.", "example.com.zone")
+        ),
+    )
+    .unwrap();
+    let reloaded = Instant::now();
+    srv.server().control().reload().unwrap();
+    let added = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for(Duration::from_secs(10), "Knot to add example.com.", || {
+            knot.serial("example.com.") == Some(2_026_112_701)
+        })
+    }));
+    assert!(added.is_ok(), "knotd log:\n{}", knot.log());
+    eprintln!("Knot served the added zone {:?} after the reload", reloaded.elapsed());
+    let m = knot.ask("www.example.com.", RecordType::A).unwrap();
+    assert_eq!(m.answers.len(), 2, "{m:?}");
+
+    // A zone removed: Knot drops it.
+    std::thread::sleep(Duration::from_millis(2100));
+    std::fs::write(&config_path, format!("{head}{}{catalog}", zone("example.com.", "example.com.zone"))).unwrap();
+    srv.server().control().reload().unwrap();
+    let removed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for(Duration::from_secs(10), "Knot to drop plain.test.", || {
+            knot.ask("plain.test.", RecordType::SOA)
+                .is_some_and(|m| m.metadata.response_code == ResponseCode::Refused)
+        })
+    }));
+    assert!(removed.is_ok(), "knotd log:\n{}", knot.log());
+    assert_eq!(knot.serial("example.com."), Some(2_026_112_701));
 }

@@ -22,7 +22,7 @@ LAYERS = [
     ["policy"],
     ["snapshot"],
     ["dns"],
-    ["metrics", "monitor", "fleet", "explain", "simulate"],
+    ["metrics", "monitor", "fleet", "notify", "explain", "simulate"],
     ["serve", "control"],
     ["secondary"],
     ["admin"],

@@ -33,6 +33,7 @@ pub mod geo;
 pub mod health;
 pub mod metrics;
 pub mod monitor;
+pub mod notify;
 pub mod policy;
 pub mod secondary;
 pub mod serve;

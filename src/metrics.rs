@@ -142,6 +142,26 @@ fn describe() {
         "meridian_xfr_requests_total",
         "Zone transfer requests over TCP for a served zone's apex, by zone, kind (axfr, ixfr) and result: served, refused (no [zone.transfer] or a source outside allow)."
     );
+    describe_gauge!(
+        "meridian_zone_serial",
+        "Serial served per zone with [zone.transfer]: the version its secondaries should reach."
+    );
+    describe_gauge!(
+        "meridian_zone_journal_versions",
+        "Versions a zone's journal keeps for incremental transfers (IXFR); a secondary further behind takes the whole zone."
+    );
+    describe_counter!(
+        "meridian_zone_versions_total",
+        "New zone versions (a new serial), by zone and cause: file (a reload changed the zone) or snapshot (a service's answer changed)."
+    );
+    describe_counter!(
+        "meridian_zone_serial_not_raised_total",
+        "Reloads that changed a zone without raising its file's serial (the served serial was raised by one), by zone."
+    );
+    describe_counter!(
+        "meridian_notify_total",
+        "NOTIFY to secondaries, by zone and result: sent (each datagram), acked, refused (an error RCODE), unanswered (after 5 tries)."
+    );
     describe_counter!(
         "meridian_dns_kept_responses_total",
         "UDP queries answered from prepared data, by result: hit (a kept response to the same bytes) or miss (answered, then kept)."

@@ -101,8 +101,17 @@ impl Server {
         };
         let monitor = Monitor::start(config, cancel.clone(), &tracker);
         let fleet = Fleet::start(config, cancel.clone(), &tracker);
-        let publisher =
-            Publisher::new(Arc::clone(&snapshot), monitor.clone()).with_fleet(fleet.clone());
+        let notifier = crate::notify::Notifier::default();
+        let publisher = Publisher::new(Arc::clone(&snapshot), monitor.clone())
+            .with_fleet(fleet.clone())
+            .with_notifier(notifier.clone());
+        publisher.version_at_start();
+        notifier.start(
+            Arc::clone(&snapshot),
+            publisher.subscribe_versions(),
+            cancel.clone(),
+            &tracker,
+        );
         tracker.spawn(rebuild_tables(
             publisher.clone(),
             monitor.clone(),
@@ -445,7 +454,7 @@ fn watched_files(config: &Config) -> Vec<std::path::PathBuf> {
         config
             .zones
             .iter()
-            .filter(|z| z.secondary.is_none())
+            .filter(|z| !z.catalog && z.secondary.is_none())
             .map(|z| z.file.clone()),
     );
     files.extend(config.state_file.clone());

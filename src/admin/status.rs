@@ -52,6 +52,36 @@ pub struct ZoneStatus {
     pub origin: String,
     pub serial: u32,
     pub records: usize,
+    /// Versions for secondaries, when the zone has `[zone.transfer]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfers: Option<TransfersStatus>,
+}
+
+/// A zone's versions for its secondaries.
+#[derive(Debug, Serialize)]
+pub struct TransfersStatus {
+    /// Versions the journal keeps for incremental transfers, and the oldest serial it reaches
+    /// back to (`null`: none kept; every IXFR gets the whole zone).
+    pub journal_versions: usize,
+    pub journal_oldest_serial: Option<u32>,
+    pub journal_bytes: usize,
+    /// Records standing in for services (`gslb = "snapshot"`).
+    pub snapshot_records: usize,
+    /// The serial follows unix time (else the file's).
+    pub serial_policy: &'static str,
+    /// Each NOTIFY target's last outcome.
+    pub notify: Vec<NotifyStatus>,
+}
+
+/// The last NOTIFY to one target.
+#[derive(Debug, Serialize)]
+pub struct NotifyStatus {
+    pub target: String,
+    pub serial: u32,
+    /// "sending", "acked", "refused" or "unanswered".
+    pub result: &'static str,
+    pub tries: u32,
+    pub at_unix_ms: u64,
 }
 
 /// One service as configured.
@@ -213,6 +243,11 @@ pub fn status(control: &Control, fleet: &Fleet, secondaries: &Secondaries) -> St
     // The monitor's clock: the one its instants (since, expiries) are on.
     let now = crate::monitor::now();
     let (ok, failed) = control.reload_counts();
+    let notified = control
+        .publisher()
+        .notifier()
+        .map(|n| n.status())
+        .unwrap_or_default();
     let zones = snap
         .catalog
         .zones()
@@ -221,6 +256,24 @@ pub fn status(control: &Control, fleet: &Fleet, secondaries: &Secondaries) -> St
             origin: z.origin.clone(),
             serial: z.serial,
             records: z.record_count,
+            transfers: z.replica.settings.as_ref().map(|s| TransfersStatus {
+                journal_versions: z.replica.journal.len(),
+                journal_oldest_serial: z.replica.journal.oldest(),
+                journal_bytes: z.replica.journal.bytes(),
+                snapshot_records: z.replica.extra.iter().map(|(_, s)| s.count as usize).sum(),
+                serial_policy: if s.unixtime { "unixtime" } else { "file" },
+                notify: notified
+                    .iter()
+                    .filter(|n| n.zone == z.origin)
+                    .map(|n| NotifyStatus {
+                        target: n.target.to_string(),
+                        serial: n.serial,
+                        result: n.result,
+                        tries: n.tries,
+                        at_unix_ms: n.at_unix_ms,
+                    })
+                    .collect(),
+            }),
         })
         .collect();
     let endpoints = control

@@ -15,6 +15,7 @@ pub mod health;
 pub mod model;
 pub mod policy;
 pub mod pools;
+pub mod replication;
 pub mod secondary;
 
 use std::net::SocketAddr;
@@ -147,7 +148,10 @@ pub struct ZoneConfig {
     pub origin: Spanned<String>,
     /// Master file, relative to the configuration file's folder. For a zone with `primaries`,
     /// the copy Meridian keeps of the transferred zone (it writes the file and its folder).
-    pub file: Spanned<String>,
+    pub file: Option<Spanned<String>>,
+    /// The zone is a catalog (RFC 9432) of every other served zone, generated, with no file.
+    #[serde(default)]
+    pub catalog: Option<Spanned<bool>>,
     /// Take the zone from these primaries by zone transfer (`"address:port"`, tried in order)
     /// instead of reading `file` as the operator's own.
     pub primaries: Option<Vec<Spanned<String>>>,
@@ -155,6 +159,8 @@ pub struct ZoneConfig {
     pub key: Option<Spanned<String>>,
     /// Outgoing zone transfers (AXFR over TCP); none without this table.
     pub transfer: Option<Spanned<TransferConfig>>,
+    /// How the serial moves when the content changes: `"file"` (default) or `"unixtime"`.
+    pub serial: Option<Spanned<String>>,
 }
 
 /// A zone's `[zone.transfer]` table.
@@ -164,6 +170,13 @@ pub struct TransferConfig {
     /// Source prefixes that may transfer the zone, e.g. `"192.0.2.0/24"`, `"2001:db8::/32"`
     /// (a bare address is one host). At least one; host bits must be clear.
     pub allow: Vec<Spanned<String>>,
+    /// Where NOTIFY goes: `"192.0.2.53:53"`, `"[2001:db8::53]:53"`, or an address alone (port 53).
+    #[serde(default)]
+    pub notify: Vec<Spanned<String>>,
+    /// How service names appear in transfers: `"snapshot"` (default) or `"omit"`.
+    pub gslb: Option<Spanned<String>>,
+    /// At most one snapshot-driven version per this interval. Default "30s".
+    pub snapshot_interval: Option<Spanned<String>>,
 }
 
 /// A validated configuration.
@@ -209,6 +222,10 @@ pub struct ZoneSource {
     /// Source prefixes that may transfer the zone (`[zone.transfer] allow`); `None`: no
     /// transfers.
     pub transfer: Option<Vec<ipnet::IpNet>>,
+    /// NOTIFY targets, service names in transfers, the serial policy.
+    pub replication: replication::Replication,
+    /// A catalog zone (RFC 9432) of the other zones, generated (`file` is empty).
+    pub catalog: bool,
     /// Set when the zone is taken from primaries by zone transfer (`file` is then the copy kept).
     pub secondary: Option<secondary::Secondary>,
 }
@@ -293,7 +310,7 @@ impl Config {
                     format!("zone[{i}].origin: zone {origin} is configured twice"),
                 ));
             }
-            let file = base.join(z.file.get_ref());
+            let catalog = z.catalog.as_ref().is_some_and(|c| *c.get_ref());
             let secondary = secondary::compile(
                 i,
                 z.origin.span().start,
@@ -301,27 +318,66 @@ impl Config {
                 z.key.as_ref(),
                 &mut |offset, msg| errors.push(ConfigError::at(path, text, offset, msg)),
             );
-            // A secondary's kept copy is written by Meridian: it need not exist yet.
-            if secondary.is_none() && !file.is_file() {
-                errors.push(err(
-                    z.file.span(),
-                    format!(
-                        "zone[{i}].file: {} does not exist or is not a file",
-                        file.display()
-                    ),
-                ));
-            }
+            let file = match (&z.file, catalog) {
+                // A secondary's kept copy is written by Meridian: it need not exist yet.
+                (Some(f), false) if secondary.is_some() => base.join(f.get_ref()),
+                (Some(f), false) => {
+                    let file = base.join(f.get_ref());
+                    if !file.is_file() {
+                        errors.push(err(
+                            f.span(),
+                            format!(
+                                "zone[{i}].file: {} does not exist or is not a file",
+                                file.display()
+                            ),
+                        ));
+                    }
+                    file
+                }
+                (None, true) if secondary.is_some() => {
+                    errors.push(err(
+                        z.origin.span(),
+                        format!(
+                            "zone[{i}]: a catalog zone is generated here, not taken from primaries"
+                        ),
+                    ));
+                    PathBuf::new()
+                }
+                (None, true) => PathBuf::new(),
+                (Some(f), true) => {
+                    errors.push(err(
+                        f.span(),
+                        format!("zone[{i}].file: a catalog zone is generated and has no file"),
+                    ));
+                    PathBuf::new()
+                }
+                (None, false) => {
+                    errors.push(err(
+                        z.origin.span(),
+                        format!("zone[{i}]: file is missing (a master file, or catalog = true)"),
+                    ));
+                    PathBuf::new()
+                }
+            };
             let at = lines.line_col(text, z.origin.span().start);
             let transfer = z.transfer.as_ref().map(|t| {
                 transfer_allow(i, t, &mut |offset, msg| {
                     errors.push(ConfigError::at(path, text, offset, msg))
                 })
             });
+            let replication = replication::compile(
+                i,
+                z.transfer.as_ref().map(|t| t.get_ref()),
+                z.serial.as_ref(),
+                &mut |offset, msg| errors.push(ConfigError::at(path, text, offset, msg)),
+            );
             zones.push(ZoneSource {
                 origin,
                 file,
                 origin_at: at,
                 transfer,
+                replication,
+                catalog,
                 secondary,
             });
         }

@@ -26,10 +26,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use tokio::sync::watch;
 
 use crate::fleet::Fleet;
 use crate::monitor::Monitor;
 use crate::snapshot::Snapshot;
+use crate::snapshot::replica::{Occasion, Version, announces, versions};
 use crate::snapshot::secondary::{Secondaries, SecondaryZone};
 use crate::snapshot::steering::{HealthView, Steering, build_tables, record_rebuild};
 
@@ -42,6 +44,12 @@ pub struct Publisher {
     fleet: Option<Fleet>,
     /// Serialises every write; holds what secondary zones need kept across snapshots.
     writing: Arc<Mutex<Kept>>,
+    /// The NOTIFY task's state, for status.
+    notifier: Option<crate::notify::Notifier>,
+    /// Bumped after a snapshot with a zone of a new serial is served (the NOTIFY task follows it).
+    versions: Arc<watch::Sender<u64>>,
+    /// When each zone (by apex) last got a version made by its snapshot records alone.
+    snapshot_versions: Arc<Mutex<HashMap<Box<[u8]>, Instant>>>,
 }
 
 /// What the publisher keeps for secondary zones from one snapshot to the next, by apex
@@ -70,8 +78,104 @@ impl Publisher {
             snapshot,
             monitor,
             fleet: None,
+            notifier: None,
             writing: Arc::new(Mutex::new(kept)),
+            versions: Arc::new(watch::channel(0).0),
+            snapshot_versions: Default::default(),
         }
+    }
+
+    /// The same, with the NOTIFY task's state readable through [`Publisher::notifier`].
+    pub fn with_notifier(mut self, notifier: crate::notify::Notifier) -> Publisher {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    /// The NOTIFY task's state, when the publisher has one.
+    pub fn notifier(&self) -> Option<&crate::notify::Notifier> {
+        self.notifier.as_ref()
+    }
+
+    /// Follows the zones' versions: changes after a snapshot with a new serial of some zone is
+    /// served.
+    pub fn subscribe_versions(&self) -> watch::Receiver<u64> {
+        self.versions.subscribe()
+    }
+
+    /// Give the snapshot served at start its zones' first versions (a serial that follows unix
+    /// time, the snapshot records).
+    pub fn version_at_start(&self) {
+        let _one = self.writing.lock().expect("publisher lock");
+        let mut next = (*self.snapshot.load_full()).clone();
+        let announce = self.make_versions(None, &mut next, Occasion::Load);
+        self.snapshot.store(Arc::new(next));
+        if announce {
+            self.versions.send_modify(|v| *v += 1);
+        }
+    }
+
+    /// Make the versions `next` needs against `served` (see [`versions`]) and put them in its
+    /// catalog; whether any has a new serial.
+    fn make_versions(
+        &self,
+        served: Option<&crate::zone::Catalog>,
+        next: &mut Snapshot,
+        occasion: Occasion,
+    ) -> bool {
+        let now = Instant::now();
+        let made = {
+            let last = self.snapshot_versions.lock().expect("versions lock");
+            let may = |z: &crate::zone::Zone| {
+                let interval = z
+                    .replica
+                    .settings
+                    .as_ref()
+                    .map_or(Duration::ZERO, |s| s.interval);
+                last.get(z.apex())
+                    .is_none_or(|t| now.duration_since(*t) >= interval)
+            };
+            versions(
+                served,
+                next,
+                occasion,
+                crate::health::clock::unix_now() as u32,
+                &may,
+            )
+        };
+        if made.is_empty() {
+            return false;
+        }
+        let mut announce = false;
+        let mut zones = Vec::with_capacity(made.len());
+        for v in made {
+            record_version(&v);
+            let fresh = next.catalog.zone_at_apex(v.zone.apex());
+            let same = fresh.is_some_and(|f| {
+                f.serial == v.zone.serial
+                    && v.zone.replica.journal.is_empty()
+                    && v.zone.replica.extra.is_empty()
+                    && f.replica.journal.is_empty()
+                    && f.replica.extra.is_empty()
+            });
+            if same {
+                announce |= announces(&v);
+                continue; // the zone as loaded is the version: no catalog rebuild for it
+            }
+            if announces(&v) {
+                announce = true;
+                if v.by_snapshot {
+                    self.snapshot_versions
+                        .lock()
+                        .expect("versions lock")
+                        .insert(v.zone.apex().into(), now);
+                }
+            }
+            zones.push(v.zone);
+        }
+        if !zones.is_empty() {
+            next.catalog = Arc::new(next.catalog.replacing(zones));
+        }
+        announce
     }
 
     /// The same, with the fleet's observations joining every view tables are built from.
@@ -96,7 +200,12 @@ impl Publisher {
             let view = self.view_for(st);
             next.tables = Some(Arc::new(build_tables(st, &view, previous.as_deref())));
         }
+        let served = self.snapshot.load_full();
+        let announce = self.make_versions(Some(&served.catalog), &mut next, Occasion::Load);
         self.snapshot.store(Arc::new(next));
+        if announce {
+            self.versions.send_modify(|v| *v += 1);
+        }
     }
 
     /// Rebuild the served snapshot's decision tables from the monitor's view now (health or
@@ -108,10 +217,15 @@ impl Publisher {
         let started = Instant::now();
         let view = self.view_for(&st);
         let tables = build_tables(&st, &view, current.tables.as_deref());
-        self.snapshot.store(Arc::new(Snapshot {
+        let mut next = Snapshot {
             tables: Some(Arc::new(tables)),
             ..(*current).clone()
-        }));
+        };
+        let announce = self.make_versions(Some(&current.catalog), &mut next, Occasion::Tables);
+        self.snapshot.store(Arc::new(next));
+        if announce {
+            self.versions.send_modify(|v| *v += 1);
+        }
         let took = started.elapsed();
         record_rebuild(&st, self.snapshot.load().tables.as_deref(), took);
         Some(took)
@@ -156,8 +270,21 @@ impl Publisher {
         } else {
             kept.expired.remove(apex);
         }
-        let next = crate::snapshot::assemble::replace_zone(&current, apex, zone);
+        let zone = zone.map(|mut z| {
+            // A zone re-served by transfer keeps its transfer settings (journal, NOTIFY).
+            z.replica.settings = current
+                .secondaries
+                .zone(apex)
+                .and_then(|s| s.replica.clone());
+            z
+        });
+        let mut next = crate::snapshot::assemble::replace_zone(&current, apex, zone);
+        // Like a reload's zone: a new version for the secondaries of this zone, if it has any.
+        let announce = self.make_versions(Some(&current.catalog), &mut next, Occasion::Load);
         self.snapshot.store(Arc::new(next));
+        if announce {
+            self.versions.send_modify(|v| *v += 1);
+        }
         true
     }
 
@@ -223,20 +350,22 @@ fn carry_secondaries(kept: &mut Kept, current: &Snapshot, mut next: Snapshot) ->
     next.secondaries = Arc::new(Secondaries { zones });
     let secondaries = next.secondaries.clone();
     for z in secondaries.zones.iter() {
-        let read = next.catalog.zone_at(&z.apex).map(|n| n.serial);
+        let read = next.catalog.zone_at_apex(&z.apex).map(|n| n.serial);
         let replacement = if kept.expired.contains(&z.apex) {
             read.map(|_| None)
         } else {
             current
                 .catalog
-                .zone_at(&z.apex)
+                .zone_at_apex(&z.apex)
                 .filter(|_| current.secondaries.zone(&z.apex).is_some())
-                .filter(|served| read.is_none_or(|r| crate::zone::serial_newer(served.serial, r)))
+                .filter(|served| {
+                    read.is_none_or(|r| crate::zone::transfer::serial_newer(served.serial, r))
+                })
                 .map(|served| {
-                    let mut served = served.clone();
+                    let mut served = crate::zone::Zone::clone(served);
                     served.transfer = next
                         .catalog
-                        .zone_at(&z.apex)
+                        .zone_at_apex(&z.apex)
                         .and_then(|n| n.transfer.clone());
                     Some(served)
                 })
@@ -246,6 +375,39 @@ fn carry_secondaries(kept: &mut Kept, current: &Snapshot, mut next: Snapshot) ->
         }
     }
     next
+}
+
+/// Log and count a zone's new version.
+fn record_version(v: &Version) {
+    let zone = v.zone.origin.clone();
+    metrics::gauge!("meridian_zone_serial", "zone" => zone.clone()).set(v.zone.serial as f64);
+    metrics::gauge!("meridian_zone_journal_versions", "zone" => zone.clone())
+        .set(v.zone.replica.journal.len() as f64);
+    if !announces(v) {
+        return;
+    }
+    let cause = if v.by_snapshot { "snapshot" } else { "file" };
+    metrics::counter!("meridian_zone_versions_total", "zone" => zone.clone(), "cause" => cause)
+        .increment(1);
+    if v.serial_not_raised {
+        metrics::counter!("meridian_zone_serial_not_raised_total", "zone" => zone.clone())
+            .increment(1);
+        tracing::warn!(
+            zone = %zone,
+            serial = v.zone.serial,
+            "zone content changed but its file's serial was not raised: serving serial {} (raise the file's serial past it, or set serial = \"unixtime\")",
+            v.zone.serial
+        );
+    }
+    tracing::info!(
+        zone = %zone,
+        from = ?v.from,
+        serial = v.zone.serial,
+        removed = v.removed,
+        added = v.added,
+        cause,
+        "new zone version"
+    );
 }
 
 /// How many vantages decide health now: this instance plus its fresh peers (1: the local verdict

@@ -118,6 +118,7 @@ mod tests {
                     primaries: Box::new(["127.0.0.1".parse().unwrap()]),
                     key: None,
                     wake,
+                    replica: None,
                 }]),
             }),
         }

@@ -99,9 +99,17 @@ pub fn request<'s>(
         return Some(Request::Refused(zone, kind)); // a loaded zone always has its apex
     };
     // RFC 1995 §2: an IXFR carries the client's SOA in the authority section; a client as new
-    // as the zone (serial arithmetic, RFC 1982) gets the SOA alone.
-    let up_to_date = kind == Kind::Ixfr
-        && client_serial(packet, query.question_end).is_some_and(|c| !older(c, zone.serial));
+    // as the zone (serial arithmetic, RFC 1982) gets the SOA alone, one the journal reaches back
+    // to gets the changes since its version, any other the whole zone.
+    let client_has = match kind {
+        Kind::Ixfr => client_serial(packet, query.question_end),
+        Kind::Axfr => None,
+    };
+    let up_to_date = client_has.is_some_and(|c| !older(c, zone.serial));
+    let deltas = match client_has {
+        Some(c) if !up_to_date => zone.replica.journal.since(c).unwrap_or(&[]),
+        _ => &[],
+    };
     let mut question = [0u8; MAX_QUESTION];
     let q = &packet[12..query.question_end];
     question[..q.len()].copy_from_slice(q);
@@ -110,6 +118,7 @@ pub fn request<'s>(
         apex,
         kind,
         up_to_date,
+        deltas,
         id: query.id,
         rd: query.flags & 0x0100,
         question,
@@ -184,10 +193,31 @@ enum Step {
         rrset: usize,
         record: u16,
     },
+    /// Record `record` of the zone's snapshot record set `set` (services, `gslb = "snapshot"`).
+    Extra { set: usize, record: u16 },
+    /// Part of delta `delta` of an incremental transfer, from byte `at` of that part.
+    Delta { delta: usize, part: Part, at: usize },
     /// The closing SOA.
     End,
     /// Everything is written.
     Done,
+}
+
+/// The four parts of one version's changes in an incremental transfer (RFC 1995 §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    OldSoa,
+    Removed,
+    NewSoa,
+    Added,
+}
+
+/// What writing one RRset (or what is left of it) did.
+enum Wrote {
+    /// All of it.
+    All,
+    /// Records up to (not including) this one; the message is full.
+    Upto(u16),
 }
 
 /// One AXFR in progress: call [`Transfer::next_message`] until it returns `None`.
@@ -198,6 +228,9 @@ pub struct Transfer<'z> {
     kind: Kind,
     /// An IXFR from a client as new as the zone: the SOA alone.
     up_to_date: bool,
+    /// An IXFR the journal can answer: the versions since the client's, oldest first (empty:
+    /// the whole zone).
+    deltas: &'z [std::sync::Arc<crate::zone::transfer::Delta>],
     id: u16,
     /// The query's RD bit, copied into every message.
     rd: u16,
@@ -248,7 +281,13 @@ impl<'z> Transfer<'z> {
                     pos = put_record(out, pos, name, rec);
                     an += 1;
                     self.step = match self.step {
-                        Step::Start if !self.up_to_date => self.first_at(0, 0),
+                        Step::Start if self.up_to_date => Step::Done,
+                        Step::Start if !self.deltas.is_empty() => Step::Delta {
+                            delta: 0,
+                            part: Part::OldSoa,
+                            at: 0,
+                        },
+                        Step::Start => self.first_at(0, 0),
                         _ => Step::Done,
                     };
                 }
@@ -259,44 +298,113 @@ impl<'z> Transfer<'z> {
                 } => {
                     let n = &self.zone.nodes()[node];
                     let set = &n.rrsets[rrset];
-                    let rest = || set.each_record().skip(record as usize);
-                    let size: usize = rest().map(|r| n.name.len() + r.len()).sum();
-                    if pos + size <= budget {
-                        for rec in rest() {
-                            pos = put_record(out, pos, &n.name, rec);
-                            an += 1;
+                    match put_set(
+                        out, &mut pos, &mut an, budget, opt_len, &n.name, set, record,
+                    ) {
+                        Wrote::All => {
+                            self.step = self.next_after(node, rrset);
+                            continue;
                         }
-                        self.step = self.next_after(node, rrset);
-                        continue;
-                    }
-                    if an > 0 && record == 0 {
-                        break; // the whole RRset goes in the next message
-                    }
-                    // Larger than a message: as many records as fit, at least one.
-                    let mut taken = record;
-                    for rec in rest() {
-                        let len = n.name.len() + rec.len();
-                        let limit = if an == 0 {
-                            MAX_MESSAGE - opt_len
-                        } else {
-                            budget
-                        };
-                        if pos + len > limit {
+                        Wrote::Upto(taken) => {
+                            self.step = Step::At {
+                                node,
+                                rrset,
+                                record: taken,
+                            };
                             break;
                         }
-                        pos = put_record(out, pos, &n.name, rec);
-                        an += 1;
-                        taken += 1;
                     }
-                    if an == 0 {
-                        taken += 1; // a record no message can hold (never loaded): skip it
-                    }
-                    self.step = Step::At {
-                        node,
-                        rrset,
-                        record: taken,
+                }
+                Step::Extra { set, record } => {
+                    let extra = &self.zone.replica.extra;
+                    let Some((owner, rrset)) = extra.get(set) else {
+                        self.step = Step::End;
+                        continue;
                     };
-                    break;
+                    match put_set(
+                        out, &mut pos, &mut an, budget, opt_len, owner, rrset, record,
+                    ) {
+                        Wrote::All => {
+                            self.step = Step::Extra {
+                                set: set + 1,
+                                record: 0,
+                            };
+                            continue;
+                        }
+                        Wrote::Upto(taken) => {
+                            self.step = Step::Extra { set, record: taken };
+                            break;
+                        }
+                    }
+                }
+                Step::Delta { delta, part, at } => {
+                    let Some(d) = self.deltas.get(delta) else {
+                        self.step = Step::End;
+                        continue;
+                    };
+                    let (bytes, next): (&[u8], Step) = match part {
+                        Part::OldSoa | Part::NewSoa => {
+                            let rec = if part == Part::OldSoa {
+                                &d.old_soa
+                            } else {
+                                &d.new_soa
+                            };
+                            let name = &self.apex.name;
+                            if an > 0 && pos + name.len() + rec.len() > budget {
+                                break;
+                            }
+                            pos = put_record(out, pos, name, rec);
+                            an += 1;
+                            let following = if part == Part::OldSoa {
+                                Part::Removed
+                            } else {
+                                Part::Added
+                            };
+                            self.step = Step::Delta {
+                                delta,
+                                part: following,
+                                at: 0,
+                            };
+                            continue;
+                        }
+                        Part::Removed => (
+                            &d.removed,
+                            Step::Delta {
+                                delta,
+                                part: Part::NewSoa,
+                                at: 0,
+                            },
+                        ),
+                        Part::Added => (
+                            &d.added,
+                            Step::Delta {
+                                delta: delta + 1,
+                                part: Part::OldSoa,
+                                at: 0,
+                            },
+                        ),
+                    };
+                    let mut off = at;
+                    let mut full = false;
+                    for (owner, rec) in crate::zone::transfer::each_owned(&bytes[at..]) {
+                        let len = owner.len() + rec.len();
+                        if an > 0 && pos + len > budget {
+                            full = true;
+                            break;
+                        }
+                        pos = put_record(out, pos, owner, rec);
+                        an += 1;
+                        off += len;
+                    }
+                    if full {
+                        self.step = Step::Delta {
+                            delta,
+                            part,
+                            at: off,
+                        };
+                        break;
+                    }
+                    self.step = next;
                 }
                 Step::Done => break,
             }
@@ -340,7 +448,7 @@ impl<'z> Transfer<'z> {
             node += 1;
             rrset = 0;
         }
-        Step::End
+        Step::Extra { set: 0, record: 0 }
     }
 
     fn next_after(&self, node: usize, rrset: usize) -> Step {
@@ -350,6 +458,54 @@ impl<'z> Transfer<'z> {
     fn is_apex_soa(&self, n: &Node, set: &RrSet) -> bool {
         set.rtype == TYPE_SOA && n.labels == self.zone.apex_labels()
     }
+}
+
+/// Write what is left of `set` (from record `record`) owned by `owner` at `*pos`: whole when it
+/// fits in `budget`; if not, nothing when the message already holds records and the set is
+/// untouched (it goes whole in the next message), else as many records as fit (at least one,
+/// up to the 64 KiB limit when the message is empty: an RRset larger than a message is split).
+#[allow(clippy::too_many_arguments)]
+fn put_set(
+    out: &mut [u8],
+    pos: &mut usize,
+    an: &mut u16,
+    budget: usize,
+    opt_len: usize,
+    owner: &[u8],
+    set: &RrSet,
+    record: u16,
+) -> Wrote {
+    let rest = || set.each_record().skip(record as usize);
+    let size: usize = rest().map(|r| owner.len() + r.len()).sum();
+    if *pos + size <= budget {
+        for rec in rest() {
+            *pos = put_record(out, *pos, owner, rec);
+            *an += 1;
+        }
+        return Wrote::All;
+    }
+    if *an > 0 && record == 0 {
+        return Wrote::Upto(0); // the whole RRset goes in the next message
+    }
+    let mut taken = record;
+    for rec in rest() {
+        let len = owner.len() + rec.len();
+        let limit = if *an == 0 {
+            MAX_MESSAGE - opt_len
+        } else {
+            budget
+        };
+        if *pos + len > limit {
+            break;
+        }
+        *pos = put_record(out, *pos, owner, rec);
+        *an += 1;
+        taken += 1;
+    }
+    if *an == 0 {
+        taken += 1; // a record no message can hold (never loaded): skip it
+    }
+    Wrote::Upto(taken)
 }
 
 /// Write one record (owner uncompressed, then the zone's wire-form record) at `pos`; the new

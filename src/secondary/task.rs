@@ -29,7 +29,7 @@ use super::{Shared, ZoneStatus};
 use crate::config::ZoneSource;
 use crate::control::Publisher;
 use crate::snapshot::secondary::{Signer, Unsigned};
-use crate::zone::serial_newer;
+use crate::zone::transfer::serial_newer;
 
 /// Shortest refresh or retry interval, whatever the SOA says.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
@@ -158,7 +158,7 @@ impl ZoneTask {
                     .publisher
                     .current()
                     .catalog
-                    .zone_at(&self.apex)
+                    .zone_at_apex(&self.apex)
                     .is_some();
                 self.held = Some(held);
             }

@@ -31,15 +31,32 @@ pub fn assemble(config: &Config) -> Result<Snapshot, ConfigErrors> {
 /// takes the general path: the oracle that tests hold the fast paths to).
 pub fn assemble_with(config: &Config, prepared_bytes: usize) -> Result<Snapshot, ConfigErrors> {
     let mut zones = Vec::new();
+    // The configuration of each zone in `zones` (secondary zones without data are left out).
+    let mut sources = Vec::new();
     let mut errors = Vec::new();
     for z in &config.zones {
         if z.secondary.is_some() && !z.file.exists() {
             continue; // not transferred yet: not served until the first transfer
         }
+        if z.catalog {
+            // Every other zone, in configuration order.
+            let members: Vec<_> = config
+                .zones
+                .iter()
+                .filter(|m| !m.catalog)
+                .map(|m| m.origin.clone())
+                .collect();
+            let mut zone = crate::zone::build::catalog_zone(&z.origin, &members);
+            zone.transfer = z.transfer.as_ref().map(|t| t.as_slice().into());
+            zones.push(zone);
+            sources.push(z);
+            continue;
+        }
         match load_zone(&z.origin, &z.file) {
             Ok(mut zone) => {
                 zone.transfer = z.transfer.as_ref().map(|t| t.as_slice().into());
-                zones.push(zone)
+                zones.push(zone);
+                sources.push(z);
             }
             // A secondary's kept copy that does not load is not the operator's mistake: the
             // zone is served again after the next transfer.
@@ -117,8 +134,16 @@ pub fn assemble_with(config: &Config, prepared_bytes: usize) -> Result<Snapshot,
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
-    for (zone, names) in zones.iter_mut().zip(&dynamic) {
+    for ((zone, names), source) in zones.iter_mut().zip(&dynamic).zip(sources) {
         crate::zone::build::add_dynamic(zone, names);
+        if zone.transfer.is_some() {
+            zone.replica.settings = Some(std::sync::Arc::new(transfer_settings(
+                &source.replication,
+                (!names.is_empty()
+                    && source.replication.gslb == crate::config::replication::Gslb::Snapshot)
+                    || source.catalog,
+            )));
+        }
     }
     let catalog = Catalog::build(zones, prepared_bytes);
     let (steering, tables) = if config.model.services.is_empty() {
@@ -153,12 +178,23 @@ fn secondaries(config: &Config) -> Secondaries {
         .iter()
         .filter_map(|z| {
             let s = z.secondary.as_ref()?;
+            // Transfer settings for the versions it is re-served in, as for a zone from a file.
+            let services = config.model.services.iter().any(|svc| {
+                hickory_proto::rr::Name::from_ascii(&svc.name).is_ok_and(|n| z.origin.zone_of(&n))
+            });
+            let replica = z.transfer.as_ref().map(|_| {
+                std::sync::Arc::new(transfer_settings(
+                    &z.replication,
+                    services && z.replication.gslb == crate::config::replication::Gslb::Snapshot,
+                ))
+            });
             Some(SecondaryZone {
                 origin: z.origin.clone(),
                 apex: crate::zone::build::lower_wire(&z.origin),
                 primaries: s.primaries.iter().map(|a| a.ip()).collect(),
                 key: s.key.clone(),
                 wake: Default::default(),
+                replica,
             })
         })
         .collect();
@@ -192,8 +228,34 @@ pub fn replace_zone(snap: &Snapshot, apex: &[u8], zone: Option<Zone>) -> Snapsho
         }
         zone
     });
+    let catalog = match zone {
+        Some(zone) => snap.catalog.replacing(vec![zone]),
+        None => snap.catalog.without(apex),
+    };
     Snapshot {
-        catalog: std::sync::Arc::new(snap.catalog.replaced(apex, zone)),
+        catalog: std::sync::Arc::new(catalog),
         ..snap.clone()
+    }
+}
+
+/// A zone's transfer settings from its configuration; `generated` says whether services live in
+/// it and appear in its transfers as snapshots, or it is a catalog zone (the default serial policy then follows unix time: its content
+/// changes without a file whose serial could follow, and the time never goes back across a
+/// restart).
+fn transfer_settings(
+    r: &crate::config::replication::Replication,
+    generated: bool,
+) -> crate::zone::transfer::Settings {
+    use crate::config::replication::{Gslb, SerialPolicy};
+    let snapshot = r.gslb == Gslb::Snapshot;
+    crate::zone::transfer::Settings {
+        snapshot,
+        unixtime: match r.serial {
+            SerialPolicy::UnixTime => true,
+            SerialPolicy::File => false,
+            SerialPolicy::Auto => generated,
+        },
+        interval: r.snapshot_interval,
+        notify: r.notify.clone().into(),
     }
 }

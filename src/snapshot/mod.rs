@@ -12,6 +12,7 @@
 
 pub mod assemble;
 pub mod demand;
+pub mod replica;
 pub mod secondary;
 pub mod steering;
 

@@ -29,6 +29,9 @@ pub struct SecondaryZone {
     pub key: Option<Name>,
     /// Wakes the zone's refresh task (a NOTIFY came).
     pub wake: Arc<tokio::sync::Notify>,
+    /// How the zone's versions are made when Meridian gives it to secondaries of its own
+    /// (`[zone.transfer]`); `None` without.
+    pub replica: Option<Arc<crate::zone::transfer::Settings>>,
 }
 
 /// Every secondary zone of a snapshot.

@@ -322,6 +322,9 @@ pub fn build_zone(
         negative_ttl,
         &rdata_wire(&RData::SOA(soa_rdata.clone())).expect("checked when read"),
     );
+    let nx_ready = nodes
+        .iter()
+        .all(|n| n.cut.is_none() && !n.name.starts_with(b"\x01*"));
     Ok(Zone {
         origin: origin.to_string(),
         apex,
@@ -333,7 +336,8 @@ pub fn build_zone(
         record_count: records.len(),
         id: 0,
         transfer: None,
-        nx_ready: false,
+        nx_ready,
+        replica: Default::default(),
     })
 }
 
@@ -409,4 +413,57 @@ pub fn wire_to_text(wire: &[u8]) -> String {
         pos += 1 + l;
     }
     if out.is_empty() { ".".into() } else { out }
+}
+
+/// A catalog zone (RFC 9432, version 2) named `origin` listing `members`: the SOA and NS the RFC
+/// asks for (`invalid.`; TTL 0), `version` TXT "2", and one PTR per member at
+/// `<id>.zones.<origin>`, where `<id>` is a hash of the member's lowercase name (stable across
+/// restarts and reloads, so a consumer sees a member keep its identity). Serial 1: the versions
+/// served are numbered by the transfer machinery.
+pub fn catalog_zone(origin: &Name, members: &[Name]) -> Zone {
+    use hickory_proto::rr::rdata::{NS, PTR, SOA, TXT};
+    let invalid = Name::from_ascii("invalid.").expect("a valid name");
+    let record = |owner: Name, rdata: RData| SourceRecord {
+        owner,
+        ttl: 0,
+        rdata,
+        file: std::path::PathBuf::from("(catalog zone)"),
+        line: 0,
+        column: 0,
+    };
+    let under = |label: &str| {
+        Name::from_ascii(label)
+            .expect("a valid label")
+            .append_domain(origin)
+            .expect("a short name")
+    };
+    let mut records = vec![
+        record(
+            origin.clone(),
+            RData::SOA(SOA::new(
+                invalid.clone(),
+                invalid.clone(),
+                1,
+                3600,
+                600,
+                2_147_483_646,
+                0,
+            )),
+        ),
+        record(origin.clone(), RData::NS(NS(invalid))),
+        record(under("version"), RData::TXT(TXT::new(vec!["2".into()]))),
+    ];
+    for m in members {
+        let lower = lower_wire(m);
+        // FNV-1a, 64 bits: a unique, stable label per member (RFC 9432 §4.1 leaves the choice).
+        let id = lower.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        records.push(record(
+            under(&format!("{id:016x}.zones")),
+            RData::PTR(PTR(m.clone())),
+        ));
+    }
+    build_zone(origin, Path::new("(catalog zone)"), records)
+        .unwrap_or_else(|e| panic!("a generated catalog zone is valid: {}", e[0]))
 }

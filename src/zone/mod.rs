@@ -15,14 +15,16 @@ pub mod build;
 pub mod file;
 pub mod index;
 pub mod sections;
+pub mod transfer;
+
+use std::sync::Arc;
 
 use crate::wire::{NameBuf, TYPE_ANY, TYPE_DS};
 
 pub use build::{ZoneError, load_zone};
 pub use index::NameIndex;
 
-/// One authoritative zone. `Clone` serves a catalog rebuilt with one zone replaced (a
-/// secondary's new version): the other zones are copied, never re-read.
+/// One authoritative zone.
 #[derive(Clone)]
 pub struct Zone {
     /// The origin as configured, for display.
@@ -45,8 +47,12 @@ pub struct Zone {
     /// from the configuration when the snapshot is assembled.
     pub transfer: Option<Box<[ipnet::IpNet]>>,
     /// Every name of the zone that is not a node is answered NXDOMAIN with the negative SOA:
-    /// no wildcards and no delegations (set by [`Catalog::build`] when it prepares responses).
+    /// no wildcards and no delegations (worked out when the zone is built; used only by a
+    /// catalog that prepares responses).
     nx_ready: bool,
+    /// What outgoing transfers send beyond the static data, and the zone's recent changes (see
+    /// [`transfer`]); empty for a zone as loaded.
+    pub replica: transfer::Replica,
 }
 
 /// One owner name in a zone; empty non-terminals are nodes with no RRsets.
@@ -66,7 +72,7 @@ pub struct Node {
 }
 
 /// All records of one type at one owner, in wire form without owner names.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RrSet {
     pub rtype: u16,
     /// Number of records.
@@ -249,14 +255,6 @@ impl Zone {
     }
 }
 
-/// Whether serial `a` is newer than `b` in RFC 1982 serial number arithmetic (32 bits): `a`
-/// is ahead of `b` by less than 2^31. Serials exactly 2^31 apart are not ordered (neither is
-/// newer).
-pub fn serial_newer(a: u32, b: u32) -> bool {
-    let d = a.wrapping_sub(b);
-    d != 0 && d < 0x8000_0000
-}
-
 /// Up to this many zones, [`Catalog::find`] scans instead of hashing.
 const LINEAR_ZONES: usize = 8;
 
@@ -337,9 +335,14 @@ pub enum Ready<'a> {
 pub const PREPARED_BYTES_MAX: usize = 64 << 20;
 
 /// All zones one server answers for, found by longest suffix match.
+/// Zones are shared (`Arc`) so that a catalog with one zone replaced (a zone's new serial, a
+/// secondary's new version) reuses the others' data; the name index and prepared responses are
+/// built again.
 #[derive(Default)]
 pub struct Catalog {
-    zones: Vec<Zone>,
+    zones: Vec<Arc<Zone>>,
+    /// The bound on prepared responses it was built with.
+    prepared_limit: usize,
     /// Apex → zone position.
     index: NameIndex<u32>,
     /// Every owner name of every zone → its place in the most specific zone that contains it:
@@ -347,8 +350,6 @@ pub struct Catalog {
     names: NameIndex<Place>,
     prepared: Vec<Prepared>,
     arena: Vec<u8>,
-    /// The `prepared_bytes` it was built with, for [`Catalog::replaced`].
-    prepared_limit: usize,
 }
 
 impl Catalog {
@@ -362,6 +363,56 @@ impl Catalog {
         for (i, z) in zones.iter_mut().enumerate() {
             z.id = i as u16;
         }
+        Self::of_shared(zones.into_iter().map(Arc::new).collect(), prepared_bytes)
+    }
+
+    /// This catalog with each of `replaced` in place of the zone of the same apex (appended when
+    /// there is none): the other zones are shared, not copied.
+    pub fn replacing(&self, replaced: Vec<Zone>) -> Catalog {
+        let mut zones = self.zones.clone();
+        for mut zone in replaced {
+            match zones.iter().position(|z| z.apex == zone.apex) {
+                Some(i) => {
+                    zone.id = i as u16;
+                    zones[i] = Arc::new(zone);
+                }
+                None => {
+                    zone.id = zones.len() as u16;
+                    zones.push(Arc::new(zone));
+                }
+            }
+        }
+        Self::of_shared(zones, self.prepared_limit)
+    }
+
+    /// This catalog without the zone whose apex is `apex` (positions renumbered).
+    pub fn without(&self, apex: &[u8]) -> Catalog {
+        let zones = self
+            .zones
+            .iter()
+            .filter(|z| &z.apex[..] != apex)
+            .enumerate()
+            .map(|(i, z)| {
+                if z.id as usize == i {
+                    z.clone()
+                } else {
+                    let mut moved = Zone::clone(z);
+                    moved.id = i as u16;
+                    Arc::new(moved)
+                }
+            })
+            .collect();
+        Self::of_shared(zones, self.prepared_limit)
+    }
+
+    /// The zone whose apex is `apex` (lowercase wire form).
+    pub fn zone_at_apex(&self, apex: &[u8]) -> Option<&Arc<Zone>> {
+        self.index.get(apex).map(|i| &self.zones[i as usize])
+    }
+
+    /// The catalog of `zones`, whose `id`s are their positions.
+    fn of_shared(zones: Vec<Arc<Zone>>, prepared_bytes: usize) -> Self {
+        debug_assert!(zones.iter().enumerate().all(|(i, z)| z.id as usize == i));
         let index = NameIndex::new(
             zones
                 .iter()
@@ -370,22 +421,16 @@ impl Catalog {
         );
         let mut catalog = Catalog {
             zones,
+            prepared_limit: prepared_bytes,
             index,
             names: NameIndex::default(),
             prepared: Vec::new(),
             arena: Vec::new(),
-            prepared_limit: prepared_bytes,
         };
         let mut places = Vec::new();
         let mut name = NameBuf::default();
         let mut scratch = vec![0u8; crate::wire::MAX_MESSAGE];
         let (mut prepared, mut arena) = (Vec::new(), Vec::new());
-        for z in catalog.zones.iter_mut() {
-            z.nx_ready = prepared_bytes > 0
-                && z.nodes
-                    .iter()
-                    .all(|n| n.cut.is_none() && !n.name.starts_with(b"\x01*"));
-        }
         for (zi, z) in catalog.zones.iter().enumerate() {
             for (key, node) in z.names() {
                 // A name inside a more specific served zone (a parent's glue for a child we
@@ -423,28 +468,6 @@ impl Catalog {
         catalog
     }
 
-    /// A catalog of the same zones with the zone whose apex is `apex` (lowercase wire form)
-    /// replaced by `zone`, added if there was none, or removed when `zone` is `None`; built
-    /// like the first (same prepared-response limit). The other zones are copied unchanged.
-    pub fn replaced(&self, apex: &[u8], zone: Option<Zone>) -> Catalog {
-        let mut zones: Vec<Zone> = Vec::with_capacity(self.zones.len() + 1);
-        let mut zone = zone;
-        for z in &self.zones {
-            if *z.apex == *apex {
-                zones.extend(zone.take());
-            } else {
-                zones.push(z.clone());
-            }
-        }
-        zones.extend(zone);
-        Catalog::build(zones, self.prepared_limit)
-    }
-
-    /// The zone whose apex is exactly `apex` (lowercase wire form).
-    pub fn zone_at(&self, apex: &[u8]) -> Option<&Zone> {
-        self.zones.iter().find(|z| *z.apex == *apex)
-    }
-
     /// The prepared response to `qtype` at `place`, with its sections' bytes.
     #[inline]
     pub fn prepared(&self, place: &Place, qtype: u16) -> Option<(&Prepared, &[u8])> {
@@ -477,7 +500,10 @@ impl Catalog {
                 Some(Ready::Prepared(place.zone as u16, p, body))
             }
             // A node of no zone: in a zone without wildcards or delegations, that is NXDOMAIN.
-            None => self.find(name).filter(|z| z.nx_ready).map(Ready::NxDomain),
+            None => self
+                .find(name)
+                .filter(|z| z.nx_ready && self.prepared_limit > 0)
+                .map(Ready::NxDomain),
         }
     }
 
@@ -486,7 +512,7 @@ impl Catalog {
         self.arena.len() + self.prepared.len() * std::mem::size_of::<Prepared>()
     }
 
-    pub fn zones(&self) -> &[Zone] {
+    pub fn zones(&self) -> &[Arc<Zone>] {
         &self.zones
     }
 
@@ -542,13 +568,13 @@ impl Catalog {
                     continue;
                 }
                 if index::same(&wire[off..], &z.apex) {
-                    best = Some(z);
+                    best = Some(&**z);
                 }
             }
             return best;
         }
         (0..=name.label_count())
             .find_map(|skip| self.index.get(name.suffix(skip)))
-            .map(|i| &self.zones[i as usize])
+            .map(|i| &*self.zones[i as usize])
     }
 }

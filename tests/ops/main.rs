@@ -13,5 +13,6 @@ mod fleet_kit;
 mod fleet_shard;
 mod fleet_votes;
 mod reload;
+mod replication;
 mod secondary;
 mod simulate;

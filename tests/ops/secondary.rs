@@ -239,19 +239,28 @@ fn notify_is_acknowledged_from_a_primary_and_refused_from_anyone_else() {
 }
 
 #[test]
-fn a_meridian_instance_takes_the_zone_from_another_meridian() {
+fn a_meridian_instance_takes_the_zone_from_another_meridian_and_follows_its_notify_by_ixfr() {
+    // The secondary's port is chosen first: the primary NOTIFYs it of every new version.
+    let secondary: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("example.com.zone"), EXAMPLE_ZONE).unwrap();
     let primary_config = dir.path().join("primary.toml");
     std::fs::write(
         &primary_config,
-        "[dns]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n[[zone]]\norigin = \"example.com.\"\n\
-         file = \"example.com.zone\"\n[zone.transfer]\nallow = [\"127.0.0.1/32\"]\n",
+        format!(
+            "[dns]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n[[zone]]\norigin = \"example.com.\"\n\
+             file = \"example.com.zone\"\n[zone.transfer]\nallow = [\"127.0.0.1/32\"]\nnotify = [\"{secondary}\"]\n"
+        ),
     )
     .unwrap();
     let primary = start_file(&primary_config);
     let sdir = tempfile::tempdir().unwrap();
-    let config = secondary_config(sdir.path(), "127.0.0.1:0", "example.com.", &[primary.tcp]);
+    let config = secondary_config(
+        sdir.path(),
+        &secondary.to_string(),
+        "example.com.",
+        &[primary.tcp],
+    );
     // A service inside the secondary zone: accepted before the zone comes, answered after.
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str(
@@ -296,6 +305,23 @@ fn a_meridian_instance_takes_the_zone_from_another_meridian() {
         a_of(srv.udp, "svc.example.com."),
         Ok(vec!["198.51.100.7".into()])
     );
+    // An edit on the primary, reloaded: its NOTIFY brings the change, by IXFR from its journal.
+    let edited = EXAMPLE_ZONE
+        .replace("2026112701", "2026112702")
+        .replace("192.0.2.11", "192.0.2.12");
+    std::fs::write(dir.path().join("example.com.zone"), edited).unwrap();
+    primary.server().control().reload().unwrap();
+    let t0 = Instant::now();
+    wait_for(
+        Duration::from_secs(2),
+        "the edit served after the primary's NOTIFY",
+        || {
+            a_of(srv.udp, "www.example.com.").is_ok_and(|a| a.contains(&"192.0.2.12".to_string()))
+                && status(&srv).serial == Some(2026112702)
+        },
+    );
+    eprintln!("edit served {:?} after the primary's reload", t0.elapsed());
+    assert_eq!(status(&srv).last_result, "ixfr", "{:?}", status(&srv));
 }
 
 #[test]

@@ -200,12 +200,22 @@ fn notify_is_acknowledged_from_a_primary_and_refused_from_anyone_else() {
     let primary: SocketAddr = format!("127.0.0.3:{}", free_port()).parse().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = secondary_config(dir.path(), "127.0.0.1:0", origin, &[primary]);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[admin]\nlisten = \"127.0.0.1:0\"\n");
+    std::fs::write(&config, text).unwrap();
     let srv = start_file(&config);
     // Not transferred: not served.
     assert_eq!(
         a_of(srv.udp, &format!("www.{origin}")),
         Err(ResponseCode::Refused)
     );
+    // GET /status lists the zone, not serving yet.
+    let (code, body) = crate::fleet_kit::http_get(&srv, "/status");
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let zone = &status["secondaries"][0];
+    assert_eq!(zone["origin"], origin, "{body}");
+    assert_eq!(zone["serving"], false, "{body}");
     let ack = notify("127.0.0.3:0", srv.udp, origin);
     assert_eq!(ack.metadata.response_code, ResponseCode::NoError);
     assert_eq!(ack.metadata.message_type, MessageType::Response);

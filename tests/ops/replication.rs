@@ -576,3 +576,39 @@ fn a_knot_catalog_consumer_adds_and_removes_member_zones() {
     assert!(removed.is_ok(), "knotd log:\n{}", knot.log());
     assert_eq!(knot.serial("example.com."), Some(2_026_112_701));
 }
+
+#[test]
+fn bad_replication_settings_are_reported_with_their_places() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("z.zone"), EXAMPLE_ZONE).unwrap();
+    let path = dir.path().join("meridian.toml");
+    let text = "[[zone]]\norigin = \"example.com.\"\nfile = \"z.zone\"\nserial = \"date\"\n\
+                [zone.transfer]\nallow = [\"127.0.0.1/32\"]\nnotify = [\"192.0.2.1:53\", \"nowhere\", \"192.0.2.1\"]\n\
+                gslb = \"full\"\nsnapshot_interval = \"10ms\"\n\
+                [[zone]]\norigin = \"cat.invalid.\"\ncatalog = true\nfile = \"z.zone\"\n\
+                [[zone]]\norigin = \"nofile.test.\"\n";
+    let e = meridian::config::Config::parse(&path, text).unwrap_err().to_string();
+    let p = path.display();
+    for expected in [
+        format!("{p}:4:10: zone[0].serial: \"date\" is not \"file\" or \"unixtime\""),
+        format!("{p}:7:27: zone[0].transfer.notify[1]: \"nowhere\" is not an address"),
+        format!("{p}:7:38: zone[0].transfer.notify[2]: 192.0.2.1:53 is listed twice"),
+        format!("{p}:8:8: zone[0].transfer.gslb: \"full\" is not \"snapshot\" or \"omit\""),
+        format!("{p}:9:21: zone[0].transfer.snapshot_interval: \"10ms\" is shorter than 1s"),
+        format!("{p}:13:8: zone[1].file: a catalog zone is generated and has no file"),
+        format!("{p}:15:10: zone[2]: file is missing (a master file, or catalog = true)"),
+    ] {
+        assert!(e.contains(&expected), "missing {expected:?} in:\n{e}");
+    }
+    // The same settings, well written, compile.
+    let good = "[[zone]]\norigin = \"example.com.\"\nfile = \"z.zone\"\nserial = \"unixtime\"\n\
+                [zone.transfer]\nallow = [\"127.0.0.1/32\"]\nnotify = [\"192.0.2.1:5300\", \"[2001:db8::1]:53\", \"192.0.2.2\"]\n\
+                gslb = \"omit\"\nsnapshot_interval = \"2m\"\n";
+    let c = meridian::config::Config::parse(&path, good).unwrap();
+    let r = &c.zones[0].replication;
+    assert_eq!(r.notify.len(), 3);
+    assert_eq!(r.notify[2].to_string(), "192.0.2.2:53");
+    assert_eq!(r.snapshot_interval, Duration::from_secs(120));
+    assert_eq!(r.gslb, meridian::config::replication::Gslb::Omit);
+    assert_eq!(r.serial, meridian::config::replication::SerialPolicy::UnixTime);
+}

@@ -48,6 +48,8 @@ pub enum Rcode {
     NxDomain = 3,
     NotImp = 4,
     Refused = 5,
+    /// A TSIG that did not verify (RFC 8945 §5.2).
+    NotAuth = 9,
     BadVers = 16,
 }
 

@@ -139,6 +139,12 @@ impl Key {
     pub fn algorithm(&self) -> Algorithm {
         self.algorithm
     }
+
+    /// Bytes of the TSIG record this key signs with (no Other Data): the room a message must
+    /// keep for it.
+    pub fn record_len(&self) -> usize {
+        self.name.len() + 10 + self.algorithm.wire().len() + 16 + self.algorithm.mac_len()
+    }
 }
 
 impl fmt::Debug for Key {
@@ -151,8 +157,9 @@ impl fmt::Debug for Key {
     }
 }
 
-/// A domain name in text (labels separated by dots, no escapes) as lowercase wire form.
-fn name_to_wire(name: &str) -> Option<Vec<u8>> {
+/// A domain name in text (labels separated by dots, no escapes) as lowercase wire form, the
+/// form [`KeyRing::find`] takes; `None` when it is not a domain name.
+pub fn name_to_wire(name: &str) -> Option<Vec<u8>> {
     let n = name.strip_suffix('.').unwrap_or(name);
     let mut out = Vec::with_capacity(n.len() + 2);
     if !n.is_empty() {
@@ -677,8 +684,7 @@ impl Signer {
         other: &[u8],
     ) -> Option<usize> {
         // Room for the record first: a message that cannot take it is not signed.
-        let need = self.key.name.len() + 10 + self.key.algorithm.wire().len() + 16;
-        let need = need + self.key.algorithm.mac_len() + other.len();
+        let need = self.key.record_len() + other.len();
         if len < 12 || out.len() < len + need {
             return None;
         }
@@ -716,6 +722,11 @@ impl Signer {
             error,
             other,
         )
+    }
+
+    /// Bytes of the TSIG record each message gets: the room a message must keep for it.
+    pub fn record_len(&self) -> usize {
+        self.key.record_len()
     }
 
     /// The MAC of the last message signed (the request's before the first).

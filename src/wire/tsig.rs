@@ -503,7 +503,6 @@ fn feed_message(ctx: &mut hmac::Context, msg: &[u8], at: usize, original_id: u16
 }
 
 /// Digest input: the TSIG variables (§4.3.3).
-#[allow(clippy::too_many_arguments)]
 fn feed_variables(
     ctx: &mut hmac::Context,
     key_name: &[u8],
@@ -792,8 +791,7 @@ impl Rejected {
         else {
             return Some(len);
         };
-        let end = skip_record(request, at)?.1;
-        let (t, _) = skip_record(request, at)?;
+        let (t, end) = skip_record(request, at)?;
         let rr = parse_record(request, at, t, end)?;
         match (self.error, self.key.and_then(|k| keys.get(k))) {
             (TsigError::BadTime | TsigError::BadTrunc, Some(key)) => {

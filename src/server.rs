@@ -438,7 +438,13 @@ async fn refresh_gauges(control: Control, cancel: CancellationToken) {
 /// The files a reload reads: configuration, zones, state file.
 fn watched_files(config: &Config) -> Vec<std::path::PathBuf> {
     let mut files = vec![config.path.clone()];
-    files.extend(config.zones.iter().filter(|z| !z.catalog).map(|z| z.file.clone()));
+    files.extend(
+        config
+            .zones
+            .iter()
+            .filter(|z| !z.catalog)
+            .map(|z| z.file.clone()),
+    );
     files.extend(config.state_file.clone());
     files
 }

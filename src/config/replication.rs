@@ -93,7 +93,10 @@ pub fn compile(
             ),
         }
     }
-    let gslb = match keys.and_then(|k| k.gslb.as_ref()).map(|g| (g, g.get_ref().as_str())) {
+    let gslb = match keys
+        .and_then(|k| k.gslb.as_ref())
+        .map(|g| (g, g.get_ref().as_str()))
+    {
         None | Some((_, "snapshot")) => Gslb::Snapshot,
         Some((_, "omit")) => Gslb::Omit,
         Some((g, other)) => {

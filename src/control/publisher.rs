@@ -96,11 +96,21 @@ impl Publisher {
         let made = {
             let last = self.snapshot_versions.lock().expect("versions lock");
             let may = |z: &crate::zone::Zone| {
-                let interval = z.replica.settings.as_ref().map_or(Duration::ZERO, |s| s.interval);
+                let interval = z
+                    .replica
+                    .settings
+                    .as_ref()
+                    .map_or(Duration::ZERO, |s| s.interval);
                 last.get(z.apex())
                     .is_none_or(|t| now.duration_since(*t) >= interval)
             };
-            versions(served, next, occasion, crate::health::clock::unix_now() as u32, &may)
+            versions(
+                served,
+                next,
+                occasion,
+                crate::health::clock::unix_now() as u32,
+                &may,
+            )
         };
         if made.is_empty() {
             return false;

@@ -185,6 +185,7 @@ mod tests {
             steering: None,
             tables: None,
             nsid: None,
+            tsig_keys: Default::default(),
         }
     }
 

@@ -48,6 +48,7 @@ pub fn assemble_with(config: &Config, prepared_bytes: usize) -> Result<Snapshot,
         match load_zone(&z.origin, &z.file) {
             Ok(mut zone) => {
                 zone.transfer = z.transfer.as_ref().map(|t| t.as_slice().into());
+                zone.transfer_keys = z.transfer_keys.as_slice().into();
                 zones.push(zone)
             }
             Err(es) => errors.extend(es.into_iter().map(ConfigError::Zone)),
@@ -141,6 +142,7 @@ pub fn assemble_with(config: &Config, prepared_bytes: usize) -> Result<Snapshot,
         nsid: config
             .nsid
             .then(|| std::sync::Arc::from(config.node_name.as_bytes())),
+        tsig_keys: std::sync::Arc::new(config.tsig_keys.clone()),
     })
 }
 

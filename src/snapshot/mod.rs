@@ -38,4 +38,6 @@ pub struct Snapshot {
     pub tables: Option<Arc<Tables>>,
     /// The server's identifier, sent to queries that ask for it (`[node] nsid`, RFC 5001).
     pub nsid: Option<Arc<[u8]>>,
+    /// The TSIG keys (`[[tsig_key]]`): transfers and signed queries are checked against them.
+    pub tsig_keys: Arc<crate::wire::tsig::KeyRing>,
 }

@@ -99,8 +99,8 @@ pub fn versions(
             continue;
         };
         let delta = diff(old, &candidate);
-        let changed =
-            !delta.is_empty() || soa_differs_beyond_serial(old.soa_record(), candidate.soa_record());
+        let changed = !delta.is_empty()
+            || soa_differs_beyond_serial(old.soa_record(), candidate.soa_record());
         let by_snapshot = occasion == Occasion::Tables;
         let (serial, not_raised) = if changed {
             next_serial(old.serial, file_serial, settings.unixtime, now, by_snapshot)
@@ -152,7 +152,13 @@ pub fn announces(v: &Version) -> bool {
 /// master file's serial: the file's when it is newer; else, following unix time, `now` when that
 /// is newer, else `served + 1`. The flag says the change came from the file without a raised
 /// serial (reported; never for snapshot changes, which no file can follow).
-pub fn next_serial(served: u32, file: u32, unixtime: bool, now: u32, by_snapshot: bool) -> (u32, bool) {
+pub fn next_serial(
+    served: u32,
+    file: u32,
+    unixtime: bool,
+    now: u32,
+    by_snapshot: bool,
+) -> (u32, bool) {
     if !by_snapshot && serial_newer(file, served) {
         return (file, false);
     }
@@ -272,6 +278,9 @@ mod tests {
         assert_eq!(next_serial(5, 5, true, 100, false), (100, false));
         assert_eq!(next_serial(100, 5, true, 100, true), (101, false));
         // A date-style serial (newer than the time in serial arithmetic) goes up by one.
-        assert_eq!(next_serial(2_026_120_301, 2_026_120_301, true, 1_796_300_000, true), (2_026_120_302, false));
+        assert_eq!(
+            next_serial(2_026_120_301, 2_026_120_301, true, 1_796_300_000, true),
+            (2_026_120_302, false)
+        );
     }
 }

@@ -194,7 +194,12 @@ impl Zone {
             .nodes
             .iter()
             .filter(|n| !n.dynamic)
-            .map(|n| n.rrsets.iter().map(|s| s.records.len() + s.count as usize * n.name.len()).sum::<usize>())
+            .map(|n| {
+                n.rrsets
+                    .iter()
+                    .map(|s| s.records.len() + s.count as usize * n.name.len())
+                    .sum::<usize>()
+            })
             .sum();
         let extra: usize = self
             .replica
@@ -241,7 +246,12 @@ pub fn diff(old: &Zone, new: &Zone) -> Delta {
     }
     for (key, oi) in old.names() {
         if new.index.get(key).is_none() {
-            compare_nodes(Some(&old.nodes[oi as usize]), None, &mut removed, &mut added);
+            compare_nodes(
+                Some(&old.nodes[oi as usize]),
+                None,
+                &mut removed,
+                &mut added,
+            );
         }
     }
     // Snapshot records: both lists are sorted by lowercase owner and type.
@@ -263,7 +273,13 @@ pub fn diff(old: &Zone, new: &Zone) -> Delta {
                 j += 1;
             }
             std::cmp::Ordering::Equal => {
-                compare_sets(&b[j].0, Some(&a[i].1), Some(&b[j].1), &mut removed, &mut added);
+                compare_sets(
+                    &b[j].0,
+                    Some(&a[i].1),
+                    Some(&b[j].1),
+                    &mut removed,
+                    &mut added,
+                );
                 i += 1;
                 j += 1;
             }
@@ -334,7 +350,13 @@ fn compare_nodes(old: Option<&Node>, new: Option<&Node>, removed: &mut Writer, a
             continue;
         }
         let before = o.iter().find(|x| x.rtype == s.rtype);
-        compare_sets(owner_new.expect("has sets"), before, Some(s), removed, added);
+        compare_sets(
+            owner_new.expect("has sets"),
+            before,
+            Some(s),
+            removed,
+            added,
+        );
     }
     for s in o {
         if s.rtype != TYPE_SOA && !n.iter().any(|x| x.rtype == s.rtype) {
@@ -512,6 +534,9 @@ mod tests {
         assert!(serial_newer(2, 1));
         assert!(!serial_newer(1, 2) && !serial_newer(5, 5));
         assert!(serial_newer(1, u32::MAX));
-        assert!(serial_newer(1_796_300_000u32.wrapping_add(1 << 30), 1_796_300_000));
+        assert!(serial_newer(
+            1_796_300_000u32.wrapping_add(1 << 30),
+            1_796_300_000
+        ));
     }
 }

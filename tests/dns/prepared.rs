@@ -336,6 +336,7 @@ fn snapshot(catalog: &Arc<Catalog>, edns_udp_payload: u16) -> Snapshot {
         steering: None,
         tables: None,
         nsid: None,
+        tsig_keys: Default::default(),
     }
 }
 

@@ -173,6 +173,22 @@ allow = ["127.0.0.1/32"]
         axfr("example.com."),
         hickory_proto::op::ResponseCode::Refused
     );
+    // A query signed with a key the server does not know: NOTAUTH, counted as BADKEY.
+    let stranger = meridian::wire::tsig::Key::new(
+        "stranger.",
+        meridian::wire::tsig::Algorithm::HmacSha256,
+        b"not a key of this server",
+    )
+    .unwrap();
+    let mut signed = query("example.com.", RecordType::SOA, None)
+        .to_vec()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    meridian::wire::tsig::sign_query(&stranger, &mut signed, now);
+    assert_eq!(udp_raw(srv.udp, &signed).unwrap()[3] & 0xF, 9, "NOTAUTH");
     control.reload().unwrap();
 
     let spill =
@@ -211,6 +227,7 @@ allow = ["127.0.0.1/32"]
                 && has(
                     r#"meridian_xfr_requests_total{zone="example.com.",kind="axfr",result="refused"}"#,
                 )
+                && has(r#"meridian_tsig_errors_total{error="badkey"}"#)
         },
     );
     drop(srv);

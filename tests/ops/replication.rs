@@ -6,7 +6,6 @@
 
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -15,108 +14,50 @@ use hickory_proto::rr::{Name, Record, RecordType};
 use hickory_proto::serialize::txt::Parser;
 
 use crate::fleet_kit::http_get;
+use crate::support::knot::{Knot, KnotKey, knotd};
 use crate::support::target::{Targets, http_check};
 use crate::support::*;
-
-/// `knotd` from PATH or /usr/sbin (a non-root PATH may lack it).
-fn knotd() -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .chain([PathBuf::from("/usr/sbin")])
-        .map(|d| d.join("knotd"))
-        .find(|p| p.is_file())
-}
 
 fn free_port() -> u16 {
     crate::fleet_kit::free_port()
 }
 
-/// A Knot secondary of one zone, started by the test on its own loopback port (never as a
-/// service), taking NOTIFY from 127.0.0.1; killed when dropped.
-struct KnotSecondary {
-    child: std::process::Child,
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
+/// What a Knot secondary of ours needs besides its zones: the primary (Meridian at `primary`),
+/// NOTIFY allowed from 127.0.0.1 (signed with `key` when given), and the default template.
+fn knot_base(dir: &std::path::Path, primary: SocketAddr, key: Option<&KnotKey>) -> String {
+    let d = dir.display();
+    let mut c = String::new();
+    let mut with_key = String::new();
+    if let Some(k) = key {
+        c += &format!(
+            "key:\n  - id: {}\n    algorithm: {}\n    secret: {}\n",
+            k.name, k.algorithm, k.secret
+        );
+        with_key = format!("    key: {}\n", k.name);
+    }
+    c + &format!(
+        "remote:\n  - id: primary\n    address: {}@{}\n{with_key}\
+         acl:\n  - id: notify_from_primary\n    address: 127.0.0.1\n    action: notify\n{with_key}\
+         template:\n  - id: default\n    storage: \"{d}/zones\"\n    zonefile-sync: -1\n    zonefile-load: none\n    journal-content: none\n",
+        primary.ip(),
+        primary.port(),
+    )
 }
 
-impl KnotSecondary {
-    fn start(knotd: &std::path::Path, port: u16, zone: &str, primary: SocketAddr) -> KnotSecondary {
-        let zones = format!(
-            "zone:\n  - domain: {zone}\n    master: primary\n    acl: notify_from_primary\n"
-        );
-        Self::start_with(knotd, port, primary, "", &zones)
-    }
-
-    /// A Knot with `templates` (more `template:` list items) and `zones` (the `zone:` section).
-    fn start_with(
-        knotd: &std::path::Path,
-        port: u16,
-        primary: SocketAddr,
-        templates: &str,
-        zones: &str,
-    ) -> KnotSecondary {
-        let dir = tempfile::tempdir().unwrap();
-        // Knot opens its catalog database in the storage folder only if it exists.
-        std::fs::create_dir(dir.path().join("db")).unwrap();
-        let d = dir.path().display();
-        let conf = format!(
-            "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\n\
-             database:\n    storage: \"{d}/db\"\n\
-             log:\n  - target: stderr\n    any: info\n\
-             remote:\n  - id: primary\n    address: {}@{}\n\
-             acl:\n  - id: notify_from_primary\n    address: 127.0.0.1\n    action: notify\n\
-             template:\n  - id: default\n    storage: \"{d}/zones\"\n    zonefile-sync: -1\n    zonefile-load: none\n    journal-content: none\n\
-             {templates}{zones}",
-            primary.ip(),
-            primary.port(),
-        );
-        let conf = conf.replace("{d}", &d.to_string());
-        let conf_path = dir.path().join("knot.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let log = std::fs::File::create(dir.path().join("knot.log")).unwrap();
-        let child = std::process::Command::new(knotd)
-            .arg("-c")
-            .arg(&conf_path)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        KnotSecondary {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            dir,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("knot.log")).unwrap_or_default()
-    }
-
-    fn ask(&self, name: &str, rtype: RecordType) -> Option<Message> {
-        let q = query(name, rtype, None);
-        udp_raw_timeout(self.addr, &q.to_vec().unwrap(), Duration::from_millis(200))
-            .map(|b| Message::from_vec(&b).unwrap())
-    }
-
-    /// The serial Knot serves for `zone`, if it serves it.
-    fn serial(&self, zone: &str) -> Option<u32> {
-        let m = self.ask(zone, RecordType::SOA)?;
-        if m.metadata.response_code != ResponseCode::NoError {
-            return None;
-        }
-        m.answers.iter().find_map(|r| match &r.data {
-            hickory_proto::rr::RData::SOA(s) => Some(s.serial),
-            _ => None,
-        })
-    }
-}
-
-impl Drop for KnotSecondary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A Knot secondary of `zone` on `port`, taking NOTIFY from 127.0.0.1.
+fn knot_secondary(
+    knotd: &std::path::Path,
+    port: u16,
+    zone: &str,
+    primary: SocketAddr,
+    key: Option<&KnotKey>,
+) -> Knot {
+    Knot::start_on(knotd, port, |dir| {
+        knot_base(dir, primary, key)
+            + &format!(
+                "zone:\n  - domain: {zone}\n    master: primary\n    acl: notify_from_primary\n"
+            )
+    })
 }
 
 /// Every message of a transfer asked by `q` over TCP, until its last: the lone SOA of an
@@ -265,7 +206,7 @@ fn a_knot_secondary_follows_each_version_by_notify_and_ixfr() {
     let config_path = dir.path().join("meridian.toml");
     std::fs::write(&config_path, config).unwrap();
     let srv = start_file(&config_path);
-    let knot = KnotSecondary::start(&knotd, knot_port, "plain.test.", srv.tcp);
+    let knot = knot_secondary(&knotd, knot_port, "plain.test.", srv.tcp, None);
     let took = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         wait_for(Duration::from_secs(20), "Knot to take serial 10", || {
             knot.serial("plain.test.") == Some(10)
@@ -294,7 +235,10 @@ fn a_knot_secondary_follows_each_version_by_notify_and_ixfr() {
     if lag > Duration::from_millis(300) {
         eprintln!("knotd log:\n{}", knot.log());
     }
-    assert!(lag < Duration::from_secs(1), "NOTIFY-driven refresh took {lag:?}");
+    assert!(
+        lag < Duration::from_secs(1),
+        "NOTIFY-driven refresh took {lag:?}"
+    );
     let log = knot.log();
     assert!(
         log.lines()
@@ -303,7 +247,10 @@ fn a_knot_secondary_follows_each_version_by_notify_and_ixfr() {
     );
     let m = knot.ask("www.plain.test.", RecordType::A).unwrap();
     let got: BTreeSet<String> = m.answers.iter().map(|r| r.data.to_string()).collect();
-    assert_eq!(got, BTreeSet::from(["192.0.2.10".to_string(), "192.0.2.12".to_string()]));
+    assert_eq!(
+        got,
+        BTreeSet::from(["192.0.2.10".to_string(), "192.0.2.12".to_string()])
+    );
 
     // The IXFR from 10 is the files' difference.
     let inc = incremental(&transfer(srv.tcp, &ixfr("plain.test.", 10))).expect("incremental");
@@ -312,12 +259,19 @@ fn a_knot_secondary_follows_each_version_by_notify_and_ixfr() {
     let (o1, o2) = (oracle("plain.test.", &v1), oracle("plain.test.", &v2));
     let (from, removed, to, added) = &inc.steps[0];
     assert_eq!((*from, *to), (10, 11));
-    assert_eq!(removed, &o1.difference(&o2).cloned().collect::<BTreeSet<_>>());
+    assert_eq!(
+        removed,
+        &o1.difference(&o2).cloned().collect::<BTreeSet<_>>()
+    );
     assert_eq!(added, &o2.difference(&o1).cloned().collect::<BTreeSet<_>>());
     assert_eq!(removed.len(), 2, "{removed:?}");
 
     // A content change without a raised serial: served as 12 (reported), and Knot follows.
-    let v3 = plain_zone(11, &["192.0.2.10", "192.0.2.12", "192.0.2.13"], "new TXT \"here\"\n");
+    let v3 = plain_zone(
+        11,
+        &["192.0.2.10", "192.0.2.12", "192.0.2.13"],
+        "new TXT \"here\"\n",
+    );
     std::fs::write(&zone_path, &v3).unwrap();
     srv.server().control().reload().unwrap();
     assert_eq!(served_serial(&srv, "plain.test."), 12);
@@ -333,10 +287,16 @@ fn a_knot_secondary_follows_each_version_by_notify_and_ixfr() {
     let inc = incremental(&transfer(srv.tcp, &ixfr("plain.test.", 10))).expect("incremental");
     let chain: Vec<(u32, u32)> = inc.steps.iter().map(|s| (s.0, s.2)).collect();
     assert_eq!(chain, vec![(10, 11), (11, 12)]);
-    assert_eq!(inc.steps[1].3, BTreeSet::from(["www.plain.test. 300 A 192.0.2.13".to_string()]));
+    assert_eq!(
+        inc.steps[1].3,
+        BTreeSet::from(["www.plain.test. 300 A 192.0.2.13".to_string()])
+    );
     assert!(inc.steps[1].1.is_empty());
     let full = transfer(srv.tcp, &ixfr("plain.test.", 3));
-    assert!(incremental(&full).is_none(), "an unknown serial gets the whole zone");
+    assert!(
+        incremental(&full).is_none(),
+        "an unknown serial gets the whole zone"
+    );
     let records: BTreeSet<String> = full
         .iter()
         .flat_map(|m| m.answers.iter())
@@ -353,21 +313,44 @@ fn a_knot_secondary_follows_each_version_by_notify_and_ixfr() {
     let zone = &status["zones"][0];
     assert_eq!(zone["serial"], 12);
     let t = &zone["transfers"];
-    assert_eq!((t["journal_versions"].as_u64(), t["journal_oldest_serial"].as_u64()), (Some(2), Some(10)));
+    assert_eq!(
+        (
+            t["journal_versions"].as_u64(),
+            t["journal_oldest_serial"].as_u64()
+        ),
+        (Some(2), Some(10))
+    );
     assert_eq!(t["serial_policy"], "file");
-    wait_for(Duration::from_secs(3), "the NOTIFY of 12 acknowledged", || {
-        let (_, body) = http_get(&srv, "/status");
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        let n = &v["zones"][0]["transfers"]["notify"][0];
-        n["serial"] == 12 && n["result"] == "acked" && n["target"] == format!("127.0.0.1:{knot_port}")
-    });
+    wait_for(
+        Duration::from_secs(3),
+        "the NOTIFY of 12 acknowledged",
+        || {
+            let (_, body) = http_get(&srv, "/status");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let n = &v["zones"][0]["transfers"]["notify"][0];
+            n["serial"] == 12
+                && n["result"] == "acked"
+                && n["target"] == format!("127.0.0.1:{knot_port}")
+        },
+    );
     // dig reads the incremental transfer too.
     if let Ok(out) = std::process::Command::new("dig")
-        .args(["-p", &srv.tcp.port().to_string(), "@127.0.0.1", "plain.test.", "IXFR=10", "+nostats", "+nocmd"])
+        .args([
+            "-p",
+            &srv.tcp.port().to_string(),
+            "@127.0.0.1",
+            "plain.test.",
+            "IXFR=10",
+            "+nostats",
+            "+nocmd",
+        ])
         .output()
     {
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("192.0.2.13") && text.contains("old.plain.test."), "{text}");
+        assert!(
+            text.contains("192.0.2.13") && text.contains("old.plain.test."),
+            "{text}"
+        );
     }
 }
 
@@ -409,7 +392,11 @@ fn service_snapshots_follow_health_into_transfers_and_a_knot_secondary() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("example.com.zone"), EXAMPLE_ZONE).unwrap();
     let config_path = dir.path().join("meridian.toml");
-    std::fs::write(&config_path, snapshot_config([a.port, b.port], knot_port, "snapshot")).unwrap();
+    std::fs::write(
+        &config_path,
+        snapshot_config([a.port, b.port], knot_port, "snapshot"),
+    )
+    .unwrap();
     let srv = start_file(&config_path);
     let monitor = srv.server().monitor().clone();
     wait_for(Duration::from_secs(5), "first verdicts", || monitor.ready());
@@ -417,9 +404,11 @@ fn service_snapshots_follow_health_into_transfers_and_a_knot_secondary() {
         "svc.example.com. 7 A 192.0.2.101".to_string(),
         "svc.example.com. 7 A 192.0.2.102".to_string(),
     ]);
-    wait_for(Duration::from_secs(5), "both endpoints in the snapshot", || {
-        service_records(&transfer(srv.tcp, &axfr("example.com."))) == both
-    });
+    wait_for(
+        Duration::from_secs(5),
+        "both endpoints in the snapshot",
+        || service_records(&transfer(srv.tcp, &axfr("example.com."))) == both,
+    );
     // The serial follows unix time (the default for a zone whose transfers carry snapshots),
     // but the fixture's date-style serial is newer than the time in serial arithmetic (RFC
     // 1982), so it stays the file's until a snapshot change raises it by one.
@@ -428,7 +417,10 @@ fn service_snapshots_follow_health_into_transfers_and_a_knot_secondary() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as u32;
-    assert!(2_026_112_701u32.wrapping_sub(now) < 1 << 31, "the fixture's serial is newer than {now}");
+    assert!(
+        2_026_112_701u32.wrapping_sub(now) < 1 << 31,
+        "the fixture's serial is newer than {now}"
+    );
     assert!(first.wrapping_sub(2_026_112_701) < 16, "serial {first}");
     // Everything else in the transfer is the file.
     let others: BTreeSet<String> = transfer(srv.tcp, &axfr("example.com."))
@@ -440,17 +432,19 @@ fn service_snapshots_follow_health_into_transfers_and_a_knot_secondary() {
         .collect();
     assert_eq!(others, oracle("example.com.", EXAMPLE_ZONE));
 
-    let knot = knotd().map(|k| KnotSecondary::start(&k, knot_port, "example.com.", srv.tcp));
-    let knot_answer = |k: &KnotSecondary| -> BTreeSet<String> {
+    let knot = knotd().map(|k| knot_secondary(&k, knot_port, "example.com.", srv.tcp, None));
+    let knot_answer = |k: &Knot| -> BTreeSet<String> {
         k.ask("svc.example.com.", RecordType::A)
             .map(|m| m.answers.iter().map(|r| r.data.to_string()).collect())
             .unwrap_or_default()
     };
     if let Some(k) = &knot {
         let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            wait_for(Duration::from_secs(20), "Knot to serve both endpoints", || {
-                knot_answer(k).len() == 2
-            })
+            wait_for(
+                Duration::from_secs(20),
+                "Knot to serve both endpoints",
+                || knot_answer(k).len() == 2,
+            )
         }));
         assert!(ok.is_ok(), "knotd log:\n{}", k.log());
     } else {
@@ -465,11 +459,17 @@ fn service_snapshots_follow_health_into_transfers_and_a_knot_secondary() {
         service_records(&transfer(srv.tcp, &axfr("example.com."))) == one
     });
     let after = served_serial(&srv, "example.com.");
-    assert!(after != before && after.wrapping_sub(before) < 1 << 31, "{before} -> {after}");
+    assert!(
+        after != before && after.wrapping_sub(before) < 1 << 31,
+        "{before} -> {after}"
+    );
     let inc = incremental(&transfer(srv.tcp, &ixfr("example.com.", before))).expect("incremental");
     let removed: BTreeSet<String> = inc.steps.iter().flat_map(|s| s.1.iter().cloned()).collect();
     let added: BTreeSet<String> = inc.steps.iter().flat_map(|s| s.3.iter().cloned()).collect();
-    assert_eq!(removed, BTreeSet::from(["svc.example.com. 7 A 192.0.2.101".to_string()]));
+    assert_eq!(
+        removed,
+        BTreeSet::from(["svc.example.com. 7 A 192.0.2.101".to_string()])
+    );
     assert!(added.is_empty(), "{added:?}");
     if let Some(k) = &knot {
         let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -485,15 +485,25 @@ fn service_snapshots_follow_health_into_transfers_and_a_knot_secondary() {
         service_records(&transfer(srv.tcp, &axfr("example.com."))) == both
     });
     let last = served_serial(&srv, "example.com.");
-    assert!(last != after && last.wrapping_sub(after) < 1 << 31, "{after} -> {last}");
+    assert!(
+        last != after && last.wrapping_sub(after) < 1 << 31,
+        "{after} -> {last}"
+    );
     drop(b);
 
     // `gslb = "omit"`: no records at the service's name in transfers.
-    std::fs::write(&config_path, snapshot_config([a.port, a.port], knot_port, "omit")).unwrap();
+    std::fs::write(
+        &config_path,
+        snapshot_config([a.port, a.port], knot_port, "omit"),
+    )
+    .unwrap();
     srv.server().control().reload().unwrap();
     let messages = transfer(srv.tcp, &axfr("example.com."));
     assert!(service_records(&messages).is_empty());
-    assert!(served_serial(&srv, "example.com.") != last, "dropping the snapshot is a new version");
+    assert!(
+        served_serial(&srv, "example.com.") != last,
+        "dropping the snapshot is a new version"
+    );
 }
 
 #[test]
@@ -504,7 +514,11 @@ fn a_knot_catalog_consumer_adds_and_removes_member_zones() {
     };
     let knot_port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("plain.zone"), plain_zone(7, &["192.0.2.7"], "")).unwrap();
+    std::fs::write(
+        dir.path().join("plain.zone"),
+        plain_zone(7, &["192.0.2.7"], ""),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("example.com.zone"), EXAMPLE_ZONE).unwrap();
     let zone = |origin: &str, file: &str| {
         format!(
@@ -516,7 +530,11 @@ fn a_knot_catalog_consumer_adds_and_removes_member_zones() {
     );
     let head = "[dns]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n";
     let config_path = dir.path().join("meridian.toml");
-    std::fs::write(&config_path, format!("{head}{}{catalog}", zone("plain.test.", "plain.zone"))).unwrap();
+    std::fs::write(
+        &config_path,
+        format!("{head}{}{catalog}", zone("plain.test.", "plain.zone")),
+    )
+    .unwrap();
     let srv = start_file(&config_path);
     // The catalog lists the one member, as RFC 9432 says.
     let records: Vec<String> = transfer(srv.tcp, &axfr("catalog.invalid."))
@@ -524,18 +542,30 @@ fn a_knot_catalog_consumer_adds_and_removes_member_zones() {
         .flat_map(|m| m.answers.iter())
         .map(line)
         .collect();
-    assert!(records.iter().any(|l| l == "version.catalog.invalid. 0 TXT 2"), "{records:?}");
+    assert!(
+        records
+            .iter()
+            .any(|l| l == "version.catalog.invalid. 0 TXT 2"),
+        "{records:?}"
+    );
     let ptrs: Vec<&String> = records.iter().filter(|l| l.contains(" PTR ")).collect();
     assert_eq!(ptrs.len(), 1, "{records:?}");
-    assert!(ptrs[0].ends_with(".zones.catalog.invalid. 0 PTR plain.test."), "{records:?}");
+    assert!(
+        ptrs[0].ends_with(".zones.catalog.invalid. 0 PTR plain.test."),
+        "{records:?}"
+    );
 
     let member = "  - id: member\n    storage: \"{d}/zones\"\n    master: primary\n    acl: notify_from_primary\n    zonefile-sync: -1\n    zonefile-load: none\n    journal-content: none\n";
     let zones = "zone:\n  - domain: catalog.invalid.\n    master: primary\n    acl: notify_from_primary\n    catalog-role: interpret\n    catalog-template: member\n";
-    let knot = KnotSecondary::start_with(&knotd, knot_port, srv.tcp, member, zones);
+    let knot = Knot::start_on(&knotd, knot_port, |dir| {
+        knot_base(dir, srv.tcp, None) + &member.replace("{d}", &dir.display().to_string()) + zones
+    });
     let took = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        wait_for(Duration::from_secs(20), "Knot to serve the member from the catalog", || {
-            knot.serial("plain.test.") == Some(7)
-        })
+        wait_for(
+            Duration::from_secs(20),
+            "Knot to serve the member from the catalog",
+            || knot.serial("plain.test.") == Some(7),
+        )
     }));
     assert!(took.is_ok(), "knotd log:\n{}", knot.log());
     std::thread::sleep(Duration::from_millis(2100)); // Knot's refresh-min-interval (see above)
@@ -559,13 +589,23 @@ fn a_knot_catalog_consumer_adds_and_removes_member_zones() {
         })
     }));
     assert!(added.is_ok(), "knotd log:\n{}", knot.log());
-    eprintln!("Knot served the added zone {:?} after the reload", reloaded.elapsed());
+    eprintln!(
+        "Knot served the added zone {:?} after the reload",
+        reloaded.elapsed()
+    );
     let m = knot.ask("www.example.com.", RecordType::A).unwrap();
     assert_eq!(m.answers.len(), 2, "{m:?}");
 
     // A zone removed: Knot drops it.
     std::thread::sleep(Duration::from_millis(2100));
-    std::fs::write(&config_path, format!("{head}{}{catalog}", zone("example.com.", "example.com.zone"))).unwrap();
+    std::fs::write(
+        &config_path,
+        format!(
+            "{head}{}{catalog}",
+            zone("example.com.", "example.com.zone")
+        ),
+    )
+    .unwrap();
     srv.server().control().reload().unwrap();
     let removed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         wait_for(Duration::from_secs(10), "Knot to drop plain.test.", || {
@@ -587,7 +627,9 @@ fn bad_replication_settings_are_reported_with_their_places() {
                 gslb = \"full\"\nsnapshot_interval = \"10ms\"\n\
                 [[zone]]\norigin = \"cat.invalid.\"\ncatalog = true\nfile = \"z.zone\"\n\
                 [[zone]]\norigin = \"nofile.test.\"\n";
-    let e = meridian::config::Config::parse(&path, text).unwrap_err().to_string();
+    let e = meridian::config::Config::parse(&path, text)
+        .unwrap_err()
+        .to_string();
     let p = path.display();
     for expected in [
         format!("{p}:4:10: zone[0].serial: \"date\" is not \"file\" or \"unixtime\""),
@@ -610,5 +652,78 @@ fn bad_replication_settings_are_reported_with_their_places() {
     assert_eq!(r.notify[2].to_string(), "192.0.2.2:53");
     assert_eq!(r.snapshot_interval, Duration::from_secs(120));
     assert_eq!(r.gslb, meridian::config::replication::Gslb::Omit);
-    assert_eq!(r.serial, meridian::config::replication::SerialPolicy::UnixTime);
+    assert_eq!(
+        r.serial,
+        meridian::config::replication::SerialPolicy::UnixTime
+    );
+}
+
+#[test]
+fn a_knot_secondary_with_a_key_follows_signed_notify() {
+    let Some(knotd) = knotd() else {
+        eprintln!("knotd is not installed: skipped");
+        return;
+    };
+    let secret = "bWVyaWRpYW4gbm90aWZ5IGtleSwgdGhpcnR5LXR3byBieXRlcw==";
+    let key = KnotKey {
+        name: "xfr.",
+        algorithm: "hmac-sha256",
+        secret,
+    };
+    let knot_port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let zone_path = dir.path().join("plain.zone");
+    std::fs::write(&zone_path, plain_zone(20, &["192.0.2.20"], "")).unwrap();
+    // Transfers by key only (no `allow`): NOTIFY signed with it, the acknowledgement checked.
+    let config = format!(
+        "[dns]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n[admin]\nlisten = \"127.0.0.1:0\"\n\n\
+         [[tsig_key]]\nname = \"xfr.\"\nalgorithm = \"hmac-sha256\"\nsecret = \"{secret}\"\n\n\
+         [[zone]]\norigin = \"plain.test.\"\nfile = \"plain.zone\"\n\
+         [zone.transfer]\nkeys = [\"xfr.\"]\nnotify = [\"127.0.0.1:{knot_port}\"]\n"
+    );
+    let config_path = dir.path().join("meridian.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let srv = start_file(&config_path);
+    let knot = knot_secondary(&knotd, knot_port, "plain.test.", srv.tcp, Some(&key));
+    let took = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for(Duration::from_secs(20), "Knot to take serial 20", || {
+            knot.serial("plain.test.") == Some(20)
+        })
+    }));
+    assert!(took.is_ok(), "knotd log:\n{}", knot.log());
+    std::thread::sleep(Duration::from_millis(2100)); // Knot's refresh-min-interval (see above)
+    std::fs::write(&zone_path, plain_zone(21, &["192.0.2.21"], "")).unwrap();
+    let reloaded = Instant::now();
+    srv.server().control().reload().unwrap();
+    let followed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for(Duration::from_secs(5), "Knot to take serial 21", || {
+            knot.serial("plain.test.") == Some(21)
+        })
+    }));
+    assert!(followed.is_ok(), "knotd log:\n{}", knot.log());
+    let lag = reloaded.elapsed();
+    eprintln!("Knot (TSIG) served serial 21 {lag:?} after the reload");
+    assert!(
+        lag < Duration::from_secs(1),
+        "signed NOTIFY-driven refresh took {lag:?}"
+    );
+    let log = knot.log();
+    // Knot's NOTIFY ACL names the key: an unsigned or badly signed NOTIFY would be denied.
+    assert!(
+        log.lines()
+            .any(|l| l.contains("notify, incoming") && l.contains("serial 21"))
+            && !log.contains("denied"),
+        "Knot took a signed NOTIFY:\n{log}"
+    );
+    // Meridian checked Knot's signed acknowledgement.
+    wait_for(
+        Duration::from_secs(3),
+        "the signed NOTIFY of 21 acknowledged",
+        || {
+            let (_, body) = http_get(&srv, "/status");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let n = &v["zones"][0]["transfers"]["notify"][0];
+            n["serial"] == 21 && n["result"] == "acked"
+        },
+    );
 }

@@ -13,6 +13,7 @@
 //! - [`exposition`]: a metric's value in the Prometheus exposition, and the lock that tests
 //!   asserting on the process-wide registry hold;
 //! - [`steering`]: ECS queries and answer decoding for the steering tests;
+//! - [`knot`]: a Knot DNS server (`knotd`) on a loopback port of its own, to replicate with;
 //! - [`monitor`]: a health monitor on its own in the test's runtime, for tests on paused time;
 //! - fixture zones, as files under tests/fixtures/ ([`fixture`]).
 //!
@@ -22,6 +23,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod exposition;
+pub mod knot;
 pub mod monitor;
 pub mod server;
 pub mod steering;

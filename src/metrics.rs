@@ -63,6 +63,12 @@ pub fn count_transfer(zone: &str, kind: &'static str, result: &'static str) {
         .increment(1);
 }
 
+/// Count one signed query or transfer request whose TSIG did not verify, by error (badkey,
+/// badsig, badtime, badtrunc, formerr). Off the query path: such requests are rare.
+pub fn count_tsig_error(error: crate::wire::tsig::TsigError) {
+    counter!("meridian_tsig_errors_total", "error" => error.as_str()).increment(1);
+}
+
 /// The Prometheus text exposition of every metric.
 pub fn render() -> String {
     let h = install();
@@ -140,7 +146,11 @@ fn describe() {
     );
     describe_counter!(
         "meridian_xfr_requests_total",
-        "Zone transfer requests over TCP for a served zone's apex, by zone, kind (axfr, ixfr) and result: served, refused (no [zone.transfer] or a source outside allow)."
+        "Zone transfer requests over TCP for a served zone's apex, by zone, kind (axfr, ixfr) and result: served, refused (no [zone.transfer], or a source outside allow without one of keys), badtsig (a TSIG that did not verify: answered NOTAUTH)."
+    );
+    describe_counter!(
+        "meridian_tsig_errors_total",
+        "Signed queries and transfer requests whose TSIG did not verify, by error: badkey (unknown key or algorithm), badsig (wrong MAC), badtime (clock outside the fudge), badtrunc, formerr. Answered NOTAUTH (FORMERR for formerr)."
     );
     describe_gauge!(
         "meridian_zone_serial",
@@ -312,8 +322,8 @@ const QTYPES: [(u16, &str); 13] = [
     (255, "ANY"),
 ];
 const N_QTYPES: usize = QTYPES.len() + 1;
-const RCODES: [&str; 7] = [
-    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS",
+const RCODES: [&str; 8] = [
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS", "NOTAUTH",
 ];
 const TRANSPORTS: [&str; 2] = ["udp", "tcp"];
 
@@ -351,6 +361,7 @@ fn rcode_slot(r: Rcode) -> usize {
         Rcode::NotImp => 4,
         Rcode::Refused => 5,
         Rcode::BadVers => 6,
+        Rcode::NotAuth => 7,
     }
 }
 

@@ -8,7 +8,8 @@
 //! 4, 8 and 16 seconds without one it sends again, and gives up after the fifth try. A newer
 //! serial for the same zone and target replaces a sender still trying. Every datagram and
 //! outcome is counted (`meridian_notify_total{zone, result}`: sent, acked, refused, unanswered)
-//! and the last outcome per zone and target is kept for `/status`.
+//! and the last outcome per zone and target is kept for `/status`. A zone with TSIG `keys` signs
+//! its NOTIFY with the first and wants the acknowledgement signed with it (RFC 8945).
 //!
 //! Layer 6 of ARCHITECTURE.md: reads the served snapshot; the publisher's version counter comes
 //! in as a `watch` receiver.
@@ -26,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::snapshot::Snapshot;
+use crate::wire::tsig::{Key, Verifier, sign_query};
 use crate::wire::{CLASS_IN, TYPE_SOA};
 
 /// Tries per NOTIFY before giving up.
@@ -115,12 +117,19 @@ async fn run(
                     old.abort();
                 }
                 let message = notify_message(zone);
+                // Signed with the zone's first transfer key, when it has keys: a secondary that
+                // takes the zone by key usually wants NOTIFY signed by it too.
+                let tsig = zone
+                    .transfer_keys
+                    .first()
+                    .and_then(|&k| snap.tsig_keys.get(k))
+                    .cloned();
                 let task = tokio::spawn(send(
                     notifier.clone(),
                     zone.origin.clone(),
                     zone.serial,
                     target,
-                    message,
+                    (message, tsig),
                     cancel.clone(),
                 ));
                 senders.insert(key, (zone.serial, task));
@@ -181,7 +190,7 @@ async fn send(
     zone: String,
     serial: u32,
     target: SocketAddr,
-    mut message: Vec<u8>,
+    (base, key): (Vec<u8>, Option<Key>),
     cancel: CancellationToken,
 ) {
     let status = |result, tries| TargetStatus {
@@ -214,7 +223,12 @@ async fn send(
     let mut buf = vec![0u8; 4096];
     for attempt in 1..=TRIES {
         let id = random_id();
+        let mut message = base.clone();
         message[..2].copy_from_slice(&id.to_be_bytes());
+        let now = crate::health::clock::unix_now();
+        let mut verifier = key
+            .as_ref()
+            .map(|k| Verifier::new(k, sign_query(k, &mut message, now)));
         count("sent");
         notifier.set(status("sending", attempt));
         if let Err(e) = socket.send_to(&message, target).await {
@@ -233,7 +247,21 @@ async fn send(
                     if from.ip().to_canonical() != target.ip().to_canonical() {
                         continue;
                     }
-                    match ack_of(&buf[..len], id) {
+                    let reply = &buf[..len];
+                    if ack_of(reply, id).is_none() {
+                        continue;
+                    }
+                    // A NOTIFY signed with a key wants its acknowledgement signed with it.
+                    if let Some(v) = verifier.as_mut() {
+                        let now = crate::health::clock::unix_now();
+                        if let Err(e) = v.verify(reply, now).and_then(|_| v.finish()) {
+                            tracing::warn!(zone = %zone, %target, "NOTIFY acknowledgement refused: TSIG {e:?}");
+                            count("refused");
+                            notifier.set(status("refused", attempt));
+                            return;
+                        }
+                    }
+                    match ack_of(reply, id) {
                         None => continue,
                         Some(Ack::Acked) => {
                             count("acked");

@@ -7,6 +7,10 @@
 //! loop, and reports every malformation as a [`Reject`] that maps to an RCODE (or to silence).
 //!
 //! Layer 0 of ARCHITECTURE.md: uses only modules of lower layers.
+//!
+//! [`tsig`]: transaction signatures (RFC 8945) for transfers, NOTIFY and SOA queries.
+
+pub mod tsig;
 
 /// Longest domain name in wire form (RFC 1035 §2.3.4).
 pub const MAX_NAME: usize = 255;
@@ -44,6 +48,8 @@ pub enum Rcode {
     NxDomain = 3,
     NotImp = 4,
     Refused = 5,
+    /// A TSIG that did not verify (RFC 8945 §5.2).
+    NotAuth = 9,
     BadVers = 16,
 }
 

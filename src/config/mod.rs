@@ -17,6 +17,7 @@ pub mod policy;
 pub mod pools;
 pub mod replication;
 pub mod secondary;
+pub mod tsig;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -74,6 +75,9 @@ pub struct RawConfig {
     pub admin: admin::AdminConfig,
     /// Other instances of the fleet to pull health observations from.
     pub fleet: Option<Spanned<fleet::FleetConfig>>,
+    /// TSIG keys (RFC 8945) for zone transfers, NOTIFY and SOA queries.
+    #[serde(default, rename = "tsig_key")]
+    pub tsig_keys: Vec<tsig::TsigKeyConfig>,
 }
 
 /// The `[dns]` table.
@@ -168,7 +172,9 @@ pub struct ZoneConfig {
 #[serde(deny_unknown_fields)]
 pub struct TransferConfig {
     /// Source prefixes that may transfer the zone, e.g. `"192.0.2.0/24"`, `"2001:db8::/32"`
-    /// (a bare address is one host). At least one; host bits must be clear.
+    /// (a bare address is one host); host bits must be clear. At least one prefix here or one
+    /// key in `keys`.
+    #[serde(default)]
     pub allow: Vec<Spanned<String>>,
     /// Where NOTIFY goes: `"192.0.2.53:53"`, `"[2001:db8::53]:53"`, or an address alone (port 53).
     #[serde(default)]
@@ -177,6 +183,10 @@ pub struct TransferConfig {
     pub gslb: Option<Spanned<String>>,
     /// At most one snapshot-driven version per this interval. Default "30s".
     pub snapshot_interval: Option<Spanned<String>>,
+    /// Names of `[[tsig_key]]`s: a request signed with one of them may transfer the zone from
+    /// any source.
+    #[serde(default)]
+    pub keys: Vec<Spanned<String>>,
 }
 
 /// A validated configuration.
@@ -210,6 +220,8 @@ pub struct Config {
     pub nsid: bool,
     /// Peers to pull health observations from, when `[fleet]` is present.
     pub fleet: Option<fleet::FleetSettings>,
+    /// The `[[tsig_key]]`s, in order (`ZoneSource::transfer_keys` are positions in it).
+    pub tsig_keys: crate::wire::tsig::KeyRing,
 }
 
 /// A zone to load.
@@ -228,6 +240,9 @@ pub struct ZoneSource {
     pub catalog: bool,
     /// Set when the zone is taken from primaries by zone transfer (`file` is then the copy kept).
     pub secondary: Option<secondary::Secondary>,
+    /// Keys (positions in `Config::tsig_keys`) that sign a transfer from any source
+    /// (`[zone.transfer] keys`).
+    pub transfer_keys: Vec<usize>,
 }
 
 impl Config {
@@ -285,6 +300,9 @@ impl Config {
             ));
         }
         let base = path.parent().unwrap_or(Path::new("."));
+        let tsig_keys = tsig::compile(&raw.tsig_keys, base, &mut |offset, msg| {
+            errors.push(ConfigError::at(path, text, offset, msg))
+        });
         let mut zones: Vec<ZoneSource> = Vec::new();
         for (i, z) in raw.zones.iter().enumerate() {
             let origin = match Name::from_str(z.origin.get_ref()) {
@@ -360,16 +378,20 @@ impl Config {
                 }
             };
             let at = lines.line_col(text, z.origin.span().start);
-            let transfer = z.transfer.as_ref().map(|t| {
-                transfer_allow(i, t, &mut |offset, msg| {
-                    errors.push(ConfigError::at(path, text, offset, msg))
-                })
+            let mut problem = |offset, msg| errors.push(ConfigError::at(path, text, offset, msg));
+            let transfer = z
+                .transfer
+                .as_ref()
+                .map(|t| transfer_allow(i, t, &mut problem));
+            let transfer_keys = z.transfer.as_ref().map_or(Vec::new(), |t| {
+                let keys = &t.get_ref().keys;
+                tsig::zone_keys(i, keys, &raw.tsig_keys, &tsig_keys, &mut problem)
             });
             let replication = replication::compile(
                 i,
                 z.transfer.as_ref().map(|t| t.get_ref()),
                 z.serial.as_ref(),
-                &mut |offset, msg| errors.push(ConfigError::at(path, text, offset, msg)),
+                &mut problem,
             );
             zones.push(ZoneSource {
                 origin,
@@ -379,6 +401,7 @@ impl Config {
                 replication,
                 catalog,
                 secondary,
+                transfer_keys,
             });
         }
         let (pools, webhooks) = pools::compile(&raw, &mut |offset, msg| {
@@ -467,6 +490,7 @@ impl Config {
             node_name,
             nsid: raw.node.nsid,
             fleet,
+            tsig_keys,
             service_at: raw
                 .services
                 .iter()
@@ -476,7 +500,7 @@ impl Config {
     }
 }
 
-/// The prefixes of zone `i`'s `[zone.transfer] allow`; each problem goes to `problem` with its
+/// The prefixes of zone `i`'s `[zone.transfer] allow` (empty when only `keys` are given); each problem goes to `problem` with its
 /// byte offset.
 fn transfer_allow(
     i: usize,
@@ -484,10 +508,12 @@ fn transfer_allow(
     problem: &mut dyn FnMut(usize, String),
 ) -> Vec<ipnet::IpNet> {
     let allow = &t.get_ref().allow;
-    if allow.is_empty() {
+    if allow.is_empty() && t.get_ref().keys.is_empty() {
         problem(
             t.span().start,
-            format!("zone[{i}].transfer.allow: at least one source prefix is needed"),
+            format!(
+                "zone[{i}].transfer.allow: at least one source prefix is needed (or a key in keys)"
+            ),
         );
     }
     let mut nets = Vec::with_capacity(allow.len());

@@ -12,6 +12,12 @@
 //! Sizes: over UDP the response never exceeds the client's EDNS payload (512 without EDNS) nor
 //! the server's own payload size; when the answer does not fit it is cut back to the question
 //! and the OPT record with TC=1, so the client retries over TCP (RFC 7766, RFC 9471).
+//!
+//! TSIG (RFC 8945): a query whose additional section holds more than an OPT (never the prepared
+//! or kept shape) is checked against the snapshot's keys at [`Work::now`]: a signed query that
+//! verifies gets a signed answer (a secondary's refresh SOA query, say), with room kept for the
+//! TSIG record within the size limit; one that does not gets NOTAUTH with the TSIG error
+//! (BADKEY, BADSIG, BADTIME), or FORMERR for a malformed TSIG.
 
 use crate::wire::*;
 
@@ -84,6 +90,11 @@ pub struct Work {
     pub query: Query,
     /// Set when a service answered; `None` for every other answer.
     pub steered: Option<Steered>,
+    /// Now, in seconds since the Unix epoch, set by the caller (once per batch will do): TSIG
+    /// times are checked and signed against it. Only signed queries read it.
+    pub now: u64,
+    /// Set when the query's TSIG did not verify (answered NOTAUTH or FORMERR); `None` otherwise.
+    pub tsig_error: Option<crate::wire::tsig::TsigError>,
 }
 
 /// Answer one message. Returns `None` when nothing must be sent (responses, runts).
@@ -206,15 +217,20 @@ pub fn respond_general(
     out: &mut [u8],
 ) -> Option<Outcome> {
     work.steered = None;
+    work.tsig_error = None;
     let q = &mut work.query;
     if parse_plain(packet, q) {
-        return Some(answer(snap, packet, peer, q, &mut work.steered, out));
+        return Some(answer(snap, packet, peer, q, &mut work.steered, out, 0));
     }
     if super::notify::is_notify(packet) {
         return super::notify::respond(snap, packet, peer.addr, out);
     }
     match parse_query(packet, q) {
-        Ok(()) => Some(answer(snap, packet, peer, q, &mut work.steered, out)),
+        // More additional records than an OPT: perhaps a TSIG.
+        Ok(()) if additional(packet) > q.edns.is_some() as u16 => {
+            signed(snap, packet, peer, work, out)
+        }
+        Ok(()) => Some(answer(snap, packet, peer, q, &mut work.steered, out, 0)),
         Err(Reject::Drop) => None,
         Err(Reject::Error {
             id,
@@ -258,6 +274,60 @@ pub fn respond_general(
                 truncated: false,
                 zone: None,
                 qtype: 0,
+                ecs: false,
+            })
+        }
+    }
+}
+
+/// ARCOUNT of a message at least a header long.
+fn additional(packet: &[u8]) -> u16 {
+    u16::from_be_bytes([packet[10], packet[11]])
+}
+
+/// Answer a parsed query that may carry a TSIG: verified, the answer is signed; rejected, the
+/// TSIG error answer; unsigned, the usual answer.
+fn signed(
+    snap: &Snapshot,
+    packet: &[u8],
+    peer: Peer,
+    work: &mut Work,
+    out: &mut [u8],
+) -> Option<Outcome> {
+    use crate::wire::tsig::{Signer, TsigError, verify_request};
+    let keys = &snap.tsig_keys;
+    let q = &work.query;
+    match verify_request(packet, keys, work.now) {
+        Ok(None) => Some(answer(snap, packet, peer, q, &mut work.steered, out, 0)),
+        Ok(Some(signed)) => {
+            let key = keys.get(signed.key)?;
+            let mut o = answer(
+                snap,
+                packet,
+                peer,
+                q,
+                &mut work.steered,
+                out,
+                key.record_len(),
+            );
+            // Room was kept within the limit, so this only fails for a buffer smaller than one.
+            if let Some(len) = Signer::new(key, &signed).sign(out, o.len, work.now) {
+                o.len = len;
+            }
+            Some(o)
+        }
+        Err(rejected) => {
+            work.tsig_error = Some(rejected.error);
+            let len = rejected.write_response(packet, keys, out, work.now)?;
+            Some(Outcome {
+                len,
+                rcode: match rejected.error {
+                    TsigError::FormErr => Rcode::FormErr,
+                    _ => Rcode::NotAuth,
+                },
+                truncated: false,
+                zone: None,
+                qtype: q.qtype,
                 ecs: false,
             })
         }
@@ -355,9 +425,13 @@ fn answer(
     q: &Query,
     steered: &mut Option<Steered>,
     out: &mut [u8],
+    reserve: usize,
 ) -> Outcome {
     let transport = peer.transport;
-    let limit = size_limit(snap, transport, q.edns.map(|e| e.udp_payload)).min(out.len());
+    // `reserve`: room kept after the message (and its OPT) for a TSIG record.
+    let limit = size_limit(snap, transport, q.edns.map(|e| e.udp_payload))
+        .min(out.len())
+        .saturating_sub(reserve);
     let opt = opt_size(snap, &q.edns);
     let mut w = Writer {
         buf: out,

@@ -186,6 +186,7 @@ mod tests {
             tables: None,
             nsid: None,
             secondaries: Default::default(),
+            tsig_keys: Default::default(),
         }
     }
 

@@ -111,6 +111,7 @@ mod tests {
             steering: None,
             tables: None,
             nsid: None,
+            tsig_keys: Default::default(),
             secondaries: Arc::new(Secondaries {
                 zones: Box::new([SecondaryZone {
                     origin: "example.net.".parse().unwrap(),

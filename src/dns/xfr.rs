@@ -3,9 +3,11 @@
 //!
 //! [`request`] decides whether a TCP message is a transfer this server gives: a query (QR=0,
 //! opcode QUERY, one question) of class IN and type AXFR or IXFR for the exact apex of a served
-//! zone whose `[zone.transfer] allow` holds the client's address. Everything else (UDP, other
-//! names, other sources, zones without `[zone.transfer]`) is left to
-//! [`super::answer::respond`], which answers REFUSED. An IXFR is answered without increments:
+//! zone whose `[zone.transfer] allow` holds the client's address, or which is signed (TSIG,
+//! RFC 8945) with one of the zone's `[zone.transfer] keys`. Everything else (UDP, other names,
+//! other sources, other keys, zones without `[zone.transfer]`) is left to
+//! [`super::answer::respond`], which answers REFUSED (signed, when the request was), or NOTAUTH
+//! with the TSIG error when the request's TSIG does not verify. An IXFR is answered without increments:
 //! the whole zone as for AXFR (RFC 1995 §4), or the SOA alone when the client's serial is not
 //! older than the zone's.
 //!
@@ -15,7 +17,9 @@
 //! carries the query's ID, QR=1, AA=1, the question, NOERROR, and the OPT record when the query
 //! had one; it stays within [`MESSAGE_BUDGET`] bytes: RRsets are packed whole, and only an
 //! RRset too large for one message is split between its records (a single record larger than
-//! the budget goes alone, up to the 64 KiB message limit). The records are the zone's own
+//! the budget goes alone, up to the 64 KiB message limit). When the request was signed, every
+//! message is signed too (RFC 8945 §5.3.1: the first over the request's MAC, each later one
+//! over the previous message's), within the same budget. The records are the zone's own
 //! wire-form RRsets, copied after an uncompressed owner name. Names of services (dynamic nodes,
 //! answered by the policy engine) hold no static data and are not transferred.
 //!
@@ -23,6 +27,7 @@
 //! next, so a transfer holds one message in memory, whatever the zone's size.
 
 use crate::snapshot::Snapshot;
+use crate::wire::tsig::{Signer, TsigError, verify_request};
 use crate::wire::{
     CLASS_IN, MAX_MESSAGE, Query, TYPE_AXFR, TYPE_IXFR, TYPE_OPT, TYPE_SOA, parse_query,
 };
@@ -39,8 +44,12 @@ pub enum Request<'s> {
     /// A transfer of a served zone to an allowed source: stream it.
     Serve(Box<Transfer<'s>>),
     /// A transfer of a served zone's apex that this server does not give (no `[zone.transfer]`,
-    /// or a source outside `allow`): answered REFUSED by the usual path, counted as a transfer.
+    /// or a source outside `allow` without one of `keys`): answered REFUSED by the usual path,
+    /// counted as a transfer.
     Refused(&'s Zone, Kind),
+    /// A transfer of a served zone's apex whose TSIG did not verify: answered NOTAUTH (or
+    /// FORMERR) with the TSIG error by the usual path, counted.
+    BadTsig(&'s Zone, Kind, TsigError),
 }
 
 /// The kind of transfer asked for.
@@ -62,13 +71,14 @@ impl Kind {
     }
 }
 
-/// Whether `packet`, received over TCP from `client`, asks for a zone transfer of a served
-/// zone; `None` for every other message (answered by [`super::answer::respond`]). `query` is
-/// scratch.
+/// Whether `packet`, received over TCP from `client` at `now` (seconds since the Unix epoch, for
+/// TSIG), asks for a zone transfer of a served zone; `None` for every other message (answered
+/// by [`super::answer::respond`]). `query` is scratch.
 pub fn request<'s>(
     snap: &'s Snapshot,
     packet: &[u8],
     client: std::net::IpAddr,
+    now: u64,
     query: &mut Query,
 ) -> Option<Request<'s>> {
     // Cheap test first: most TCP queries are not transfers.
@@ -88,13 +98,23 @@ pub fn request<'s>(
         return None;
     }
     let client = client.to_canonical();
-    let allowed = zone
+    let signed = match verify_request(packet, &snap.tsig_keys, now) {
+        Ok(s) => s,
+        Err(rejected) => return Some(Request::BadTsig(zone, kind, rejected.error)),
+    };
+    let by_key = signed.is_some_and(|s| zone.transfer_keys.contains(&s.key));
+    let by_source = zone
         .transfer
         .as_ref()
         .is_some_and(|allow| allow.iter().any(|n| n.contains(&client)));
-    if !allowed {
+    if !by_key && !by_source {
         return Some(Request::Refused(zone, kind));
     }
+    // A signed request gets every message signed, whichever rule allowed it.
+    let signer = match signed {
+        Some(s) => Some(Signer::new(snap.tsig_keys.get(s.key)?, &s)),
+        None => None,
+    };
     let Lookup::Found { node: apex, .. } = zone.lookup(&query.qname, TYPE_SOA) else {
         return Some(Request::Refused(zone, kind)); // a loaded zone always has its apex
     };
@@ -127,6 +147,8 @@ pub fn request<'s>(
             .edns
             .map(|e| (snap.edns_udp_payload.max(512), e.dnssec_ok)),
         step: Step::Start,
+        signer,
+        now,
     })))
 }
 
@@ -239,6 +261,10 @@ pub struct Transfer<'z> {
     /// The OPT record's payload size and DO bit, when the query had an OPT.
     opt: Option<(u16, bool)>,
     step: Step,
+    /// Signs each message when the request was signed.
+    signer: Option<Signer>,
+    /// The time messages are signed at (see [`Transfer::set_now`]).
+    now: u64,
 }
 
 /// The OPT record's size: root name, type, class, TTL, RDLENGTH.
@@ -254,13 +280,26 @@ impl<'z> Transfer<'z> {
         self.kind
     }
 
+    /// Whether the request was signed (and so is every message).
+    pub fn signed(&self) -> bool {
+        self.signer.is_some()
+    }
+
+    /// Sign the next messages at `now` (seconds since the Unix epoch): a long transfer keeps
+    /// its signatures' times current.
+    pub fn set_now(&mut self, now: u64) {
+        self.now = now;
+    }
+
     /// Write the next message into `out` (at least [`MAX_MESSAGE`] bytes) and return its length;
     /// `None` once the closing SOA has been written.
     pub fn next_message(&mut self, out: &mut [u8]) -> Option<usize> {
         if self.step == Step::Done {
             return None;
         }
-        let opt_len = if self.opt.is_some() { OPT_LEN } else { 0 };
+        // The OPT and the TSIG record come after the answers, within the same limits.
+        let opt_len = if self.opt.is_some() { OPT_LEN } else { 0 }
+            + self.signer.as_ref().map_or(0, Signer::record_len);
         let mut pos = 12;
         out[pos..pos + self.question_len].copy_from_slice(&self.question[..self.question_len]);
         pos += self.question_len;
@@ -425,7 +464,11 @@ impl<'z> Transfer<'z> {
         for (at, v) in [self.id, flags, 1, an, 0, ar].into_iter().enumerate() {
             out[2 * at..2 * at + 2].copy_from_slice(&v.to_be_bytes());
         }
-        Some(pos)
+        match &mut self.signer {
+            // Room was kept: signing fails only for an `out` shorter than documented.
+            Some(s) => s.sign(out, pos, self.now),
+            None => Some(pos),
+        }
     }
 
     /// The first RRset to transfer at or after RRset `rrset` of node `node`: every RRset of
@@ -540,6 +583,7 @@ mod tests {
             tables: None,
             nsid: None,
             secondaries: Default::default(),
+            tsig_keys: Default::default(),
         }
     }
 
@@ -577,6 +621,7 @@ mod tests {
             &snap,
             &query(APEX, TYPE_AXFR),
             LOCAL,
+            0,
             &mut q
         )));
         // The IPv4-mapped form of an allowed address is allowed.
@@ -585,6 +630,7 @@ mod tests {
             &snap,
             &query(APEX, TYPE_AXFR),
             mapped,
+            0,
             &mut q
         )));
         let other: IpAddr = "192.0.2.1".parse().unwrap();
@@ -592,6 +638,7 @@ mod tests {
             &snap,
             &query(APEX, TYPE_AXFR),
             other,
+            0,
             &mut q
         )));
         for (name, qtype) in [
@@ -599,12 +646,13 @@ mod tests {
             (b"\x07example\x03net\x00", TYPE_AXFR),
             (APEX, TYPE_A),
         ] {
-            assert!(request(&snap, &query(name, qtype), LOCAL, &mut q).is_none());
+            assert!(request(&snap, &query(name, qtype), LOCAL, 0, &mut q).is_none());
         }
         assert!(is_serve(request(
             &snap,
             &query(APEX, TYPE_IXFR),
             LOCAL,
+            0,
             &mut q
         )));
         let none = snapshot(zone, None);
@@ -612,6 +660,7 @@ mod tests {
             &none,
             &query(APEX, TYPE_AXFR),
             LOCAL,
+            0,
             &mut q
         )));
     }
@@ -621,7 +670,7 @@ mod tests {
         let zone = "$ORIGIN example.org.\n$TTL 300\n@ IN SOA ns1 h 1 2 3 4 5\n@ IN NS ns1\nns1 IN A 192.0.2.1\nns1 IN A 192.0.2.2\n";
         let snap = snapshot(zone, Some("127.0.0.1/32"));
         let mut q = Query::default();
-        let Some(Request::Serve(mut t)) = request(&snap, &query(APEX, TYPE_AXFR), LOCAL, &mut q)
+        let Some(Request::Serve(mut t)) = request(&snap, &query(APEX, TYPE_AXFR), LOCAL, 0, &mut q)
         else {
             panic!("not served");
         };
@@ -655,7 +704,8 @@ mod tests {
             (11, 1),          // newer: the SOA alone
             (0x8000_0009, 1), // newer by serial arithmetic
         ] {
-            let Some(Request::Serve(mut t)) = request(&snap, &ixfr(serial), LOCAL, &mut q) else {
+            let Some(Request::Serve(mut t)) = request(&snap, &ixfr(serial), LOCAL, 0, &mut q)
+            else {
                 panic!("not served");
             };
             assert_eq!(t.kind(), Kind::Ixfr);
@@ -667,7 +717,7 @@ mod tests {
             );
         }
         // Without the client's SOA: the whole zone.
-        let Some(Request::Serve(mut t)) = request(&snap, &query(APEX, TYPE_IXFR), LOCAL, &mut q)
+        let Some(Request::Serve(mut t)) = request(&snap, &query(APEX, TYPE_IXFR), LOCAL, 0, &mut q)
         else {
             panic!("not served");
         };
@@ -684,7 +734,7 @@ mod tests {
         }
         let snap = snapshot(&zone, Some("127.0.0.1/32"));
         let mut q = Query::default();
-        let Some(Request::Serve(mut t)) = request(&snap, &query(APEX, TYPE_AXFR), LOCAL, &mut q)
+        let Some(Request::Serve(mut t)) = request(&snap, &query(APEX, TYPE_AXFR), LOCAL, 0, &mut q)
         else {
             panic!("not served");
         };

@@ -380,6 +380,7 @@ impl ZoneTask {
                     .join("; "),
             })?;
         zone.transfer = self.source.transfer.as_ref().map(|t| t.as_slice().into());
+        zone.transfer_keys = self.source.transfer_keys.as_slice().into();
         let text = records.master_file(&self.origin);
         if !self.publisher.replace_zone(&self.apex, Some(zone)) {
             return Err(CheckError::Unservable {
@@ -428,6 +429,7 @@ impl ZoneTask {
             match held.to_zone(&self.origin, self.file()) {
                 Ok(mut zone) => {
                     zone.transfer = self.source.transfer.as_ref().map(|t| t.as_slice().into());
+                    zone.transfer_keys = self.source.transfer_keys.as_slice().into();
                     self.serving = self.publisher.replace_zone(&self.apex, Some(zone));
                     tracing::info!(zone = %self.origin, serial, "secondary zone served again");
                 }

@@ -7,9 +7,10 @@
 //! shutdown. Past the connection cap new connections are accepted and closed at once, so the
 //! listen queue never fills with clients that wait in vain.
 //!
-//! A zone transfer (AXFR or IXFR of a zone whose `[zone.transfer] allow` holds the client, see
-//! [`crate::dns::xfr`]) is streamed instead: each message is written to the socket as it is
-//! built, in the one response buffer, so a transfer holds one message in memory.
+//! A zone transfer (AXFR or IXFR of a zone whose `[zone.transfer] allow` holds the client, or
+//! signed with one of its `keys`, see [`crate::dns::xfr`]) is streamed instead: each message is
+//! written to the socket as it is built (and signed, when the request was), in the one
+//! response buffer, so a transfer holds one message in memory.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -110,12 +111,19 @@ async fn connection(
             _ => break,
         }
         let snap = snapshot.load();
-        match xfr::request(&snap, &msg[..len], client, &mut work.query) {
+        work.now = super::unix_now();
+        match xfr::request(&snap, &msg[..len], client, work.now, &mut work.query) {
             Some(Request::Serve(mut transfer)) => {
                 let kind = transfer.kind().as_str();
                 crate::metrics::count_transfer(&transfer.zone().origin, kind, "served");
                 wr.flush().await?; // answers to earlier queries go first
-                while let Some(n) = transfer.next_message(&mut out[2..]) {
+                loop {
+                    if transfer.signed() {
+                        transfer.set_now(super::unix_now());
+                    }
+                    let Some(n) = transfer.next_message(&mut out[2..]) else {
+                        break;
+                    };
                     out[..2].copy_from_slice(&(n as u16).to_be_bytes());
                     // A client that stops reading for the idle timeout, or shutdown, cuts the
                     // transfer short and closes the connection.
@@ -133,6 +141,10 @@ async fn connection(
             Some(Request::Refused(zone, kind)) => {
                 crate::metrics::count_transfer(&zone.origin, kind.as_str(), "refused");
             }
+            // Answered NOTAUTH by `respond`, which counts the TSIG error.
+            Some(Request::BadTsig(zone, kind, _)) => {
+                crate::metrics::count_transfer(&zone.origin, kind.as_str(), "badtsig");
+            }
             None => {}
         }
         let peer = Peer {
@@ -143,6 +155,9 @@ async fn connection(
         let started = with_tally(Tally::sample_latency);
         let t0 = started.then(std::time::Instant::now);
         let answered = respond(&snap, &msg[..len], peer, &mut work, &mut out[2..]);
+        if let Some(e) = work.tsig_error {
+            crate::metrics::count_tsig_error(e);
+        }
         with_tally(|tally| {
             if let Some(t0) = t0 {
                 tally.record_latency(Transport::Tcp, t0.elapsed());

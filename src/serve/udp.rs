@@ -243,6 +243,9 @@ pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &Atomi
         }
         let n = (n as usize).min(BATCH);
         let snap = cache.load();
+        // One clock read per batch, for the signed queries' TSIG checks (a vDSO call, no
+        // system call).
+        work.now = super::unix_now();
         tally.follow(snap);
         responses.follow(snap);
         let mut out = 0;
@@ -309,6 +312,9 @@ pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &Atomi
             }
             let steered = if general { work.steered.as_ref() } else { None };
             tally.count(&o, steered, Transport::Udp);
+            if general && let Some(e) = work.tsig_error {
+                crate::metrics::count_tsig_error(e); // rare: a signed query that failed
+            }
             b.iov_tx[out].iov_len = o.len;
             let t = &mut b.hdr_tx[out].msg_hdr;
             t.msg_name = (&mut b.addrs[i] as *mut libc::sockaddr_storage).cast();

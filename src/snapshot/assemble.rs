@@ -55,6 +55,7 @@ pub fn assemble_with(config: &Config, prepared_bytes: usize) -> Result<Snapshot,
         match load_zone(&z.origin, &z.file) {
             Ok(mut zone) => {
                 zone.transfer = z.transfer.as_ref().map(|t| t.as_slice().into());
+                zone.transfer_keys = z.transfer_keys.as_slice().into();
                 zones.push(zone);
                 sources.push(z);
             }
@@ -167,6 +168,7 @@ pub fn assemble_with(config: &Config, prepared_bytes: usize) -> Result<Snapshot,
             .nsid
             .then(|| std::sync::Arc::from(config.node_name.as_bytes())),
         secondaries: std::sync::Arc::new(secondaries(config)),
+        tsig_keys: std::sync::Arc::new(config.tsig_keys.clone()),
     })
 }
 

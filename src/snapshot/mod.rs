@@ -41,4 +41,6 @@ pub struct Snapshot {
     pub nsid: Option<Arc<[u8]>>,
     /// Zones taken from primaries: NOTIFY sources and the handles that wake their tasks.
     pub secondaries: Arc<secondary::Secondaries>,
+    /// The TSIG keys (`[[tsig_key]]`): transfers and signed queries are checked against them.
+    pub tsig_keys: Arc<crate::wire::tsig::KeyRing>,
 }

@@ -336,6 +336,7 @@ pub fn build_zone(
         record_count: records.len(),
         id: 0,
         transfer: None,
+        transfer_keys: Box::new([]),
         nx_ready,
         replica: Default::default(),
     })

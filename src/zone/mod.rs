@@ -46,6 +46,9 @@ pub struct Zone {
     /// Source prefixes that may transfer the zone (AXFR over TCP); `None`: no transfers. Set
     /// from the configuration when the snapshot is assembled.
     pub transfer: Option<Box<[ipnet::IpNet]>>,
+    /// TSIG keys (positions in the snapshot's key ring) that sign a transfer from any source;
+    /// set with `transfer`.
+    pub transfer_keys: Box<[usize]>,
     /// Every name of the zone that is not a node is answered NXDOMAIN with the negative SOA:
     /// no wildcards and no delegations (worked out when the zone is built; used only by a
     /// catalog that prepares responses).

@@ -16,4 +16,5 @@ mod readme;
 mod routing_quality;
 mod smoke;
 mod steering;
+mod tsig;
 mod xfr;

@@ -337,6 +337,7 @@ fn snapshot(catalog: &Arc<Catalog>, edns_udp_payload: u16) -> Snapshot {
         tables: None,
         nsid: None,
         secondaries: Default::default(),
+        tsig_keys: Default::default(),
     }
 }
 

@@ -12,6 +12,7 @@ use hickory_proto::rr::{Name, Record, RecordType};
 use hickory_proto::serialize::txt::Parser;
 use meridian::config::Config;
 
+use crate::support::knot::{Knot, knotd};
 use crate::support::*;
 
 /// The largest transfer message Meridian sends (unless one record is larger).
@@ -317,30 +318,15 @@ fn a_bad_transfer_prefix_is_reported_with_its_place() {
     );
     let e = Config::parse(&path, &empty).unwrap_err().to_string();
     assert!(e.contains("zone[0].transfer.allow: at least one"), "{e}");
-    let unknown = format!("{text}notify = [\"192.0.2.1\"]\n");
-    assert!(Config::parse(&path, &unknown).is_err());
+    let unknown = "[[zone]]\norigin = \"example.com.\"\nfile = \"z.zone\"\n[zone.transfer]\nallow = [\"127.0.0.1/32\"]\nnotifi = [\"192.0.2.1\"]\n";
+    let e = Config::parse(&path, unknown).unwrap_err().to_string();
+    assert!(e.contains("notifi"), "{e}");
     let ok = text.replace(
         ", \"10.0.0.300/8\", \"10.1.2.3/8\"",
         ", \"2001:db8::/32\", \"192.0.2.7\"",
     );
     let config = Config::parse(&path, &ok).unwrap();
     assert_eq!(config.zones[0].transfer.as_ref().unwrap().len(), 3);
-}
-
-/// `knotd` from PATH or /usr/sbin (a non-root PATH may lack it).
-fn knotd() -> Option<std::path::PathBuf> {
-    crate::support::knot_primary::sbin("knotd")
-}
-
-/// A Knot DNS secondary, started by the test on its own loopback port (never as a service),
-/// killed when dropped.
-struct Knot(std::process::Child);
-
-impl Drop for Knot {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -352,42 +338,13 @@ fn a_knot_secondary_transfers_the_zones_and_answers_from_them() {
     let allow = Some("allow = [\"127.0.0.1/32\"]");
     let example = serve("example.com.", EXAMPLE_ZONE, allow);
     let big = serve("big.test.", &big_zone(), allow);
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let d = dir.path().display();
-    let conf = format!(
-        "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\n\
-         database:\n    storage: \"{d}/db\"\n\
-         log:\n  - target: stderr\n    any: info\n\
-         remote:\n  - id: example\n    address: 127.0.0.1@{}\n  - id: big\n    address: 127.0.0.1@{}\n\
-         template:\n  - id: default\n    storage: \"{d}/zones\"\n    zonefile-sync: -1\n    zonefile-load: none\n    journal-content: none\n\
-         zone:\n  - domain: example.com.\n    master: example\n  - domain: big.test.\n    master: big\n",
-        example.tcp.port(),
-        big.tcp.port(),
-    );
-    let conf_path = dir.path().join("knot.conf");
-    std::fs::write(&conf_path, conf).unwrap();
-    let log = std::fs::File::create(dir.path().join("knot.log")).unwrap();
-    let child = std::process::Command::new(knotd)
-        .arg("-c")
-        .arg(&conf_path)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let _knot = Knot(child);
-    let secondary: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let ask = |name: &str, rtype| {
-        let q = query(name, rtype, None);
-        let timeout = std::time::Duration::from_millis(200);
-        udp_raw_timeout(secondary, &q.to_vec().unwrap(), timeout)
-            .map(|b| Message::from_vec(&b).unwrap())
-    };
-    let log_text = || std::fs::read_to_string(dir.path().join("knot.log")).unwrap_or_default();
+    let zones = [
+        ("example.com.", example.tcp.port()),
+        ("big.test.", big.tcp.port()),
+    ];
+    let knot = Knot::secondary(&knotd, &zones, None);
+    let ask = |name: &str, rtype| knot.ask(name, rtype);
+    let log_text = || knot.log();
     let answers = |name: &str, n: usize| {
         ask(name, RecordType::A).is_some_and(|m| {
             m.metadata.response_code == ResponseCode::NoError && m.answers.len() == n

@@ -55,6 +55,13 @@ fn exposition_of_a_busy_server() -> String {
     // A port closed again at once, on an address other tests do not bind: connections to it
     // are refused.
     let dead_port = closed_port("127.0.0.2");
+    // A copy of the RFC 4592 zone, changed before the reload; a UDP port that never answers
+    // NOTIFY.
+    let zone_dir = tempfile::tempdir().unwrap();
+    let rfc4592 = zone_dir.path().join("rfc4592.zone");
+    std::fs::copy(fixture("rfc4592.zone"), &rfc4592).unwrap();
+    let silent_socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let silent = silent_socket.local_addr().unwrap().port();
     let extra = format!(
         r#"
 [geo]
@@ -126,6 +133,7 @@ origin = "example."
 file = "{rfc4592}"
 [zone.transfer]
 allow = ["127.0.0.1/32"]
+notify = ["127.0.0.1:{silent}"]
 
 [[zone]]
 origin = "secondary.test."
@@ -138,10 +146,11 @@ file = "{kept}"
             .join("kept/secondary.test.zone")
             .display(),
         db = repo("geo-data/test/GeoIP2-City-Test.mmdb").display(),
-        rfc4592 = fixture("rfc4592.zone").display(),
+        rfc4592 = rfc4592.display(),
     );
     let srv = start(&[("example.com.", EXAMPLE_ZONE)], &extra);
     let control = srv.server.as_ref().unwrap().control().clone();
+    let _ = &silent_socket; // NOTIFY to it is sent and never answered
     let generation = control.generation();
 
     // The us endpoint goes down; clients (127.0.0.1 is placed in the default region, us) then
@@ -197,6 +206,26 @@ file = "{kept}"
         axfr("example.com."),
         hickory_proto::op::ResponseCode::Refused
     );
+    // A query signed with a key the server does not know: NOTAUTH, counted as BADKEY.
+    let stranger = meridian::wire::tsig::Key::new(
+        "stranger.",
+        meridian::wire::tsig::Algorithm::HmacSha256,
+        b"not a key of this server",
+    )
+    .unwrap();
+    let mut signed = query("example.com.", RecordType::SOA, None)
+        .to_vec()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    meridian::wire::tsig::sign_query(&stranger, &mut signed, now);
+    assert_eq!(udp_raw(srv.udp, &signed).unwrap()[3] & 0xF, 9, "NOTAUTH");
+    // The reload changes example. without raising its serial: reported, and a new version.
+    let mut z = std::fs::read_to_string(&rfc4592).unwrap();
+    z.push_str("added.example. 300 IN TXT \"a change without a raised serial\"\n");
+    std::fs::write(&rfc4592, z).unwrap();
     control.reload().unwrap();
 
     let spill =
@@ -236,6 +265,9 @@ file = "{kept}"
                 && has(
                     r#"meridian_xfr_requests_total{zone="example.com.",kind="axfr",result="refused"}"#,
                 )
+                && has(r#"meridian_tsig_errors_total{error="badkey"}"#)
+                && has(r#"meridian_zone_serial_not_raised_total{zone="example."}"#)
+                && has(r#"meridian_notify_total{zone="example.",result="sent"}"#)
         },
     );
     drop(srv);

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -15,108 +14,50 @@ use hickory_proto::rr::{Name, Record, RecordType};
 use hickory_proto::serialize::txt::Parser;
 
 use crate::fleet_kit::http_get;
+use crate::support::knot::{Knot, KnotKey, knotd};
 use crate::support::target::{Targets, http_check};
 use crate::support::*;
-
-/// `knotd` from PATH or /usr/sbin (a non-root PATH may lack it).
-fn knotd() -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .chain([PathBuf::from("/usr/sbin")])
-        .map(|d| d.join("knotd"))
-        .find(|p| p.is_file())
-}
 
 fn free_port() -> u16 {
     crate::fleet_kit::free_port()
 }
 
-/// A Knot secondary of one zone, started by the test on its own loopback port (never as a
-/// service), taking NOTIFY from 127.0.0.1; killed when dropped.
-struct KnotSecondary {
-    child: std::process::Child,
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
+/// What a Knot secondary of ours needs besides its zones: the primary (Meridian at `primary`),
+/// NOTIFY allowed from 127.0.0.1 (signed with `key` when given), and the default template.
+fn knot_base(dir: &std::path::Path, primary: SocketAddr, key: Option<&KnotKey>) -> String {
+    let d = dir.display();
+    let mut c = String::new();
+    let mut with_key = String::new();
+    if let Some(k) = key {
+        c += &format!(
+            "key:\n  - id: {}\n    algorithm: {}\n    secret: {}\n",
+            k.name, k.algorithm, k.secret
+        );
+        with_key = format!("    key: {}\n", k.name);
+    }
+    c + &format!(
+        "remote:\n  - id: primary\n    address: {}@{}\n{with_key}\
+         acl:\n  - id: notify_from_primary\n    address: 127.0.0.1\n    action: notify\n{with_key}\
+         template:\n  - id: default\n    storage: \"{d}/zones\"\n    zonefile-sync: -1\n    zonefile-load: none\n    journal-content: none\n",
+        primary.ip(),
+        primary.port(),
+    )
 }
 
-impl KnotSecondary {
-    fn start(knotd: &std::path::Path, port: u16, zone: &str, primary: SocketAddr) -> KnotSecondary {
-        let zones = format!(
-            "zone:\n  - domain: {zone}\n    master: primary\n    acl: notify_from_primary\n"
-        );
-        Self::start_with(knotd, port, primary, "", &zones)
-    }
-
-    /// A Knot with `templates` (more `template:` list items) and `zones` (the `zone:` section).
-    fn start_with(
-        knotd: &std::path::Path,
-        port: u16,
-        primary: SocketAddr,
-        templates: &str,
-        zones: &str,
-    ) -> KnotSecondary {
-        let dir = tempfile::tempdir().unwrap();
-        // Knot opens its catalog database in the storage folder only if it exists.
-        std::fs::create_dir(dir.path().join("db")).unwrap();
-        let d = dir.path().display();
-        let conf = format!(
-            "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\n\
-             database:\n    storage: \"{d}/db\"\n\
-             log:\n  - target: stderr\n    any: info\n\
-             remote:\n  - id: primary\n    address: {}@{}\n\
-             acl:\n  - id: notify_from_primary\n    address: 127.0.0.1\n    action: notify\n\
-             template:\n  - id: default\n    storage: \"{d}/zones\"\n    zonefile-sync: -1\n    zonefile-load: none\n    journal-content: none\n\
-             {templates}{zones}",
-            primary.ip(),
-            primary.port(),
-        );
-        let conf = conf.replace("{d}", &d.to_string());
-        let conf_path = dir.path().join("knot.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let log = std::fs::File::create(dir.path().join("knot.log")).unwrap();
-        let child = std::process::Command::new(knotd)
-            .arg("-c")
-            .arg(&conf_path)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        KnotSecondary {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            dir,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("knot.log")).unwrap_or_default()
-    }
-
-    fn ask(&self, name: &str, rtype: RecordType) -> Option<Message> {
-        let q = query(name, rtype, None);
-        udp_raw_timeout(self.addr, &q.to_vec().unwrap(), Duration::from_millis(200))
-            .map(|b| Message::from_vec(&b).unwrap())
-    }
-
-    /// The serial Knot serves for `zone`, if it serves it.
-    fn serial(&self, zone: &str) -> Option<u32> {
-        let m = self.ask(zone, RecordType::SOA)?;
-        if m.metadata.response_code != ResponseCode::NoError {
-            return None;
-        }
-        m.answers.iter().find_map(|r| match &r.data {
-            hickory_proto::rr::RData::SOA(s) => Some(s.serial),
-            _ => None,
-        })
-    }
-}
-
-impl Drop for KnotSecondary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A Knot secondary of `zone` on `port`, taking NOTIFY from 127.0.0.1.
+fn knot_secondary(
+    knotd: &std::path::Path,
+    port: u16,
+    zone: &str,
+    primary: SocketAddr,
+    key: Option<&KnotKey>,
+) -> Knot {
+    Knot::start_on(knotd, port, |dir| {
+        knot_base(dir, primary, key)
+            + &format!(
+                "zone:\n  - domain: {zone}\n    master: primary\n    acl: notify_from_primary\n"
+            )
+    })
 }
 
 /// Every message of a transfer asked by `q` over TCP, until its last: the lone SOA of an
@@ -265,7 +206,7 @@ fn a_knot_secondary_follows_each_version_by_notify_and_ixfr() {
     let config_path = dir.path().join("meridian.toml");
     std::fs::write(&config_path, config).unwrap();
     let srv = start_file(&config_path);
-    let knot = KnotSecondary::start(&knotd, knot_port, "plain.test.", srv.tcp);
+    let knot = knot_secondary(&knotd, knot_port, "plain.test.", srv.tcp, None);
     let took = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         wait_for(Duration::from_secs(20), "Knot to take serial 10", || {
             knot.serial("plain.test.") == Some(10)
@@ -491,8 +432,8 @@ fn service_snapshots_follow_health_into_transfers_and_a_knot_secondary() {
         .collect();
     assert_eq!(others, oracle("example.com.", EXAMPLE_ZONE));
 
-    let knot = knotd().map(|k| KnotSecondary::start(&k, knot_port, "example.com.", srv.tcp));
-    let knot_answer = |k: &KnotSecondary| -> BTreeSet<String> {
+    let knot = knotd().map(|k| knot_secondary(&k, knot_port, "example.com.", srv.tcp, None));
+    let knot_answer = |k: &Knot| -> BTreeSet<String> {
         k.ask("svc.example.com.", RecordType::A)
             .map(|m| m.answers.iter().map(|r| r.data.to_string()).collect())
             .unwrap_or_default()
@@ -616,7 +557,9 @@ fn a_knot_catalog_consumer_adds_and_removes_member_zones() {
 
     let member = "  - id: member\n    storage: \"{d}/zones\"\n    master: primary\n    acl: notify_from_primary\n    zonefile-sync: -1\n    zonefile-load: none\n    journal-content: none\n";
     let zones = "zone:\n  - domain: catalog.invalid.\n    master: primary\n    acl: notify_from_primary\n    catalog-role: interpret\n    catalog-template: member\n";
-    let knot = KnotSecondary::start_with(&knotd, knot_port, srv.tcp, member, zones);
+    let knot = Knot::start_on(&knotd, knot_port, |dir| {
+        knot_base(dir, srv.tcp, None) + &member.replace("{d}", &dir.display().to_string()) + zones
+    });
     let took = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         wait_for(
             Duration::from_secs(20),
@@ -672,4 +615,115 @@ fn a_knot_catalog_consumer_adds_and_removes_member_zones() {
     }));
     assert!(removed.is_ok(), "knotd log:\n{}", knot.log());
     assert_eq!(knot.serial("example.com."), Some(2_026_112_701));
+}
+
+#[test]
+fn bad_replication_settings_are_reported_with_their_places() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("z.zone"), EXAMPLE_ZONE).unwrap();
+    let path = dir.path().join("meridian.toml");
+    let text = "[[zone]]\norigin = \"example.com.\"\nfile = \"z.zone\"\nserial = \"date\"\n\
+                [zone.transfer]\nallow = [\"127.0.0.1/32\"]\nnotify = [\"192.0.2.1:53\", \"nowhere\", \"192.0.2.1\"]\n\
+                gslb = \"full\"\nsnapshot_interval = \"10ms\"\n\
+                [[zone]]\norigin = \"cat.invalid.\"\ncatalog = true\nfile = \"z.zone\"\n\
+                [[zone]]\norigin = \"nofile.test.\"\n";
+    let e = meridian::config::Config::parse(&path, text)
+        .unwrap_err()
+        .to_string();
+    let p = path.display();
+    for expected in [
+        format!("{p}:4:10: zone[0].serial: \"date\" is not \"file\" or \"unixtime\""),
+        format!("{p}:7:27: zone[0].transfer.notify[1]: \"nowhere\" is not an address"),
+        format!("{p}:7:38: zone[0].transfer.notify[2]: 192.0.2.1:53 is listed twice"),
+        format!("{p}:8:8: zone[0].transfer.gslb: \"full\" is not \"snapshot\" or \"omit\""),
+        format!("{p}:9:21: zone[0].transfer.snapshot_interval: \"10ms\" is shorter than 1s"),
+        format!("{p}:13:8: zone[1].file: a catalog zone is generated and has no file"),
+        format!("{p}:15:10: zone[2]: file is missing (a master file, or catalog = true)"),
+    ] {
+        assert!(e.contains(&expected), "missing {expected:?} in:\n{e}");
+    }
+    // The same settings, well written, compile.
+    let good = "[[zone]]\norigin = \"example.com.\"\nfile = \"z.zone\"\nserial = \"unixtime\"\n\
+                [zone.transfer]\nallow = [\"127.0.0.1/32\"]\nnotify = [\"192.0.2.1:5300\", \"[2001:db8::1]:53\", \"192.0.2.2\"]\n\
+                gslb = \"omit\"\nsnapshot_interval = \"2m\"\n";
+    let c = meridian::config::Config::parse(&path, good).unwrap();
+    let r = &c.zones[0].replication;
+    assert_eq!(r.notify.len(), 3);
+    assert_eq!(r.notify[2].to_string(), "192.0.2.2:53");
+    assert_eq!(r.snapshot_interval, Duration::from_secs(120));
+    assert_eq!(r.gslb, meridian::config::replication::Gslb::Omit);
+    assert_eq!(
+        r.serial,
+        meridian::config::replication::SerialPolicy::UnixTime
+    );
+}
+
+#[test]
+fn a_knot_secondary_with_a_key_follows_signed_notify() {
+    let Some(knotd) = knotd() else {
+        eprintln!("knotd is not installed: skipped");
+        return;
+    };
+    let secret = "bWVyaWRpYW4gbm90aWZ5IGtleSwgdGhpcnR5LXR3byBieXRlcw==";
+    let key = KnotKey {
+        name: "xfr.",
+        algorithm: "hmac-sha256",
+        secret,
+    };
+    let knot_port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let zone_path = dir.path().join("plain.zone");
+    std::fs::write(&zone_path, plain_zone(20, &["192.0.2.20"], "")).unwrap();
+    // Transfers by key only (no `allow`): NOTIFY signed with it, the acknowledgement checked.
+    let config = format!(
+        "[dns]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n[admin]\nlisten = \"127.0.0.1:0\"\n\n\
+         [[tsig_key]]\nname = \"xfr.\"\nalgorithm = \"hmac-sha256\"\nsecret = \"{secret}\"\n\n\
+         [[zone]]\norigin = \"plain.test.\"\nfile = \"plain.zone\"\n\
+         [zone.transfer]\nkeys = [\"xfr.\"]\nnotify = [\"127.0.0.1:{knot_port}\"]\n"
+    );
+    let config_path = dir.path().join("meridian.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let srv = start_file(&config_path);
+    let knot = knot_secondary(&knotd, knot_port, "plain.test.", srv.tcp, Some(&key));
+    let took = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for(Duration::from_secs(20), "Knot to take serial 20", || {
+            knot.serial("plain.test.") == Some(20)
+        })
+    }));
+    assert!(took.is_ok(), "knotd log:\n{}", knot.log());
+    std::thread::sleep(Duration::from_millis(2100)); // Knot's refresh-min-interval (see above)
+    std::fs::write(&zone_path, plain_zone(21, &["192.0.2.21"], "")).unwrap();
+    let reloaded = Instant::now();
+    srv.server().control().reload().unwrap();
+    let followed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for(Duration::from_secs(5), "Knot to take serial 21", || {
+            knot.serial("plain.test.") == Some(21)
+        })
+    }));
+    assert!(followed.is_ok(), "knotd log:\n{}", knot.log());
+    let lag = reloaded.elapsed();
+    eprintln!("Knot (TSIG) served serial 21 {lag:?} after the reload");
+    assert!(
+        lag < Duration::from_secs(1),
+        "signed NOTIFY-driven refresh took {lag:?}"
+    );
+    let log = knot.log();
+    // Knot's NOTIFY ACL names the key: an unsigned or badly signed NOTIFY would be denied.
+    assert!(
+        log.lines()
+            .any(|l| l.contains("notify, incoming") && l.contains("serial 21"))
+            && !log.contains("denied"),
+        "Knot took a signed NOTIFY:\n{log}"
+    );
+    // Meridian checked Knot's signed acknowledgement.
+    wait_for(
+        Duration::from_secs(3),
+        "the signed NOTIFY of 21 acknowledged",
+        || {
+            let (_, body) = http_get(&srv, "/status");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let n = &v["zones"][0]["transfers"]["notify"][0];
+            n["serial"] == 21 && n["result"] == "acked"
+        },
+    );
 }

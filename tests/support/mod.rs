@@ -15,6 +15,7 @@
 //! - [`steering`]: ECS queries and answer decoding for the steering tests;
 //! - [`knot_primary`]: a Knot DNS primary serving one zone on a free loopback port, with NOTIFY
 //!   to a secondary and edits served by IXFR (skipped when knotd is missing);
+//! - [`knot`]: a Knot DNS server (`knotd`) on a loopback port of its own, to replicate with;
 //! - [`monitor`]: a health monitor on its own in the test's runtime, for tests on paused time;
 //! - fixture zones, as files under tests/fixtures/ ([`fixture`]).
 //!
@@ -24,6 +25,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod exposition;
+pub mod knot;
 pub mod knot_primary;
 pub mod monitor;
 pub mod server;

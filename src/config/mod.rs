@@ -387,6 +387,13 @@ impl Config {
                 let keys = &t.get_ref().keys;
                 tsig::zone_keys(i, keys, &raw.tsig_keys, &tsig_keys, &mut problem)
             });
+            let secondary = secondary.map(|mut s| {
+                if let Some(k) = &z.key {
+                    s.key_index =
+                        secondary::key_index(i, k, &raw.tsig_keys, &tsig_keys, &mut problem);
+                }
+                s
+            });
             let replication = replication::compile(
                 i,
                 z.transfer.as_ref().map(|t| t.get_ref()),

@@ -17,9 +17,36 @@ use toml::Spanned;
 pub struct Secondary {
     /// The primaries to query and transfer from, tried in order.
     pub primaries: Vec<SocketAddr>,
-    /// The TSIG key (by name) that signs this zone's SOA queries, transfers and NOTIFY
-    /// acknowledgements; `None`: unsigned. Stored now; signing arrives with TSIG.
+    /// The TSIG key (by name) that signs this zone's SOA queries and transfer requests, and
+    /// that a NOTIFY for it must be signed with; `None`: unsigned.
     pub key: Option<Name>,
+    /// That key's position in `Config::tsig_keys`.
+    pub key_index: Option<usize>,
+}
+
+/// The position in `ring` (the `[[tsig_key]]`s, `raw` as written) of zone `i`'s `key`; a name
+/// no `[[tsig_key]]` defines goes to `problem` with its byte offset.
+pub fn key_index(
+    i: usize,
+    key: &Spanned<String>,
+    raw: &[super::tsig::TsigKeyConfig],
+    ring: &crate::wire::tsig::KeyRing,
+    problem: &mut dyn FnMut(usize, String),
+) -> Option<usize> {
+    use crate::wire::tsig::name_to_wire;
+    let wanted = name_to_wire(key.get_ref());
+    if wanted.is_none() || !raw.iter().any(|k| name_to_wire(k.name.get_ref()) == wanted) {
+        problem(
+            key.span().start,
+            format!(
+                "zone[{i}].key: key {:?} is not defined by a [[tsig_key]]",
+                key.get_ref()
+            ),
+        );
+        return None;
+    }
+    // A defined key with its own problem is not in the ring; that problem is reported.
+    wanted.and_then(|w| ring.find(&w))
 }
 
 /// The secondary settings of zone `i`, when it has `primaries`; each problem goes to `problem`
@@ -75,6 +102,7 @@ pub fn compile(
     Some(Secondary {
         primaries: out,
         key,
+        key_index: None,
     })
 }
 
@@ -97,12 +125,14 @@ mod tests {
     #[test]
     fn a_zone_with_primaries_needs_no_file_yet() {
         let c = parse(
-            "origin = \"example.net.\"\nprimaries = [\"127.0.0.1:5301\", \"[::1]:53\"]\nfile = \"kept/example.net.zone\"\nkey = \"xfr\"\n",
+            "origin = \"example.net.\"\nprimaries = [\"127.0.0.1:5301\", \"[::1]:53\"]\nfile = \"kept/example.net.zone\"\nkey = \"xfr\"\n\
+             [[tsig_key]]\nname = \"xfr.\"\nalgorithm = \"hmac-sha256\"\nsecret = \"c2VjcmV0\"\n",
         )
         .unwrap();
         let s = c.zones[0].secondary.as_ref().unwrap();
         assert_eq!(s.primaries.len(), 2);
         assert_eq!(s.key.as_ref().unwrap().to_string(), "xfr.");
+        assert_eq!(s.key_index, Some(0));
         assert!(c.zones[0].file.ends_with("kept/example.net.zone"));
     }
 
@@ -116,6 +146,14 @@ mod tests {
             .unwrap_err();
         assert!(
             e.contains("m.toml:6:7: zone[0].key: a key is for a zone with primaries"),
+            "{e}"
+        );
+        let e = parse(
+            "origin = \"example.net.\"\nprimaries = [\"127.0.0.1:53\"]\nfile = \"k.zone\"\nkey = \"nokey.\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("m.toml:7:7: zone[0].key: key \"nokey.\" is not defined by a [[tsig_key]]"),
             "{e}"
         );
     }

@@ -223,7 +223,14 @@ pub fn respond_general(
         return Some(answer(snap, packet, peer, q, &mut work.steered, out, 0));
     }
     if super::notify::is_notify(packet) {
-        return super::notify::respond(snap, packet, peer.addr, out);
+        return super::notify::respond(
+            snap,
+            packet,
+            peer.addr,
+            work.now,
+            &mut work.tsig_error,
+            out,
+        );
     }
     match parse_query(packet, q) {
         // More additional records than an OPT: perhaps a TSIG.

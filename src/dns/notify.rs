@@ -1,15 +1,18 @@
 //! NOTIFY (RFC 1996) received: a primary says a secondary zone changed.
 //!
-//! A NOTIFY (opcode 4) for the apex of a secondary zone, class IN, type SOA, from the address of
-//! one of that zone's primaries is acknowledged (QR=1, opcode NOTIFY, AA, the same ID and
-//! question, NOERROR) and wakes the zone's refresh task, which queries the primaries' SOA at
-//! once. Every other NOTIFY is REFUSED; one without exactly one question is a FORMERR. The
-//! answer section (the primary's new SOA, a hint) is not read: the task asks for itself.
+//! A NOTIFY (opcode 4) for the apex of a secondary zone, class IN, type SOA, is acknowledged
+//! (QR=1, opcode NOTIFY, AA, the same ID and question, NOERROR) and wakes the zone's refresh
+//! task, which queries the primaries' SOA at once, when it comes from the address of one of
+//! the zone's primaries or, for a zone with a TSIG key (`[[zone]] key`), when it is signed with
+//! that key, from anywhere (the acknowledgement is then signed). A zone with a key takes no
+//! other NOTIFY: unsigned or signed with another key, NOTAUTH; a TSIG that does not verify gets
+//! the TSIG error answer (BADKEY, BADSIG, BADTIME). Every other NOTIFY is REFUSED; one without
+//! exactly one question is a FORMERR. The answer section (the primary's new SOA, a hint) is
+//! not read: the task asks for itself.
 //!
 //! Off the fast paths: the kept and prepared responses take opcode QUERY only, so a NOTIFY
 //! reaches [`respond`] through the general path. Waking the task is one `Notify::notify_one`
 //! on the handle the snapshot holds for the zone: no lock of the query path, no allocation.
-//! TSIG (a NOTIFY signed with the zone's key, NOTAUTH otherwise) goes here when keys come.
 
 use std::net::IpAddr;
 
@@ -27,9 +30,38 @@ pub fn is_notify(packet: &[u8]) -> bool {
     packet.len() >= 12 && packet[2] & 0x80 == 0 && (packet[2] >> 3) & 0xF == OPCODE_NOTIFY
 }
 
-/// Answer a NOTIFY from `from` into `out` (at least 512 bytes), waking the zone's task when it
-/// is accepted.
-pub fn respond(snap: &Snapshot, packet: &[u8], from: IpAddr, out: &mut [u8]) -> Option<Outcome> {
+/// Answer a NOTIFY from `from` at `now` (Unix seconds, for TSIG) into `out` (at least 512
+/// bytes), waking the zone's task when it is accepted. A TSIG that does not verify is set in
+/// `tsig_error` (for the metrics).
+pub fn respond(
+    snap: &Snapshot,
+    packet: &[u8],
+    from: IpAddr,
+    now: u64,
+    tsig_error: &mut Option<crate::wire::tsig::TsigError>,
+    out: &mut [u8],
+) -> Option<Outcome> {
+    use crate::wire::tsig::{Signer, verify_request};
+    let keys = &snap.tsig_keys;
+    let signed = if u16::from_be_bytes([packet[10], packet[11]]) > 0 {
+        match verify_request(packet, keys, now) {
+            Ok(s) => s,
+            Err(rejected) => {
+                *tsig_error = Some(rejected.error);
+                let len = rejected.write_response(packet, keys, out, now)?;
+                return Some(Outcome {
+                    len,
+                    rcode: Rcode::NotAuth,
+                    truncated: false,
+                    zone: None,
+                    qtype: 0,
+                    ecs: false,
+                });
+            }
+        }
+    } else {
+        None
+    };
     let qdcount = u16::from_be_bytes([packet[4], packet[5]]);
     let mut name = NameBuf::default();
     let question = (qdcount == 1)
@@ -47,17 +79,24 @@ pub fn respond(snap: &Snapshot, packet: &[u8], from: IpAddr, out: &mut [u8]) -> 
         None => (Rcode::FormErr, 12, 0),
         Some((end, qtype, qclass)) => {
             let zone = snap.secondaries.zone(name.wire());
-            let accepted = qclass == CLASS_IN
-                && qtype == TYPE_SOA
-                && zone.is_some_and(|z| z.primaries.iter().any(|p| same_host(*p, from)));
             if end > out.len() {
                 return None;
             }
-            match (accepted, zone) {
-                (true, Some(z)) => {
-                    z.wake.notify_one();
-                    (Rcode::NoError, end, qtype)
-                }
+            let asked = qclass == CLASS_IN && qtype == TYPE_SOA;
+            match zone {
+                Some(z) if asked => match z.key_index {
+                    // A zone with a key: signed with it, from anywhere; nothing else.
+                    Some(k) if signed.is_some_and(|s| s.key == k) => {
+                        z.wake.notify_one();
+                        (Rcode::NoError, end, qtype)
+                    }
+                    Some(_) => (Rcode::NotAuth, end, qtype),
+                    None if z.primaries.iter().any(|p| same_host(*p, from)) => {
+                        z.wake.notify_one();
+                        (Rcode::NoError, end, qtype)
+                    }
+                    None => (Rcode::Refused, end, qtype),
+                },
                 _ => (Rcode::Refused, end, qtype),
             }
         }
@@ -73,8 +112,16 @@ pub fn respond(snap: &Snapshot, packet: &[u8], from: IpAddr, out: &mut [u8]) -> 
     let qd: u16 = if question_end > 12 { 1 } else { 0 };
     out[4..12].copy_from_slice(&[0, qd as u8, 0, 0, 0, 0, 0, 0]);
     out[12..question_end].copy_from_slice(&packet[12..question_end]);
+    let mut len = question_end;
+    // A signed NOTIFY gets a signed answer (RFC 8945 §5.3).
+    if let Some(s) = signed
+        && let Some(key) = keys.get(s.key)
+        && let Some(signed_len) = Signer::new(key, &s).sign(out, len, now)
+    {
+        len = signed_len;
+    }
     Some(Outcome {
-        len: question_end,
+        len,
         rcode,
         truncated: false,
         zone: None,
@@ -118,6 +165,7 @@ mod tests {
                     apex: b"\x07example\x03net\x00"[..].into(),
                     primaries: Box::new(["127.0.0.1".parse().unwrap()]),
                     key: None,
+                    key_index: None,
                     wake,
                     replica: None,
                 }]),
@@ -131,7 +179,15 @@ mod tests {
         let snap = snapshot(wake.clone());
         let q = notify(0x4242, b"\x07Example\x03net\x00", TYPE_SOA);
         let mut out = [0u8; 512];
-        let o = respond(&snap, &q, "127.0.0.1".parse().unwrap(), &mut out).unwrap();
+        let o = respond(
+            &snap,
+            &q,
+            "127.0.0.1".parse().unwrap(),
+            0,
+            &mut None,
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(o.rcode, Rcode::NoError);
         assert_eq!(&out[..2], &[0x42, 0x42]);
         assert_eq!(out[2], 0x80 | 0x20 | 0x04, "QR, opcode NOTIFY, AA");
@@ -161,7 +217,7 @@ mod tests {
             (notify(2, b"\x07example\x03com\x00", TYPE_SOA), from_primary),
             (notify(3, b"\x07example\x03net\x00", 1), from_primary),
         ] {
-            let o = respond(&snap, &q, from, &mut out).unwrap();
+            let o = respond(&snap, &q, from, 0, &mut None, &mut out).unwrap();
             assert_eq!(o.rcode, Rcode::Refused);
             assert_eq!(out[3] & 0xF, 5);
         }

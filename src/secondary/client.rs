@@ -9,8 +9,10 @@
 //! ([`Limits::records`]); each TCP message is at most 64 KiB by its length prefix. What the
 //! records say is read by [`super::transfer::Reader`].
 //!
-//! TSIG plugs in at one place: the [`Signer`] given signs each request and checks each
-//! response message.
+//! TSIG (RFC 8945) is at one place: [`Signing`] signs each request with the zone's key and
+//! checks every response message (the first over the request's MAC, each later over the one
+//! before, RFC 8945 §5.3.1); an answer that is not signed, or does not verify, fails the
+//! exchange.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -23,7 +25,7 @@ use tokio::time::Instant;
 
 use super::records::Record;
 use super::transfer::{Ask, Reader, Transfer, TransferError};
-use crate::snapshot::secondary::{SignError, Signer};
+use crate::wire::tsig::{Key, TsigError, Verifier, sign_query};
 
 /// Bounds on one exchange with a primary.
 #[derive(Debug, Clone, Copy)]
@@ -63,8 +65,49 @@ pub enum ClientError {
     NoSoa,
     #[error("{0}")]
     Transfer(#[from] TransferError),
-    #[error("{0}")]
-    Sign(#[from] SignError),
+    #[error("TSIG: {0}")]
+    Tsig(#[from] TsigError),
+}
+
+/// A zone's TSIG key for its requests, or none.
+#[derive(Clone, Default)]
+pub struct Signing(Option<Key>);
+
+impl Signing {
+    pub fn new(key: Option<Key>) -> Signing {
+        Signing(key)
+    }
+
+    /// Sign the request `msg` (unchanged without a key); the checker of its responses.
+    fn sign(&self, msg: &mut Vec<u8>) -> Checker {
+        Checker(self.0.as_ref().map(|k| {
+            let mac = sign_query(k, msg, unix_now());
+            Verifier::new(k, mac)
+        }))
+    }
+}
+
+/// Checks the responses to one signed request (nothing without a key).
+struct Checker(Option<Verifier>);
+
+impl Checker {
+    fn check(&mut self, msg: &[u8]) -> Result<(), TsigError> {
+        match &mut self.0 {
+            None => Ok(()),
+            Some(v) => v.verify(msg, unix_now()).map(|_| ()),
+        }
+    }
+
+    /// After the last message of the exchange: it must have been signed.
+    fn finish(&self) -> Result<(), TsigError> {
+        self.0.as_ref().map_or(Ok(()), |v| v.finish())
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// A fresh message ID: not predictable from outside (a random hasher's output over the time).
@@ -127,20 +170,23 @@ fn check(
 pub async fn query_soa(
     primary: SocketAddr,
     origin: &Name,
-    signer: &dyn Signer,
+    signing: &Signing,
     limits: &Limits,
 ) -> Result<u32, ClientError> {
     let id = message_id();
     let mut req = request(id, origin, RecordType::SOA, None);
-    signer.sign(&mut req);
-    let m = match soa_udp(primary, &req, id, origin, signer, limits.query_time).await? {
+    let checker = signing.sign(&mut req);
+    let m = match soa_udp(primary, &req, id, origin, checker, limits.query_time).await? {
         Some(m) => m,
         None => {
+            // Truncated: the request again over TCP, signed afresh.
+            let mut req = request(id, origin, RecordType::SOA, None);
+            let mut checker = signing.sign(&mut req);
             let mut s = connect(primary, limits.query_time).await?;
             let deadline = Instant::now() + limits.query_time;
             write_framed(&mut s, &req, deadline).await?;
             let bytes = read_framed(&mut s, deadline).await?;
-            signer.check(&bytes, true)?;
+            checker.check(&bytes)?;
             let m = Message::from_vec(&bytes).map_err(|e| ClientError::Malformed(e.to_string()))?;
             check(&m, id, origin, RecordType::SOA, true)?;
             m
@@ -161,7 +207,7 @@ async fn soa_udp(
     req: &[u8],
     id: u16,
     origin: &Name,
-    signer: &dyn Signer,
+    mut checker: Checker,
     timeout: Duration,
 ) -> Result<Option<Message>, ClientError> {
     let local: SocketAddr = if primary.is_ipv4() {
@@ -188,7 +234,7 @@ async fn soa_udp(
         if m.metadata.truncation {
             return Ok(None);
         }
-        signer.check(&buf[..n], true)?;
+        checker.check(&buf[..n])?;
         return Ok(Some(m));
     }
 }
@@ -241,7 +287,7 @@ pub async fn transfer(
     primary: SocketAddr,
     origin: &Name,
     held_soa: Option<&Record>,
-    signer: &dyn Signer,
+    signing: &Signing,
     limits: &Limits,
 ) -> Result<Transferred, ClientError> {
     let deadline = Instant::now() + limits.transfer_time;
@@ -260,7 +306,7 @@ pub async fn transfer(
         rtype,
         held_soa.filter(|_| held_serial.is_some()),
     );
-    signer.sign(&mut req);
+    let mut checker = signing.sign(&mut req);
     let mut s = tokio::time::timeout_at(deadline, TcpStream::connect(primary))
         .await
         .map_err(|_| ClientError::Timeout(limits.transfer_time))??;
@@ -272,11 +318,12 @@ pub async fn transfer(
             ClientError::Timeout(_) => ClientError::Timeout(limits.transfer_time),
             e => e,
         })?;
-        signer.check(&bytes, messages == 0)?;
+        checker.check(&bytes)?;
         let m = Message::from_vec(&bytes).map_err(|e| ClientError::Malformed(e.to_string()))?;
         check(&m, id, origin, rtype, messages == 0)?;
         messages += 1;
         if let Some(transfer) = reader.feed(m.answers)? {
+            checker.finish()?;
             return Ok(Transferred {
                 transfer,
                 skipped: reader.skipped,

@@ -15,7 +15,6 @@
 //! set to it, so a restart that serves the kept copy knows how long it may.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use hickory_proto::rr::{Name, RData};
@@ -28,7 +27,6 @@ use super::transfer::{Transfer, apply};
 use super::{Shared, ZoneStatus};
 use crate::config::ZoneSource;
 use crate::control::Publisher;
-use crate::snapshot::secondary::{Signer, Unsigned};
 use crate::zone::transfer::serial_newer;
 
 /// Shortest refresh or retry interval, whatever the SOA says.
@@ -83,8 +81,6 @@ pub struct ZoneTask {
     pub publisher: Publisher,
     pub shared: Shared,
     pub limits: Limits,
-    /// Signs this zone's requests (TSIG, when the zone has a key and keys are wired in).
-    pub signer: Arc<dyn Signer>,
     /// The records held: the version served (or last served).
     held: Option<Records>,
     /// Whether the zone is in the served catalog.
@@ -116,15 +112,23 @@ impl ZoneTask {
             publisher,
             shared,
             limits: Limits::default(),
-            // TSIG: the signer for `source.secondary.key` goes here, once keys are configured
-            // (`[[tsig_key]]`); it then signs the SOA query and the transfer request and checks
-            // every response message.
-            signer: Arc::new(Unsigned),
             held: None,
             serving: false,
             expires: None,
             unwritten: None,
         }
+    }
+
+    /// TSIG for this zone's requests: its key (`[[zone]] key`) from the served key ring, read
+    /// at each check so that a reload's new secret is used at once.
+    fn signing(&self) -> client::Signing {
+        let key = self
+            .source
+            .secondary
+            .as_ref()
+            .and_then(|s| s.key_index)
+            .and_then(|i| self.publisher.current().tsig_keys.get(i).cloned());
+        client::Signing::new(key)
     }
 
     fn file(&self) -> &PathBuf {
@@ -295,7 +299,7 @@ impl ZoneTask {
 
     async fn check_one(&mut self, primary: std::net::SocketAddr) -> Result<Checked, CheckError> {
         let fail = |error| CheckError::Primary { primary, error };
-        let theirs = client::query_soa(primary, &self.origin, self.signer.as_ref(), &self.limits)
+        let theirs = client::query_soa(primary, &self.origin, &self.signing(), &self.limits)
             .await
             .map_err(fail)?;
         let ours = self.held.as_ref().and_then(soa_of).map(|s| s.serial);
@@ -313,7 +317,7 @@ impl ZoneTask {
             primary,
             &self.origin,
             held_soa.as_ref(),
-            self.signer.as_ref(),
+            &self.signing(),
             &self.limits,
         )
         .await
@@ -341,15 +345,9 @@ impl ZoneTask {
             if held_soa.is_none() {
                 return Err(fail(ClientError::NoSoa));
             }
-            got = client::transfer(
-                primary,
-                &self.origin,
-                None,
-                self.signer.as_ref(),
-                &self.limits,
-            )
-            .await
-            .map_err(fail)?;
+            got = client::transfer(primary, &self.origin, None, &self.signing(), &self.limits)
+                .await
+                .map_err(fail)?;
             if matches!(
                 got.transfer,
                 Transfer::Incremental(_) | Transfer::UpToDate(_)

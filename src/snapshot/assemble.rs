@@ -195,6 +195,7 @@ fn secondaries(config: &Config) -> Secondaries {
                 apex: crate::zone::build::lower_wire(&z.origin),
                 primaries: s.primaries.iter().map(|a| a.ip()).collect(),
                 key: s.key.clone(),
+                key_index: s.key_index,
                 wake: Default::default(),
                 replica,
             })

@@ -7,9 +7,8 @@
 //! and the task waits on. The handles outlive snapshots: the publisher gives every snapshot it
 //! serves the same handle per zone, so a reload never strands a waiting task.
 //!
-//! [`Signer`] is where TSIG (RFC 8945) plugs in: the one place that signs a secondary's
-//! requests (SOA query, transfer request) and checks their responses, and that checks a NOTIFY
-//! and signs its acknowledgement. Until keys are wired in, [`Unsigned`] does nothing.
+//! A zone with a TSIG key (`[[zone]] key`) takes only a NOTIFY signed with that key; its
+//! position in the snapshot's key ring is here for the engine to check it.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -27,6 +26,8 @@ pub struct SecondaryZone {
     pub primaries: Box<[IpAddr]>,
     /// The TSIG key for the zone's messages (`[[zone]] key`), by name.
     pub key: Option<Name>,
+    /// Its position in the snapshot's `tsig_keys`: a NOTIFY must be signed with it.
+    pub key_index: Option<usize>,
     /// Wakes the zone's refresh task (a NOTIFY came).
     pub wake: Arc<tokio::sync::Notify>,
     /// How the zone's versions are made when Meridian gives it to secondaries of its own
@@ -44,35 +45,5 @@ impl Secondaries {
     /// The secondary zone whose apex is exactly `apex` (lowercase wire form).
     pub fn zone(&self, apex: &[u8]) -> Option<&SecondaryZone> {
         self.zones.iter().find(|z| *z.apex == *apex)
-    }
-}
-
-/// Why a signed exchange was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SignError {
-    /// The message is not signed with the key expected, or its signature does not verify.
-    #[error("TSIG check failed: {0}")]
-    Check(&'static str),
-}
-
-/// TSIG for a secondary's messages: sign what goes out, check what comes back. One value per
-/// zone (its key); the same hooks serve the SOA query, the transfer and the NOTIFY exchange.
-pub trait Signer: Send + Sync {
-    /// Sign a request (SOA query or transfer request) before it is sent. `msg` is a complete
-    /// DNS message; a signer appends its TSIG record and raises ARCOUNT.
-    fn sign(&self, msg: &mut Vec<u8>);
-    /// Check one response message of the exchange the last [`Signer::sign`] started (every
-    /// message of a transfer, in order; `first` for the first).
-    fn check(&self, msg: &[u8], first: bool) -> Result<(), SignError>;
-}
-
-/// No key: requests go unsigned and responses are taken as they come.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Unsigned;
-
-impl Signer for Unsigned {
-    fn sign(&self, _msg: &mut Vec<u8>) {}
-    fn check(&self, _msg: &[u8], _first: bool) -> Result<(), SignError> {
-        Ok(())
     }
 }

@@ -473,3 +473,60 @@ fn a_refused_or_broken_transfer_leaves_the_kept_copy_serving() {
         );
     }
 }
+
+#[test]
+fn with_a_tsig_key_the_zone_is_taken_signed_and_only_a_signed_notify_is_taken() {
+    let origin = "signed-secondary.test.";
+    let secret = "bWVyaWRpYW4gdHJhbnNmZXIga2V5LCAzMiBieXRlcw==";
+    let port = free_port();
+    let meridian: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let timers = "3600 600 86400 300";
+    let Some(knot) = KnotPrimary::start_keyed(
+        origin,
+        &zone(origin, 1, timers, "192.0.2.1"),
+        meridian,
+        Some(("xfr.", secret)),
+    ) else {
+        return;
+    };
+    let keyed = |dir: &Path, secret: &str| {
+        let config = secondary_config(dir, &meridian.to_string(), origin, &[knot.addr]);
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        text.push_str(&format!(
+            "key = \"xfr.\"\n\n[[tsig_key]]\nname = \"xfr.\"\nalgorithm = \"hmac-sha256\"\nsecret = \"{secret}\"\n"
+        ));
+        std::fs::write(&config, text).unwrap();
+        config
+    };
+    // A wrong secret: Knot refuses, nothing is served, the check fails.
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = start_file(&keyed(
+        dir.path(),
+        "d3Jvbmcgc2VjcmV0IG9mIDMyIGJ5dGVzLCB3cm9uZw==",
+    ));
+    let www = format!("www.{origin}");
+    wait_for(LIMIT, "a failed check with the wrong secret", || {
+        status(&wrong).last_result == "failed"
+    });
+    assert_eq!(a_of(wrong.udp, &www), Err(ResponseCode::Refused));
+    eprintln!("wrong secret: {:?}", status(&wrong).detail);
+    wrong.stop();
+    // The right one: the zone comes, signed.
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start_file(&keyed(dir.path(), secret));
+    wait_for(LIMIT, "the zone transferred with TSIG", || {
+        a_of(srv.udp, &www).is_ok_and(|a| a == ["192.0.2.1"]) && status(&srv).serial.is_some()
+    });
+    // Knot's NOTIFY is signed with the key: taken (the SOA refresh is an hour away), and the
+    // edit comes by IXFR.
+    knot.edit(&zone(origin, 2, timers, "192.0.2.2"));
+    wait_for(
+        Duration::from_secs(2),
+        "the edit after Knot's signed NOTIFY",
+        || a_of(srv.udp, &www).is_ok_and(|a| a == ["192.0.2.2"]) && status(&srv).serial == Some(2),
+    );
+    assert_eq!(status(&srv).last_result, "ixfr");
+    // An unsigned NOTIFY, even from the primary's address, is NOTAUTH.
+    let m = notify("127.0.0.1:0", srv.udp, origin);
+    assert_eq!(m.metadata.response_code, ResponseCode::NotAuth);
+}

@@ -47,6 +47,17 @@ impl KnotPrimary {
     /// Serve zone `origin` with master-file `text` on a free loopback port, sending NOTIFY to
     /// `notify` on every change. Waits until the zone answers.
     pub fn start(origin: &str, text: &str, notify: SocketAddr) -> Option<KnotPrimary> {
+        KnotPrimary::start_keyed(origin, text, notify, None)
+    }
+
+    /// [`KnotPrimary::start`] with a TSIG key `(name, base64 secret)`, hmac-sha256: transfers
+    /// only for requests signed with it, and its NOTIFY signed with it.
+    pub fn start_keyed(
+        origin: &str,
+        text: &str,
+        notify: SocketAddr,
+        key: Option<(&str, &str)>,
+    ) -> Option<KnotPrimary> {
         let Some(knotd) = sbin("knotd") else {
             eprintln!("knotd is not installed: skipped");
             return None;
@@ -57,13 +68,22 @@ impl KnotPrimary {
         std::fs::write(dir.path().join("zone.zone"), text).unwrap();
         // The journal (where the differences for IXFR go) needs its folder.
         std::fs::create_dir(dir.path().join("db")).unwrap();
+        let (keys, remote_key, acl_key) = match key {
+            Some((name, secret)) => (
+                format!("key:\n  - id: {name}\n    algorithm: hmac-sha256\n    secret: {secret}\n"),
+                format!("    key: {name}\n"),
+                format!("    key: {name}\n"),
+            ),
+            None => Default::default(),
+        };
         let conf = format!(
             "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\n\
              database:\n    storage: \"{d}/db\"\n\
              control:\n    listen: \"{d}/knot.sock\"\n\
              log:\n  - target: stderr\n    any: info\n\
-             remote:\n  - id: secondary\n    address: {}@{}\n\
-             acl:\n  - id: loopback\n    address: 127.0.0.0/8\n    action: transfer\n\
+             {keys}\
+             remote:\n  - id: secondary\n    address: {}@{}\n{remote_key}\
+             acl:\n  - id: loopback\n    address: 127.0.0.0/8\n    action: transfer\n{acl_key}\
              template:\n  - id: default\n    storage: \"{d}\"\n    zonefile-sync: -1\n    zonefile-load: difference\n    journal-content: changes\n\
              zone:\n  - domain: {origin}\n    file: zone.zone\n    notify: secondary\n    acl: loopback\n",
             notify.ip(),

@@ -51,7 +51,10 @@ pub fn respond(
                 let len = rejected.write_response(packet, keys, out, now)?;
                 return Some(Outcome {
                     len,
-                    rcode: Rcode::NotAuth,
+                    rcode: match rejected.error {
+                        crate::wire::tsig::TsigError::FormErr => Rcode::FormErr,
+                        _ => Rcode::NotAuth,
+                    },
                     truncated: false,
                     zone: None,
                     qtype: 0,

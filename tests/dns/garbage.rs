@@ -364,9 +364,10 @@ fn check(query: &[u8], reply: &[u8], udp: bool) -> Result<(), String> {
     }
     let rcode = (l.opts.first().map_or(0, |o| o.ext_rcode as u16) << 4) | (l.flags & 0xF);
     // NOTIFY (opcode 4) is answered (REFUSED here: the server has no secondary zone; FORMERR
-    // without one question); every other opcode but QUERY is NOTIMP.
-    if opcode == 4 && ![1, 5].contains(&rcode) {
-        return Err(format!("rcode {rcode} for NOTIFY, not REFUSED or FORMERR"));
+    // without one question; NOTAUTH for a TSIG that does not verify); every other opcode but
+    // QUERY is NOTIMP.
+    if opcode == 4 && ![1, 5, 9].contains(&rcode) {
+        return Err(format!("rcode {rcode} for NOTIFY, not REFUSED, FORMERR or NOTAUTH"));
     }
     if opcode != 0 && opcode != 4 && rcode != 4 {
         return Err(format!("rcode {rcode} for opcode {opcode}, not NOTIMP"));

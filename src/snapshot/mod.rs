@@ -13,7 +13,6 @@
 pub mod assemble;
 pub mod demand;
 pub mod replica;
-/// The secondary zones (zones with `primaries`) as the answer engine needs them for NOTIFY.
 pub mod secondary;
 pub mod steering;
 

@@ -153,6 +153,18 @@ fn describe() {
         "Signed queries and transfer requests whose TSIG did not verify, by error: badkey (unknown key or algorithm), badsig (wrong MAC), badtime (clock outside the fudge), badtrunc, formerr. Answered NOTAUTH (FORMERR for formerr)."
     );
     describe_gauge!(
+        "meridian_zone_records",
+        "Records of each zone as last read from its files."
+    );
+    describe_gauge!(
+        "meridian_zone_bytes",
+        "Bytes each zone's records and index hold (allocator overhead aside), as last read."
+    );
+    describe_gauge!(
+        "meridian_zone_load_seconds",
+        "How long each zone's last read from its files took (a reload keeps unchanged zones without reading them)."
+    );
+    describe_gauge!(
         "meridian_zone_serial",
         "Serial served per zone with [zone.transfer]: the version its secondaries should reach."
     );

@@ -135,7 +135,9 @@ impl Control {
     /// valid. Blocking (file I/O): call from a blocking context.
     pub fn reload(&self) -> Result<Reloaded, ConfigErrors> {
         let path = self.config_path();
-        match crate::snapshot::load(&path) {
+        // Zones whose files did not change are kept, not read again (their data is shared).
+        let served = self.snapshot();
+        match crate::snapshot::load_after(&path, Some(&served.catalog)) {
             Ok((config, snap)) => {
                 let r = self.apply(config, snap);
                 self.inner.reloads_ok.fetch_add(1, Ordering::Relaxed);

@@ -16,8 +16,17 @@ use crate::zone::{Catalog, Zone, load_zone};
 /// Read, validate and assemble `path` with everything it names: what `check`, `serve` and
 /// every reload do.
 pub fn load(path: &Path) -> Result<(Config, Snapshot), ConfigErrors> {
+    load_after(path, None)
+}
+
+/// [`load`] for a reload of a server serving `served`: a zone whose files did not change since
+/// they were read for it (and whose services are the same) is kept as it is, not read again.
+pub fn load_after(
+    path: &Path,
+    served: Option<&Catalog>,
+) -> Result<(Config, Snapshot), ConfigErrors> {
     let config = Config::load(path)?;
-    let snapshot = assemble(&config)?;
+    let snapshot = assemble_after(&config, crate::zone::PREPARED_BYTES_MAX, served)?;
     Ok((config, snapshot))
 }
 
@@ -30,9 +39,48 @@ pub fn assemble(config: &Config) -> Result<Snapshot, ConfigErrors> {
 /// [`assemble`] with at most `prepared_bytes` of prepared responses (0: none, so every query
 /// takes the general path: the oracle that tests hold the fast paths to).
 pub fn assemble_with(config: &Config, prepared_bytes: usize) -> Result<Snapshot, ConfigErrors> {
+    assemble_after(config, prepared_bytes, None)
+}
+
+/// The zone `origin` of `served` when the files it was read from are unchanged: kept as it is
+/// (its data shared, its serial and journal those served), with what the configuration says
+/// about it set again by the caller.
+fn unchanged(served: Option<&Catalog>, origin: &hickory_proto::rr::Name) -> Option<Zone> {
+    let zone = served?.zone_at_apex(&crate::zone::build::lower_wire(origin))?;
+    zone.sources_unchanged().then(|| {
+        let mut kept = zone.clone();
+        kept.origin = origin.to_string();
+        kept.replica = Default::default();
+        kept.replica.journal = zone.replica.journal.clone();
+        kept.replica.extra = zone.replica.extra.clone();
+        kept
+    })
+}
+
+/// Lowercase wire names of a zone's service nodes, sorted.
+fn dynamic_names(zone: &Zone) -> Vec<Vec<u8>> {
+    let mut names: Vec<Vec<u8>> = zone
+        .nodes()
+        .iter()
+        .filter(|n| n.dynamic)
+        .map(|n| n.name.to_ascii_lowercase())
+        .collect();
+    names.sort();
+    names
+}
+
+/// [`assemble_with`], keeping the zones of `served` whose files did not change (see
+/// [`load_after`]).
+fn assemble_after(
+    config: &Config,
+    prepared_bytes: usize,
+    served: Option<&Catalog>,
+) -> Result<Snapshot, ConfigErrors> {
     let mut zones = Vec::new();
     // The configuration of each zone in `zones` (secondary zones without data are left out).
     let mut sources = Vec::new();
+    // Whether each zone was kept from `served` rather than read.
+    let mut kept = Vec::new();
     let mut errors = Vec::new();
     for z in &config.zones {
         if z.secondary.is_some() && !z.file.exists() {
@@ -50,14 +98,20 @@ pub fn assemble_with(config: &Config, prepared_bytes: usize) -> Result<Snapshot,
             zone.transfer = z.transfer.as_ref().map(|t| t.as_slice().into());
             zones.push(zone);
             sources.push(z);
+            kept.push(false);
             continue;
         }
-        match load_zone(&z.origin, &z.file) {
-            Ok(mut zone) => {
+        let loaded = match unchanged(served, &z.origin) {
+            Some(zone) => Ok((zone, true)),
+            None => timed_load(z).map(|zone| (zone, false)),
+        };
+        match loaded {
+            Ok((mut zone, was_kept)) => {
                 zone.transfer = z.transfer.as_ref().map(|t| t.as_slice().into());
                 zone.transfer_keys = z.transfer_keys.as_slice().into();
                 zones.push(zone);
                 sources.push(z);
+                kept.push(was_kept);
             }
             // A secondary's kept copy that does not load is not the operator's mistake: the
             // zone is served again after the next transfer.
@@ -135,8 +189,24 @@ pub fn assemble_with(config: &Config, prepared_bytes: usize) -> Result<Snapshot,
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
-    for ((zone, names), source) in zones.iter_mut().zip(&dynamic).zip(sources) {
-        crate::zone::build::add_dynamic(zone, names);
+    for (((zone, names), source), was_kept) in
+        zones.iter_mut().zip(&dynamic).zip(sources).zip(&kept)
+    {
+        if *was_kept {
+            let mut wanted: Vec<Vec<u8>> = names.iter().map(|(l, _)| l.to_vec()).collect();
+            wanted.sort();
+            if wanted != dynamic_names(zone) {
+                // Other services than when it was kept: read it again for fresh nodes.
+                let mut fresh = timed_load(source)
+                    .map_err(|es| ConfigErrors(es.into_iter().map(ConfigError::Zone).collect()))?;
+                fresh.transfer = zone.transfer.take();
+                fresh.transfer_keys = std::mem::take(&mut zone.transfer_keys);
+                *zone = fresh;
+                crate::zone::build::add_dynamic(zone, names);
+            }
+        } else {
+            crate::zone::build::add_dynamic(zone, names);
+        }
         if zone.transfer.is_some() {
             zone.replica.settings = Some(std::sync::Arc::new(transfer_settings(
                 &source.replication,
@@ -261,4 +331,24 @@ fn transfer_settings(
         interval: r.snapshot_interval,
         notify: r.notify.clone().into(),
     }
+}
+
+/// Read zone `z` from its files, with one log line and the zone's load figures in metrics.
+fn timed_load(z: &crate::config::ZoneSource) -> Result<Zone, Vec<crate::zone::ZoneError>> {
+    let started = std::time::Instant::now();
+    let zone = load_zone(&z.origin, &z.file)?;
+    let took = started.elapsed();
+    let bytes = zone.memory_bytes();
+    tracing::info!(
+        zone = %z.origin,
+        records = zone.record_count,
+        bytes,
+        seconds = took.as_secs_f64(),
+        "zone loaded"
+    );
+    let label = z.origin.to_string();
+    metrics::gauge!("meridian_zone_records", "zone" => label.clone()).set(zone.record_count as f64);
+    metrics::gauge!("meridian_zone_bytes", "zone" => label.clone()).set(bytes as f64);
+    metrics::gauge!("meridian_zone_load_seconds", "zone" => label).set(took.as_secs_f64());
+    Ok(zone)
 }

@@ -18,7 +18,7 @@ pub mod steering;
 
 use std::sync::Arc;
 
-pub use assemble::{assemble, assemble_with, load};
+pub use assemble::{assemble, assemble_with, load, load_after};
 pub use steering::Steering;
 
 use crate::policy::Tables;

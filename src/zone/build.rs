@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
-use super::file::{SourceRecord, read_zone_file};
+use super::file::{SourceRecord, read_zone_files};
 use super::{NameIndex, Node, RrSet, Zone};
 
 /// A name as `(lowercase wire form, wire form as written)`.
@@ -106,8 +106,44 @@ fn target_of(rdata: &RData) -> Option<&Name> {
 
 /// Read, check and build the zone `origin` from `file`.
 pub fn load_zone(origin: &Name, file: &Path) -> Result<Zone, Vec<ZoneError>> {
-    let records = read_zone_file(file, origin)?;
-    build_zone(origin, file, records)
+    let (records, files) = read_zone_files(file, origin)?;
+    let mut zone = build_zone(origin, file, records)?;
+    zone.sources = files.into();
+    Ok(zone)
+}
+
+/// A file's state as far as a reload can tell cheaply: length, modification time, inode. A
+/// file rewritten in place or replaced by a rename changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    inode: u64,
+}
+
+impl Stamp {
+    /// `path`'s stamp now; `None` when it cannot be read.
+    pub fn of(path: &Path) -> Option<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(Stamp {
+            len: m.len(),
+            modified: m.modified().ok(),
+            inode: m.ino(),
+        })
+    }
+}
+
+impl Zone {
+    /// Whether every file this zone was read from is as it was then (a zone read from no file
+    /// never is).
+    pub fn sources_unchanged(&self) -> bool {
+        !self.sources.is_empty()
+            && self
+                .sources
+                .iter()
+                .all(|(path, stamp)| Stamp::of(path) == Some(*stamp))
+    }
 }
 
 /// An empty non-terminal while a zone is built: lowercase, as written, labels.
@@ -327,18 +363,21 @@ pub fn build_zone(
         .all(|n| n.cut.is_none() && !n.name.starts_with(b"\x01*"));
     Ok(Zone {
         origin: origin.to_string(),
-        apex,
-        apex_labels,
-        nodes,
-        index: NameIndex::new(index.iter().map(|(k, &v)| (&k[..], v))),
-        negative_soa: RrSet::new(TYPE_SOA, 1, neg.into(), Box::new([]), None),
+        data: std::sync::Arc::new(super::ZoneData {
+            apex,
+            apex_labels,
+            nodes,
+            index: NameIndex::new(index.iter().map(|(k, &v)| (&k[..], v))),
+            negative_soa: RrSet::new(TYPE_SOA, 1, neg.into(), Box::new([]), None),
+            nx_ready,
+        }),
         serial: soa_rdata.serial,
         record_count: records.len(),
         id: 0,
         transfer: None,
         transfer_keys: Box::new([]),
-        nx_ready,
         replica: Default::default(),
+        sources: Box::new([]),
     })
 }
 
@@ -352,6 +391,7 @@ pub fn add_dynamic(zone: &mut Zone, names: &[WrittenName]) {
     if names.is_empty() {
         return;
     }
+    let zone = zone.data_mut();
     let mut index: Index = zone.index.iter().map(|(k, v)| (k.into(), v)).collect();
     let first_new = zone.nodes.len();
     for (lower, written) in names {

@@ -188,10 +188,15 @@ struct Reader<'a> {
     records: Vec<SourceRecord>,
     errors: Vec<ZoneError>,
     last_ttl: Option<u32>,
+    /// Every file read (the zone's and its includes), each stamped before it was read.
+    files: Vec<Source>,
 }
 
 impl Reader<'_> {
     fn read_file(&mut self, file: &Path, origin: Name, depth: usize, from: Option<(&Path, usize)>) {
+        if let Some(stamp) = super::build::Stamp::of(file) {
+            self.files.push((file.to_path_buf(), stamp));
+        }
         let text = match std::fs::read_to_string(file) {
             Ok(t) => t,
             Err(e) => {
@@ -412,15 +417,28 @@ fn parse_rdata(rtype: RecordType, parts: &[&str], origin: &Name) -> Result<RData
 
 /// Read a master file (and its includes) for the zone `origin`. All problems are reported.
 pub fn read_zone_file(file: &Path, origin: &Name) -> Result<Vec<SourceRecord>, Vec<ZoneError>> {
+    read_zone_files(file, origin).map(|(records, _)| records)
+}
+
+/// A file a zone was read from, and its stamp taken before it was read.
+pub type Source = (PathBuf, super::build::Stamp);
+
+/// [`read_zone_file`], and every file read (the zone's and its includes) with its stamp taken
+/// before it was read.
+pub fn read_zone_files(
+    file: &Path,
+    origin: &Name,
+) -> Result<(Vec<SourceRecord>, Vec<Source>), Vec<ZoneError>> {
     let mut reader = Reader {
         zone_origin: origin,
         records: Vec::new(),
         errors: Vec::new(),
         last_ttl: None,
+        files: Vec::new(),
     };
     reader.read_file(file, origin.clone(), 0, None);
     if reader.errors.is_empty() {
-        Ok(reader.records)
+        Ok((reader.records, reader.files))
     } else {
         Err(reader.errors)
     }

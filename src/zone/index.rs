@@ -169,6 +169,11 @@ impl<V: Copy> NameIndex<V> {
         Some(&mut self.slots[i].value)
     }
 
+    /// Bytes it holds on the heap.
+    pub fn memory_bytes(&self) -> usize {
+        self.slots.len() * std::mem::size_of::<Slot<V>>() + self.arena.len()
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }

@@ -24,19 +24,14 @@ use crate::wire::{NameBuf, TYPE_ANY, TYPE_DS};
 pub use build::{ZoneError, load_zone};
 pub use index::NameIndex;
 
-/// One authoritative zone.
+/// One authoritative zone: its data (shared, copied only when changed: a reload that finds the
+/// zone's files unchanged keeps it, and a new serial copies it once) and what the configuration
+/// and the publisher say about it. Cheap to clone.
 #[derive(Clone)]
 pub struct Zone {
     /// The origin as configured, for display.
     pub origin: String,
-    /// Lowercase wire form of the apex.
-    apex: Box<[u8]>,
-    apex_labels: usize,
-    nodes: Vec<Node>,
-    /// Lowercase owner name → position in `nodes`.
-    index: NameIndex<u32>,
-    /// The SOA as sent in negative answers: TTL = min(SOA TTL, SOA MINIMUM) (RFC 2308 §5).
-    negative_soa: RrSet,
+    data: Arc<ZoneData>,
     /// SOA serial, for status and logs.
     pub serial: u32,
     /// Number of records loaded.
@@ -49,13 +44,76 @@ pub struct Zone {
     /// TSIG keys (positions in the snapshot's key ring) that sign a transfer from any source;
     /// set with `transfer`.
     pub transfer_keys: Box<[usize]>,
+    /// What outgoing transfers send beyond the static data, and the zone's recent changes (see
+    /// [`transfer`]); empty for a zone as loaded.
+    pub replica: transfer::Replica,
+    /// The files it was read from and their state then (`build::Stamp`), so a reload can tell
+    /// whether it changed; empty for a zone not read from files.
+    pub sources: Box<[(std::path::PathBuf, build::Stamp)]>,
+}
+
+/// A zone's records and their indexes, immutable once built and shared between versions.
+#[derive(Clone)]
+pub struct ZoneData {
+    /// Lowercase wire form of the apex.
+    apex: Box<[u8]>,
+    apex_labels: usize,
+    nodes: Vec<Node>,
+    /// Lowercase owner name → position in `nodes`.
+    index: NameIndex<u32>,
+    /// The SOA as sent in negative answers: TTL = min(SOA TTL, SOA MINIMUM) (RFC 2308 §5).
+    negative_soa: RrSet,
     /// Every name of the zone that is not a node is answered NXDOMAIN with the negative SOA:
     /// no wildcards and no delegations (worked out when the zone is built; used only by a
     /// catalog that prepares responses).
     nx_ready: bool,
-    /// What outgoing transfers send beyond the static data, and the zone's recent changes (see
-    /// [`transfer`]); empty for a zone as loaded.
-    pub replica: transfer::Replica,
+}
+
+impl Zone {
+    /// Whether `other` holds the very same data (kept across a reload, not read again).
+    pub fn shares_data_with(&self, other: &Zone) -> bool {
+        Arc::ptr_eq(&self.data, &other.data)
+    }
+
+    /// The zone's data to change: copied first if another version shares it.
+    pub(crate) fn data_mut(&mut self) -> &mut ZoneData {
+        Arc::make_mut(&mut self.data)
+    }
+}
+
+impl ZoneData {
+    /// Bytes the zone's records and index hold on the heap (allocator overhead aside).
+    pub fn memory_bytes(&self) -> usize {
+        let sets = |n: &Node| -> usize {
+            n.rrsets
+                .iter()
+                .map(|s| {
+                    std::mem::size_of::<RrSet>()
+                        + s.records.len()
+                        + s.at_qname.len()
+                        + s.additional.len() * 4
+                        + s.target.as_ref().map_or(0, |t| t.len())
+                })
+                .sum()
+        };
+        self.nodes.capacity() * std::mem::size_of::<Node>()
+            + self
+                .nodes
+                .iter()
+                .map(|n| n.name.len() + sets(n))
+                .sum::<usize>()
+            + self.index.memory_bytes()
+            + self.apex.len()
+    }
+}
+
+impl std::ops::Deref for Zone {
+    type Target = ZoneData;
+
+    #[inline(always)]
+    fn deref(&self) -> &ZoneData {
+        &self.data
+    }
 }
 
 /// One owner name in a zone; empty non-terminals are nodes with no RRsets.
@@ -338,12 +396,12 @@ pub enum Ready<'a> {
 pub const PREPARED_BYTES_MAX: usize = 64 << 20;
 
 /// All zones one server answers for, found by longest suffix match.
-/// Zones are shared (`Arc`) so that a catalog with one zone replaced (a zone's new serial, a
-/// secondary's new version) reuses the others' data; the name index and prepared responses are
-/// built again.
+/// Zones share their data ([`Zone`] is cheap to clone), so a catalog with one zone replaced (a
+/// zone's new serial, a secondary's new version) reuses the others' data; the name index and
+/// prepared responses are built again.
 #[derive(Default)]
 pub struct Catalog {
-    zones: Vec<Arc<Zone>>,
+    zones: Vec<Zone>,
     /// The bound on prepared responses it was built with.
     prepared_limit: usize,
     /// Apex → zone position.
@@ -366,7 +424,7 @@ impl Catalog {
         for (i, z) in zones.iter_mut().enumerate() {
             z.id = i as u16;
         }
-        Self::of_shared(zones.into_iter().map(Arc::new).collect(), prepared_bytes)
+        Self::of_shared(zones, prepared_bytes)
     }
 
     /// This catalog with each of `replaced` in place of the zone of the same apex (appended when
@@ -377,11 +435,11 @@ impl Catalog {
             match zones.iter().position(|z| z.apex == zone.apex) {
                 Some(i) => {
                     zone.id = i as u16;
-                    zones[i] = Arc::new(zone);
+                    zones[i] = zone;
                 }
                 None => {
                     zone.id = zones.len() as u16;
-                    zones.push(Arc::new(zone));
+                    zones.push(zone);
                 }
             }
         }
@@ -396,25 +454,21 @@ impl Catalog {
             .filter(|z| &z.apex[..] != apex)
             .enumerate()
             .map(|(i, z)| {
-                if z.id as usize == i {
-                    z.clone()
-                } else {
-                    let mut moved = Zone::clone(z);
-                    moved.id = i as u16;
-                    Arc::new(moved)
-                }
+                let mut moved = z.clone();
+                moved.id = i as u16;
+                moved
             })
             .collect();
         Self::of_shared(zones, self.prepared_limit)
     }
 
     /// The zone whose apex is `apex` (lowercase wire form).
-    pub fn zone_at_apex(&self, apex: &[u8]) -> Option<&Arc<Zone>> {
+    pub fn zone_at_apex(&self, apex: &[u8]) -> Option<&Zone> {
         self.index.get(apex).map(|i| &self.zones[i as usize])
     }
 
     /// The catalog of `zones`, whose `id`s are their positions.
-    fn of_shared(zones: Vec<Arc<Zone>>, prepared_bytes: usize) -> Self {
+    fn of_shared(zones: Vec<Zone>, prepared_bytes: usize) -> Self {
         debug_assert!(zones.iter().enumerate().all(|(i, z)| z.id as usize == i));
         let index = NameIndex::new(
             zones
@@ -515,7 +569,7 @@ impl Catalog {
         self.arena.len() + self.prepared.len() * std::mem::size_of::<Prepared>()
     }
 
-    pub fn zones(&self) -> &[Arc<Zone>] {
+    pub fn zones(&self) -> &[Zone] {
         &self.zones
     }
 
@@ -571,13 +625,13 @@ impl Catalog {
                     continue;
                 }
                 if index::same(&wire[off..], &z.apex) {
-                    best = Some(&**z);
+                    best = Some(z);
                 }
             }
             return best;
         }
         (0..=name.label_count())
             .find_map(|skip| self.index.get(name.suffix(skip)))
-            .map(|i| &*self.zones[i as usize])
+            .map(|i| &self.zones[i as usize])
     }
 }

@@ -162,7 +162,9 @@ impl Zone {
     /// [`Zone::serial`]. A catalog built afterwards prepares responses with it.
     pub fn set_serial(&mut self, serial: u32) {
         let apex = self.find(&self.apex).expect("the apex is a node");
-        let node = &mut self.nodes[apex as usize];
+        self.serial = serial;
+        let data = self.data_mut();
+        let node = &mut data.nodes[apex as usize];
         let sets = std::mem::take(&mut node.rrsets);
         node.rrsets = sets
             .into_vec()
@@ -175,8 +177,7 @@ impl Zone {
                 }
             })
             .collect();
-        self.negative_soa = with_serial(&self.negative_soa, serial);
-        self.serial = serial;
+        data.negative_soa = with_serial(&data.negative_soa, serial);
     }
 
     /// The apex SOA record (TYPE..RDATA, no owner).
@@ -238,13 +239,14 @@ pub fn diff(old: &Zone, new: &Zone) -> Delta {
     let mut removed = Writer::default();
     let mut added = Writer::default();
     // Static data: node by node, RRset by RRset; identical RRsets (the common case) are skipped
-    // with one comparison of their bytes.
-    for (key, ni) in new.names() {
+    // with one comparison of their bytes, and shared data (a zone kept across a reload) at once.
+    let shared = Arc::ptr_eq(&old.data, &new.data);
+    for (key, ni) in new.names().filter(|_| !shared) {
         let n = &new.nodes[ni as usize];
         let o = old.index.get(key).map(|oi| &old.nodes[oi as usize]);
         compare_nodes(o, Some(n), &mut removed, &mut added);
     }
-    for (key, oi) in old.names() {
+    for (key, oi) in old.names().filter(|_| !shared) {
         if new.index.get(key).is_none() {
             compare_nodes(
                 Some(&old.nodes[oi as usize]),

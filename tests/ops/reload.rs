@@ -257,3 +257,188 @@ fn kept_responses_follow_a_reload() {
         }
     }
 }
+
+/// A zone of `n` A records `h0..h{n-1}` with serial `serial` (and `extra` lines).
+fn numbered_zone(origin: &str, n: usize, serial: u32, extra: &str) -> String {
+    let mut z = format!(
+        "$ORIGIN {origin}\n$TTL 300\n@ SOA ns hostmaster {serial} 3600 600 86400 60\n@ NS ns\nns A 192.0.2.53\n{extra}"
+    );
+    for i in 0..n {
+        z += &format!(
+            "h{i} A 10.{}.{}.{}\n",
+            (i >> 16) & 255,
+            (i >> 8) & 255,
+            i & 255
+        );
+    }
+    z
+}
+
+fn served_zone(srv: &TestServer, origin: &str) -> meridian::zone::Zone {
+    let snap = srv.server().snapshot();
+    snap.catalog
+        .zones()
+        .iter()
+        .find(|z| z.origin == origin)
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn a_reload_keeps_zones_whose_files_did_not_change_and_reads_those_that_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    write(
+        "a.zone",
+        &numbered_zone("a.test.", 50, 1, "$INCLUDE inc.zone\n"),
+    );
+    write("inc.zone", "included TXT \"one\"\n");
+    write("b.zone", &numbered_zone("b.test.", 50, 1, ""));
+    write("c.zone", &numbered_zone("c.test.", 50, 1, ""));
+    let head = "[dns]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n[[zone]]\norigin = \"a.test.\"\nfile = \"a.zone\"\n\
+                [[zone]]\norigin = \"b.test.\"\nfile = \"b.zone\"\n[[zone]]\norigin = \"c.test.\"\nfile = \"c.zone\"\n\
+                [[region]]\nname = \"eu\"\nlocation = [50.0, 8.0]\n[[pool]]\nname = \"p\"\nregion = \"eu\"\n\
+                [[pool.endpoint]]\nname = \"e\"\naddress = \"192.0.2.1\"\n";
+    let service = |name: &str| {
+        format!("[[service]]\nname = \"{name}\"\npolicy = \"weighted\"\npools = [\"p\"]\n")
+    };
+    let config = dir.path().join("meridian.toml");
+    std::fs::write(&config, format!("{head}{}", service("svc.c.test."))).unwrap();
+    let srv = start_file(&config);
+    let before: Vec<_> = ["a.test.", "b.test.", "c.test."]
+        .iter()
+        .map(|o| served_zone(&srv, o))
+        .collect();
+    let txt = |name: &str| -> Vec<String> {
+        srv.udp(&query(name, RecordType::TXT, None))
+            .answers
+            .iter()
+            .map(|r| r.data.to_string())
+            .collect()
+    };
+    // Nothing changed: every zone kept as it was, answers the same.
+    srv.server().control().reload().unwrap();
+    for (o, old) in ["a.test.", "b.test.", "c.test."].iter().zip(&before) {
+        assert!(served_zone(&srv, o).shares_data_with(old), "{o} kept");
+    }
+    // An included file changes: its zone is read again (and answers the change), the others kept.
+    std::thread::sleep(Duration::from_millis(20));
+    write("inc.zone", "included TXT \"two, longer\"\n");
+    // b.test.'s file rewritten with a new record.
+    write(
+        "b.zone",
+        &numbered_zone("b.test.", 50, 2, "new A 192.0.2.99\n"),
+    );
+    srv.server().control().reload().unwrap();
+    assert!(!served_zone(&srv, "a.test.").shares_data_with(&before[0]));
+    assert!(!served_zone(&srv, "b.test.").shares_data_with(&before[1]));
+    assert!(served_zone(&srv, "c.test.").shares_data_with(&before[2]));
+    assert_eq!(txt("included.a.test."), ["two, longer"]);
+    let m = srv.udp(&query("new.b.test.", RecordType::A, None));
+    assert_eq!(m.answers.len(), 1, "{m:?}");
+    // Another service in c.test.: the zone is read again for its new node, and both answer.
+    std::fs::write(
+        &config,
+        format!(
+            "{head}{}{}",
+            service("svc.c.test."),
+            service("other.c.test.")
+        ),
+    )
+    .unwrap();
+    srv.server().control().reload().unwrap();
+    assert!(!served_zone(&srv, "c.test.").shares_data_with(&before[2]));
+    for name in ["svc.c.test.", "other.c.test."] {
+        let m = srv.udp(&query(name, RecordType::A, None));
+        assert_eq!(m.answers.len(), 1, "{name}: {m:?}");
+    }
+    let m = srv.udp(&query("h49.c.test.", RecordType::A, None));
+    assert_eq!(m.answers.len(), 1, "{m:?}");
+}
+
+#[test]
+fn reloads_of_a_large_zone_lose_no_query_to_another_zone() {
+    const BIG: usize = 100_000;
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.zone");
+    std::fs::write(&big, numbered_zone("big.test.", BIG, 1, "")).unwrap();
+    std::fs::write(
+        dir.path().join("small.zone"),
+        numbered_zone("small.test.", 10, 1, ""),
+    )
+    .unwrap();
+    let config = dir.path().join("meridian.toml");
+    std::fs::write(
+        &config,
+        "[dns]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n[[zone]]\norigin = \"big.test.\"\nfile = \"big.zone\"\n\
+         [[zone]]\norigin = \"small.test.\"\nfile = \"small.zone\"\n",
+    )
+    .unwrap();
+    let srv = start_file(&config);
+    let addr = srv.udp;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (sent, lost) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let client = {
+        let (stop, sent, lost) = (stop.clone(), sent.clone(), lost.clone());
+        std::thread::spawn(move || {
+            let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+            sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let q = query("h7.small.test.", RecordType::A, None)
+                .to_vec()
+                .unwrap();
+            let mut buf = [0u8; 512];
+            let deadline = Instant::now() + Duration::from_secs(300);
+            while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                sock.send_to(&q, addr).unwrap();
+                sent.fetch_add(1, Ordering::SeqCst);
+                match sock.recv(&mut buf) {
+                    Ok(n)
+                        if Message::from_vec(&buf[..n]).is_ok_and(|m| {
+                            m.metadata.response_code == ResponseCode::NoError
+                                && m.answers.len() == 1
+                        }) => {}
+                    _ => {
+                        lost.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    // Three reloads that each change the big zone (so it is read again, beside the served one).
+    for serial in 2..5u32 {
+        std::fs::write(
+            &big,
+            numbered_zone(
+                "big.test.",
+                BIG,
+                serial,
+                &format!("v{serial} A 192.0.2.{serial}\n"),
+            ),
+        )
+        .unwrap();
+        srv.server().control().reload().unwrap();
+        let m = srv.udp(&query(&format!("v{serial}.big.test."), RecordType::A, None));
+        assert_eq!(m.answers.len(), 1, "{m:?}");
+    }
+    stop.store(true, Ordering::SeqCst);
+    client.join().unwrap();
+    let (sent, lost) = (sent.load(Ordering::SeqCst), lost.load(Ordering::SeqCst));
+    eprintln!(
+        "{sent} queries to small.test. during three reloads of a {BIG}-record zone, {lost} lost"
+    );
+    assert!(
+        sent >= 100,
+        "only {sent} queries were sent during the reloads"
+    );
+    assert_eq!(lost, 0);
+    let m = srv.udp(&query(
+        &format!("h{}.big.test.", BIG - 1),
+        RecordType::A,
+        None,
+    ));
+    match &m.answers[0].data {
+        RData::A(a) => assert_eq!(a.0, Ipv4Addr::new(10, 1, 134, 159)),
+        other => panic!("{other:?}"),
+    }
+}

@@ -371,9 +371,14 @@ fn fake_primary(
     tcp_answer: fn(&Message) -> Vec<u8>,
 ) -> SocketAddr {
     use std::io::{Read, Write};
-    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    // UDP and TCP on one port: a UDP port whose TCP twin is taken is tried again.
+    let (udp, tcp) = loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        if let Ok(tcp) = std::net::TcpListener::bind(udp.local_addr().unwrap()) {
+            break (udp, tcp);
+        }
+    };
     let addr = udp.local_addr().unwrap();
-    let tcp = std::net::TcpListener::bind(addr).unwrap();
     std::thread::spawn(move || {
         let mut buf = [0u8; 512];
         while let Ok((n, from)) = udp.recv_from(&mut buf) {

@@ -90,8 +90,9 @@ pub struct Work {
     pub query: Query,
     /// Set when a service answered; `None` for every other answer.
     pub steered: Option<Steered>,
-    /// Now, in seconds since the Unix epoch, set by the caller (once per batch will do): TSIG
-    /// times are checked and signed against it. Only signed queries read it.
+    /// Now, in seconds since the Unix epoch, set by the caller, or 0: then the system clock is
+    /// read when a signed query needs it (the UDP workers do that: most batches need no time).
+    /// TSIG times are checked and signed against it.
     pub now: u64,
     /// Set when the query's TSIG did not verify (answered NOTAUTH or FORMERR); `None` otherwise.
     pub tsig_error: Option<crate::wire::tsig::TsigError>,
@@ -303,6 +304,11 @@ fn signed(
 ) -> Option<Outcome> {
     use crate::wire::tsig::{Signer, TsigError, verify_request};
     let keys = &snap.tsig_keys;
+    if work.now == 0 {
+        work.now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+    }
     let q = &work.query;
     match verify_request(packet, keys, work.now) {
         Ok(None) => Some(answer(snap, packet, peer, q, &mut work.steered, out, 0)),

@@ -30,8 +30,8 @@ pub fn is_notify(packet: &[u8]) -> bool {
     packet.len() >= 12 && packet[2] & 0x80 == 0 && (packet[2] >> 3) & 0xF == OPCODE_NOTIFY
 }
 
-/// Answer a NOTIFY from `from` at `now` (Unix seconds, for TSIG) into `out` (at least 512
-/// bytes), waking the zone's task when it is accepted. A TSIG that does not verify is set in
+/// Answer a NOTIFY from `from` at `now` (Unix seconds, for TSIG; 0: the clock is read when the
+/// NOTIFY is signed) into `out` (at least 512 bytes), waking the zone's task when it is accepted. A TSIG that does not verify is set in
 /// `tsig_error` (for the metrics).
 pub fn respond(
     snap: &Snapshot,
@@ -43,7 +43,15 @@ pub fn respond(
 ) -> Option<Outcome> {
     use crate::wire::tsig::{Signer, verify_request};
     let keys = &snap.tsig_keys;
-    let signed = if u16::from_be_bytes([packet[10], packet[11]]) > 0 {
+    let signed_maybe = u16::from_be_bytes([packet[10], packet[11]]) > 0;
+    let now = if now == 0 && signed_maybe {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    } else {
+        now
+    };
+    let signed = if signed_maybe {
         match verify_request(packet, keys, now) {
             Ok(s) => s,
             Err(rejected) => {

@@ -48,6 +48,18 @@ struct NsdSecondary {
 
 impl NsdSecondary {
     fn start(nsd: &Path, port: u16, zones: &[&str], primary: SocketAddr) -> NsdSecondary {
+        Self::start_keyed(nsd, port, zones, primary, None)
+    }
+
+    /// [`NsdSecondary::start`], transferring with TSIG key `(name, algorithm, base64 secret)`
+    /// and taking NOTIFY only signed with it, when given.
+    fn start_keyed(
+        nsd: &Path,
+        port: u16,
+        zones: &[&str],
+        primary: SocketAddr,
+        key: Option<(&str, &str, &str)>,
+    ) -> NsdSecondary {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display();
         // `username: ""` and `chroot: ""`: no privilege drop nor chroot when CI runs as root;
@@ -59,9 +71,13 @@ impl NsdSecondary {
              \x20   pidfile: \"{d}/nsd.pid\"\n    logfile: \"{d}/nsd.log\"\n    verbosity: 2\n\
              \x20   rrl-ratelimit: 0\n    minimal-responses: yes\n\
              remote-control:\n    control-enable: no\n\
-             pattern:\n    name: \"meridian\"\n    request-xfr: {}@{} NOKEY\n    allow-notify: 127.0.0.1 NOKEY\n",
+             {}pattern:\n    name: \"meridian\"\n    request-xfr: {}@{} {key_name}\n    allow-notify: 127.0.0.1 {key_name}\n",
+            key.map_or(String::new(), |(n, a, secret)| format!(
+                "key:\n    name: \"{n}\"\n    algorithm: {a}\n    secret: \"{secret}\"\n"
+            )),
             primary.ip(),
             primary.port(),
+            key_name = key.map_or("NOKEY", |k| k.0),
         );
         for zone in zones {
             conf += &format!("zone:\n    name: \"{zone}\"\n    include-pattern: \"meridian\"\n");
@@ -390,4 +406,71 @@ fn a_zone_whose_allow_leaves_the_nsd_out_is_never_transferred() {
         "{metrics}"
     );
     assert_eq!(count("axfr", "served") + count("ixfr", "served"), 0.0);
+}
+
+#[test]
+fn an_nsd_secondary_with_a_key_takes_the_zone_and_signed_notify_and_a_wrong_key_gets_nothing() {
+    let Some(nsd) = nsd() else {
+        eprintln!("nsd is not installed: skipped");
+        return;
+    };
+    let secret = "bnNkIGFuZCBtZXJpZGlhbiBzaGFyZSB0aGlzIGtleSwgMzI=";
+    let (good_port, bad_port) = (crate::fleet_kit::free_port(), crate::fleet_kit::free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let zone_path = dir.path().join("lake.zone");
+    std::fs::write(&zone_path, lake_zone(40, &["192.0.2.40"])).unwrap();
+    // Transfers by key only; NOTIFY to both NSDs, signed.
+    let config = format!(
+        "[dns]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n\
+         [[tsig_key]]\nname = \"xfr.\"\nalgorithm = \"hmac-sha256\"\nsecret = \"{secret}\"\n\n\
+         [[zone]]\norigin = \"lake.test.\"\nfile = \"lake.zone\"\n[zone.transfer]\nkeys = [\"xfr.\"]\n\
+         notify = [\"127.0.0.1:{good_port}\", \"127.0.0.1:{bad_port}\"]\n"
+    );
+    let config_path = dir.path().join("meridian.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let srv = start_file(&config_path);
+    let good = NsdSecondary::start_keyed(
+        &nsd,
+        good_port,
+        &["lake.test."],
+        srv.tcp,
+        Some(("xfr.", "hmac-sha256", secret)),
+    );
+    let wrong = "d3Jvbmcgc2VjcmV0LCB3cm9uZyBzZWNyZXQsIHdyb25nIQ==";
+    let bad = NsdSecondary::start_keyed(
+        &nsd,
+        bad_port,
+        &["lake.test."],
+        srv.tcp,
+        Some(("xfr.", "hmac-sha256", wrong)),
+    );
+    good.wait(
+        Duration::from_secs(20),
+        "the keyed NSD to serve serial 40",
+        || good.serial("lake.test.") == Some(40),
+    );
+    std::thread::sleep(RELOAD_THROTTLE);
+    std::fs::write(&zone_path, lake_zone(41, &["192.0.2.41"])).unwrap();
+    srv.server().control().reload().unwrap();
+    let lag = good.wait(
+        Duration::from_secs(5),
+        "the keyed NSD to serve serial 41",
+        || good.serial("lake.test.") == Some(41),
+    );
+    eprintln!("keyed NSD served serial 41 {lag:?} after the reload (signed NOTIFY)");
+    assert!(lag < Duration::from_secs(2), "{lag:?}");
+    // The NSD with the wrong secret never gets the zone: its transfers fail TSIG.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(bad.serial("lake.test."), None);
+    let log = bad.log();
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("lake.test") && l.contains("received update")),
+        "the wrong key took the zone:\n{log}"
+    );
+    let metrics = meridian::metrics::render();
+    assert!(
+        sample(&metrics, r#"meridian_tsig_errors_total{error="badsig"}"#) >= 1.0,
+        "Meridian saw the wrong key's signature fail"
+    );
 }

@@ -328,10 +328,23 @@ fn json_logs_are_one_object_per_line() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let v: serde_json::Value =
-        serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}"));
-    assert_eq!(v["fields"]["message"], "listening", "{v}");
+    // Every line is one JSON object, up to the one that says where it listens (the zones'
+    // loads are logged before it, each with its figures).
+    let mut v: serde_json::Value;
+    let mut loads = 0;
+    loop {
+        let line = lines.next().expect("a log line").unwrap();
+        v = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        if v["fields"]["message"] == "zone loaded" {
+            assert!(v["fields"]["records"].as_u64().unwrap() > 0, "{v}");
+            assert!(v["fields"]["bytes"].as_u64().unwrap() > 0, "{v}");
+            loads += 1;
+        }
+        if v["fields"]["message"] == "listening" {
+            break;
+        }
+    }
+    assert_eq!(loads, 1, "one load line for the one zone");
     assert!(
         v["fields"]["udp"]
             .as_str()

@@ -81,6 +81,12 @@ impl Control {
         self.inner.config.lock().expect("config lock").clone()
     }
 
+    /// `f` of the configuration in force, read in place: a large configuration is not copied.
+    /// The configuration cannot change while `f` runs (a reload waits), so keep `f` short.
+    pub fn with_config<T>(&self, f: impl FnOnce(&Config) -> T) -> T {
+        f(&self.inner.config.lock().expect("config lock"))
+    }
+
     /// The configuration file reloads read.
     pub fn config_path(&self) -> PathBuf {
         self.inner.config.lock().expect("config lock").path.clone()
@@ -135,7 +141,7 @@ impl Control {
     /// valid. Blocking (file I/O): call from a blocking context.
     pub fn reload(&self) -> Result<Reloaded, ConfigErrors> {
         let path = self.config_path();
-        match crate::snapshot::load(&path) {
+        match crate::snapshot::load_for_publish(&path) {
             Ok((config, snap)) => {
                 let r = self.apply(config, snap);
                 self.inner.reloads_ok.fetch_add(1, Ordering::Relaxed);

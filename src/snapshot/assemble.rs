@@ -20,6 +20,15 @@ pub fn load(path: &Path) -> Result<(Config, Snapshot), ConfigErrors> {
     Ok((config, snapshot))
 }
 
+/// [`load`] for a running server's reload: the snapshot comes without decision tables, which
+/// the publisher builds from the health monitor's view when it serves it (tables built here,
+/// every endpoint up, would be thrown away).
+pub fn load_for_publish(path: &Path) -> Result<(Config, Snapshot), ConfigErrors> {
+    let config = Config::load(path)?;
+    let snapshot = assemble_tables(&config, crate::zone::PREPARED_BYTES_MAX, false)?;
+    Ok((config, snapshot))
+}
+
 /// Load every zone of `config` and build the snapshot to serve, every endpoint up until the
 /// health monitor has a view. All zone errors are reported.
 pub fn assemble(config: &Config) -> Result<Snapshot, ConfigErrors> {
@@ -29,6 +38,15 @@ pub fn assemble(config: &Config) -> Result<Snapshot, ConfigErrors> {
 /// [`assemble`] with at most `prepared_bytes` of prepared responses (0: none, so every query
 /// takes the general path: the oracle that tests hold the fast paths to).
 pub fn assemble_with(config: &Config, prepared_bytes: usize) -> Result<Snapshot, ConfigErrors> {
+    assemble_tables(config, prepared_bytes, true)
+}
+
+/// [`assemble_with`]; first decision tables (every endpoint up) only when `tables`.
+fn assemble_tables(
+    config: &Config,
+    prepared_bytes: usize,
+    tables: bool,
+) -> Result<Snapshot, ConfigErrors> {
     let mut zones = Vec::new();
     let mut errors = Vec::new();
     for z in &config.zones {
@@ -125,14 +143,17 @@ pub fn assemble_with(config: &Config, prepared_bytes: usize) -> Result<Snapshot,
     let (steering, tables) = if config.model.services.is_empty() {
         (None, None)
     } else {
-        let st = super::steering::Steering::new(config.model.clone())
+        let st = super::steering::Steering::new(std::sync::Arc::clone(&config.model))
             .map_err(|e| ConfigErrors::one(ConfigError::io(&config.path, e.to_string())))?;
         // Until the health monitor has a view, every endpoint counts as up.
-        let tables = super::steering::build_tables(&st, &Default::default(), None);
-        (
-            Some(std::sync::Arc::new(st)),
-            Some(std::sync::Arc::new(tables)),
-        )
+        let tables = tables.then(|| {
+            std::sync::Arc::new(super::steering::build_tables(
+                &st,
+                &Default::default(),
+                None,
+            ))
+        });
+        (Some(std::sync::Arc::new(st)), tables)
     };
     Ok(Snapshot {
         catalog: std::sync::Arc::new(catalog),

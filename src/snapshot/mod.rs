@@ -17,7 +17,7 @@ pub mod steering;
 
 use std::sync::Arc;
 
-pub use assemble::{assemble, assemble_with, load};
+pub use assemble::{assemble, assemble_with, load, load_for_publish};
 pub use steering::Steering;
 
 use crate::policy::Tables;

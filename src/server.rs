@@ -398,14 +398,14 @@ async fn refresh_gauges(control: Control, cancel: CancellationToken) {
             _ = tick.tick() => {}
         }
         let now = crate::monitor::now();
-        let status = control.monitor().status();
+        let status = control.monitor().gauge_states();
         // The handles of the last tick serve while the endpoints are the same, in the same
-        // order (status is sorted by name): a registry lookup per gauge only after a change.
+        // order (configuration order): a registry lookup per gauge only after a change.
         kept.truncate(status.len());
         for (i, e) in status.iter().enumerate() {
             if kept
                 .get(i)
-                .is_none_or(|k| k.endpoint != e.name || k.pool != e.pool)
+                .is_none_or(|k| k.endpoint.as_str() != &*e.name || k.pool != e.pool)
             {
                 let g = EndpointGauges::new(&e.name, &e.pool);
                 match kept.get_mut(i) {

@@ -417,10 +417,14 @@ struct Layout {
     /// Per service × (region, then "any").
     answers: Counts,
     regions: usize,
-    /// Per service × endpoint (global endpoint index).
+    /// Per service, per endpoint of the service's pools: a service's endpoints only, not every
+    /// endpoint of the configuration (10,000 services of 10 endpoints each in a configuration of
+    /// 100,000 endpoints are 100,000 counters, not a billion).
     endpoints: Counts,
-    endpoint_base: Vec<usize>,
-    total_endpoints: usize,
+    /// `service_pools[service_start[s]..service_start[s + 1]]`: service `s`'s pools, each with
+    /// the position of its first endpoint in `endpoints`.
+    service_pools: Vec<(usize, usize)>,
+    service_start: Vec<usize>,
     /// Per service × [withdrawn, spill, standby, fallback].
     degraded: Counts,
 }
@@ -460,20 +464,13 @@ impl Layout {
                 }
             }
         }
-        let (mut answers, mut endpoints, mut degraded, mut endpoint_base) = (
-            Counts::default(),
-            Counts::default(),
-            Counts::default(),
-            Vec::new(),
-        );
-        let (mut regions, mut total_endpoints) = (0, 0);
+        let (mut answers, mut endpoints, mut degraded) =
+            (Counts::default(), Counts::default(), Counts::default());
+        let (mut service_pools, mut service_start) = (Vec::new(), vec![0]);
+        let mut regions = 0;
         if let Some(st) = &snap.steering {
             let m = &st.model;
             regions = m.regions.len() + 1;
-            for p in &m.pools {
-                endpoint_base.push(total_endpoints);
-                total_endpoints += p.endpoints.len();
-            }
             for s in &m.services {
                 for r in m
                     .regions
@@ -484,7 +481,9 @@ impl Layout {
                     let labels = [("service", s.name.clone()), ("region", r)];
                     answers.push(counter!("meridian_policy_answers_total", &labels));
                 }
-                for p in &m.pools {
+                for &pi in &s.pools {
+                    let p = &m.pools[pi];
+                    service_pools.push((pi, endpoints.n.len()));
                     for e in &p.endpoints {
                         let labels = [
                             ("service", s.name.clone()),
@@ -498,6 +497,7 @@ impl Layout {
                     let labels = [("service", s.name.clone()), ("kind", kind.to_string())];
                     degraded.push(counter!("meridian_policy_degraded_answers_total", &labels));
                 }
+                service_start.push(service_pools.len());
             }
         }
         Layout {
@@ -507,8 +507,8 @@ impl Layout {
             answers,
             regions,
             endpoints,
-            endpoint_base,
-            total_endpoints,
+            service_pools,
+            service_start,
             degraded,
         }
     }
@@ -525,12 +525,16 @@ impl Layout {
         if let Some(a) = self.answers.n.get_mut(svc * self.regions + region) {
             *a += 1;
         }
+        let pools = match (self.service_start.get(svc), self.service_start.get(svc + 1)) {
+            (Some(&a), Some(&b)) => &self.service_pools[a..b],
+            _ => &[][..],
+        };
         for e in &s.endpoints[..s.count as usize] {
-            let g = self
-                .endpoint_base
-                .get(e.pool as usize)
-                .map_or(usize::MAX, |b| b + e.endpoint as usize);
-            if let Some(c) = self.endpoints.n.get_mut(svc * self.total_endpoints + g) {
+            // A service has a few pools: a short scan finds the drawn one's first counter.
+            let Some(&(_, base)) = pools.iter().find(|(p, _)| *p == e.pool as usize) else {
+                continue;
+            };
+            if let Some(c) = self.endpoints.n.get_mut(base + e.endpoint as usize) {
                 *c += 1;
             }
         }

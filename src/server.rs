@@ -388,7 +388,7 @@ async fn follow_reloads(control: Control, fleet: Fleet, cancel: CancellationToke
         let generation = control.generation();
         if generation != seen {
             seen = generation;
-            fleet.reconcile(&control.config());
+            control.with_config(|c| fleet.reconcile(c));
         }
     }
 }
@@ -402,29 +402,39 @@ async fn refresh_gauges(control: Control, cancel: CancellationToken) {
     crate::metrics::install();
     let mut tick = tokio::time::interval(GAUGES_EVERY);
     let mut reported = (0, 0);
+    let mut kept: Vec<EndpointGauges> = Vec::new();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
         let now = crate::monitor::now();
-        for e in control.monitor().status() {
+        let status = control.monitor().gauge_states();
+        // The handles of the last tick serve while the endpoints are the same, in the same
+        // order (configuration order): a registry lookup per gauge only after a change.
+        kept.truncate(status.len());
+        for (i, e) in status.iter().enumerate() {
+            if kept
+                .get(i)
+                .is_none_or(|k| k.endpoint.as_str() != &*e.name || k.pool != e.pool)
+            {
+                let g = EndpointGauges::new(&e.name, &e.pool);
+                match kept.get_mut(i) {
+                    Some(k) => *k = g,
+                    None => kept.push(g),
+                }
+            }
+            let g = &kept[i];
             let up = matches!(e.serving, crate::health::state::Serving::Up);
-            let labels = [("endpoint", e.name.clone()), ("pool", e.pool.clone())];
-            metrics::gauge!("meridian_health_endpoint_up", &labels).set(if up { 1.0 } else { 0.0 });
-            metrics::gauge!("meridian_health_endpoint_state_seconds", &labels)
+            g.up.set(if up { 1.0 } else { 0.0 });
+            g.state_seconds
                 .set(now.saturating_duration_since(e.since).as_secs_f64());
             let active = e
                 .override_kind
                 .filter(|(_, until)| until.is_none_or(|u| u > now))
                 .map(|(k, _)| k);
-            for (kind, name) in [
-                (crate::health::state::OverrideKind::Drain, "drain"),
-                (crate::health::state::OverrideKind::ForceUp, "force-up"),
-                (crate::health::state::OverrideKind::ForceDown, "force-down"),
-            ] {
-                metrics::gauge!("meridian_health_endpoint_override", "endpoint" => e.name.clone(), "kind" => name)
-                    .set(if active == Some(kind) { 1.0 } else { 0.0 });
+            for (kind, gauge) in OVERRIDE_KINDS.iter().zip(&g.overrides) {
+                gauge.set(if active == Some(*kind) { 1.0 } else { 0.0 });
             }
         }
         metrics::gauge!("meridian_config_generation").set(control.generation() as f64);
@@ -442,6 +452,40 @@ async fn refresh_gauges(control: Control, cancel: CancellationToken) {
         {
             metrics::gauge!("meridian_geo_database_build_timestamp_seconds")
                 .set(geo.current().build_epoch() as f64);
+        }
+    }
+}
+
+/// The override kinds, in the order of [`EndpointGauges::overrides`], with their label.
+const OVERRIDE_KINDS: [crate::health::state::OverrideKind; 3] = [
+    crate::health::state::OverrideKind::Drain,
+    crate::health::state::OverrideKind::ForceUp,
+    crate::health::state::OverrideKind::ForceDown,
+];
+
+/// One endpoint's state gauges, looked up in the registry once and set every tick.
+struct EndpointGauges {
+    endpoint: String,
+    pool: String,
+    up: metrics::Gauge,
+    state_seconds: metrics::Gauge,
+    /// `meridian_health_endpoint_override` per kind of [`OVERRIDE_KINDS`].
+    overrides: [metrics::Gauge; 3],
+}
+
+impl EndpointGauges {
+    fn new(endpoint: &str, pool: &str) -> EndpointGauges {
+        let labels = [
+            ("endpoint", endpoint.to_string()),
+            ("pool", pool.to_string()),
+        ];
+        let kind = |name: &'static str| metrics::gauge!("meridian_health_endpoint_override", "endpoint" => endpoint.to_string(), "kind" => name);
+        EndpointGauges {
+            endpoint: endpoint.to_string(),
+            pool: pool.to_string(),
+            up: metrics::gauge!("meridian_health_endpoint_up", &labels),
+            state_seconds: metrics::gauge!("meridian_health_endpoint_state_seconds", &labels),
+            overrides: [kind("drain"), kind("force-up"), kind("force-down")],
         }
     }
 }
@@ -475,17 +519,18 @@ fn stamp(path: &std::path::Path) -> Option<Stamp> {
 async fn watch_files(control: Control, mut seen: Vec<Option<Stamp>>, cancel: CancellationToken) {
     let mut pending = false;
     loop {
-        let every = control.config().watch.unwrap_or(Duration::from_secs(2));
+        let every = control
+            .with_config(|c| c.watch)
+            .unwrap_or(Duration::from_secs(2));
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
-        let config = control.config();
-        if config.watch.is_none() {
+        let Some(files) = control.with_config(|c| c.watch.map(|_| watched_files(c))) else {
             pending = false;
             continue;
-        }
-        let now: Vec<_> = watched_files(&config).iter().map(|f| stamp(f)).collect();
+        };
+        let now: Vec<_> = files.iter().map(|f| stamp(f)).collect();
         if now != seen {
             seen = now;
             pending = true; // changed: wait one more interval for the writer to finish

@@ -441,12 +441,20 @@ fn rcode_number(s: &str) -> Option<u8> {
 }
 
 /// Parse an endpoint address.
-pub fn parse_ip(s: &Spanned<String>, what: &str, errs: &mut Problems) -> Option<IpAddr> {
+pub fn parse_ip(
+    s: &Spanned<String>,
+    what: &dyn Fn() -> String,
+    errs: &mut Problems,
+) -> Option<IpAddr> {
     IpAddr::from_str(s.get_ref())
         .map_err(|_| {
             errs.push((
                 s.span().start,
-                format!("{what}: {:?} is not an IPv4 or IPv6 address", s.get_ref()),
+                format!(
+                    "{}: {:?} is not an IPv4 or IPv6 address",
+                    what(),
+                    s.get_ref()
+                ),
             ))
         })
         .ok()

@@ -206,8 +206,9 @@ pub struct Config {
     pub state_file: Option<PathBuf>,
     /// Webhooks notified of endpoint state changes.
     pub webhooks: Vec<Webhook>,
-    /// Regions, pools and services for the policy engine, and how clients are located.
-    pub model: policy::Model,
+    /// Regions, pools and services for the policy engine, and how clients are located; shared
+    /// with the steering data built from it (a large model is not copied).
+    pub model: std::sync::Arc<policy::Model>,
     /// The admin HTTP API, when `[admin] listen` is set.
     pub admin: Option<admin::Admin>,
     /// Line and column of each service's name, for errors found when zones are loaded.
@@ -471,7 +472,7 @@ impl Config {
             pools,
             state_file: raw.health.state_file.as_ref().map(|f| base.join(f)),
             webhooks,
-            model: steering,
+            model: std::sync::Arc::new(steering),
             admin,
             watch: if raw.reload.watch {
                 Some(match &raw.reload.interval {

@@ -322,9 +322,11 @@ pub fn compile(
     for (i, p) in pools.iter().enumerate() {
         pool_index.insert(p.name.clone(), i);
         let region = match &p.region {
-            Some(r) => {
-                region_index(r, &index, &format!("pool {:?}.region", p.name), problems).unwrap_or(0)
-            }
+            Some(r) => match index.get(r.get_ref()) {
+                Some(&i) => i,
+                None => region_index(r, &index, &format!("pool {:?}.region", p.name), problems)
+                    .unwrap_or(0),
+            },
             None => usize::MAX, // checked below if a service uses the pool
         };
         let endpoints = p.endpoints.to_vec();

@@ -125,27 +125,29 @@ pub fn compile(raw: &RawConfig, err: &mut dyn FnMut(usize, String)) -> (Vec<Pool
             checks.insert(name, Arc::new(check));
         }
     }
-    let resolve = |names: &[Spanned<String>], what: &str, problems: &mut Problems| {
-        let mut out = Vec::new();
-        for n in names {
-            match checks.get(n.get_ref().as_str()) {
-                Some(c) => out.push(Arc::clone(c)),
-                None if raw.checks.contains_key(n.get_ref()) => {} // reported already
-                None => problems.push((
-                    n.span().start,
-                    format!("{what}: check {:?} is not defined", n.get_ref()),
-                )),
+    let resolve =
+        |names: &[Spanned<String>], what: &dyn Fn() -> String, problems: &mut Problems| {
+            let mut out = Vec::new();
+            for n in names {
+                match checks.get(n.get_ref().as_str()) {
+                    Some(c) => out.push(Arc::clone(c)),
+                    None if raw.checks.contains_key(n.get_ref()) => {} // reported already
+                    None => problems.push((
+                        n.span().start,
+                        format!("{}: check {:?} is not defined", what(), n.get_ref()),
+                    )),
+                }
             }
-        }
-        out
-    };
+            out
+        };
     let mut pools = Vec::new();
-    let mut pool_names = HashSet::new();
-    let mut endpoint_names = HashSet::new();
+    // Names are looked up by hash, borrowed from the raw configuration.
+    let mut pool_names: HashSet<&str> = HashSet::with_capacity(raw.pools.len());
+    let mut endpoint_names: HashSet<&str> = HashSet::new();
     let mut next_id = 0u32;
     for p in &raw.pools {
         let pname = p.name.get_ref();
-        if !pool_names.insert(pname.clone()) {
+        if !pool_names.insert(pname) {
             problems.push((
                 p.name.span().start,
                 format!("pool {pname:?} is defined twice"),
@@ -165,16 +167,20 @@ pub fn compile(raw: &RawConfig, err: &mut dyn FnMut(usize, String)) -> (Vec<Pool
                 StartupPolicy::AssumeUp
             }
         };
-        let pool_checks = resolve(&p.checks, &format!("pool {pname:?}"), &mut problems);
+        let pool_checks = resolve(&p.checks, &|| format!("pool {pname:?}"), &mut problems);
         let mut endpoints = Vec::new();
         for e in &p.endpoints {
             // Endpoint ids are positions among every endpoint, pool after pool.
             let ename = e.name.get_ref();
-            let what = format!("pool {pname:?}: endpoint {ename:?}");
-            if !endpoint_names.insert(ename.clone()) {
+            // The path for messages, written only when there is one to write.
+            let what = || format!("pool {pname:?}: endpoint {ename:?}");
+            if !endpoint_names.insert(ename) {
                 problems.push((
                     e.name.span().start,
-                    format!("{what} is defined twice (endpoint names are unique across pools)"),
+                    format!(
+                        "{} is defined twice (endpoint names are unique across pools)",
+                        what()
+                    ),
                 ));
             }
             if let Some(mut e) =
@@ -235,11 +241,11 @@ pub fn compile(raw: &RawConfig, err: &mut dyn FnMut(usize, String)) -> (Vec<Pool
 
 /// Resolves check names (with the path for messages) to compiled checks.
 type ResolveChecks<'a> =
-    dyn Fn(&[Spanned<String>], &str, &mut Problems) -> Vec<Arc<health::Check>> + 'a;
+    dyn Fn(&[Spanned<String>], &dyn Fn() -> String, &mut Problems) -> Vec<Arc<health::Check>> + 'a;
 
 fn compile_endpoint(
     e: &EndpointConfig,
-    what: &str,
+    what: &dyn Fn() -> String,
     pool_checks: &[Arc<health::Check>],
     resolve: &ResolveChecks,
     raw: &RawConfig,
@@ -250,12 +256,12 @@ fn compile_endpoint(
     let (mut ipv4, mut ipv6) = (None, None);
     for (field, v) in [("address", &e.address), ("address6", &e.address6)] {
         let Some(v) = v else { continue };
-        match health::parse_ip(v, &format!("{what}.{field}"), problems) {
+        match health::parse_ip(v, &|| format!("{}.{field}", what()), problems) {
             Some(IpAddr::V4(a)) if ipv4.is_none() => ipv4 = Some(a),
             Some(IpAddr::V6(a)) if ipv6.is_none() => ipv6 = Some(a),
             Some(_) => problems.push((
                 v.span().start,
-                format!("{what}.{field}: a second address of the same family"),
+                format!("{}.{field}: a second address of the same family", what()),
             )),
             None => {}
         }
@@ -271,7 +277,7 @@ fn compile_endpoint(
                 Err(err) => {
                     problems.push((
                         h.span().start,
-                        format!("{what}.hostname: {:?}: {err}", h.get_ref()),
+                        format!("{}.hostname: {:?}: {err}", what(), h.get_ref()),
                     ));
                     None
                 }
@@ -279,17 +285,17 @@ fn compile_endpoint(
     if hostname.is_some() && (ipv4.is_some() || ipv6.is_some()) {
         problems.push((
             at,
-            format!("{what}: give addresses or a hostname, not both"),
+            format!("{}: give addresses or a hostname, not both", what()),
         ));
     }
     if e.hostname.is_none() && e.address.is_none() && e.address6.is_none() {
         problems.push((
             at,
-            format!("{what}: needs an address, address6 or hostname"),
+            format!("{}: needs an address, address6 or hostname", what()),
         ));
     }
     let check_address = match &e.check_address {
-        Some(c) => health::parse_ip(c, &format!("{what}.check_address"), problems),
+        Some(c) => health::parse_ip(c, &|| format!("{}.check_address", what()), problems),
         None => ipv4.map(IpAddr::V4).or(ipv6.map(IpAddr::V6)),
     };
     let mut all = pool_checks.to_vec();
@@ -297,7 +303,10 @@ fn compile_endpoint(
     if !all.is_empty() && check_address.is_none() && problems.len() == start {
         problems.push((
             at,
-            format!("{what}: has checks but no address to probe (set check_address)"),
+            format!(
+                "{}: has checks but no address to probe (set check_address)",
+                what()
+            ),
         ));
     }
     // HTTP checks: build the request once here so that bad headers, hosts or certificate stores
@@ -312,7 +321,7 @@ fn compile_endpoint(
                 };
                 if let Err(err) = crate::health::probe::http::HttpProber::new(h, &target) {
                     let at = raw.checks.get(&c.name).map_or(0, |k| k.kind.span().start);
-                    problems.push((at, format!("checks.{}: {err} (for {what})", c.name)));
+                    problems.push((at, format!("checks.{}: {err} (for {})", c.name, what())));
                 }
             }
         }

@@ -81,6 +81,12 @@ impl Control {
         self.inner.config.lock().expect("config lock").clone()
     }
 
+    /// `f` of the configuration in force, read in place: a large configuration is not copied.
+    /// The configuration cannot change while `f` runs (a reload waits), so keep `f` short.
+    pub fn with_config<T>(&self, f: impl FnOnce(&Config) -> T) -> T {
+        f(&self.inner.config.lock().expect("config lock"))
+    }
+
     /// The configuration file reloads read.
     pub fn config_path(&self) -> PathBuf {
         self.inner.config.lock().expect("config lock").path.clone()

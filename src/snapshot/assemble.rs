@@ -13,20 +13,24 @@ use super::secondary::{Secondaries, SecondaryZone};
 use crate::config::{Config, ConfigError, ConfigErrors};
 use crate::zone::{Catalog, Zone, load_zone};
 
-/// Read, validate and assemble `path` with everything it names: what `check`, `serve` and
-/// every reload do.
+/// Read, validate and assemble `path` with everything it names: what `check` and `serve` do.
 pub fn load(path: &Path) -> Result<(Config, Snapshot), ConfigErrors> {
-    load_after(path, None)
+    let config = Config::load(path)?;
+    let snapshot = assemble_after(&config, crate::zone::PREPARED_BYTES_MAX, None, true)?;
+    Ok((config, snapshot))
 }
 
-/// [`load`] for a reload of a server serving `served`: a zone whose files did not change since
-/// they were read for it (and whose services are the same) is kept as it is, not read again.
+/// [`load`] for the reload of a server serving `served`: a zone whose files did not change
+/// since they were read for it (and whose services are the same) is kept as it is, not read
+/// again; and the snapshot comes without decision tables, which the publisher builds from the
+/// health monitor's view when it serves it (tables built here, every endpoint up, would be
+/// thrown away).
 pub fn load_after(
     path: &Path,
     served: Option<&Catalog>,
 ) -> Result<(Config, Snapshot), ConfigErrors> {
     let config = Config::load(path)?;
-    let snapshot = assemble_after(&config, crate::zone::PREPARED_BYTES_MAX, served)?;
+    let snapshot = assemble_after(&config, crate::zone::PREPARED_BYTES_MAX, served, false)?;
     Ok((config, snapshot))
 }
 
@@ -39,7 +43,7 @@ pub fn assemble(config: &Config) -> Result<Snapshot, ConfigErrors> {
 /// [`assemble`] with at most `prepared_bytes` of prepared responses (0: none, so every query
 /// takes the general path: the oracle that tests hold the fast paths to).
 pub fn assemble_with(config: &Config, prepared_bytes: usize) -> Result<Snapshot, ConfigErrors> {
-    assemble_after(config, prepared_bytes, None)
+    assemble_after(config, prepared_bytes, None, true)
 }
 
 /// The zone `origin` of `served` when the files it was read from are unchanged: kept as it is
@@ -70,11 +74,12 @@ fn dynamic_names(zone: &Zone) -> Vec<Vec<u8>> {
 }
 
 /// [`assemble_with`], keeping the zones of `served` whose files did not change (see
-/// [`load_after`]).
+/// [`load_after`]); first decision tables (every endpoint up) only when `tables`.
 fn assemble_after(
     config: &Config,
     prepared_bytes: usize,
     served: Option<&Catalog>,
+    tables: bool,
 ) -> Result<Snapshot, ConfigErrors> {
     let mut zones = Vec::new();
     // The configuration of each zone in `zones` (secondary zones without data are left out).
@@ -220,14 +225,17 @@ fn assemble_after(
     let (steering, tables) = if config.model.services.is_empty() {
         (None, None)
     } else {
-        let st = super::steering::Steering::new(config.model.clone())
+        let st = super::steering::Steering::new(std::sync::Arc::clone(&config.model))
             .map_err(|e| ConfigErrors::one(ConfigError::io(&config.path, e.to_string())))?;
         // Until the health monitor has a view, every endpoint counts as up.
-        let tables = super::steering::build_tables(&st, &Default::default(), None);
-        (
-            Some(std::sync::Arc::new(st)),
-            Some(std::sync::Arc::new(tables)),
-        )
+        let tables = tables.then(|| {
+            std::sync::Arc::new(super::steering::build_tables(
+                &st,
+                &Default::default(),
+                None,
+            ))
+        });
+        (Some(std::sync::Arc::new(st)), tables)
     };
     Ok(Snapshot {
         catalog: std::sync::Arc::new(catalog),

@@ -39,7 +39,8 @@ pub struct FallbackWire {
 
 /// Everything about steering that changes only with the configuration.
 pub struct Steering {
-    pub model: Model,
+    /// The compiled model, shared with the configuration it came from.
+    pub model: Arc<Model>,
     pub regions: RegionMap,
     pub geo: Option<Arc<GeoSource>>,
     /// Lowercase service name → position in the model's services.
@@ -50,6 +51,24 @@ pub struct Steering {
     pub fallbacks: Vec<FallbackWire>,
     /// Demand worked out for the database last seen ([`Steering::demand`]).
     pub(super) demand: std::sync::Mutex<Option<super::demand::Kept>>,
+    /// Per service, the gauges [`record_rebuild`] sets, looked up in the metrics registry at the
+    /// first rebuild of this configuration rather than at every one.
+    gauges: std::sync::OnceLock<Vec<ServiceGauges>>,
+}
+
+/// One service's policy gauges.
+struct ServiceGauges {
+    degraded: metrics::Gauge,
+    /// Per pool of the service, in its order.
+    pools: Vec<PoolGauges>,
+}
+
+/// One pool's gauges within a service.
+struct PoolGauges {
+    labels: [(&'static str, String); 2],
+    load: metrics::Gauge,
+    /// Registered when the pool first has a budget, as before: a pool without one has no series.
+    budget: std::sync::OnceLock<metrics::Gauge>,
 }
 
 /// Why steering could not be built (beyond what config validation already reports).
@@ -73,7 +92,8 @@ fn join(errors: &[crate::geo::RegionMapError]) -> String {
 
 impl Steering {
     /// Build from a compiled model: open the GeoIP database, map regions, prepare answers.
-    pub fn new(model: Model) -> Result<Steering, SteeringError> {
+    pub fn new(model: impl Into<Arc<Model>>) -> Result<Steering, SteeringError> {
+        let model: Arc<Model> = model.into();
         let geo_settings =
             model
                 .geo
@@ -158,6 +178,7 @@ impl Steering {
             endpoints,
             fallbacks,
             demand: Default::default(),
+            gauges: Default::default(),
         })
     }
 
@@ -466,18 +487,41 @@ pub fn record_rebuild(st: &Steering, tables: Option<&Tables>, took: Duration) {
     let Some(tables) = tables else { return };
     // 48 bits: exact in a gauge's f64.
     metrics::gauge!("meridian_policy_tables_fingerprint").set((tables.fingerprint() >> 16) as f64);
-    for (i, s) in st.model.services.iter().enumerate() {
+    let gauges = st.gauges.get_or_init(|| {
+        let m = &st.model;
+        m.services
+            .iter()
+            .map(|s| ServiceGauges {
+                degraded: metrics::gauge!("meridian_policy_service_degraded", "service" => s.name.clone()),
+                pools: s
+                    .pools
+                    .iter()
+                    .map(|&p| {
+                        let labels = [
+                            ("service", s.name.clone()),
+                            ("pool", m.pools[p].name.clone()),
+                        ];
+                        PoolGauges {
+                            load: metrics::gauge!("meridian_policy_pool_load_ratio", &labels),
+                            labels,
+                            budget: Default::default(),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect()
+    });
+    for (i, g) in gauges.iter().enumerate() {
         let degraded = tables.decisions(i).iter().any(|d| d.degraded);
-        metrics::gauge!("meridian_policy_service_degraded", "service" => s.name.clone())
-            .set(if degraded { 1.0 } else { 0.0 });
-        for (&p, load) in s.pools.iter().zip(tables.loads(i)) {
-            let labels = [
-                ("service", s.name.clone()),
-                ("pool", st.model.pools[p].name.clone()),
-            ];
-            metrics::gauge!("meridian_policy_pool_load_ratio", &labels).set(load.load);
+        g.degraded.set(if degraded { 1.0 } else { 0.0 });
+        for (pool, load) in g.pools.iter().zip(tables.loads(i)) {
+            pool.load.set(load.load);
             if let Some(b) = load.budget {
-                metrics::gauge!("meridian_policy_pool_budget_ratio", &labels).set(b);
+                pool.budget
+                    .get_or_init(|| {
+                        metrics::gauge!("meridian_policy_pool_budget_ratio", &pool.labels)
+                    })
+                    .set(b);
             }
         }
     }

@@ -18,12 +18,7 @@ use crate::support::*;
 
 /// `nsd` from PATH or /usr/sbin (a non-root PATH may lack it).
 fn nsd() -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .chain([PathBuf::from("/usr/sbin")])
-        .map(|d| d.join("nsd"))
-        .find(|p| p.is_file())
+    crate::support::knot_primary::sbin("nsd")
 }
 
 /// How long NSD may hold a transferred version before serving it. NSD serves a transfer by

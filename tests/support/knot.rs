@@ -13,12 +13,7 @@ use super::server::{query, udp_raw_timeout};
 
 /// `knotd` from PATH or /usr/sbin (a non-root PATH may lack it).
 pub fn knotd() -> Option<PathBuf> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .chain([PathBuf::from("/usr/sbin")])
-        .map(|d| d.join("knotd"))
-        .find(|p| p.is_file())
+    super::knot_primary::sbin("knotd")
 }
 
 /// A TSIG key as Knot's `key:` section and `kdig -y` take it.

@@ -146,6 +146,7 @@ impl Control {
         match crate::snapshot::load_after(&path, Some(&served.catalog)) {
             Ok((config, snap)) => {
                 let r = self.apply(config, snap);
+                release_when_unused(served);
                 self.inner.reloads_ok.fetch_add(1, Ordering::Relaxed);
                 for setting in &r.needs_restart {
                     tracing::warn!(setting, "changed setting takes effect only on restart");
@@ -163,5 +164,31 @@ impl Control {
                 Err(errors)
             }
         }
+    }
+}
+
+/// Once no one else holds `old` (the workers move to the new snapshot at their next batch), drop
+/// it and give what the allocator keeps of its zones and indexes back to the system: without
+/// that, a reload of a large changed zone leaves the process about a zone's size larger each
+/// time. Waits at most 5 s, on a thread of its own.
+fn release_when_unused(old: Arc<Snapshot>) {
+    let spawned = std::thread::Builder::new()
+        .name("meridian-release".into())
+        .spawn(move || {
+            for _ in 0..50 {
+                if Arc::strong_count(&old) == 1 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            drop(old);
+            #[cfg(target_env = "gnu")]
+            // SAFETY: malloc_trim only returns free memory to the system; it takes no pointer.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::debug!("memory not trimmed after the reload: {e}");
     }
 }

@@ -222,7 +222,7 @@ async fn send(
     let mut wait = FIRST_WAIT;
     let mut buf = vec![0u8; 4096];
     for attempt in 1..=TRIES {
-        let id = random_id();
+        let id = crate::wire::random_id();
         let mut message = base.clone();
         message[..2].copy_from_slice(&id.to_be_bytes());
         let now = crate::health::clock::unix_now();
@@ -284,14 +284,4 @@ async fn send(
     count("unanswered");
     notifier.set(status("unanswered", TRIES));
     tracing::warn!(zone = %zone, %target, serial, "NOTIFY unanswered after {TRIES} tries");
-}
-
-/// An unpredictable message ID: std's per-process random hash keys, hashed with a counter.
-fn random_id() -> u16 {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(NEXT.fetch_add(1, Ordering::Relaxed));
-    h.finish() as u16
 }

@@ -389,7 +389,7 @@ pub fn read_qname(buf: &[u8], start: usize, out: &mut NameBuf) -> Option<usize> 
 }
 
 /// Skip a (possibly compressed) name anywhere in the message; returns the offset past it.
-fn skip_name(buf: &[u8], mut pos: usize) -> Option<usize> {
+pub fn skip_name(buf: &[u8], mut pos: usize) -> Option<usize> {
     let mut total = 0usize;
     loop {
         let l = *buf.get(pos)?;
@@ -695,6 +695,25 @@ pub fn parse_query(buf: &[u8], out: &mut Query) -> Result<(), Reject> {
     }
     out.edns = edns;
     Ok(())
+}
+
+/// Seconds since the Unix epoch on the system's wall clock: what TSIG times are signed with
+/// and checked against (0 if the clock is before the epoch).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// An unpredictable message ID for a query this server sends (NOTIFY, a secondary's SOA query
+/// and transfers): std's per-process random hash keys over a counter.
+pub fn random_id() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(NEXT.fetch_add(1, Ordering::Relaxed));
+    h.finish() as u16
 }
 
 #[cfg(test)]

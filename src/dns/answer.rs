@@ -305,9 +305,7 @@ fn signed(
     use crate::wire::tsig::{Signer, TsigError, verify_request};
     let keys = &snap.tsig_keys;
     if work.now == 0 {
-        work.now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        work.now = crate::wire::unix_now();
     }
     let q = &work.query;
     match verify_request(packet, keys, work.now) {

@@ -29,8 +29,9 @@
 use crate::snapshot::Snapshot;
 use crate::wire::tsig::{Signer, TsigError, verify_request};
 use crate::wire::{
-    CLASS_IN, MAX_MESSAGE, Query, TYPE_AXFR, TYPE_IXFR, TYPE_OPT, TYPE_SOA, parse_query,
+    CLASS_IN, MAX_MESSAGE, Query, TYPE_AXFR, TYPE_IXFR, TYPE_OPT, TYPE_SOA, parse_query, skip_name,
 };
+use crate::zone::transfer::serial_newer;
 use crate::zone::{Lookup, Node, RrSet, Zone};
 
 /// Most bytes in one transfer message (unless a single record is larger).
@@ -125,7 +126,7 @@ pub fn request<'s>(
         Kind::Ixfr => client_serial(packet, query.question_end),
         Kind::Axfr => None,
     };
-    let up_to_date = client_has.is_some_and(|c| !older(c, zone.serial));
+    let up_to_date = client_has.is_some_and(|c| !serial_newer(zone.serial, c));
     let deltas = match client_has {
         Some(c) if !up_to_date => zone.replica.journal.since(c).unwrap_or(&[]),
         _ => &[],
@@ -184,24 +185,6 @@ fn client_serial(packet: &[u8], question_end: usize) -> Option<u32> {
     let serial_at = skip_name(packet, skip_name(packet, rdata)?)?;
     let b = packet.get(serial_at..serial_at + 4)?;
     Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-}
-
-/// Past a name at `pos` (labels, ended by the root or a compression pointer).
-fn skip_name(packet: &[u8], mut pos: usize) -> Option<usize> {
-    loop {
-        let len = *packet.get(pos)?;
-        match len {
-            0 => return Some(pos + 1),
-            1..=63 => pos += 1 + len as usize,
-            0xC0..=0xFF => return packet.get(pos + 1).map(|_| pos + 2),
-            _ => return None,
-        }
-    }
-}
-
-/// Whether serial `a` is older than `b` (RFC 1982 serial number arithmetic).
-fn older(a: u32, b: u32) -> bool {
-    a != b && b.wrapping_sub(a) < 0x8000_0000
 }
 
 /// Where a transfer is: the next thing to write.

@@ -81,7 +81,7 @@ impl Signing {
     /// Sign the request `msg` (unchanged without a key); the checker of its responses.
     fn sign(&self, msg: &mut Vec<u8>) -> Checker {
         Checker(self.0.as_ref().map(|k| {
-            let mac = sign_query(k, msg, unix_now());
+            let mac = sign_query(k, msg, crate::wire::unix_now());
             Verifier::new(k, mac)
         }))
     }
@@ -94,7 +94,7 @@ impl Checker {
     fn check(&mut self, msg: &[u8]) -> Result<(), TsigError> {
         match &mut self.0 {
             None => Ok(()),
-            Some(v) => v.verify(msg, unix_now()).map(|_| ()),
+            Some(v) => v.verify(msg, crate::wire::unix_now()).map(|_| ()),
         }
     }
 
@@ -102,25 +102,6 @@ impl Checker {
     fn finish(&self) -> Result<(), TsigError> {
         self.0.as_ref().map_or(Ok(()), |v| v.finish())
     }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// A fresh message ID: not predictable from outside (a random hasher's output over the time).
-fn message_id() -> u16 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    );
-    h.finish() as u16
 }
 
 /// A request for `rtype` at `origin`; for an IXFR, the SOA held goes in the authority section
@@ -173,7 +154,7 @@ pub async fn query_soa(
     signing: &Signing,
     limits: &Limits,
 ) -> Result<u32, ClientError> {
-    let id = message_id();
+    let id = crate::wire::random_id();
     let mut req = request(id, origin, RecordType::SOA, None);
     let checker = signing.sign(&mut req);
     let m = match soa_udp(primary, &req, id, origin, checker, limits.query_time).await? {
@@ -299,7 +280,7 @@ pub async fn transfer(
         Some(s) => (Ask::Ixfr(s), RecordType::IXFR),
         None => (Ask::Axfr, RecordType::AXFR),
     };
-    let id = message_id();
+    let id = crate::wire::random_id();
     let mut req = request(
         id,
         origin,

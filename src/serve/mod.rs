@@ -10,13 +10,6 @@ mod pktinfo;
 pub mod tcp;
 pub mod udp;
 
-/// Now, in seconds since the Unix epoch: the time TSIG checks and signatures use.
-pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// A seed for a worker's random generator: the clock mixed with a stack address, so that
 /// workers started at the same instant still differ.
 pub(crate) fn seed() -> u64 {

@@ -111,7 +111,7 @@ async fn connection(
             _ => break,
         }
         let snap = snapshot.load();
-        work.now = super::unix_now();
+        work.now = crate::wire::unix_now();
         match xfr::request(&snap, &msg[..len], client, work.now, &mut work.query) {
             Some(Request::Serve(mut transfer)) => {
                 let kind = transfer.kind().as_str();
@@ -119,7 +119,7 @@ async fn connection(
                 wr.flush().await?; // answers to earlier queries go first
                 loop {
                     if transfer.signed() {
-                        transfer.set_now(super::unix_now());
+                        transfer.set_now(crate::wire::unix_now());
                     }
                     let Some(n) = transfer.next_message(&mut out[2..]) else {
                         break;

@@ -395,13 +395,9 @@ fn compare_sets(
     }
 }
 
-/// Length of the uncompressed wire name at the start of `bytes`.
+/// Length of the uncompressed wire name at the start of `bytes` (a zone's own, well formed).
 fn wire_len(bytes: &[u8]) -> usize {
-    let mut pos = 0;
-    while bytes[pos] != 0 {
-        pos += 1 + bytes[pos] as usize;
-    }
-    pos + 1
+    crate::wire::skip_name(bytes, 0).expect("a zone's names are well formed")
 }
 
 #[cfg(test)]

@@ -151,7 +151,8 @@ pub fn respond_prepared(
                 zone.id,
                 p,
                 Some(0xC000 | apex_at as u16),
-                &zone.negative_soa().records[..],
+                // One record: its bytes after the pointer to the question.
+                &zone.negative_soa().at_qname[2..],
             )
         }
     };

@@ -229,7 +229,7 @@ enum Wrote {
 pub struct Transfer<'z> {
     zone: &'z Zone,
     /// The apex node, which holds the SOA.
-    apex: &'z Node,
+    apex: Node<'z>,
     kind: Kind,
     /// An IXFR from a client as new as the zone: the SOA alone.
     up_to_date: bool,
@@ -296,7 +296,7 @@ impl<'z> Transfer<'z> {
                         self.step = Step::Done; // a loaded zone always has its SOA
                         break;
                     };
-                    let name = &self.apex.name;
+                    let name = self.apex.name;
                     if an > 0 && pos + name.len() + rec.len() > budget {
                         break;
                     }
@@ -318,11 +318,9 @@ impl<'z> Transfer<'z> {
                     rrset,
                     record,
                 } => {
-                    let n = &self.zone.nodes()[node];
-                    let set = &n.rrsets[rrset];
-                    match put_set(
-                        out, &mut pos, &mut an, budget, opt_len, &n.name, set, record,
-                    ) {
+                    let n = self.zone.node(node as u32);
+                    let set = n.rrsets.get(rrset).expect("a step names an RRset");
+                    match put_set(out, &mut pos, &mut an, budget, opt_len, n.name, set, record) {
                         Wrote::All => {
                             self.step = self.next_after(node, rrset);
                             continue;
@@ -344,7 +342,14 @@ impl<'z> Transfer<'z> {
                         continue;
                     };
                     match put_set(
-                        out, &mut pos, &mut an, budget, opt_len, owner, rrset, record,
+                        out,
+                        &mut pos,
+                        &mut an,
+                        budget,
+                        opt_len,
+                        owner,
+                        rrset.view(),
+                        record,
                     ) {
                         Wrote::All => {
                             self.step = Step::Extra {
@@ -371,7 +376,7 @@ impl<'z> Transfer<'z> {
                             } else {
                                 &d.new_soa
                             };
-                            let name = &self.apex.name;
+                            let name = self.apex.name;
                             if an > 0 && pos + name.len() + rec.len() > budget {
                                 break;
                             }
@@ -457,11 +462,11 @@ impl<'z> Transfer<'z> {
     /// The first RRset to transfer at or after RRset `rrset` of node `node`: every RRset of
     /// every node, except the apex SOA (sent first and last) and services' names.
     fn first_at(&self, mut node: usize, mut rrset: usize) -> Step {
-        let nodes = self.zone.nodes();
-        while let Some(n) = nodes.get(node) {
+        while node < self.zone.node_count() {
+            let n = self.zone.node(node as u32);
             if !n.dynamic {
                 while let Some(set) = n.rrsets.get(rrset) {
-                    if !self.is_apex_soa(n, set) {
+                    if !self.is_apex_soa(&n, &set) {
                         return Step::At {
                             node,
                             rrset,
@@ -498,7 +503,7 @@ fn put_set(
     budget: usize,
     opt_len: usize,
     owner: &[u8],
-    set: &RrSet,
+    set: RrSet,
     record: u16,
 ) -> Wrote {
     let rest = || set.each_record().skip(record as usize);

@@ -65,7 +65,6 @@ fn unchanged(served: Option<&Catalog>, origin: &hickory_proto::rr::Name) -> Opti
 fn dynamic_names(zone: &Zone) -> Vec<Vec<u8>> {
     let mut names: Vec<Vec<u8>> = zone
         .nodes()
-        .iter()
         .filter(|n| n.dynamic)
         .map(|n| n.name.to_ascii_lowercase())
         .collect();

@@ -16,7 +16,7 @@ use super::steering::Steering;
 use crate::policy::{Answer, MAX_ANSWERS, Tables};
 use crate::wire::{CLASS_IN, TYPE_A, TYPE_AAAA, TYPE_CNAME};
 use crate::zone::transfer::{diff, extra_key, serial_newer, soa_differs_beyond_serial};
-use crate::zone::{Catalog, RrSet, Zone};
+use crate::zone::{Catalog, RrSetBuf, Zone};
 
 /// One new version of a zone.
 pub struct Version {
@@ -178,7 +178,7 @@ pub fn gslb_records(
     tables: &Tables,
     catalog: &Catalog,
     zone: &Zone,
-) -> Arc<[(Box<[u8]>, RrSet)]> {
+) -> Arc<[(Box<[u8]>, RrSetBuf)]> {
     let mut out = Vec::new();
     let default = st.regions.default_region();
     for (svc, def) in st.model.services.iter().enumerate() {
@@ -239,7 +239,7 @@ pub fn gslb_records(
 }
 
 /// One RRset of `rtype` with the given RDATAs (duplicates dropped).
-fn rrset(rtype: u16, ttl: u32, rdatas: &[&[u8]]) -> RrSet {
+fn rrset(rtype: u16, ttl: u32, rdatas: &[&[u8]]) -> RrSetBuf {
     let mut seen: Vec<&[u8]> = Vec::new();
     let mut records = Vec::new();
     for r in rdatas {
@@ -253,13 +253,7 @@ fn rrset(rtype: u16, ttl: u32, rdatas: &[&[u8]]) -> RrSet {
         records.extend_from_slice(&(r.len() as u16).to_be_bytes());
         records.extend_from_slice(r);
     }
-    RrSet::new(
-        rtype,
-        seen.len() as u16,
-        records.into_boxed_slice(),
-        Box::new([]),
-        None,
-    )
+    RrSetBuf::new(rtype, seen.len() as u16, &records, None)
 }
 
 #[cfg(test)]

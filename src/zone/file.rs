@@ -2,10 +2,16 @@
 //!
 //! The file is split into entries here (comments, parentheses across lines, quoted strings,
 //! `$ORIGIN`, `$TTL`, `$INCLUDE`, owner and TTL/class inheritance), keeping the line and column of
-//! every token. The RDATA of each entry is then handed to hickory-proto's record parsers, so the
-//! knowledge of every record type's text form comes from one well-tested place while each error
-//! still names the file, line and column it belongs to.
+//! every token, one entry at a time and without copying the text. Records come out in wire form
+//! into one arena ([`ReadRecords`]): no heap object per record.
+//!
+//! Names and the RDATA of the common types (A, AAAA, NS, CNAME, PTR, MX, plain TXT) in their
+//! plain forms are read here directly; everything else (escapes, internationalised names, every
+//! other type) is handed to hickory-proto's parsers, so the knowledge of every record type's text
+//! form comes from one well-tested place, which the direct readers are tested against, while
+//! each error still names the file, line and column it belongs to.
 
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -15,12 +21,12 @@ use hickory_proto::rr::rdata::svcb::SvcParamKey;
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use hickory_proto::serialize::txt::{ParseError, Parser};
 
-use super::build::ZoneError;
+use super::build::{ZoneError, name_wire, rdata_wire, wire_to_text};
 
 /// Deepest `$INCLUDE` nesting accepted.
 const MAX_INCLUDE_DEPTH: usize = 8;
 
-/// One record as read from a master file.
+/// One record as hickory-proto holds it (a secondary's records, the catalog zone's).
 pub struct SourceRecord {
     pub owner: Name,
     pub ttl: u32,
@@ -30,166 +36,441 @@ pub struct SourceRecord {
     pub column: usize,
 }
 
-struct Token {
-    text: String,
+/// One record as read: where its owner (wire form, as written) and RDATA (wire form, names
+/// uncompressed) are in [`ReadRecords::bytes`], and where it was written.
+#[derive(Clone, Copy, Debug)]
+pub struct RawRecord {
+    owner_at: u32,
+    rdata_at: u32,
+    pub ttl: u32,
+    pub line: u32,
+    pub column: u32,
+    rdata_len: u16,
+    pub rtype: u16,
+    file: u16,
+    owner_len: u8,
+}
+
+/// Records read from master files, in wire form in one arena.
+#[derive(Default)]
+pub struct ReadRecords {
+    pub records: Vec<RawRecord>,
+    bytes: Vec<u8>,
+    files: Vec<PathBuf>,
+}
+
+impl ReadRecords {
+    /// Add a record; `owner` is a wire name, `rdata` wire RDATA.
+    pub fn push(&mut self, owner: &[u8], rtype: u16, ttl: u32, rdata: &[u8], at: (u16, u32, u32)) {
+        let prev = self.records.last().copied();
+        let owner_at = match prev {
+            Some(p) if self.owner(&p) == owner => p.owner_at,
+            _ => {
+                let at = self.bytes.len();
+                self.bytes.extend_from_slice(owner);
+                at as u32
+            }
+        };
+        let rdata_at = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(rdata);
+        assert!(
+            self.bytes.len() <= u32::MAX as usize,
+            "zone data fits in 4 GiB"
+        );
+        self.records.push(RawRecord {
+            owner_at,
+            rdata_at,
+            ttl,
+            line: at.1,
+            column: at.2,
+            rdata_len: rdata.len() as u16,
+            rtype,
+            file: at.0,
+            owner_len: owner.len() as u8,
+        });
+    }
+
+    /// The position of `path` among the files records name.
+    pub fn file_id(&mut self, path: &Path) -> u16 {
+        match self.files.iter().position(|f| f == path) {
+            Some(i) => i as u16,
+            None => {
+                self.files.push(path.to_path_buf());
+                (self.files.len() - 1).min(u16::MAX as usize) as u16
+            }
+        }
+    }
+
+    pub fn owner(&self, r: &RawRecord) -> &[u8] {
+        &self.bytes[r.owner_at as usize..r.owner_at as usize + r.owner_len as usize]
+    }
+
+    pub fn rdata(&self, r: &RawRecord) -> &[u8] {
+        &self.bytes[r.rdata_at as usize..r.rdata_at as usize + r.rdata_len as usize]
+    }
+
+    /// An error located where `r` was written.
+    pub fn error_at(&self, r: &RawRecord, message: String) -> ZoneError {
+        let file = self.files.get(r.file as usize).map_or(Path::new(""), |f| f);
+        ZoneError::at(file, r.line as usize, r.column as usize, message)
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Records held as hickory-proto values, in wire form; one that does not encode is an error
+    /// at its position.
+    pub fn from_source(records: Vec<SourceRecord>) -> Result<ReadRecords, Vec<ZoneError>> {
+        let mut out = ReadRecords::default();
+        let mut errors = Vec::new();
+        for r in records {
+            let file = out.file_id(&r.file);
+            match rdata_wire(&r.rdata) {
+                Ok(rdata) => out.push(
+                    &name_wire(&r.owner),
+                    u16::from(r.rdata.record_type()),
+                    r.ttl,
+                    &rdata,
+                    (file, r.line as u32, r.column as u32),
+                ),
+                Err(e) => errors.push(ZoneError::at(&r.file, r.line, r.column, e.to_string())),
+            }
+        }
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The records as hickory-proto values (each RDATA decoded from its wire form).
+    pub fn to_source(&self) -> Vec<SourceRecord> {
+        use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, Restrict};
+        self.records
+            .iter()
+            .filter_map(|r| {
+                let rdata = self.rdata(r);
+                let mut dec = BinDecoder::new(rdata);
+                let rtype = RecordType::from(r.rtype);
+                let rdata = RData::read(&mut dec, rtype, Restrict::new(rdata.len() as u16)).ok()?;
+                let mut owner = BinDecoder::new(self.owner(r));
+                Some(SourceRecord {
+                    owner: Name::read(&mut owner).ok()?,
+                    ttl: r.ttl,
+                    rdata,
+                    file: self.files.get(r.file as usize).cloned().unwrap_or_default(),
+                    line: r.line as usize,
+                    column: r.column as usize,
+                })
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug)]
+struct Token<'t> {
+    text: &'t str,
     line: usize,
     column: usize,
 }
 
-struct Entry {
+/// What an entry's tokens do not say.
+#[derive(Debug)]
+struct EntryHead {
     /// The entry began with white space: the owner is the previous entry's.
     inherits_owner: bool,
-    tokens: Vec<Token>,
     line: usize,
 }
 
-/// Split master-file text into entries, or say where the text is malformed.
-fn split_entries(text: &str, file: &Path) -> Result<Vec<Entry>, ZoneError> {
-    let mut entries = Vec::new();
-    let mut cur = Entry {
-        inherits_owner: false,
-        tokens: Vec::new(),
-        line: 1,
-    };
-    let mut depth = 0usize;
-    let mut paren_line = 0usize;
-    let (mut line, mut column) = (1usize, 0usize);
-    let mut at_line_start = true;
-    let mut chars = text.chars().peekable();
-    let err = |line, column, message: String| ZoneError::at(file, line, column, message);
-    while let Some(c) = chars.next() {
-        column += 1;
-        match c {
-            '\n' => {
+/// Splits master-file text into entries, one at a time.
+struct Lexer<'t> {
+    text: &'t str,
+    pos: usize,
+    line: usize,
+    /// Characters (not bytes) since the line's start.
+    column: usize,
+    at_line_start: bool,
+    file: &'t Path,
+}
+
+impl<'t> Lexer<'t> {
+    fn new(text: &'t str, file: &'t Path) -> Self {
+        Lexer {
+            text,
+            pos: 0,
+            line: 1,
+            column: 0,
+            at_line_start: true,
+            file,
+        }
+    }
+
+    fn err(&self, line: usize, column: usize, message: &str) -> ZoneError {
+        ZoneError::at(self.file, line, column, message.into())
+    }
+
+    /// The character at the reading position (not consumed).
+    fn peek(&self) -> Option<char> {
+        let b = *self.text.as_bytes().get(self.pos)?;
+        if b < 0x80 {
+            Some(b as char)
+        } else {
+            self.text[self.pos..].chars().next()
+        }
+    }
+
+    /// Consume one character, counting lines and columns.
+    fn bump(&mut self) -> Option<char> {
+        let c = self.peek()?;
+        self.pos += c.len_utf8();
+        if c == '\n' {
+            self.line += 1;
+            self.column = 0;
+        } else {
+            self.column += 1;
+        }
+        Some(c)
+    }
+
+    /// The next entry's tokens into `toks`; `None` at the end of the text.
+    fn next_entry(&mut self, toks: &mut Vec<Token<'t>>) -> Result<Option<EntryHead>, ZoneError> {
+        toks.clear();
+        let mut head = EntryHead {
+            inherits_owner: false,
+            line: self.line,
+        };
+        let mut depth = 0usize;
+        let mut paren_line = 0usize;
+        while let Some(c) = self.peek() {
+            if c == '\n' {
+                self.bump();
                 if depth == 0 {
-                    if !cur.tokens.is_empty() {
-                        entries.push(std::mem::replace(
-                            &mut cur,
-                            Entry {
-                                inherits_owner: false,
-                                tokens: Vec::new(),
-                                line: line + 1,
-                            },
-                        ));
+                    self.at_line_start = true;
+                    if !toks.is_empty() {
+                        return Ok(Some(head));
                     }
                     // A line of only white space or a comment is no entry, and does not make
                     // the next line inherit its owner.
-                    cur.inherits_owner = false;
-                    at_line_start = true;
+                    head = EntryHead {
+                        inherits_owner: false,
+                        line: self.line,
+                    };
                 }
-                line += 1;
-                column = 0;
                 continue;
             }
-            ';' => {
-                while chars.peek().is_some_and(|&c| c != '\n') {
-                    chars.next();
-                }
-            }
-            ' ' | '\t' | '\r' => {
-                if at_line_start && depth == 0 && cur.tokens.is_empty() {
-                    cur.inherits_owner = c != '\r';
-                    cur.line = line;
-                }
-            }
-            '(' => {
-                if depth == 0 {
-                    paren_line = line;
-                }
-                depth += 1;
-            }
-            ')' => {
-                if depth == 0 {
-                    return Err(err(line, column, "')' without a matching '('".into()));
-                }
-                depth -= 1;
-            }
-            _ => {
-                if cur.tokens.is_empty() && depth == 0 {
-                    cur.line = line;
-                }
-                let (start_line, start_col) = (line, column);
-                let mut tok = String::new();
-                let mut c = c;
-                let mut quoted = false;
-                let starts_quoted = c == '"';
-                loop {
-                    tok.push(c);
-                    if c == '\\' {
-                        match chars.next() {
-                            Some(n) => {
-                                column += 1;
-                                if n == '\n' {
-                                    line += 1;
-                                    column = 0;
-                                }
-                                tok.push(n);
-                            }
-                            None => return Err(err(line, column, "escape at end of file".into())),
-                        }
-                    } else if c == '"' {
-                        quoted = !quoted;
-                        if !quoted && starts_quoted {
-                            break; // a closing quote ends a quoted token
-                        }
+            let at_line_start = std::mem::replace(&mut self.at_line_start, false);
+            match c {
+                ';' => {
+                    while self.peek().is_some_and(|c| c != '\n') {
+                        self.bump();
                     }
-                    match chars.peek() {
-                        None => {
-                            if quoted {
-                                return Err(err(
-                                    start_line,
-                                    start_col,
-                                    "unterminated quoted string".into(),
+                }
+                ' ' | '\t' | '\r' => {
+                    self.bump();
+                    if at_line_start && depth == 0 && toks.is_empty() {
+                        head.inherits_owner = c != '\r';
+                        head.line = self.line;
+                    }
+                }
+                '(' => {
+                    self.bump();
+                    if depth == 0 {
+                        paren_line = self.line;
+                    }
+                    depth += 1;
+                }
+                ')' => {
+                    self.bump();
+                    if depth == 0 {
+                        return Err(self.err(self.line, self.column, "')' without a matching '('"));
+                    }
+                    depth -= 1;
+                }
+                _ => {
+                    if toks.is_empty() && depth == 0 {
+                        head.line = self.line;
+                    }
+                    let start = self.pos;
+                    self.bump();
+                    let (start_line, start_col) = (self.line, self.column);
+                    let starts_quoted = c == '"';
+                    let mut quoted = false;
+                    let mut c = c;
+                    loop {
+                        if c == '\\' {
+                            if self.bump().is_none() {
+                                return Err(self.err(
+                                    self.line,
+                                    self.column,
+                                    "escape at end of file",
                                 ));
                             }
-                            break;
-                        }
-                        Some(&n)
-                            if !quoted && (n.is_whitespace() || matches!(n, ';' | '(' | ')')) =>
-                        {
-                            break;
-                        }
-                        Some(_) => {
-                            c = chars.next().expect("peeked");
-                            column += 1;
-                            if c == '\n' {
-                                line += 1;
-                                column = 0;
+                        } else if c == '"' {
+                            quoted = !quoted;
+                            if !quoted && starts_quoted {
+                                break; // a closing quote ends a quoted token
                             }
                         }
+                        match self.peek() {
+                            None => {
+                                if quoted {
+                                    return Err(self.err(
+                                        start_line,
+                                        start_col,
+                                        "unterminated quoted string",
+                                    ));
+                                }
+                                break;
+                            }
+                            Some(n)
+                                if !quoted
+                                    && (n.is_whitespace() || matches!(n, ';' | '(' | ')')) =>
+                            {
+                                break;
+                            }
+                            Some(_) => c = self.bump().expect("peeked"),
+                        }
                     }
+                    toks.push(Token {
+                        text: &self.text[start..self.pos],
+                        line: start_line,
+                        column: start_col,
+                    });
                 }
-                cur.tokens.push(Token {
-                    text: tok,
-                    line: start_line,
-                    column: start_col,
-                });
             }
         }
-        at_line_start = false;
+        if depth > 0 {
+            return Err(self.err(paren_line, 0, "'(' is never closed"));
+        }
+        Ok((!toks.is_empty()).then_some(head))
     }
-    if depth > 0 {
-        return Err(err(paren_line, 0, "'(' is never closed".into()));
-    }
-    if !cur.tokens.is_empty() {
-        entries.push(cur);
-    }
-    Ok(entries)
 }
 
 /// Parse a TTL: seconds, or BIND-style units (`1h30m`, `2d`).
 fn parse_ttl(s: &str) -> Option<u32> {
+    if !s.is_empty() && s.len() <= 9 && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.parse().ok();
+    }
     hickory_proto::serialize::txt::parse_ttl(s).ok()
+}
+
+/// The wire form of a plain name (lowercase letters, digits, hyphens not first, `*` labels; absolute, or
+/// relative to `origin`, a wire name) appended to `out`; `false`, with `out` as it was, for
+/// anything else (escapes, other characters, `xn--` labels, lengths past the limits): those go
+/// to hickory-proto's reader.
+fn plain_name(text: &str, origin: &[u8], out: &mut Vec<u8>) -> bool {
+    let start = out.len();
+    let bytes = text.as_bytes();
+    let (body, absolute) = match bytes.strip_suffix(b".") {
+        Some(b) => (b, true),
+        None => (bytes, false),
+    };
+    if body.is_empty() {
+        return false; // "." and "" go the general way
+    }
+    for label in body.split(|&b| b == b'.') {
+        let ok = !label.is_empty()
+            && label.len() <= 63
+            && (label == b"*"
+                || label
+                    .iter()
+                    .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+            && label[0] != b'-'
+            && !label.starts_with(b"xn--");
+        if !ok {
+            out.truncate(start);
+            return false;
+        }
+        out.push(label.len() as u8);
+        out.extend_from_slice(label);
+    }
+    if absolute {
+        out.push(0);
+    } else {
+        out.extend_from_slice(origin);
+    }
+    if out.len() - start > crate::wire::MAX_NAME {
+        out.truncate(start);
+        return false;
+    }
+    true
+}
+
+/// RDATA of the common types in their plain text forms, appended to `out`; `false` (with `out`
+/// as it was) for anything else.
+fn plain_rdata(rtype: RecordType, parts: &[&str], origin: &[u8], out: &mut Vec<u8>) -> bool {
+    let start = out.len();
+    let ok = match (rtype, parts) {
+        (RecordType::A, [a]) => Ipv4Addr::from_str(a)
+            .map(|a| out.extend_from_slice(&a.octets()))
+            .is_ok(),
+        (RecordType::AAAA, [a]) => Ipv6Addr::from_str(a)
+            .map(|a| out.extend_from_slice(&a.octets()))
+            .is_ok(),
+        (RecordType::NS | RecordType::CNAME | RecordType::PTR, [n]) => plain_name(n, origin, out),
+        (RecordType::MX, [pref, n]) => {
+            pref.bytes().all(|b| b.is_ascii_digit())
+                && u16::from_str(pref)
+                    .map(|p| out.extend_from_slice(&p.to_be_bytes()))
+                    .is_ok()
+                && plain_name(n, origin, out)
+        }
+        (RecordType::TXT, strings) if !strings.is_empty() => strings.iter().all(|s| {
+            let inner = s
+                .strip_prefix('"')
+                .and_then(|s| s.strip_suffix('"'))
+                .filter(|i| {
+                    i.len() <= 255
+                        && i.bytes()
+                            .all(|b| (b' '..=b'~').contains(&b) && b != b'\\' && b != b'"')
+                });
+            inner.is_some_and(|i| {
+                out.push(i.len() as u8);
+                out.extend_from_slice(i.as_bytes());
+                true
+            })
+        }),
+        _ => false,
+    };
+    if !ok {
+        out.truncate(start);
+    }
+    ok
 }
 
 /// Reading state carried across entries and into included files.
 struct Reader<'a> {
     zone_origin: &'a Name,
-    records: Vec<SourceRecord>,
+    /// Lowercase wire form of the zone's origin.
+    apex: Box<[u8]>,
+    records: ReadRecords,
     errors: Vec<ZoneError>,
     last_ttl: Option<u32>,
     /// Every file read (the zone's and its includes), each stamped before it was read.
     files: Vec<Source>,
+    /// Read names and RDATA of the common types directly (false: all through hickory-proto, the
+    /// reference the direct readers are tested against).
+    direct: bool,
+}
+
+/// Whether the wire name `name` is `apex` or below it (case-insensitive).
+fn within(name: &[u8], apex: &[u8]) -> bool {
+    let mut pos = 0;
+    while pos < name.len() {
+        if name.len() - pos == apex.len() {
+            return name[pos..].eq_ignore_ascii_case(apex);
+        }
+        if name[pos] == 0 {
+            break;
+        }
+        pos += 1 + name[pos] as usize;
+    }
+    false
 }
 
 impl Reader<'_> {
@@ -208,29 +489,39 @@ impl Reader<'_> {
                 return;
             }
         };
-        let entries = match split_entries(&text, file) {
-            Ok(e) => e,
-            Err(e) => {
-                self.errors.push(e);
-                return;
-            }
-        };
+        let file_id = self.records.file_id(file);
+        let mut lexer = Lexer::new(&text, file);
+        let mut toks = Vec::new();
         let mut origin = origin;
+        let mut origin_wire = name_wire(&origin);
         let mut default_ttl: Option<u32> = None;
-        let mut owner: Option<Name> = None;
-        for entry in entries {
-            let first = &entry.tokens[0];
+        // The current owner in wire form (empty: none).
+        let mut owner: Vec<u8> = Vec::new();
+        let mut rdata: Vec<u8> = Vec::new();
+        loop {
+            let entry = match lexer.next_entry(&mut toks) {
+                Ok(Some(e)) => e,
+                Ok(None) => break,
+                Err(e) => {
+                    self.errors.push(e);
+                    return;
+                }
+            };
+            let first = &toks[0];
             let err = |t: &Token, m: String| ZoneError::at(file, t.line, t.column, m);
             if !entry.inherits_owner && first.text.starts_with('$') {
-                let arg = entry.tokens.get(1);
+                let arg = toks.get(1);
                 match (first.text.to_ascii_uppercase().as_str(), arg) {
-                    ("$ORIGIN", Some(a)) => match Name::parse(&a.text, Some(&origin)) {
-                        Ok(n) => origin = n,
+                    ("$ORIGIN", Some(a)) => match Name::parse(a.text, Some(&origin)) {
+                        Ok(n) => {
+                            origin_wire = name_wire(&n);
+                            origin = n;
+                        }
                         Err(e) => self
                             .errors
                             .push(err(a, format!("bad $ORIGIN {}: {e}", a.text))),
                     },
-                    ("$TTL", Some(a)) => match parse_ttl(&a.text) {
+                    ("$TTL", Some(a)) => match parse_ttl(a.text) {
                         Some(t) => default_ttl = Some(t),
                         None => self.errors.push(err(a, format!("bad $TTL {}", a.text))),
                     },
@@ -244,8 +535,8 @@ impl Reader<'_> {
                             .parent()
                             .unwrap_or(Path::new("."))
                             .join(a.text.trim_matches('"'));
-                        let inc_origin = match entry.tokens.get(2) {
-                            Some(o) => match Name::parse(&o.text, Some(&origin)) {
+                        let inc_origin = match toks.get(2) {
+                            Some(o) => match Name::parse(o.text, Some(&origin)) {
                                 Ok(n) => n,
                                 Err(e) => {
                                     self.errors
@@ -255,7 +546,8 @@ impl Reader<'_> {
                             },
                             None => origin.clone(),
                         };
-                        self.read_file(&path, inc_origin, depth + 1, Some((file, first.line)));
+                        let line = first.line;
+                        self.read_file(&path, inc_origin, depth + 1, Some((file, line)));
                     }
                     (d, None) => self
                         .errors
@@ -266,25 +558,24 @@ impl Reader<'_> {
                 }
                 continue;
             }
-            let mut toks = entry.tokens.iter();
+            let mut toks_iter = toks.iter();
             if !entry.inherits_owner {
-                let t = toks.next().expect("entry has a token");
-                let parsed = if t.text == "@" {
-                    Ok(origin.clone())
-                } else {
-                    Name::parse(&t.text, Some(&origin))
-                };
-                match parsed {
-                    Ok(n) => owner = Some(n),
-                    Err(e) => {
-                        self.errors
-                            .push(err(t, format!("bad owner name {}: {e}", t.text)));
-                        owner = None;
-                        continue;
+                let t = toks_iter.next().expect("entry has a token");
+                owner.clear();
+                if t.text == "@" {
+                    owner.extend_from_slice(&origin_wire);
+                } else if !(self.direct && plain_name(t.text, &origin_wire, &mut owner)) {
+                    match Name::parse(t.text, Some(&origin)) {
+                        Ok(n) => owner.extend_from_slice(&name_wire(&n)),
+                        Err(e) => {
+                            self.errors
+                                .push(err(t, format!("bad owner name {}: {e}", t.text)));
+                            continue;
+                        }
                     }
                 }
             }
-            let Some(owner) = owner.clone() else {
+            if owner.is_empty() {
                 self.errors.push(ZoneError::at(
                     file,
                     entry.line,
@@ -292,19 +583,21 @@ impl Reader<'_> {
                     "record has no owner name".into(),
                 ));
                 continue;
-            };
+            }
             let (mut ttl, mut rtype) = (None, None);
-            for t in toks.by_ref() {
-                let upper = t.text.to_ascii_uppercase();
+            for t in toks_iter.by_ref() {
                 if ttl.is_none() && t.text.starts_with(|c: char| c.is_ascii_digit()) {
-                    match parse_ttl(&t.text) {
+                    match parse_ttl(t.text) {
                         Some(v) => ttl = Some(v),
                         None => {
                             self.errors.push(err(t, format!("bad TTL {}", t.text)));
                             break;
                         }
                     }
-                } else if let Ok(class) = DNSClass::from_str(&upper) {
+                    continue;
+                }
+                let upper = t.text.to_ascii_uppercase();
+                if let Ok(class) = DNSClass::from_str(&upper) {
                     if class != DNSClass::IN {
                         self.errors
                             .push(err(t, format!("class {upper} is not served; only IN")));
@@ -339,29 +632,41 @@ impl Reader<'_> {
                 continue;
             };
             self.last_ttl = Some(ttl);
-            let rdata_text: Vec<&str> = toks.map(|t| t.text.as_str()).collect();
-            match parse_rdata(rtype, &rdata_text, &origin) {
-                Ok(rdata) => {
-                    if !self.zone_origin.zone_of(&owner) {
-                        self.errors.push(err(
-                            first,
-                            format!("owner {owner} is outside the zone {}", self.zone_origin),
-                        ));
+            let parts: Vec<&str> = toks_iter.map(|t| t.text).collect();
+            rdata.clear();
+            if !(self.direct && plain_rdata(rtype, &parts, &origin_wire, &mut rdata)) {
+                match parse_rdata(rtype, &parts, &origin) {
+                    Ok(r) => rdata = rdata_wire(&r).expect("checked by parse_rdata"),
+                    Err(m) => {
+                        self.errors
+                            .push(err(type_tok, format!("bad {rtype} record: {m}")));
                         continue;
                     }
-                    self.records.push(SourceRecord {
-                        owner,
-                        ttl,
-                        rdata,
-                        file: file.to_path_buf(),
-                        line: entry.line,
-                        column: first.column,
-                    });
                 }
-                Err(m) => self
-                    .errors
-                    .push(err(type_tok, format!("bad {rtype} record: {m}"))),
             }
+            if !within(&owner, &self.apex) {
+                self.errors.push(err(
+                    first,
+                    format!(
+                        "owner {} is outside the zone {}",
+                        wire_to_text(&owner),
+                        self.zone_origin
+                    ),
+                ));
+                continue;
+            }
+            if rdata.len() > u16::MAX as usize {
+                self.errors
+                    .push(err(type_tok, format!("bad {rtype} record: RDATA too long")));
+                continue;
+            }
+            self.records.push(
+                &owner,
+                u16::from(rtype),
+                ttl,
+                &rdata,
+                (file_id, entry.line as u32, first.column as u32),
+            );
         }
     }
 }
@@ -415,26 +720,37 @@ fn parse_rdata(rtype: RecordType, parts: &[&str], origin: &Name) -> Result<RData
     Ok(rdata)
 }
 
-/// Read a master file (and its includes) for the zone `origin`. All problems are reported.
+/// Read a master file (and its includes) for the zone `origin`, as hickory-proto values. All
+/// problems are reported.
 pub fn read_zone_file(file: &Path, origin: &Name) -> Result<Vec<SourceRecord>, Vec<ZoneError>> {
-    read_zone_files(file, origin).map(|(records, _)| records)
+    read_zone_files(file, origin).map(|(records, _)| records.to_source())
 }
 
 /// A file a zone was read from, and its stamp taken before it was read.
 pub type Source = (PathBuf, super::build::Stamp);
 
-/// [`read_zone_file`], and every file read (the zone's and its includes) with its stamp taken
-/// before it was read.
+/// Read a master file (and its includes) for the zone `origin`, with every file read (the zone's
+/// and its includes) and its stamp taken before it was read. All problems are reported.
 pub fn read_zone_files(
     file: &Path,
     origin: &Name,
-) -> Result<(Vec<SourceRecord>, Vec<Source>), Vec<ZoneError>> {
+) -> Result<(ReadRecords, Vec<Source>), Vec<ZoneError>> {
+    read_with(file, origin, true)
+}
+
+fn read_with(
+    file: &Path,
+    origin: &Name,
+    direct: bool,
+) -> Result<(ReadRecords, Vec<Source>), Vec<ZoneError>> {
     let mut reader = Reader {
         zone_origin: origin,
-        records: Vec::new(),
+        apex: super::build::lower_wire(origin),
+        records: ReadRecords::default(),
         errors: Vec::new(),
         last_ttl: None,
         files: Vec::new(),
+        direct,
     };
     reader.read_file(file, origin.clone(), 0, None);
     if reader.errors.is_empty() {
@@ -448,6 +764,21 @@ pub fn read_zone_files(
 mod tests {
     use super::*;
 
+    fn split_entries(
+        text: &str,
+        file: &Path,
+    ) -> Result<Vec<(EntryHead, Vec<Token<'static>>)>, ZoneError> {
+        let text: &'static str = Box::leak(text.to_string().into_boxed_str());
+        let file: &'static Path = Box::leak(file.to_path_buf().into_boxed_path());
+        let mut lexer = Lexer::new(text, file);
+        let mut out = Vec::new();
+        let mut toks = Vec::new();
+        while let Some(h) = lexer.next_entry(&mut toks)? {
+            out.push((h, std::mem::take(&mut toks)));
+        }
+        Ok(out)
+    }
+
     #[test]
     fn entries_handle_parens_quotes_and_comments() {
         let text =
@@ -455,16 +786,13 @@ mod tests {
         let e = split_entries(text, Path::new("z")).unwrap();
         assert_eq!(e.len(), 3);
         assert_eq!(
-            e[0].tokens
-                .iter()
-                .map(|t| t.text.as_str())
-                .collect::<Vec<_>>(),
+            e[0].1.iter().map(|t| t.text).collect::<Vec<_>>(),
             ["a", "IN", "TXT", "\"x ; y\""]
         );
-        assert!(e[1].inherits_owner);
-        assert_eq!(e[1].line, 2);
-        assert_eq!(e[2].tokens.len(), 9);
-        assert_eq!(e[2].tokens[8].line, 5);
+        assert!(e[1].0.inherits_owner);
+        assert_eq!(e[1].0.line, 2);
+        assert_eq!(e[2].1.len(), 9);
+        assert_eq!(e[2].1[8].line, 5);
     }
 
     #[test]
@@ -473,5 +801,116 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(e.line, 2);
+    }
+
+    /// Every record the direct readers take is read exactly as hickory-proto's parsers read it
+    /// (the oracle), names and RDATA; and errors are the same.
+    #[test]
+    fn direct_readers_agree_with_hickory() {
+        let dir = std::env::temp_dir().join(format!("meridian-direct-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("z.zone");
+        let mut text = String::from(
+            "$ORIGIN example.test.\n$TTL 300\n@ SOA ns1 host.master 7 3600 600 86400 300\n",
+        );
+        let names = [
+            "a",
+            "a.b",
+            "*",
+            "*.w",
+            "x-y",
+            "-lead",
+            "trail-",
+            "1",
+            "a1.b2.c3",
+            "h0.example.test.",
+            "UPPER",
+            "MiXed.Case",
+            "_srv._tcp",
+            "under_score",
+            "xn--nxasmq6b",
+            "xn--bad",
+            "ünï",
+            "a\\.b",
+            "a\\065",
+            "sub.other.test.",
+        ];
+        for (i, n) in names.iter().enumerate() {
+            text.push_str(&format!("{n} A 192.0.2.{i}\n"));
+            text.push_str(&format!("{n} AAAA 2001:db8::{i:x}\n"));
+            text.push_str(&format!("n{i} NS {n}\n"));
+            text.push_str(&format!("c{i} CNAME {n}\n"));
+            text.push_str(&format!("p{i} PTR {n}\n"));
+            text.push_str(&format!("m{i} MX {i} {n}\n"));
+        }
+        for rd in [
+            "\"plain\"",
+            "\"two\" \"strings\"",
+            "\"\"",
+            "unquoted",
+            "\"esc\\\"aped\"",
+            "\"semi ; colon\"",
+            "\"tab\there\"",
+        ] {
+            text.push_str(&format!("t TXT {rd}\n"));
+        }
+        for rd in [
+            "1.2.3",
+            "256.1.1.1",
+            "01.2.3.4",
+            "::ffff:1.2.3.4",
+            "1.2.3.4 5",
+        ] {
+            text.push_str(&format!("bad A {rd}\nbad AAAA {rd}\n"));
+        }
+        text.push_str("mx MX 65536 a\nmx MX +1 a\nmx MX 1\n");
+        std::fs::write(&path, &text).unwrap();
+        let origin = Name::from_ascii("example.test.").unwrap();
+        let fast = read_with(&path, &origin, true);
+        let slow = read_with(&path, &origin, false);
+        let show = |r: &Result<(ReadRecords, Vec<Source>), Vec<ZoneError>>| -> Vec<String> {
+            match r {
+                Ok((rr, _)) => rr
+                    .records
+                    .iter()
+                    .map(|x| {
+                        format!(
+                            "{:?} {} {} {:?} {:?}",
+                            rr.owner(x),
+                            x.rtype,
+                            x.ttl,
+                            rr.rdata(x),
+                            (x.line, x.column)
+                        )
+                    })
+                    .collect(),
+                Err(e) => e.iter().map(|e| e.to_string()).collect(),
+            }
+        };
+        let (f, s) = (show(&fast), show(&slow));
+        assert!(fast.is_err(), "the bad records are refused");
+        assert_eq!(f, s);
+        // Without the bad lines both read the same records, and the direct readers took some.
+        let refused = [
+            "bad ",
+            "mx ",
+            "-lead",
+            "under_score",
+            "xn--bad",
+            "sub.other",
+        ];
+        let good: String = text
+            .lines()
+            .filter(|l| !refused.iter().any(|r| l.contains(r)))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&path, &good).unwrap();
+        let fast = read_with(&path, &origin, true);
+        let slow = read_with(&path, &origin, false);
+        let (f, s) = (show(&fast), show(&slow));
+        assert_eq!(f, s);
+        assert!(fast.is_ok(), "{f:?}");
+        assert!(f.len() > 100, "{}", f.len());
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -53,20 +53,58 @@ pub struct Zone {
 }
 
 /// A zone's records and their indexes, immutable once built and shared between versions.
+///
+/// No heap object per name or record: nodes and RRsets are fixed-size entries of two vectors,
+/// and every byte they point at (names as written, records, CNAME targets) lives in one arena,
+/// `bytes`; the additional-section lists in another, `extra`. [`Node`] and [`RrSet`] are views
+/// into them.
 #[derive(Clone)]
 pub struct ZoneData {
     /// Lowercase wire form of the apex.
     apex: Box<[u8]>,
     apex_labels: usize,
-    nodes: Vec<Node>,
+    nodes: Vec<NodeEntry>,
+    sets: Vec<SetEntry>,
+    bytes: Vec<u8>,
+    extra: Vec<u32>,
     /// Lowercase owner name → position in `nodes`.
     index: NameIndex<u32>,
     /// The SOA as sent in negative answers: TTL = min(SOA TTL, SOA MINIMUM) (RFC 2308 §5).
-    negative_soa: RrSet,
+    negative_soa: RrSetBuf,
     /// Every name of the zone that is not a node is answered NXDOMAIN with the negative SOA:
     /// no wildcards and no delegations (worked out when the zone is built; used only by a
     /// catalog that prepares responses).
     nx_ready: bool,
+}
+
+/// Marks "no cut" and "no CNAME target".
+const NONE: u32 = u32::MAX;
+
+/// One owner name: where its name and RRsets are.
+#[derive(Clone, Copy)]
+struct NodeEntry {
+    name_at: u32,
+    sets_at: u32,
+    cut: u32,
+    sets_len: u16,
+    name_len: u8,
+    labels: u8,
+    dynamic: bool,
+}
+
+/// One RRset: where its records (in the form of [`RrSet::at_qname`]), additional-section list
+/// and CNAME target are.
+#[derive(Clone, Copy)]
+struct SetEntry {
+    at: u32,
+    len: u32,
+    extra_at: u32,
+    target_at: u32,
+    rtype: u16,
+    count: u16,
+    last_rdlen: u16,
+    extra_len: u16,
+    target_len: u8,
 }
 
 impl Zone {
@@ -84,26 +122,40 @@ impl Zone {
 impl ZoneData {
     /// Bytes the zone's records and index hold on the heap (allocator overhead aside).
     pub fn memory_bytes(&self) -> usize {
-        let sets = |n: &Node| -> usize {
-            n.rrsets
-                .iter()
-                .map(|s| {
-                    std::mem::size_of::<RrSet>()
-                        + s.records.len()
-                        + s.at_qname.len()
-                        + s.additional.len() * 4
-                        + s.target.as_ref().map_or(0, |t| t.len())
-                })
-                .sum()
-        };
-        self.nodes.capacity() * std::mem::size_of::<Node>()
-            + self
-                .nodes
-                .iter()
-                .map(|n| n.name.len() + sets(n))
-                .sum::<usize>()
+        self.nodes.capacity() * std::mem::size_of::<NodeEntry>()
+            + self.sets.capacity() * std::mem::size_of::<SetEntry>()
+            + self.bytes.capacity()
+            + self.extra.capacity() * 4
             + self.index.memory_bytes()
             + self.apex.len()
+    }
+
+    fn node_view(&self, n: &NodeEntry) -> Node<'_> {
+        Node {
+            name: &self.bytes[n.name_at as usize..n.name_at as usize + n.name_len as usize],
+            labels: n.labels as usize,
+            rrsets: RrSets {
+                data: self,
+                sets: &self.sets[n.sets_at as usize..n.sets_at as usize + n.sets_len as usize],
+            },
+            cut: (n.cut != NONE).then_some(n.cut),
+            dynamic: n.dynamic,
+        }
+    }
+
+    #[inline]
+    fn set_view(&self, s: &SetEntry) -> RrSet<'_> {
+        RrSet {
+            rtype: s.rtype,
+            count: s.count,
+            at_qname: &self.bytes[s.at as usize..s.at as usize + s.len as usize],
+            additional: &self.extra
+                [s.extra_at as usize..s.extra_at as usize + s.extra_len as usize],
+            target: (s.target_at != NONE).then(|| {
+                &self.bytes[s.target_at as usize..s.target_at as usize + s.target_len as usize]
+            }),
+            last_rdlen: s.last_rdlen,
+        }
     }
 }
 
@@ -116,15 +168,16 @@ impl std::ops::Deref for Zone {
     }
 }
 
-/// One owner name in a zone; empty non-terminals are nodes with no RRsets.
-#[derive(Clone)]
-pub struct Node {
+/// One owner name in a zone (a view into its data); empty non-terminals are nodes with no
+/// RRsets.
+#[derive(Clone, Copy)]
+pub struct Node<'z> {
     /// Owner name in wire form, in the case the zone file wrote it.
-    pub name: Box<[u8]>,
+    pub name: &'z [u8],
     /// Labels below the root.
     pub labels: usize,
     /// RRsets sorted by type.
-    pub rrsets: Box<[RrSet]>,
+    pub rrsets: RrSets<'z>,
     /// The topmost zone cut (delegation) at or above this node, excluding the apex.
     pub cut: Option<u32>,
     /// A service's name: its answers come from the policy engine, never from static data, and
@@ -132,22 +185,52 @@ pub struct Node {
     pub dynamic: bool,
 }
 
-/// All records of one type at one owner, in wire form without owner names.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RrSet {
+/// A node's RRsets, in type order.
+#[derive(Clone, Copy)]
+pub struct RrSets<'z> {
+    data: &'z ZoneData,
+    sets: &'z [SetEntry],
+}
+
+impl<'z> RrSets<'z> {
+    pub fn iter(&self) -> impl Iterator<Item = RrSet<'z>> + 'z {
+        let data = self.data;
+        self.sets.iter().map(move |s| data.set_view(s))
+    }
+
+    pub fn get(&self, i: usize) -> Option<RrSet<'z>> {
+        self.sets.get(i).map(|s| self.data.set_view(s))
+    }
+
+    pub fn first(&self) -> Option<RrSet<'z>> {
+        self.get(0)
+    }
+
+    pub fn len(&self) -> usize {
+        self.sets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sets.is_empty()
+    }
+}
+
+/// All records of one type at one owner, in wire form without owner names (a view into a zone's
+/// data, or into an [`RrSetBuf`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RrSet<'z> {
     pub rtype: u16,
     /// Number of records.
     pub count: u16,
-    /// `count` records, each TYPE, CLASS, TTL, RDLENGTH, RDATA. Names inside RDATA are
-    /// uncompressed, so the bytes can be copied into any message.
-    pub records: Box<[u8]>,
+    /// The `count` records, each a compression pointer to offset 12 (the question's name), then
+    /// TYPE, CLASS, TTL, RDLENGTH, RDATA: the whole RRset in one copy when its owner is the
+    /// name asked. Names inside RDATA are uncompressed, so the bytes can be copied into any
+    /// message.
+    pub at_qname: &'z [u8],
     /// Nodes holding addresses for the names this RRset points at (NS, MX, SRV targets in zone).
-    pub additional: Box<[u32]>,
+    pub additional: &'z [u32],
     /// For a CNAME: the target in lowercase wire form.
-    pub target: Option<Box<[u8]>>,
-    /// The same records, each preceded by a compression pointer to offset 12 (the question's
-    /// name): the whole RRset in one copy when its owner is the name asked.
-    pub at_qname: Box<[u8]>,
+    pub target: Option<&'z [u8]>,
     /// Length of the last record's RDATA (to find where it starts after a copy).
     pub last_rdlen: u16,
 }
@@ -155,68 +238,107 @@ pub struct RrSet {
 /// The pointer to the question's name, which always starts at offset 12.
 pub const QNAME_POINTER: [u8; 2] = [0xC0, 0x0C];
 
-impl RrSet {
-    /// An RRset from its owner-less records.
-    pub fn new(
-        rtype: u16,
-        count: u16,
-        records: Box<[u8]>,
-        additional: Box<[u32]>,
-        target: Option<Box<[u8]>>,
-    ) -> RrSet {
-        let mut set = RrSet {
-            rtype,
-            count,
-            records,
-            additional,
-            target,
-            at_qname: Box::new([]),
-            last_rdlen: 0,
-        };
-        let mut at_qname = Vec::with_capacity(set.records.len() + 2 * count as usize);
-        let mut last = 0;
-        for rec in set.each_record() {
-            at_qname.extend_from_slice(&QNAME_POINTER);
-            at_qname.extend_from_slice(rec);
-            last = rec.len() - 10;
-        }
-        set.at_qname = at_qname.into_boxed_slice();
-        set.last_rdlen = last as u16;
-        set
-    }
-
-    /// Iterate over the records' byte ranges (each without owner).
-    pub fn each_record(&self) -> impl Iterator<Item = &[u8]> {
+impl<'z> RrSet<'z> {
+    /// Iterate over the records' byte ranges (each TYPE, CLASS, TTL, RDLENGTH, RDATA; without
+    /// owner).
+    pub fn each_record(&self) -> impl Iterator<Item = &'z [u8]> + 'z {
+        let bytes = self.at_qname;
         let mut pos = 0;
         std::iter::from_fn(move || {
-            if pos >= self.records.len() {
+            if pos >= bytes.len() {
                 return None;
             }
-            let rdlen = u16::from_be_bytes([self.records[pos + 8], self.records[pos + 9]]) as usize;
-            let rec = &self.records[pos..pos + 10 + rdlen];
-            pos += 10 + rdlen;
+            let rdlen = u16::from_be_bytes([bytes[pos + 10], bytes[pos + 11]]) as usize;
+            let rec = &bytes[pos + 2..pos + 12 + rdlen];
+            pos += 12 + rdlen;
             Some(rec)
         })
     }
+
+    /// Bytes of the records without owner names.
+    pub fn records_len(&self) -> usize {
+        self.at_qname.len() - 2 * self.count as usize
+    }
+}
+
+/// An RRset of its own (not in a zone's data): a negative SOA, a service's snapshot records.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct RrSetBuf {
+    pub rtype: u16,
+    pub count: u16,
+    at_qname: Box<[u8]>,
+    target: Option<Box<[u8]>>,
+    last_rdlen: u16,
+}
+
+impl RrSetBuf {
+    /// An RRset from its owner-less records (each TYPE, CLASS, TTL, RDLENGTH, RDATA).
+    pub fn new(rtype: u16, count: u16, records: &[u8], target: Option<Box<[u8]>>) -> RrSetBuf {
+        let mut at_qname = Vec::with_capacity(records.len() + 2 * count as usize);
+        let last_rdlen = append_at_qname(&mut at_qname, records);
+        RrSetBuf {
+            rtype,
+            count,
+            at_qname: at_qname.into_boxed_slice(),
+            target,
+            last_rdlen,
+        }
+    }
+
+    pub fn view(&self) -> RrSet<'_> {
+        RrSet {
+            rtype: self.rtype,
+            count: self.count,
+            at_qname: &self.at_qname,
+            additional: &[],
+            target: self.target.as_deref(),
+            last_rdlen: self.last_rdlen,
+        }
+    }
+
+    /// The records' bytes in [`RrSet::at_qname`] form, to patch in place.
+    pub(crate) fn at_qname_mut(&mut self) -> &mut [u8] {
+        &mut self.at_qname
+    }
+}
+
+/// Append owner-less `records` to `out`, each preceded by [`QNAME_POINTER`]; returns the last
+/// record's RDATA length.
+pub(crate) fn append_at_qname(out: &mut Vec<u8>, records: &[u8]) -> u16 {
+    let (mut pos, mut last) = (0, 0);
+    while pos < records.len() {
+        let rdlen = u16::from_be_bytes([records[pos + 8], records[pos + 9]]) as usize;
+        out.extend_from_slice(&QNAME_POINTER);
+        out.extend_from_slice(&records[pos..pos + 10 + rdlen]);
+        last = rdlen;
+        pos += 10 + rdlen;
+    }
+    last as u16
 }
 
 /// What a zone holds for a name.
 pub enum Lookup<'z> {
     /// The name exists, or a wildcard matched it (`wildcard` set; the owner is then the qname).
-    Found { node: &'z Node, wildcard: bool },
+    Found { node: Node<'z>, wildcard: bool },
     /// The name is at or below a delegation: refer to the child zone's servers.
-    Referral { cut: &'z Node },
+    Referral { cut: Node<'z> },
     /// No such name.
     NxDomain,
 }
 
-impl Node {
-    pub fn rrset(&self, rtype: u16) -> Option<&RrSet> {
-        self.rrsets.iter().find(|r| r.rtype == rtype)
+impl<'z> Node<'z> {
+    #[inline]
+    pub fn rrset(&self, rtype: u16) -> Option<RrSet<'z>> {
+        let data = self.rrsets.data;
+        self.rrsets
+            .sets
+            .iter()
+            .find(|s| s.rtype == rtype)
+            .map(|s| data.set_view(s))
     }
 }
 
-impl Zone {
+impl ZoneData {
     /// Lowercase wire form of the apex.
     pub fn apex(&self) -> &[u8] {
         &self.apex
@@ -226,16 +348,22 @@ impl Zone {
         self.apex_labels
     }
 
-    pub fn negative_soa(&self) -> &RrSet {
-        &self.negative_soa
+    pub fn negative_soa(&self) -> RrSet<'_> {
+        self.negative_soa.view()
     }
 
-    pub fn node(&self, idx: u32) -> &Node {
-        &self.nodes[idx as usize]
+    #[inline]
+    pub fn node(&self, idx: u32) -> Node<'_> {
+        self.node_view(&self.nodes[idx as usize])
     }
 
-    pub fn nodes(&self) -> &[Node] {
-        &self.nodes
+    /// Every node, in order (see [`Zone::node`]).
+    pub fn nodes(&self) -> impl ExactSizeIterator<Item = Node<'_>> + '_ {
+        self.nodes.iter().map(|n| self.node_view(n))
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
     }
 
     fn find(&self, wire: &[u8]) -> Option<u32> {
@@ -284,9 +412,9 @@ impl Zone {
     /// The answer for `name` given its closest encloser: node `idx`, `skip` labels up.
     #[inline]
     pub fn lookup_at(&self, name: &NameBuf, qtype: u16, skip: usize, idx: u32) -> Lookup<'_> {
-        let node = &self.nodes[idx as usize];
+        let node = self.node(idx);
         if let Some(cut) = node.cut {
-            let cut = &self.nodes[cut as usize];
+            let cut = self.node(cut);
             // DS lives in the parent: a DS query for the cut itself is answered here (RFC 4035).
             let ds_at_cut = qtype == TYPE_DS && skip == 0 && cut.labels == name.label_count();
             if !ds_at_cut {
@@ -307,7 +435,7 @@ impl Zone {
             wild[2..2 + encloser.len()].copy_from_slice(encloser);
             if let Some(idx) = self.index.get(&wild[..2 + encloser.len()]) {
                 return Lookup::Found {
-                    node: &self.nodes[idx as usize],
+                    node: self.node(idx),
                     wildcard: true,
                 };
             }

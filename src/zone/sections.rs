@@ -56,10 +56,10 @@ impl Writer<'_> {
     }
 
     /// Write every record of `set` with the given owner; returns the offset of the last RDATA.
-    fn put_rrset(&mut self, set: &RrSet, owner_ptr: usize, owner: &[u8]) -> Result<usize, Full> {
+    fn put_rrset(&mut self, set: RrSet, owner_ptr: usize, owner: &[u8]) -> Result<usize, Full> {
         if owner_ptr == 12 {
             // Owned by the name asked: the records are ready with their pointers, one copy.
-            self.put(&set.at_qname)?;
+            self.put(set.at_qname)?;
             return Ok(self.pos - set.last_rdlen as usize);
         }
         let mut rdata_at = 0;
@@ -224,7 +224,7 @@ pub(crate) fn write_sections(
                 s.aa = false;
                 let ns = cut.rrset(TYPE_NS).expect("a cut has NS records");
                 let cut_at = name_at + name.suffix_offset(name.label_count() - cut.labels);
-                w.put_rrset(ns, cut_at, &cut.name)?;
+                w.put_rrset(ns, cut_at, cut.name)?;
                 s.ns += ns.count;
                 // Glue for in-bailiwick servers is required: if it does not fit, TC (RFC 9471).
                 return additional(w, zone, ns, s, true);
@@ -253,9 +253,9 @@ pub(crate) fn write_sections(
                 let Some(cname) = node.rrset(TYPE_CNAME) else {
                     return negative(w, zone, apex_at, s);
                 };
-                let rdata_at = w.put_rrset(cname, name_at, &node.name)?;
+                let rdata_at = w.put_rrset(cname, name_at, node.name)?;
                 s.an += 1;
-                let target = cname.target.as_deref().expect("CNAME has a target");
+                let target = cname.target.expect("CNAME has a target");
                 if !zone.contains(target) || hop == MAX_CNAME_CHAIN {
                     return Ok(()); // out-of-zone target: the resolver follows it
                 }
@@ -270,12 +270,12 @@ pub(crate) fn write_sections(
 fn positive(
     w: &mut Writer,
     zone: &Zone,
-    set: &RrSet,
+    set: RrSet,
     name_at: usize,
-    node: &Node,
+    node: Node,
     s: &mut Sections,
 ) -> Result<(), Full> {
-    w.put_rrset(set, name_at, &node.name)?;
+    w.put_rrset(set, name_at, node.name)?;
     s.an += set.count;
     additional(w, zone, set, s, false)
 }
@@ -297,7 +297,7 @@ pub(crate) fn negative(
 fn additional(
     w: &mut Writer,
     zone: &Zone,
-    set: &RrSet,
+    set: RrSet,
     s: &mut Sections,
     required: bool,
 ) -> Result<(), Full> {
@@ -308,7 +308,7 @@ fn additional(
                 continue;
             };
             let before = w.pos;
-            match w.put_rrset(addrs, usize::MAX, &node.name) {
+            match w.put_rrset(addrs, usize::MAX, node.name) {
                 Ok(_) => s.ar += addrs.count,
                 Err(Full) if required => return Err(Full),
                 Err(Full) => {

@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use super::{Node, RrSet, Zone};
+use super::{Node, RrSet, RrSetBuf, Zone};
 use crate::wire::TYPE_SOA;
 
 /// Most versions a journal remembers.
@@ -46,7 +46,7 @@ pub struct Replica {
     pub settings: Option<Arc<Settings>>,
     /// Records standing in for the zone's services in transfers: `(owner as written, RRset)`,
     /// sorted by lowercase owner and type. Empty unless `gslb = "snapshot"`.
-    pub extra: Arc<[(Box<[u8]>, RrSet)]>,
+    pub extra: Arc<[(Box<[u8]>, RrSetBuf)]>,
     /// The latest changes, oldest first.
     pub journal: Journal,
 }
@@ -164,26 +164,19 @@ impl Zone {
         let apex = self.find(&self.apex).expect("the apex is a node");
         self.serial = serial;
         let data = self.data_mut();
-        let node = &mut data.nodes[apex as usize];
-        let sets = std::mem::take(&mut node.rrsets);
-        node.rrsets = sets
-            .into_vec()
-            .into_iter()
-            .map(|s| {
-                if s.rtype == TYPE_SOA {
-                    with_serial(&s, serial)
-                } else {
-                    s
-                }
-            })
-            .collect();
-        data.negative_soa = with_serial(&data.negative_soa, serial);
+        let node = data.nodes[apex as usize];
+        let sets = &data.sets[node.sets_at as usize..][..node.sets_len as usize];
+        if let Some(soa) = sets.iter().find(|s| s.rtype == TYPE_SOA) {
+            let (at, len) = (soa.at as usize, soa.len as usize);
+            with_serial(&mut data.bytes[at..at + len], serial);
+        }
+        with_serial(data.negative_soa.at_qname_mut(), serial);
     }
 
     /// The apex SOA record (TYPE..RDATA, no owner).
     pub fn soa_record(&self) -> &[u8] {
         let apex = self.find(&self.apex).expect("the apex is a node");
-        self.nodes[apex as usize]
+        self.node(apex)
             .rrset(TYPE_SOA)
             .and_then(|s| s.each_record().next())
             .expect("a zone has its SOA")
@@ -192,13 +185,12 @@ impl Zone {
     /// Bytes of the zone's records as a transfer writes them (owners uncompressed).
     pub fn transfer_bytes(&self) -> usize {
         let nodes: usize = self
-            .nodes
-            .iter()
+            .nodes()
             .filter(|n| !n.dynamic)
             .map(|n| {
                 n.rrsets
                     .iter()
-                    .map(|s| s.records.len() + s.count as usize * n.name.len())
+                    .map(|s| s.records_len() + s.count as usize * n.name.len())
                     .sum::<usize>()
             })
             .sum();
@@ -206,26 +198,19 @@ impl Zone {
             .replica
             .extra
             .iter()
-            .map(|(o, s)| s.records.len() + s.count as usize * o.len())
+            .map(|(o, s)| s.view().records_len() + s.count as usize * o.len())
             .sum();
         nodes + extra
     }
 }
 
-/// The SOA RRset `set` (one record) with its serial set to `serial`.
-fn with_serial(set: &RrSet, serial: u32) -> RrSet {
-    let mut records = set.records.to_vec();
-    let mname = wire_len(&records[10..]);
-    let rname = wire_len(&records[10 + mname..]);
-    let at = 10 + mname + rname;
-    records[at..at + 4].copy_from_slice(&serial.to_be_bytes());
-    RrSet::new(
-        set.rtype,
-        set.count,
-        records.into_boxed_slice(),
-        set.additional.clone(),
-        set.target.clone(),
-    )
+/// Set the serial of the SOA record in `at_qname` (one record in the form of
+/// [`RrSet::at_qname`]) to `serial`, in place.
+fn with_serial(at_qname: &mut [u8], serial: u32) {
+    let mname = wire_len(&at_qname[12..]);
+    let rname = wire_len(&at_qname[12 + mname..]);
+    let at = 12 + mname + rname;
+    at_qname[at..at + 4].copy_from_slice(&serial.to_be_bytes());
 }
 
 /// RFC 1982 serial arithmetic: whether `a` is newer than `b`.
@@ -242,18 +227,13 @@ pub fn diff(old: &Zone, new: &Zone) -> Delta {
     // with one comparison of their bytes, and shared data (a zone kept across a reload) at once.
     let shared = Arc::ptr_eq(&old.data, &new.data);
     for (key, ni) in new.names().filter(|_| !shared) {
-        let n = &new.nodes[ni as usize];
-        let o = old.index.get(key).map(|oi| &old.nodes[oi as usize]);
+        let n = new.node(ni);
+        let o = old.index.get(key).map(|oi| old.node(oi));
         compare_nodes(o, Some(n), &mut removed, &mut added);
     }
     for (key, oi) in old.names().filter(|_| !shared) {
         if new.index.get(key).is_none() {
-            compare_nodes(
-                Some(&old.nodes[oi as usize]),
-                None,
-                &mut removed,
-                &mut added,
-            );
+            compare_nodes(Some(old.node(oi)), None, &mut removed, &mut added);
         }
     }
     // Snapshot records: both lists are sorted by lowercase owner and type.
@@ -267,18 +247,18 @@ pub fn diff(old: &Zone, new: &Zone) -> Delta {
         };
         match order {
             std::cmp::Ordering::Less => {
-                removed.all(&a[i].0, &a[i].1);
+                removed.all(&a[i].0, a[i].1.view());
                 i += 1;
             }
             std::cmp::Ordering::Greater => {
-                added.all(&b[j].0, &b[j].1);
+                added.all(&b[j].0, b[j].1.view());
                 j += 1;
             }
             std::cmp::Ordering::Equal => {
                 compare_sets(
                     &b[j].0,
-                    Some(&a[i].1),
-                    Some(&b[j].1),
+                    Some(a[i].1.view()),
+                    Some(b[j].1.view()),
                     &mut removed,
                     &mut added,
                 );
@@ -310,7 +290,7 @@ pub fn soa_differs_beyond_serial(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Sort key of a snapshot record set: lowercase owner, type.
-pub fn extra_key(e: &(Box<[u8]>, RrSet)) -> (Vec<u8>, u16) {
+pub fn extra_key(e: &(Box<[u8]>, RrSetBuf)) -> (Vec<u8>, u16) {
     (e.0.to_ascii_lowercase(), e.1.rtype)
 }
 
@@ -328,30 +308,30 @@ impl Writer {
         self.count += 1;
     }
 
-    fn all(&mut self, owner: &[u8], set: &RrSet) {
+    fn all(&mut self, owner: &[u8], set: RrSet) {
         for r in set.each_record() {
             self.one(owner, r);
         }
     }
 }
 
-fn sets_of(n: Option<&Node>) -> &[RrSet] {
+fn sets_of<'z>(n: Option<Node<'z>>) -> Vec<RrSet<'z>> {
     match n {
-        Some(n) if !n.dynamic => &n.rrsets,
-        _ => &[],
+        Some(n) if !n.dynamic => n.rrsets.iter().collect(),
+        _ => Vec::new(),
     }
 }
 
-fn compare_nodes(old: Option<&Node>, new: Option<&Node>, removed: &mut Writer, added: &mut Writer) {
+fn compare_nodes(old: Option<Node>, new: Option<Node>, removed: &mut Writer, added: &mut Writer) {
     let sets = sets_of;
     let (o, n) = (sets(old), sets(new));
-    let owner_new = new.map(|n| &n.name[..]);
-    let owner_old = old.map(|n| &n.name[..]);
-    for s in n {
+    let owner_new = new.map(|n| n.name);
+    let owner_old = old.map(|n| n.name);
+    for &s in &n {
         if s.rtype == TYPE_SOA {
             continue;
         }
-        let before = o.iter().find(|x| x.rtype == s.rtype);
+        let before = o.iter().find(|x| x.rtype == s.rtype).copied();
         compare_sets(
             owner_new.expect("has sets"),
             before,
@@ -360,7 +340,7 @@ fn compare_nodes(old: Option<&Node>, new: Option<&Node>, removed: &mut Writer, a
             added,
         );
     }
-    for s in o {
+    for &s in &o {
         if s.rtype != TYPE_SOA && !n.iter().any(|x| x.rtype == s.rtype) {
             removed.all(owner_old.expect("has sets"), s);
         }
@@ -370,13 +350,13 @@ fn compare_nodes(old: Option<&Node>, new: Option<&Node>, removed: &mut Writer, a
 /// The records of `old` not in `new` go to `removed`, those of `new` not in `old` to `added`.
 fn compare_sets(
     owner: &[u8],
-    old: Option<&RrSet>,
-    new: Option<&RrSet>,
+    old: Option<RrSet>,
+    new: Option<RrSet>,
     removed: &mut Writer,
     added: &mut Writer,
 ) {
     match (old, new) {
-        (Some(o), Some(n)) if o.records == n.records => {}
+        (Some(o), Some(n)) if o.at_qname == n.at_qname => {}
         (Some(o), Some(n)) => {
             for r in o.each_record() {
                 if !n.each_record().any(|x| x == r) {

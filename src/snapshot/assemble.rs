@@ -171,7 +171,7 @@ fn assemble_after(
             Some((_, z, crate::zone::Lookup::Referral { cut })) => Some(format!(
                 "service {:?} is at or below the delegation {} in zone {}: the child zone's servers answer it",
                 s.name,
-                crate::zone::build::wire_to_text(&cut.name),
+                crate::zone::build::wire_to_text(cut.name),
                 z.origin
             )),
             Some((zi, _, _)) => {

@@ -420,7 +420,7 @@ pub fn build_read(origin: &Name, file: &Path, read: ReadRecords) -> Result<Zone,
         |o: usize| wire_labels(owners.key(o as u32)) > apex_labels && holds(o, &|t| t == TYPE_NS);
     let any_cut = (0..with_records).any(is_cut);
     let mut nodes = Vec::with_capacity(node_count);
-    for o in 0..node_count {
+    for (o, &(name_at, name_len)) in names.iter().enumerate() {
         let key = owners.key(o as u32);
         let labels = wire_labels(key);
         let mut cut = NONE;
@@ -436,8 +436,8 @@ pub fn build_read(origin: &Name, file: &Path, read: ReadRecords) -> Result<Zone,
             }
         }
         nodes.push(super::NodeEntry {
-            name_at: names[o].0,
-            name_len: names[o].1,
+            name_at,
+            name_len,
             labels: labels as u8,
             sets_at: 0,
             sets_len: 0,

@@ -138,13 +138,13 @@ pub fn respond_prepared(
     // Counts, flags and the sections' bytes; for NXDOMAIN the negative SOA's owner (the apex,
     // a pointer into the question) goes before them.
     let (zone, p, owner, body) = match snap.catalog.prepared_for(name, q.qtype)? {
-        Ready::Prepared(zone, p, body) => (zone, *p, None, body),
-        Ready::NxDomain(zone) => {
+        Ready::Prepared(zone, p, body) => (zone, p, None, body),
+        Ready::Negative(zone, rcode) => {
             let apex_at = 12 + name.suffix_offset(name.label_count() - zone.apex_labels());
             let p = Prepared {
                 ns: 1,
                 aa: true,
-                rcode: Rcode::NxDomain as u16,
+                rcode,
                 ..Prepared::default()
             };
             (
@@ -487,7 +487,7 @@ fn answer(
                 _ => match place.and_then(|p| snap.catalog.prepared(&p, q.qtype)) {
                     // Written ahead of time by `write_sections` itself: one copy, if it fits.
                     Some((p, body)) if w.pos + body.len() <= w.limit => w.put(body).map(|()| {
-                        s = Sections::of(p);
+                        s = Sections::of(&p);
                     }),
                     _ => write_sections(&mut w, zone, &q.qname, q.qtype, presence, &mut s),
                 },

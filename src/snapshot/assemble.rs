@@ -220,7 +220,8 @@ fn assemble_after(
             )));
         }
     }
-    let catalog = Catalog::build(zones, prepared_bytes);
+    // Zones kept from the served catalog keep their prepared responses too.
+    let catalog = Catalog::build_after(zones, prepared_bytes, served);
     let (steering, tables) = if config.model.services.is_empty() {
         (None, None)
     } else {

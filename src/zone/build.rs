@@ -505,6 +505,14 @@ pub fn build_read(origin: &Name, file: &Path, read: ReadRecords) -> Result<Zone,
     let (serial, minimum) = (field(20), field(4));
     let mut neg = Vec::new();
     encode_record(&mut neg, TYPE_SOA, soa_ttl.min(minimum), soa_rdata);
+    let complex = (0..with_records as u32)
+        .filter(|&o| {
+            let n = &nodes[o as usize];
+            sets[n.sets_at as usize..][..n.sets_len as usize]
+                .iter()
+                .any(|s| s.rtype == TYPE_CNAME || s.extra_len > 0)
+        })
+        .collect();
     let index = NameIndex::new((0..node_count as u32).map(|o| (owners.key(o), o)));
     drop(owners);
     let nx_ready = !any_cut
@@ -524,6 +532,7 @@ pub fn build_read(origin: &Name, file: &Path, read: ReadRecords) -> Result<Zone,
             index,
             negative_soa: RrSetBuf::new(TYPE_SOA, 1, &neg, None),
             nx_ready,
+            complex,
         }),
         serial,
         record_count: read.len(),

@@ -75,6 +75,9 @@ pub struct ZoneData {
     /// no wildcards and no delegations (worked out when the zone is built; used only by a
     /// catalog that prepares responses).
     nx_ready: bool,
+    /// Nodes whose answers are more than one RRset's own bytes (a CNAME, or an RRset with
+    /// additional records): the catalog writes theirs ahead of time.
+    complex: Vec<u32>,
 }
 
 /// Marks "no cut" and "no CNAME target".
@@ -447,27 +450,17 @@ impl ZoneData {
 /// Up to this many zones, [`Catalog::find`] scans instead of hashing.
 const LINEAR_ZONES: usize = 8;
 
-/// Where a name that exists lives: its zone (the most specific one served) and node, and the
-/// responses prepared for it.
+/// Where a name that exists lives: its zone (the most specific one served) and node.
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 pub struct Place {
     pub zone: u32,
     pub node: u32,
-    /// The name's prepared responses: `Catalog::prepared[first..first + count]`.
-    first: u32,
-    count: u16,
-    /// The last of them answers every type not listed before it (except ANY).
-    other: bool,
 }
 
 impl Place {
-    /// A place naming only a node (no prepared responses).
+    /// A place naming a node.
     pub fn for_node(zone: u32, node: u32) -> Place {
-        Place {
-            zone,
-            node,
-            ..Place::default()
-        }
+        Place { zone, node }
     }
 }
 
@@ -492,20 +485,21 @@ impl Presence {
     }
 }
 
-/// The answer, authority and additional sections the answer engine wrote ahead of time for a
-/// question of exactly one name and type (see [`sections::prepare`]): answering it is
-/// one copy. Compression pointers in it assume the question starts at offset 12 and has the
-/// name's length, which every question for that name does.
+/// The counts and flags of answer, authority and additional sections that the answer engine
+/// wrote, or would write, for a question of exactly one name and type (see
+/// [`sections::prepare`]): answering it is one copy of its bytes. Compression pointers in them
+/// assume the question starts at offset 12 and has the name's length, which every question for
+/// that name does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Prepared {
-    /// The type it answers (ignored for a name's "other" entry).
+    /// The type it answers.
     pub qtype: u16,
     pub an: u16,
     pub ns: u16,
     pub ar: u16,
     pub aa: bool,
     pub rcode: u16,
-    /// The sections' bytes: `Catalog::arena[at..at + len]`.
+    /// The sections' bytes in the zone's prepared arena (unused for an RRset's own bytes).
     pub(crate) at: u32,
     pub(crate) len: u16,
 }
@@ -514,31 +508,86 @@ pub struct Prepared {
 pub enum Ready<'a> {
     /// A prepared response: the answering zone's catalog position, counts and flags, and the
     /// sections' bytes.
-    Prepared(u16, &'a Prepared, &'a [u8]),
-    /// NXDOMAIN from this zone: the authority section is one record, its negative SOA (owned by
-    /// the apex, a pointer into the question).
-    NxDomain(&'a Zone),
+    Prepared(u16, Prepared, &'a [u8]),
+    /// NXDOMAIN (`rcode` 3) or NODATA (0) from this zone: the authority section is one record,
+    /// its negative SOA (owned by the apex, a pointer into the question).
+    Negative(&'a Zone, u16),
 }
 
-/// Prepared responses stop being added past this many bytes; names beyond take the general path.
+/// Prepared responses of one zone stop being added past this many bytes; names beyond take the
+/// general path.
 pub const PREPARED_BYTES_MAX: usize = 64 << 20;
+
+/// The responses written ahead of time for one zone's data: only those that are more than one
+/// RRset's own bytes (an answer with additional records, a CNAME followed within the zone).
+/// Everything else is answered from the zone's data as it is.
+#[derive(Default)]
+struct ZonePrepared {
+    /// The data it was written from (the same `Arc` is the same data).
+    data: Option<Arc<ZoneData>>,
+    /// `(node, type)` → position in `entries`.
+    keys: std::collections::HashMap<(u32, u16), u32, foldhash::fast::FixedState>,
+    entries: Vec<Prepared>,
+    arena: Vec<u8>,
+}
+
+impl ZonePrepared {
+    fn build(zone: &Zone, limit: usize) -> ZonePrepared {
+        let mut out = ZonePrepared {
+            data: Some(zone.data.clone()),
+            ..ZonePrepared::default()
+        };
+        let mut name = NameBuf::default();
+        let mut scratch = vec![0u8; crate::wire::MAX_MESSAGE];
+        for &node in &zone.complex {
+            if out.arena.len() >= limit {
+                break;
+            }
+            let lower = zone.node(node).name.to_ascii_lowercase();
+            name.set_wire(&lower);
+            sections::prepare(zone, &name, node, &mut scratch, |p, body| {
+                out.keys.insert((node, p.qtype), out.entries.len() as u32);
+                out.entries.push(Prepared {
+                    at: out.arena.len() as u32,
+                    len: body.len() as u16,
+                    ..p
+                });
+                out.arena.extend_from_slice(body);
+            });
+        }
+        out
+    }
+
+    fn get(&self, node: u32, qtype: u16) -> Option<(Prepared, &[u8])> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        let p = self.entries[*self.keys.get(&(node, qtype))? as usize];
+        Some((
+            p,
+            &self.arena[p.at as usize..p.at as usize + p.len as usize],
+        ))
+    }
+
+    fn bytes(&self) -> usize {
+        self.arena.len() + self.entries.len() * std::mem::size_of::<Prepared>()
+    }
+}
 
 /// All zones one server answers for, found by longest suffix match.
 /// Zones share their data ([`Zone`] is cheap to clone), so a catalog with one zone replaced (a
-/// zone's new serial, a secondary's new version) reuses the others' data; the name index and
-/// prepared responses are built again.
+/// zone's new serial, a secondary's new version) reuses the others' data and their prepared
+/// responses; nothing in the catalog grows with the number of names.
 #[derive(Default)]
 pub struct Catalog {
     zones: Vec<Zone>,
-    /// The bound on prepared responses it was built with.
+    /// The bound on each zone's prepared responses it was built with (0: none prepared and
+    /// nothing answered ahead of the general path).
     prepared_limit: usize,
     /// Apex → zone position.
     index: NameIndex<u32>,
-    /// Every owner name of every zone → its place in the most specific zone that contains it:
-    /// for a name that exists, one probe finds the zone, the node and its prepared responses.
-    names: NameIndex<Place>,
-    prepared: Vec<Prepared>,
-    arena: Vec<u8>,
+    /// Per zone, in zone order.
+    prepared: Vec<Arc<ZonePrepared>>,
 }
 
 impl Catalog {
@@ -546,13 +595,13 @@ impl Catalog {
         Self::build(zones, PREPARED_BYTES_MAX)
     }
 
-    /// A catalog whose prepared responses hold at most `prepared_bytes` bytes (0: none; every
-    /// query takes the general path, for tests that compare the two).
+    /// A catalog whose zones' prepared responses hold at most `prepared_bytes` bytes each (0:
+    /// none, and every query takes the general path, for tests that compare the two).
     pub fn build(mut zones: Vec<Zone>, prepared_bytes: usize) -> Self {
         for (i, z) in zones.iter_mut().enumerate() {
             z.id = i as u16;
         }
-        Self::of_shared(zones, prepared_bytes)
+        Self::of_shared(zones, prepared_bytes, None)
     }
 
     /// This catalog with each of `replaced` in place of the zone of the same apex (appended when
@@ -571,7 +620,7 @@ impl Catalog {
                 }
             }
         }
-        Self::of_shared(zones, self.prepared_limit)
+        Self::of_shared(zones, self.prepared_limit, Some(self))
     }
 
     /// This catalog without the zone whose apex is `apex` (positions renumbered).
@@ -587,7 +636,16 @@ impl Catalog {
                 moved
             })
             .collect();
-        Self::of_shared(zones, self.prepared_limit)
+        Self::of_shared(zones, self.prepared_limit, Some(self))
+    }
+
+    /// [`Catalog::build`], sharing the prepared responses of `old`'s zones whose data is the
+    /// same (kept across a reload).
+    pub fn build_after(mut zones: Vec<Zone>, prepared_bytes: usize, old: Option<&Catalog>) -> Self {
+        for (i, z) in zones.iter_mut().enumerate() {
+            z.id = i as u16;
+        }
+        Self::of_shared(zones, prepared_bytes, old)
     }
 
     /// The zone whose apex is `apex` (lowercase wire form).
@@ -595,8 +653,9 @@ impl Catalog {
         self.index.get(apex).map(|i| &self.zones[i as usize])
     }
 
-    /// The catalog of `zones`, whose `id`s are their positions.
-    fn of_shared(zones: Vec<Zone>, prepared_bytes: usize) -> Self {
+    /// The catalog of `zones`, whose `id`s are their positions; prepared responses of zones
+    /// whose data `old` already prepared are shared with it.
+    fn of_shared(zones: Vec<Zone>, prepared_bytes: usize, old: Option<&Catalog>) -> Self {
         debug_assert!(zones.iter().enumerate().all(|(i, z)| z.id as usize == i));
         let index = NameIndex::new(
             zones
@@ -604,97 +663,98 @@ impl Catalog {
                 .enumerate()
                 .map(|(i, z)| (&z.apex[..], i as u32)),
         );
-        let mut catalog = Catalog {
+        let prepared = zones
+            .iter()
+            .map(|z| {
+                if prepared_bytes == 0 {
+                    return Arc::new(ZonePrepared::default());
+                }
+                old.filter(|o| o.prepared_limit == prepared_bytes)
+                    .and_then(|o| {
+                        o.prepared
+                            .iter()
+                            .find(|p| p.data.as_ref().is_some_and(|d| Arc::ptr_eq(d, &z.data)))
+                    })
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(ZonePrepared::build(z, prepared_bytes)))
+            })
+            .collect();
+        Catalog {
             zones,
             prepared_limit: prepared_bytes,
             index,
-            names: NameIndex::default(),
-            prepared: Vec::new(),
-            arena: Vec::new(),
-        };
-        let mut places = Vec::new();
-        let mut name = NameBuf::default();
-        let mut scratch = vec![0u8; crate::wire::MAX_MESSAGE];
-        let (mut prepared, mut arena) = (Vec::new(), Vec::new());
-        for (zi, z) in catalog.zones.iter().enumerate() {
-            for (key, node) in z.names() {
-                // A name inside a more specific served zone (a parent's glue for a child we
-                // also serve) belongs to that zone, whether or not it exists there.
-                name.set_wire(key);
-                if catalog
-                    .find(&name)
-                    .is_none_or(|best| best.id as usize != zi)
-                {
-                    continue;
-                }
-                let mut place = Place {
-                    zone: zi as u32,
-                    node,
-                    first: prepared.len() as u32,
-                    ..Place::default()
-                };
-                if arena.len() < prepared_bytes {
-                    place.other = sections::prepare(z, &name, node, &mut scratch, |p, body| {
-                        prepared.push(Prepared {
-                            at: arena.len() as u32,
-                            len: body.len() as u16,
-                            ..p
-                        });
-                        arena.extend_from_slice(body);
-                    });
-                    place.count = (prepared.len() - place.first as usize) as u16;
-                }
-                places.push((key, place));
-            }
+            prepared,
         }
-        catalog.names = NameIndex::new(places);
-        catalog.prepared = prepared;
-        catalog.arena = arena;
-        catalog
     }
 
-    /// The prepared response to `qtype` at `place`, with its sections' bytes.
+    /// Whether the catalog answers questions ahead of the general path (see
+    /// [`Catalog::prepared_for`]); false only for a catalog built with a budget of 0.
+    pub fn prepares(&self) -> bool {
+        self.prepared_limit > 0
+    }
+
+    /// The prepared response to `qtype` at `place`, with its sections' bytes: an RRset's own
+    /// bytes when the answer is that RRset alone, or a response written ahead of time. `None`
+    /// for everything else (negative answers among them) and for a catalog that prepares nothing.
     #[inline]
-    pub fn prepared(&self, place: &Place, qtype: u16) -> Option<(&Prepared, &[u8])> {
-        let all = self
-            .prepared
-            .get(place.first as usize..place.first as usize + place.count as usize)?;
-        let p = match all.iter().find(|p| p.qtype == qtype) {
-            Some(p) => p,
-            None if place.other && qtype != TYPE_ANY => all.last()?,
-            None => return None,
-        };
-        Some((
-            p,
-            &self.arena[p.at as usize..p.at as usize + p.len as usize],
-        ))
+    pub fn prepared(&self, place: &Place, qtype: u16) -> Option<(Prepared, &[u8])> {
+        if self.prepared_limit == 0 || qtype == TYPE_ANY {
+            return None;
+        }
+        let zone = &self.zones[place.zone as usize];
+        let node = zone.node(place.node);
+        if node.cut.is_some() || node.dynamic {
+            return None;
+        }
+        match node.rrset(qtype) {
+            Some(set) if set.additional.is_empty() => Some((
+                Prepared {
+                    qtype,
+                    an: set.count,
+                    aa: true,
+                    ..Prepared::default()
+                },
+                set.at_qname,
+            )),
+            _ => self.prepared[place.zone as usize].get(place.node, qtype),
+        }
     }
 
     /// The prepared response to a question of exactly `name` and `qtype`, with the answering
-    /// zone's catalog position: one probe of the name index, then a scan of that name's few
-    /// entries. `None` sends the question down the general path (also for DS, which at an apex
-    /// may be the parent zone's to answer).
+    /// zone's catalog position: the zone by suffix, one probe of its name index, then the
+    /// node's RRset or its prepared entry. `None` sends the question down the general path
+    /// (also for DS, which at an apex may be the parent zone's to answer).
     #[inline(always)]
     pub fn prepared_for(&self, name: &NameBuf, qtype: u16) -> Option<Ready<'_>> {
-        if qtype == TYPE_DS {
+        if qtype == TYPE_DS || self.prepared_limit == 0 {
             return None;
         }
-        match self.names.get_name(name) {
-            Some(place) => {
-                let (p, body) = self.prepared(&place, qtype)?;
-                Some(Ready::Prepared(place.zone as u16, p, body))
+        let zone = self.find(name)?;
+        match zone.index.get_name(name) {
+            Some(node) => {
+                let place = Place::for_node(zone.id as u32, node);
+                if let Some((p, body)) = self.prepared(&place, qtype) {
+                    return Some(Ready::Prepared(zone.id, p, body));
+                }
+                // No RRset of that type and nothing to follow: NODATA.
+                let n = zone.node(node);
+                let nodata = qtype != TYPE_ANY
+                    && n.cut.is_none()
+                    && !n.dynamic
+                    && n.rrset(qtype).is_none()
+                    && n.rrset(crate::wire::TYPE_CNAME).is_none();
+                nodata.then_some(Ready::Negative(zone, 0))
             }
-            // A node of no zone: in a zone without wildcards or delegations, that is NXDOMAIN.
-            None => self
-                .find(name)
-                .filter(|z| z.nx_ready && self.prepared_limit > 0)
-                .map(Ready::NxDomain),
+            // Not a node: in a zone without wildcards or delegations, that is NXDOMAIN.
+            None => zone
+                .nx_ready
+                .then_some(Ready::Negative(zone, crate::wire::Rcode::NxDomain as u16)),
         }
     }
 
-    /// Bytes held by prepared responses.
+    /// Bytes held by responses written ahead of time (beyond the zones' own data).
     pub fn prepared_bytes(&self) -> usize {
-        self.arena.len() + self.prepared.len() * std::mem::size_of::<Prepared>()
+        self.prepared.iter().map(|p| p.bytes()).sum()
     }
 
     pub fn zones(&self) -> &[Zone] {
@@ -705,30 +765,23 @@ impl Catalog {
     /// that DS at a served zone's apex belongs to the parent side when the parent is served too
     /// (RFC 4035 §3.1.4.1).
     pub fn find_for(&self, name: &NameBuf, qtype: u16) -> Option<&Zone> {
-        self.resolve(name, qtype).map(|(z, _)| z)
+        self.zone_for(name, qtype)
     }
 
-    /// [`Catalog::find_for`], and what the catalog's name index knows of the name in that zone.
+    /// [`Catalog::find_for`], and whether the name is a node of that zone (one probe of its
+    /// name index).
     #[inline]
     pub fn resolve(&self, name: &NameBuf, qtype: u16) -> Option<(&Zone, Presence)> {
-        match self.names.get_name(name) {
-            Some(p) => {
-                let zone = &self.zones[p.zone as usize];
-                if qtype != TYPE_DS || zone.apex_labels != name.label_count() {
-                    return Some((zone, Presence::At(p)));
-                }
-                // DS at a zone's apex may be the parent's to answer (see `find_for`).
-                self.find_for_slow(name, qtype)
-                    .map(|z| (z, Presence::Unknown))
-            }
-            // Every node of every zone is in the index: the name is a node of none of them.
-            None => self
-                .find_for_slow(name, qtype)
-                .map(|z| (z, Presence::Absent)),
-        }
+        let zone = self.zone_for(name, qtype)?;
+        let presence = match zone.index.get_name(name) {
+            Some(node) => Presence::At(Place::for_node(zone.id as u32, node)),
+            None => Presence::Absent,
+        };
+        Some((zone, presence))
     }
 
-    fn find_for_slow(&self, name: &NameBuf, qtype: u16) -> Option<&Zone> {
+    #[inline]
+    fn zone_for(&self, name: &NameBuf, qtype: u16) -> Option<&Zone> {
         let zone = self.find(name)?;
         if qtype == TYPE_DS && zone.apex_labels == name.label_count() && name.label_count() > 0 {
             let mut parent = NameBuf::default();

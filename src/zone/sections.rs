@@ -126,12 +126,11 @@ impl Sections {
     }
 }
 
-/// Write ahead of time the sections for questions of exactly `name` (node `node` of `zone`):
-/// one response per type the node holds and, unless the node holds a CNAME (whose chase depends
-/// on the type asked), a last one for every other type. Hands each `(counts and flags, bytes)` to
-/// `emit` and returns whether that last "other" entry is there. Nothing for nodes at or below a
-/// delegation (referrals take the general path) or for a service's name, or when a response
-/// would not fit a message.
+/// Write ahead of time the sections for questions of exactly `name` (node `node` of `zone`)
+/// whose answers are more than one RRset's own bytes: each type whose RRset has additional
+/// records and, at a CNAME, A and AAAA (the chase within the zone). Hands each `(counts and
+/// flags, bytes)` to `emit`. Nothing for nodes at or below a delegation (referrals take the
+/// general path) or for a service's name, or when a response would not fit a message.
 /// `buf` is scratch of at least [`MAX_MESSAGE`] bytes, reused across calls.
 ///
 /// This runs the same `write_sections` that answers a query, with the question where a
@@ -143,28 +142,25 @@ pub fn prepare(
     node: u32,
     buf: &mut [u8],
     mut emit: impl FnMut(Prepared, &[u8]),
-) -> bool {
+) {
     let n = zone.node(node);
     if n.cut.is_some() || n.dynamic {
-        return false;
+        return;
     }
     let presence = Presence::At(Place::for_node(zone.id as u32, node));
-    let has_cname = n.rrset(TYPE_CNAME).is_some();
-    // Type 0 is never held by a node: it stands for "any other type". At a CNAME, the chase
-    // differs by type: the address types are prepared one by one, the rest are not.
-    let extra: &[u16] = if has_cname {
+    let chased: &[u16] = if n.rrset(TYPE_CNAME).is_some() {
         &[TYPE_A, TYPE_AAAA]
     } else {
-        &[0]
+        &[]
     };
     let types = n
         .rrsets
         .iter()
+        .filter(|r| !r.additional.is_empty())
         .map(|r| r.rtype)
-        .chain(extra.iter().copied().filter(|&t| n.rrset(t).is_none()));
+        .chain(chased.iter().copied().filter(|&t| n.rrset(t).is_none()));
     let question_end = 12 + name.wire().len() + 4;
     let limit = buf.len().min(MAX_MESSAGE);
-    let mut other = false;
     for qtype in types {
         let mut w = Writer {
             buf: &mut *buf,
@@ -184,10 +180,8 @@ pub fn prepare(
             rcode: s.rcode,
             ..Prepared::default()
         };
-        other = qtype == 0;
         emit(p, &w.buf[question_end..w.pos]);
     }
-    other
 }
 
 /// Answer, authority and additional sections for a question of `qname` (lowercase) and `qtype`

@@ -14,6 +14,7 @@
 #        benches/queries-steered.txt, as in dnsperf.sh). dnsperf sends no EDNS (no -e/-E/-D).
 # Environment: QUERIES [20000], WARMUP [2000], PORT [5497], RATE [3000] (dnsperf -Q; valgrind is
 #              slow), KEEP_WORK [0].
+#              MERIDIAN [target/release/meridian] (the binary to measure, e.g. an older build to compare).
 # Needs: valgrind, dnsperf, dig (benches/dnsperf.sh installs the last two).
 set -euo pipefail
 
@@ -22,6 +23,7 @@ WARMUP=${WARMUP:-2000}
 PORT=${PORT:-5497}
 RATE=${RATE:-3000}
 KEEP_WORK=${KEEP_WORK:-0}
+MERIDIAN=${MERIDIAN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/release/meridian}
 WHICH=${1:-both}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QUERY_FILE=$REPO/benches/queries.txt
@@ -63,8 +65,8 @@ sed -e "s|^listen = .*|listen = [\"$ADDR:$PORT\"]|" -e "s|^file = \"zones/|file 
 
 server_cmd() {
     case $1 in
-    meridian) echo "$REPO/target/release/meridian serve --config $WORK/meridian.toml" ;;
-    meridian-steered) echo "$REPO/target/release/meridian serve --config $WORK/steered-config.toml" ;;
+    meridian) echo "$MERIDIAN serve --config $WORK/meridian.toml" ;;
+    meridian-steered) echo "$MERIDIAN serve --config $WORK/steered-config.toml" ;;
     null-mmsg) echo "$REPO/target/release/examples/null_responder $ADDR:$PORT --mmsg" ;;
     esac
 }

@@ -490,6 +490,10 @@ impl Reader<'_> {
             }
         };
         let file_id = self.records.file_id(file);
+        // Room for what the text can hold, so the vectors do not grow by copying (a copy is
+        // briefly twice the memory); pages never written are never resident.
+        self.records.records.reserve(text.len() / 12);
+        self.records.bytes.reserve(text.len());
         let mut lexer = Lexer::new(&text, file);
         let mut toks = Vec::new();
         let mut origin = origin;

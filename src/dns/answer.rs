@@ -121,8 +121,8 @@ pub fn respond(
 /// limit; `None` otherwise, with `out` and `name` in no particular state. The bytes are those
 /// [`respond_general`] writes: the prepared sections are its own output, written at load.
 ///
-/// This is most queries' whole path, so it touches only the header, the name, one probe of the
-/// catalog's name index and the response buffer: no [`Query`], no [`Peer`].
+/// This is most queries' whole path, so it touches only the header, the name, the zone found by
+/// suffix, one probe of its name index and the response buffer: no [`Query`], no [`Peer`].
 #[inline(always)]
 pub fn respond_prepared(
     snap: &Snapshot,
@@ -457,7 +457,7 @@ fn answer(
     let question_end = w.pos;
     let mut s = Sections::default();
     let refused = q.qclass != CLASS_IN || q.qtype == TYPE_AXFR || q.qtype == TYPE_IXFR;
-    // The zone, and whether the name is one of its nodes (one probe of the catalog's index).
+    // The zone, and whether the name is one of its nodes (the zone by suffix, then one probe of its name index).
     let (zone, presence) = match refused {
         true => (None, Presence::Unknown),
         false => match snap.catalog.resolve(&q.qname, q.qtype) {

@@ -1,10 +1,11 @@
 //! Static zones: the authoritative data read from RFC 1035 master files.
 //!
 //! A [`Zone`] is built once per load (see [`mod@file`] for the master-file reader and [`build`] for
-//! the checks and the wire-form preparation) and is immutable afterwards. Every RRset is kept
-//! ready in wire form without its owner name, so answering copies bytes; the owner is written by
-//! the answer engine as a compression pointer wherever it can be. Lookups take a lowercase wire
-//! name and touch only a hash index keyed by lowercase wire names; they do not allocate.
+//! the checks and the wire-form preparation) and is immutable afterwards (a new serial copies it).
+//! Every RRset is kept ready in wire form in one arena per zone, with no heap object per name
+//! or record; the owner is written by the answer engine as a compression pointer wherever it
+//! can be. Lookups take a lowercase wire name and touch only a hash index keyed by lowercase wire
+//! names; they do not allocate.
 //!
 //! This module knows nothing about sockets or health: it only answers "what does the zone hold
 //! for this name".

@@ -1,7 +1,8 @@
 //! Prepared responses against the general path, byte for byte.
 //!
-//! [`Catalog::new`] writes ahead of time the sections for questions of exactly a zone's owner
-//! names, and [`respond`] copies them on a hit; [`Catalog::build`] with a budget of 0 bytes
+//! [`Catalog::new`] answers questions of exactly a zone's owner names from bytes that are ready
+//! (an RRset's own, the negative SOA, or sections written ahead of time), and [`respond`] copies
+//! them on a hit; [`Catalog::build`] with a budget of 0 bytes
 //! prepares nothing, so every query takes the general path. This test loads the same zones into
 //! both kinds of catalog, asks both the same questions (every owner name in several cases, names
 //! below and beside them, names outside every zone; many types; with and without EDNS, DO, ECS

@@ -221,7 +221,7 @@ impl RateLimiter {
     }
 
     /// The prefix `client` is counted under, or `None` when it is exempt.
-    #[inline]
+    #[inline(always)]
     pub fn prefix(&self, client: IpAddr) -> Option<Prefix> {
         match client {
             IpAddr::V4(a) => {

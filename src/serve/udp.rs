@@ -236,6 +236,7 @@ pub fn serve(
     }
     let mut cache = Cache::new(Arc::clone(snapshot));
     let mut defences = Cache::new(Arc::clone(defence));
+    let mut seen: *const Defence = std::ptr::null();
     // Limited responses so far: every `slip`th of them slips.
     let mut limited = 0u32;
     let mut work = Work::default();
@@ -271,7 +272,12 @@ pub fn serve(
         // per batch costs more than a whole query when batches are small.
         work.now = 0;
         let defence = defences.load();
-        work.cookies = defence.cookies;
+        // The secrets are copied only when the shield changed (a rotation, a reload): each
+        // published `Defence` is a new allocation made while the cache held the one before.
+        if !std::ptr::eq(Arc::as_ptr(defence), seen) {
+            seen = Arc::as_ptr(defence);
+            work.cookies = defence.cookies;
+        }
         let limiter = defence.rrl.as_deref();
         let mut tick = None;
         tally.follow(snap);

@@ -178,10 +178,20 @@ fn a_connection_is_closed_after_its_query_cap() {
 
 #[test]
 fn a_client_that_does_not_read_is_closed() {
+    // Answers of about 1 KiB (big.example.com. TXT), so that the server's socket buffer fills
+    // after a few thousand.
+    let big: String = (0..4)
+        .map(|i| format!("big 300 IN TXT \"{}\"\n", i.to_string().repeat(250)))
+        .collect();
+    let zone = format!("{EXAMPLE_ZONE}{big}");
     let srv = start(
-        &[("example.com.", EXAMPLE_ZONE)],
+        &[("example.com.", &zone)],
         "tcp_io_timeout_ms = 300\ntcp_max_queries = 1000000\n",
     );
+    let mut txt = www(0, None);
+    txt[13..16].copy_from_slice(b"big");
+    let n = txt.len();
+    txt[n - 3] = 16; // TXT
     // A small receive buffer, so that the server's writes stall soon.
     let s = {
         use socket2::{Domain, Socket, Type};
@@ -190,15 +200,17 @@ fn a_client_that_does_not_read_is_closed() {
         s.connect(&srv.tcp.into()).unwrap();
         TcpStream::from(s)
     };
-    // Pipeline up to 200,000 queries (7 MB) without reading a byte, from a thread: once the
-    // server stops reading, its writes blocked, our writes block too, until it closes.
+    // Pipeline up to 200,000 queries (7 MB; 200 MB of answers) without reading a byte, from a
+    // thread: once the server stops reading, its writes blocked, our writes block too, until it
+    // closes.
     let mut w = s.try_clone().unwrap();
     w.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
     let t0 = Instant::now();
     let writer = std::thread::spawn(move || {
         let mut chunk = Vec::new();
         for id in 0..1000u16 {
-            chunk.extend_from_slice(&framed(&www(id, None)));
+            txt[..2].copy_from_slice(&id.to_be_bytes());
+            chunk.extend_from_slice(&framed(&txt));
         }
         for _ in 0..200 {
             if w.write_all(&chunk).is_err() {

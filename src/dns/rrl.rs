@@ -220,12 +220,19 @@ impl RateLimiter {
         &self.settings
     }
 
-    /// The prefix `client` is counted under, or `None` when it is exempt.
+    /// The prefix `client` is counted under, or `None` when it is exempt. (No recursion, so
+    /// that it inlines: this is every UDP answer's cost when its client is exempt.)
     #[inline(always)]
     pub fn prefix(&self, client: IpAddr) -> Option<Prefix> {
-        match client {
-            IpAddr::V4(a) => {
-                let a = u32::from(a);
+        let v6 = match client {
+            IpAddr::V4(a) => Err(u32::from(a)),
+            IpAddr::V6(a) => match a.to_ipv4_mapped() {
+                Some(v4) => Err(u32::from(v4)),
+                None => Ok(u128::from(a)),
+            },
+        };
+        match v6 {
+            Err(a) => {
                 if self.exempt4.iter().any(|&(net, m)| a & m == net) {
                     return None;
                 }
@@ -234,11 +241,7 @@ impl RateLimiter {
                     v6: false,
                 })
             }
-            IpAddr::V6(a) => {
-                if let Some(v4) = a.to_ipv4_mapped() {
-                    return self.prefix(IpAddr::V4(v4));
-                }
-                let a = u128::from(a);
+            Ok(a) => {
                 if self.exempt6.iter().any(|&(net, m)| a & m == net) {
                     return None;
                 }

@@ -13,8 +13,11 @@
 #        null-mmsg and meridian; all adds meridian-steered: benches/meridian-steered.toml, replaying
 #        benches/queries-steered.txt, as in dnsperf.sh). dnsperf sends no EDNS (no -e/-E/-D).
 # Environment: QUERIES [20000], WARMUP [2000], PORT [5497], RATE [3000] (dnsperf -Q; valgrind is
-#              slow), KEEP_WORK [0].
-#              MERIDIAN [target/release/meridian] (the binary to measure, e.g. an older build to compare).
+#              slow), KEEP_WORK [0], RRL [default]: `default` leaves [rrl] as it ships (dnsperf
+#              asks from loopback, exempt: each response costs the exemption check), `active`
+#              makes every response take a token (exempt = [], a rate no run reaches), `off`
+#              turns rate limiting off; MERIDIAN [target/release/meridian] (the binary to
+#              measure, e.g. an older build to compare).
 # Needs: valgrind, dnsperf, dig (benches/dnsperf.sh installs the last two).
 set -euo pipefail
 
@@ -24,6 +27,7 @@ PORT=${PORT:-5497}
 RATE=${RATE:-3000}
 KEEP_WORK=${KEEP_WORK:-0}
 MERIDIAN=${MERIDIAN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/release/meridian}
+RRL=${RRL:-default}
 WHICH=${1:-both}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 QUERY_FILE=$REPO/benches/queries.txt
@@ -34,6 +38,12 @@ for var in QUERIES WARMUP PORT RATE; do
     [[ ${!var} =~ ^[0-9]+$ ]] || { echo "callgrind.sh: $var must be a number" >&2; exit 64; }
 done
 ((QUERIES >= 100 && QUERIES <= 200000)) || { echo "callgrind.sh: QUERIES must be 100..200000" >&2; exit 64; }
+case $RRL in
+default) RRL_TOML= ;;
+active) RRL_TOML=$'[rrl]\nexempt = []\nrate = 100000\nburst = 100000\n' ;;
+off) RRL_TOML=$'[rrl]\nenabled = false\n' ;;
+*) echo "callgrind.sh: RRL must be default, active or off" >&2; exit 64 ;;
+esac
 for tool in valgrind callgrind_control dnsperf dig; do
     command -v $tool >/dev/null || { echo "callgrind.sh: $tool is missing" >&2; exit 1; }
 done
@@ -56,9 +66,11 @@ workers = 1
 [[zone]]
 origin = "bench.example."
 file = "bench.example.zone"
+$RRL_TOML
 EOF
 sed -e "s|^listen = .*|listen = [\"$ADDR:$PORT\"]|" -e "s|^file = \"zones/|file = \"$REPO/benches/zones/|" \
     -e "s|^database = \"\.\./|database = \"$REPO/|" "$REPO/benches/meridian-steered.toml" >"$WORK/steered-config.toml"
+printf '\n%s' "$RRL_TOML" >>"$WORK/steered-config.toml"
 
 (cd "$REPO" && cargo build --release --bin meridian --example null_responder) >"$WORK/build.log" 2>&1 ||
     { tail -20 "$WORK/build.log" >&2; exit 1; }

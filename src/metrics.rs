@@ -18,8 +18,10 @@ use metrics::{Counter, Unit, counter, describe_counter, describe_gauge, describe
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::dns::answer::{Outcome, Steered, SteeredState, Transport};
+use crate::dns::rrl::{Action, Class};
 use crate::snapshot::Snapshot;
 use crate::wire::Rcode;
+use crate::wire::cookie::Verdict;
 
 /// A worker pushes its local counts to the registry after this many queries (and when idle).
 pub const FLUSH_EVERY: u32 = 1024;
@@ -144,6 +146,23 @@ fn describe() {
         "meridian_dns_dropped_total",
         "Datagrams not answered (responses, runts, oversized)."
     );
+    describe_counter!(
+        "meridian_rrl_limited_total",
+        "UDP responses over the rate limit ([rrl]), by class (positive, empty, nxdomain, error, large, any) and action: dropped, or slipped (sent truncated, TC=1)."
+    );
+    describe_counter!(
+        "meridian_dns_cookies_total",
+        "Queries with a COOKIE option, by result: client_only (a server cookie issued), valid (a server cookie made here for that address within the hour: exempt from rate limiting), invalid (answered as client_only, or BADCOOKIE with [cookies] strict)."
+    );
+    describe_counter!(
+        "meridian_tcp_connections_refused_total",
+        "TCP connections closed on accept, by reason: max_connections (tcp_max_connections open) or max_per_client (tcp_max_connections_per_client open from that address)."
+    );
+    describe_counter!(
+        "meridian_tcp_connections_closed_total",
+        "TCP connections closed, by reason: client (it closed first), idle (no message for tcp_idle_timeout_secs), read_timeout (a message not complete within tcp_io_timeout_ms), write_timeout (answers not taken within tcp_io_timeout_ms), max_queries (tcp_max_queries answered), error, shutdown."
+    );
+    describe_gauge!("meridian_tcp_connections_open", "TCP connections open now.");
     describe_counter!(
         "meridian_xfr_requests_total",
         "Zone transfer requests over TCP for a served zone's apex, by zone, kind (axfr, ixfr) and result: served, refused (no [zone.transfer], or a source outside allow without one of keys), badtsig (a TSIG that did not verify: answered NOTAUTH)."
@@ -334,8 +353,16 @@ const QTYPES: [(u16, &str); 13] = [
     (255, "ANY"),
 ];
 const N_QTYPES: usize = QTYPES.len() + 1;
-const RCODES: [&str; 8] = [
-    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS", "NOTAUTH",
+const RCODES: [&str; 9] = [
+    "NOERROR",
+    "FORMERR",
+    "SERVFAIL",
+    "NXDOMAIN",
+    "NOTIMP",
+    "REFUSED",
+    "BADVERS",
+    "NOTAUTH",
+    "BADCOOKIE",
 ];
 const TRANSPORTS: [&str; 2] = ["udp", "tcp"];
 
@@ -374,6 +401,7 @@ fn rcode_slot(r: Rcode) -> usize {
         Rcode::Refused => 5,
         Rcode::BadVers => 6,
         Rcode::NotAuth => 7,
+        Rcode::BadCookie => 8,
     }
 }
 
@@ -573,6 +601,10 @@ const TRUNCATED: usize = 0;
 const ECS: usize = 2;
 const DROPPED: usize = 4;
 const KEPT: usize = 5;
+/// Per [`Class`] × (dropped, slipped).
+const LIMITED: usize = 7;
+/// Per cookie verdict: client_only, valid, invalid.
+const COOKIES: usize = LIMITED + 2 * Class::ALL.len();
 
 /// One DNS worker's counters. Counting is a few array increments; [`Tally::flush`] hands them to
 /// the registry without allocating.
@@ -580,7 +612,8 @@ pub struct Tally {
     layout: Option<Layout>,
     /// Counters that do not depend on the configuration: [`TRUNCATED`] + transport,
     /// [`ECS`] + (0 present, 1 absent: filled in by [`Tally::flush`]), [`DROPPED`],
-    /// [`KEPT`] + (0 hit, 1 miss).
+    /// [`KEPT`] + (0 hit, 1 miss), [`LIMITED`] + 2 × class + (0 dropped, 1 slipped),
+    /// [`COOKIES`] + verdict.
     fixed: Counts,
     pending: u32,
     sample: u32,
@@ -605,6 +638,15 @@ impl Tally {
         fixed.push(counter!("meridian_dns_dropped_total"));
         for r in ["hit", "miss"] {
             fixed.push(counter!("meridian_dns_kept_responses_total", "result" => r));
+        }
+        for class in Class::ALL {
+            for action in [Action::Drop, Action::Slip] {
+                let labels = [("class", class.as_str()), ("action", action.as_str())];
+                fixed.push(counter!("meridian_rrl_limited_total", &labels));
+            }
+        }
+        for result in ["client_only", "valid", "invalid"] {
+            fixed.push(counter!("meridian_dns_cookies_total", "result" => result));
         }
         Tally {
             layout: None,
@@ -644,6 +686,23 @@ impl Tally {
     #[inline]
     pub fn dropped(&mut self) {
         self.fixed.n[DROPPED] += 1;
+    }
+
+    /// Count a response the rate limiter held back (`action` is dropped or slipped).
+    #[inline]
+    pub fn limited(&mut self, class: Class, action: Action) {
+        self.fixed.n[LIMITED + 2 * class as usize + usize::from(action == Action::Slip)] += 1;
+    }
+
+    /// Count a query's COOKIE by its verdict.
+    #[inline]
+    pub fn cookie(&mut self, v: Verdict) {
+        let slot = match v {
+            Verdict::ClientOnly => 0,
+            Verdict::Valid => 1,
+            Verdict::Invalid => 2,
+        };
+        self.fixed.n[COOKIES + slot] += 1;
     }
 
     /// Count one answered query. Allocates only on the first query after a reload.
@@ -709,10 +768,72 @@ impl Tally {
 
     /// Flush if anything is waiting (call when idle).
     pub fn flush_if_pending(&mut self) {
-        if self.pending > 0 || self.fixed.n[DROPPED] > 0 {
+        if self.pending > 0 || self.fixed.n[DROPPED..].iter().any(|&n| n > 0) {
             self.flush();
         }
     }
+}
+
+/// The TCP listeners' counters, registered once (connections come and go at any rate; no
+/// registry lookup per connection).
+pub struct TcpCounters {
+    /// `meridian_tcp_connections_refused_total` by reason: max_connections, max_per_client.
+    pub refused: [Counter; 2],
+    /// `meridian_tcp_connections_closed_total` by [`TcpClose`].
+    pub closed: [Counter; TcpClose::ALL.len()],
+    pub open: metrics::Gauge,
+}
+
+/// Why a TCP connection was closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpClose {
+    Client,
+    Idle,
+    ReadTimeout,
+    WriteTimeout,
+    MaxQueries,
+    Error,
+    Shutdown,
+}
+
+impl TcpClose {
+    pub const ALL: [TcpClose; 7] = [
+        TcpClose::Client,
+        TcpClose::Idle,
+        TcpClose::ReadTimeout,
+        TcpClose::WriteTimeout,
+        TcpClose::MaxQueries,
+        TcpClose::Error,
+        TcpClose::Shutdown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TcpClose::Client => "client",
+            TcpClose::Idle => "idle",
+            TcpClose::ReadTimeout => "read_timeout",
+            TcpClose::WriteTimeout => "write_timeout",
+            TcpClose::MaxQueries => "max_queries",
+            TcpClose::Error => "error",
+            TcpClose::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// The TCP counters (registered on first use).
+pub fn tcp() -> &'static TcpCounters {
+    static TCP: OnceLock<TcpCounters> = OnceLock::new();
+    TCP.get_or_init(|| {
+        install();
+        let refused =
+            |r: &'static str| counter!("meridian_tcp_connections_refused_total", "reason" => r);
+        TcpCounters {
+            refused: [refused("max_connections"), refused("max_per_client")],
+            closed: TcpClose::ALL
+                .map(|c| counter!("meridian_tcp_connections_closed_total", "reason" => c.as_str())),
+            open: metrics::gauge!("meridian_tcp_connections_open"),
+        }
+    })
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ use crate::control::{Control, Publisher};
 use crate::fleet::Fleet;
 use crate::monitor::Monitor;
 use crate::secondary::Secondaries;
+use crate::serve::shield::Shield;
 use crate::serve::{tcp, udp};
 use crate::snapshot::Snapshot;
 
@@ -50,6 +51,8 @@ pub struct Server {
     admin_addr: Option<SocketAddr>,
     /// The secondary zones' tasks (zones with `primaries`).
     secondaries: Secondaries,
+    /// Rate limiting and cookie secrets, shared by the sockets.
+    shield: Shield,
 }
 
 /// Bind every UDP worker socket and the TCP listener for one address, on one port.
@@ -95,10 +98,9 @@ impl Server {
         let stop = Arc::new(AtomicBool::new(false));
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let limits = tcp::TcpLimits {
-            idle_timeout: config.tcp_idle_timeout,
-            max_connections: config.tcp_max_connections,
-        };
+        let limits = config.tcp;
+        let shield = Shield::new(config.rrl.as_ref(), config.cookies.as_ref());
+        tracker.spawn(rotate_cookie_secret(shield.clone(), cancel.clone()));
         let monitor = Monitor::start(config, cancel.clone(), &tracker);
         let fleet = Fleet::start(config, cancel.clone(), &tracker);
         let notifier = crate::notify::Notifier::default();
@@ -124,6 +126,7 @@ impl Server {
         tracker.spawn(follow_reloads(
             control.clone(),
             fleet.clone(),
+            shield.clone(),
             cancel.clone(),
         ));
         tracker.spawn(refresh_gauges(control.clone(), cancel.clone()));
@@ -144,6 +147,7 @@ impl Server {
             tracker,
             admin_addr: None,
             secondaries,
+            shield,
         };
         for &addr in &config.listen {
             let (sockets, listener) = match bind_address(addr, config.workers) {
@@ -164,6 +168,7 @@ impl Server {
                     name,
                     socket,
                     Arc::clone(&server.snapshot),
+                    server.shield.published(),
                     Arc::clone(&server.stop),
                 )?;
                 server.udp_workers.push(w);
@@ -172,6 +177,7 @@ impl Server {
             server.tracker.spawn(tcp::serve(
                 listener,
                 Arc::clone(&server.snapshot),
+                server.shield.published(),
                 limits,
                 server.cancel.clone(),
                 server.tracker.clone(),
@@ -241,11 +247,18 @@ impl Server {
         &self.fleet
     }
 
-    /// Apply a validated configuration and its snapshot (see [`Control::apply`]), and the
-    /// fleet's peers.
+    /// Rate limiting and the cookie secrets the sockets answer with.
+    pub fn shield(&self) -> &Shield {
+        &self.shield
+    }
+
+    /// Apply a validated configuration and its snapshot (see [`Control::apply`]), the fleet's
+    /// peers, and its rate limiting and cookies.
     pub fn reload(&self, config: &Config, snapshot: Snapshot) {
         self.control.apply(config.clone(), snapshot);
         self.fleet.reconcile(config);
+        self.shield
+            .configure(config.rrl.as_ref(), config.cookies.as_ref());
     }
 
     /// The snapshot being served.
@@ -373,11 +386,12 @@ async fn shard_probes(monitor: Monitor, fleet: Fleet, cancel: CancellationToken)
 /// How often [`follow_reloads`] looks for a new configuration generation.
 const RELOAD_POLL: Duration = Duration::from_secs(1);
 
-/// Reconcile the fleet with the configuration of every reload, however it came (SIGHUP, `POST
-/// /reload`, a watched file): the control surface tells reloads by its generation only, so it is
-/// looked at every [`RELOAD_POLL`] (one atomic load). Peers added or removed by a reload are
-/// pulled or dropped within that.
-async fn follow_reloads(control: Control, fleet: Fleet, cancel: CancellationToken) {
+/// Reconcile the fleet, rate limiting and cookies with the configuration of every reload,
+/// however it came (SIGHUP, `POST /reload`, a watched file): the control surface tells reloads
+/// by its generation only, so it is looked at every [`RELOAD_POLL`] (one atomic load). Peers
+/// added or removed by a reload are pulled or dropped within that, and `[rrl]` and `[cookies]`
+/// take effect within it.
+async fn follow_reloads(control: Control, fleet: Fleet, shield: Shield, cancel: CancellationToken) {
     let mut seen = control.generation();
     let mut tick = tokio::time::interval(RELOAD_POLL);
     loop {
@@ -388,7 +402,36 @@ async fn follow_reloads(control: Control, fleet: Fleet, cancel: CancellationToke
         let generation = control.generation();
         if generation != seen {
             seen = generation;
-            control.with_config(|c| fleet.reconcile(c));
+            control.with_config(|c| {
+                fleet.reconcile(c);
+                shield.configure(c.rrl.as_ref(), c.cookies.as_ref());
+            });
+        }
+    }
+}
+
+/// Draw a new cookie secret every `[cookies] secret_lifetime` (the previous one stays
+/// accepted until the next draw); idle while cookies are off or the secret is fixed. The
+/// lifetime is read again after every draw and every [`RELOAD_POLL`] while idle.
+async fn rotate_cookie_secret(shield: Shield, cancel: CancellationToken) {
+    let mut drawn = tokio::time::Instant::now();
+    loop {
+        let wait = match shield.secret_lifetime() {
+            Some(life) => (drawn + life).saturating_duration_since(tokio::time::Instant::now()),
+            None => RELOAD_POLL,
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(wait.min(RELOAD_POLL)) => {}
+        }
+        match shield.secret_lifetime() {
+            Some(life) if drawn.elapsed() >= life => {
+                shield.rotate();
+                drawn = tokio::time::Instant::now();
+                tracing::debug!("new DNS cookie secret drawn");
+            }
+            Some(_) => {}
+            None => drawn = tokio::time::Instant::now(),
         }
     }
 }

@@ -9,7 +9,10 @@
 //! Layer 0 of ARCHITECTURE.md: uses only modules of lower layers.
 //!
 //! [`tsig`]: transaction signatures (RFC 8945) for transfers, NOTIFY and SOA queries.
+//! [`cookie`]: DNS Cookies (RFC 7873, RFC 9018): the COOKIE option, server cookies made and
+//! checked.
 
+pub mod cookie;
 pub mod tsig;
 
 /// Longest domain name in wire form (RFC 1035 §2.3.4).
@@ -51,6 +54,8 @@ pub enum Rcode {
     /// A TSIG that did not verify (RFC 8945 §5.2).
     NotAuth = 9,
     BadVers = 16,
+    /// A server cookie that did not validate, with `[cookies] strict` (RFC 7873 §8).
+    BadCookie = 23,
 }
 
 /// A domain name in lowercase wire form with the offset of every label and the hash of the
@@ -299,6 +304,9 @@ pub struct Edns {
     pub client_subnet: Option<ClientSubnet>,
     /// The query asked for the server's identifier (an NSID option, RFC 5001).
     pub nsid: bool,
+    /// The query's COOKIE option (RFC 7873); once the engine has checked it, the cookie the
+    /// response carries (see [`cookie::check`]).
+    pub cookie: Option<cookie::Cookie>,
 }
 
 /// A query that passed every check, ready for the answer engine.
@@ -416,12 +424,22 @@ pub fn skip_name(buf: &[u8], mut pos: usize) -> Option<usize> {
     }
 }
 
-/// Parse the OPT record's RDATA options: the Client Subnet, and whether NSID was asked for;
-/// other options are ignored.
-fn parse_opt_options(opts: &[u8]) -> Result<(Option<ClientSubnet>, bool), ()> {
+/// The options of an OPT record the engine reads.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct OptOptions {
+    client_subnet: Option<ClientSubnet>,
+    /// NSID was asked for.
+    nsid: bool,
+    cookie: Option<cookie::Cookie>,
+}
+
+/// Parse the OPT record's RDATA options: the Client Subnet, whether NSID was asked for, and the
+/// COOKIE; other options are ignored. A malformed or repeated ECS or COOKIE is an error.
+fn parse_opt_options(opts: &[u8]) -> Result<OptOptions, ()> {
     let mut pos = 0;
     let mut ecs = None;
     let mut nsid = false;
+    let mut cookie = None;
     while pos < opts.len() {
         let code = be16(opts, pos).ok_or(())?;
         let len = be16(opts, pos + 2).ok_or(())? as usize;
@@ -430,6 +448,14 @@ fn parse_opt_options(opts: &[u8]) -> Result<(Option<ClientSubnet>, bool), ()> {
         if code == OPT_NSID {
             // The request's payload should be empty (RFC 5001 §2.3); any is tolerated.
             nsid = true;
+            continue;
+        }
+        if code == cookie::OPT_COOKIE {
+            // Malformed (RFC 7873 §5.2.2) or twice: FORMERR.
+            if cookie.is_some() {
+                return Err(());
+            }
+            cookie = Some(cookie::Cookie::parse(data).ok_or(())?);
             continue;
         }
         if code != OPT_ECS {
@@ -471,7 +497,11 @@ fn parse_opt_options(opts: &[u8]) -> Result<(Option<ClientSubnet>, bool), ()> {
             address,
         });
     }
-    Ok((ecs, nsid))
+    Ok(OptOptions {
+        client_subnet: ecs,
+        nsid,
+        cookie,
+    })
 }
 
 /// For an error reply to a message whose question is unusable: walk every section and return
@@ -488,7 +518,7 @@ fn find_opt(buf: &[u8], qdcount: u16, before: u32, arcount: u16) -> Option<Edns>
         let (rtype, class, rdlen) = (be16(buf, p)?, be16(buf, p + 2)?, be16(buf, p + 8)?);
         let rdata = buf.get(p + 10..p + 10 + rdlen as usize)?;
         if rtype == TYPE_OPT && i >= before {
-            let Ok((_, nsid)) = parse_opt_options(rdata) else {
+            let Ok(OptOptions { nsid, .. }) = parse_opt_options(rdata) else {
                 return None;
             };
             if edns.is_some() || buf[pos] != 0 {
@@ -500,6 +530,7 @@ fn find_opt(buf: &[u8], qdcount: u16, before: u32, arcount: u16) -> Option<Edns>
                 dnssec_ok: buf[p + 6] & 0x80 != 0,
                 client_subnet: None,
                 nsid,
+                cookie: None,
             });
         }
         pos = p + 10 + rdlen as usize;
@@ -574,6 +605,7 @@ pub fn parse_plain(buf: &[u8], out: &mut Query) -> bool {
         dnssec_ok,
         client_subnet: None,
         nsid: false,
+        cookie: None,
     });
     true
 }
@@ -657,13 +689,14 @@ pub fn parse_query(buf: &[u8], out: &mut Query) -> Result<(), Reject> {
             let version = ttl[1];
             let dnssec_ok = ttl[2] & 0x80 != 0;
             match parse_opt_options(rdata) {
-                Ok((client_subnet, nsid)) => {
+                Ok(o) => {
                     edns = Some(Edns {
                         udp_payload: class.max(512),
                         version,
                         dnssec_ok,
-                        client_subnet,
-                        nsid,
+                        client_subnet: o.client_subnet,
+                        nsid: o.nsid,
+                        cookie: o.cookie,
                     })
                 }
                 Err(()) => bad_opt = true,
@@ -675,6 +708,7 @@ pub fn parse_query(buf: &[u8], out: &mut Query) -> Result<(), Reject> {
                     dnssec_ok,
                     client_subnet: None,
                     nsid: false,
+                    cookie: None,
                 };
                 return err(Rcode::FormErr, Some(question_end), Some(plain));
             }
@@ -689,6 +723,7 @@ pub fn parse_query(buf: &[u8], out: &mut Query) -> Result<(), Reject> {
             Some(question_end),
             Some(Edns {
                 client_subnet: None,
+                cookie: None,
                 ..e
             }),
         );
@@ -893,8 +928,8 @@ mod tests {
     fn ecs_validation() {
         assert!(
             parse_opt_options(&[0, 8, 0, 7, 0, 1, 24, 0, 192, 0, 2])
-                .map(|o| o.0)
                 .unwrap()
+                .client_subnet
                 .is_some()
         );
         // scope != 0
@@ -908,13 +943,29 @@ mod tests {
         // /0 with no address is fine
         assert!(
             parse_opt_options(&[0, 8, 0, 4, 0, 1, 0, 0])
-                .map(|o| o.0)
                 .unwrap()
+                .client_subnet
                 .is_some()
         );
         // unknown option ignored; truncated option rejected
-        assert_eq!(parse_opt_options(&[0, 99, 0, 1, 7]).unwrap(), (None, false));
-        assert_eq!(parse_opt_options(&[0, 3, 0, 0]).unwrap(), (None, true));
+        assert_eq!(
+            parse_opt_options(&[0, 99, 0, 1, 7]).unwrap(),
+            OptOptions::default()
+        );
+        assert!(parse_opt_options(&[0, 3, 0, 0]).unwrap().nsid);
         assert!(parse_opt_options(&[0, 99, 0, 5, 7]).is_err());
+        // A COOKIE: a client cookie alone, with a server cookie, malformed, twice.
+        let c = parse_opt_options(&[0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8])
+            .unwrap()
+            .cookie
+            .unwrap();
+        assert_eq!((c.client, c.server_len), ([1, 2, 3, 4, 5, 6, 7, 8], 0));
+        let mut with_server = vec![0, 10, 0, 24];
+        with_server.extend(1..=24);
+        let c = parse_opt_options(&with_server).unwrap().cookie.unwrap();
+        assert_eq!(c.server(), (9..=24).collect::<Vec<u8>>());
+        assert!(parse_opt_options(&[0, 10, 0, 7, 1, 2, 3, 4, 5, 6, 7]).is_err());
+        let twice = [&with_server[..], &with_server[..]].concat();
+        assert!(parse_opt_options(&twice).is_err());
     }
 }

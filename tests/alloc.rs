@@ -3,7 +3,9 @@
 //! A counting global allocator wraps the system one. A real UDP worker (the same loop the server
 //! runs) serves a real socket on loopback; after a warm-up, thousands of queries of every kind
 //! (positive, CNAME chase, wildcard, NXDOMAIN, referral, EDNS with ECS, truncation, FORMERR,
-//! REFUSED) are answered while the allocation counter must stand still. It runs twice: on a
+//! REFUSED, DNS Cookies new and valid) are answered while the allocation counter must stand
+//! still, every response through the rate limiter (loopback not exempt, a rate nothing
+//! reaches: each response takes a token from its bucket). It runs twice: on a
 //! socket bound to 127.0.0.1, and on one bound to 0.0.0.0 asked at 127.0.0.2 (which answers
 //! from the queried address through control messages; the client's socket is connected, so a
 //! reply from another address would not count). This binary holds one test only, so no other
@@ -19,6 +21,7 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{Name, RecordType};
 use meridian::config::Config;
+use meridian::serve::shield::{Defence, Shield};
 use meridian::serve::udp;
 
 #[path = "support/counting_alloc.rs"]
@@ -33,6 +36,34 @@ big TXT \"2123456789012345678901234567890123456789012345678901234567890123456789
 big TXT \"3123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\"\n\
 big TXT \"4123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\"\n\
 big TXT \"5123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\"\n";
+
+/// A query for www.example.com. A with a COOKIE option carrying `cookie`.
+fn with_cookie(cookie: &[u8]) -> Vec<u8> {
+    let mut m = Message::new(7, MessageType::Query, OpCode::Query);
+    m.add_query(Query::query(
+        Name::from_ascii("www.example.com.").unwrap(),
+        RecordType::A,
+    ));
+    let mut e = Edns::new();
+    e.set_max_payload(1232);
+    e.options_mut()
+        .insert(EdnsOption::Unknown(10, cookie.to_vec()));
+    m.set_edns(e);
+    m.to_vec().unwrap()
+}
+
+/// The COOKIE option's data in a response.
+fn cookie_of(response: &[u8]) -> Vec<u8> {
+    let m = Message::from_vec(response).unwrap();
+    match m
+        .edns
+        .as_ref()
+        .and_then(|e| e.option(hickory_proto::rr::rdata::opt::EdnsCode::Cookie))
+    {
+        Some(EdnsOption::Unknown(10, data)) => data.clone(),
+        other => panic!("no cookie in the response: {other:?}"),
+    }
+}
 
 fn msg(name: &str, rtype: RecordType, ecs: bool) -> Vec<u8> {
     msg_from(name, rtype, ecs.then_some(("192.0.2.0", 24)))
@@ -67,6 +98,10 @@ fn udp_worker_does_not_allocate_per_query() {
     let config_text = format!(
         r#"[dns]
 listen = ["127.0.0.1:0"]
+[rrl]
+exempt = []
+rate = 100000
+burst = 1000000
 [[zone]]
 origin = "example.com."
 file = "z"
@@ -108,8 +143,10 @@ answers = 2
     let snapshot = Arc::new(ArcSwap::from_pointee(
         meridian::snapshot::assemble(&config).unwrap(),
     ));
+    let shield = Shield::new(config.rrl.as_ref(), config.cookies.as_ref());
+    assert!(shield.load().rrl.is_some() && shield.load().cookies.is_some());
     for (bind, ask) in [("127.0.0.1:0", "127.0.0.1"), ("0.0.0.0:0", "127.0.0.2")] {
-        let allocations = count_allocations(&snapshot, bind, ask);
+        let allocations = count_allocations(&snapshot, &shield.published(), bind, ask);
         assert_eq!(
             allocations, 0,
             "{allocations} allocations during 20000 queries (bound to {bind}, asked at {ask})"
@@ -121,6 +158,7 @@ answers = 2
 /// port; the allocations made meanwhile.
 fn count_allocations(
     snapshot: &Arc<ArcSwap<meridian::snapshot::Snapshot>>,
+    defence: &Arc<ArcSwap<Defence>>,
     bind: &str,
     ask: &str,
 ) -> u64 {
@@ -128,8 +166,9 @@ fn count_allocations(
     let addr = SocketAddr::new(ask.parse().unwrap(), socket.local_addr().unwrap().port());
     let stop = Arc::new(AtomicBool::new(false));
     let worker = {
-        let (snapshot, stop) = (Arc::clone(snapshot), Arc::clone(&stop));
-        std::thread::spawn(move || udp::serve(&socket, &snapshot, &stop))
+        let (snapshot, defence, stop) =
+            (Arc::clone(snapshot), Arc::clone(defence), Arc::clone(&stop));
+        std::thread::spawn(move || udp::serve(&socket, &snapshot, &defence, &stop))
     };
 
     let mut queries = vec![
@@ -174,6 +213,14 @@ fn count_allocations(
     let (len, _) = client.recv_from(&mut buf).unwrap();
     let reply = Message::from_vec(&buf[..len]).unwrap();
     assert_eq!(reply.answers.len(), 2, "{reply:?}");
+    // A client cookie alone, then the server cookie it got back: both answered with a cookie.
+    let client_cookie = [0x5a; 8];
+    client.send(&with_cookie(&client_cookie)).unwrap();
+    let (len, _) = client.recv_from(&mut buf).unwrap();
+    let full = cookie_of(&buf[..len]);
+    assert_eq!((full.len(), &full[..8]), (24, &client_cookie[..]));
+    queries.push(with_cookie(&client_cookie));
+    queries.push(with_cookie(&full));
     let mut round = |n: usize| {
         let mut answered = 0;
         for i in 0..n {

@@ -16,7 +16,9 @@ pub mod model;
 pub mod policy;
 pub mod pools;
 pub mod replication;
+pub mod rrl;
 pub mod secondary;
+pub mod tcp;
 pub mod tsig;
 
 use std::net::SocketAddr;
@@ -78,6 +80,12 @@ pub struct RawConfig {
     /// TSIG keys (RFC 8945) for zone transfers, NOTIFY and SOA queries.
     #[serde(default, rename = "tsig_key")]
     pub tsig_keys: Vec<tsig::TsigKeyConfig>,
+    /// Response rate limiting of UDP answers (on by default).
+    #[serde(default)]
+    pub rrl: rrl::RrlConfig,
+    /// DNS Cookies (on by default).
+    #[serde(default)]
+    pub cookies: rrl::CookiesConfig,
 }
 
 /// The `[dns]` table.
@@ -95,12 +103,22 @@ pub struct DnsConfig {
     /// EDNS UDP payload size the server advertises and never exceeds (512..=4096).
     #[serde(default = "default_payload")]
     pub edns_udp_payload: Spanned<u16>,
-    /// Seconds a TCP connection may sit idle between queries before it is closed.
-    #[serde(default = "default_tcp_idle")]
-    pub tcp_idle_timeout_secs: u64,
-    /// Most TCP connections open at once; further connections are closed on accept.
-    #[serde(default = "default_tcp_max")]
-    pub tcp_max_connections: usize,
+    /// Seconds a TCP connection may sit with no message started before it is closed (1..=3600,
+    /// default 10).
+    pub tcp_idle_timeout_secs: Option<Spanned<i64>>,
+    /// Milliseconds within which a TCP message must be complete once its first byte arrived,
+    /// and each write of answers taken by the client (1..=60000, default 2000).
+    pub tcp_io_timeout_ms: Option<Spanned<i64>>,
+    /// Most TCP connections open at once; further connections are closed on accept (default
+    /// 1024).
+    pub tcp_max_connections: Option<Spanned<i64>>,
+    /// Most TCP connections open at once from one client address (default 32).
+    pub tcp_max_connections_per_client: Option<Spanned<i64>>,
+    /// Queries answered on one TCP connection before it is closed (default 1000).
+    pub tcp_max_queries: Option<Spanned<i64>>,
+    /// Answers to pipelined queries held back on a TCP connection before they are written out
+    /// (1..=1024, default 16).
+    pub tcp_max_in_flight: Option<Spanned<i64>>,
 }
 
 fn default_listen() -> Vec<Spanned<String>> {
@@ -112,12 +130,6 @@ fn default_listen() -> Vec<Spanned<String>> {
 fn default_payload() -> Spanned<u16> {
     Spanned::new(0..0, 1232)
 }
-fn default_tcp_idle() -> u64 {
-    10
-}
-fn default_tcp_max() -> usize {
-    1024
-}
 
 impl Default for DnsConfig {
     fn default() -> Self {
@@ -125,8 +137,12 @@ impl Default for DnsConfig {
             listen: default_listen(),
             workers: 0,
             edns_udp_payload: default_payload(),
-            tcp_idle_timeout_secs: default_tcp_idle(),
-            tcp_max_connections: default_tcp_max(),
+            tcp_idle_timeout_secs: None,
+            tcp_io_timeout_ms: None,
+            tcp_max_connections: None,
+            tcp_max_connections_per_client: None,
+            tcp_max_queries: None,
+            tcp_max_in_flight: None,
         }
     }
 }
@@ -197,8 +213,12 @@ pub struct Config {
     pub listen: Vec<SocketAddr>,
     pub workers: usize,
     pub edns_udp_payload: u16,
-    pub tcp_idle_timeout: std::time::Duration,
-    pub tcp_max_connections: usize,
+    /// TCP connection limits and timeouts.
+    pub tcp: tcp::TcpSettings,
+    /// Response rate limiting (`[rrl]`); `None` when turned off.
+    pub rrl: Option<rrl::RrlSettings>,
+    /// DNS Cookies (`[cookies]`); `None` when turned off.
+    pub cookies: Option<rrl::CookieSettings>,
     pub zones: Vec<ZoneSource>,
     /// Pools of endpoints with their compiled checks.
     pub pools: Vec<Pool>,
@@ -300,6 +320,23 @@ impl Config {
                 format!("dns.edns_udp_payload: {payload} is outside {MIN_PAYLOAD}..={MAX_PAYLOAD}"),
             ));
         }
+        let tcp = tcp::compile(
+            tcp::RawTcp {
+                idle_timeout_secs: &raw.dns.tcp_idle_timeout_secs,
+                io_timeout_ms: &raw.dns.tcp_io_timeout_ms,
+                max_connections: &raw.dns.tcp_max_connections,
+                max_connections_per_client: &raw.dns.tcp_max_connections_per_client,
+                max_queries: &raw.dns.tcp_max_queries,
+                max_in_flight: &raw.dns.tcp_max_in_flight,
+            },
+            &mut |offset, msg| errors.push(ConfigError::at(path, text, offset, msg)),
+        );
+        let rrl = rrl::compile(&raw.rrl, &mut |offset, msg| {
+            errors.push(ConfigError::at(path, text, offset, msg))
+        });
+        let cookies = rrl::compile_cookies(&raw.cookies, &mut |offset, msg| {
+            errors.push(ConfigError::at(path, text, offset, msg))
+        });
         let base = path.parent().unwrap_or(Path::new("."));
         let tsig_keys = tsig::compile(&raw.tsig_keys, base, &mut |offset, msg| {
             errors.push(ConfigError::at(path, text, offset, msg))
@@ -466,8 +503,9 @@ impl Config {
             listen,
             workers,
             edns_udp_payload: payload,
-            tcp_idle_timeout: std::time::Duration::from_secs(raw.dns.tcp_idle_timeout_secs.max(1)),
-            tcp_max_connections: raw.dns.tcp_max_connections.max(1),
+            tcp,
+            rrl,
+            cookies,
             zones,
             pools,
             state_file: raw.health.state_file.as_ref().map(|f| base.join(f)),

@@ -123,6 +123,9 @@ impl Control {
             if old.workers != config.workers {
                 needs_restart.push("dns.workers".to_string());
             }
+            if old.tcp != config.tcp {
+                needs_restart.push("dns.tcp_*".to_string());
+            }
             if format!("{:?}", old.admin) != format!("{:?}", config.admin) {
                 needs_restart.push("admin".to_string());
             }

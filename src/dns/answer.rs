@@ -96,6 +96,12 @@ pub struct Work {
     pub now: u64,
     /// Set when the query's TSIG did not verify (answered NOTAUTH or FORMERR); `None` otherwise.
     pub tsig_error: Option<crate::wire::tsig::TsigError>,
+    /// The server's cookie secrets, set by the caller: `None` ignores COOKIE options (and
+    /// sends none), as a server without cookies does (see [`super::cookie`]).
+    pub cookies: Option<super::cookie::CookieKeys>,
+    /// What the query's COOKIE was worth, when it had one and cookies are on; `None` otherwise
+    /// (and after the prepared path, which takes no options).
+    pub cookie: Option<crate::wire::cookie::Verdict>,
 }
 
 /// Answer one message. Returns `None` when nothing must be sent (responses, runts).
@@ -111,6 +117,7 @@ pub fn respond(
 ) -> Option<Outcome> {
     if let Some(o) = respond_prepared(snap, packet, peer.transport, &mut work.query.qname, out) {
         work.steered = None;
+        work.cookie = None;
         return Some(o);
     }
     respond_general(snap, packet, peer, work, out)
@@ -184,6 +191,7 @@ pub fn respond_prepared(
             dnssec_ok,
             client_subnet: None,
             nsid: false,
+            cookie: None,
         };
         write_opt(&mut w, snap, p.rcode, &e, 0).expect("OPT space checked");
         s.ar += 1;
@@ -220,6 +228,7 @@ pub fn respond_general(
 ) -> Option<Outcome> {
     work.steered = None;
     work.tsig_error = None;
+    work.cookie = None;
     let q = &mut work.query;
     if parse_plain(packet, q) {
         return Some(answer(snap, packet, peer, q, &mut work.steered, out, 0));
@@ -234,7 +243,18 @@ pub fn respond_general(
             out,
         );
     }
-    match parse_query(packet, q) {
+    let parsed = parse_query(packet, q);
+    if parsed.is_ok() {
+        // The COOKIE: checked, and the one to send back put in its place (RFC 7873 §5.2).
+        let keys = work.cookies.as_ref();
+        work.cookie = super::cookie::process(keys, &mut q.edns, peer.addr, &mut work.now);
+        if super::cookie::refuse(keys, work.cookie) {
+            let (end, edns) = (Some(q.question_end), q.edns);
+            let rcode = Rcode::BadCookie;
+            return error_response(snap, packet, q.id, q.flags, rcode, end, edns, out);
+        }
+    }
+    match parsed {
         // More additional records than an OPT: perhaps a TSIG.
         Ok(()) if additional(packet) > q.edns.is_some() as u16 => {
             signed(snap, packet, peer, work, out)
@@ -247,46 +267,60 @@ pub fn respond_general(
             rcode,
             question_end,
             edns,
-        }) => {
-            let mut w = Writer {
-                buf: out,
-                pos: 0,
-                limit: 512,
-            };
-            write_header(&mut w, id);
-            let mut qd = 0;
-            if let Some(end) = question_end {
-                w.put(&packet[12..end]).ok()?;
-                qd = 1;
-            }
-            let ar = match edns {
-                Some(e) => {
-                    write_opt(&mut w, snap, rcode as u16, &e, 0).ok()?;
-                    1
-                }
-                None => 0,
-            };
-            finish_header(
-                &mut w,
-                flags,
-                qd,
-                &Sections {
-                    ar,
-                    rcode: rcode as u16,
-                    ..Default::default()
-                },
-                false,
-            );
-            Some(Outcome {
-                len: w.pos,
-                rcode,
-                truncated: false,
-                zone: None,
-                qtype: 0,
-                ecs: false,
-            })
-        }
+        }) => error_response(snap, packet, id, flags, rcode, question_end, edns, out),
     }
+}
+
+/// A response with no records but the question (when it parsed) and the OPT (when the query
+/// had a usable one): errors, and BADCOOKIE.
+#[allow(clippy::too_many_arguments)]
+fn error_response(
+    snap: &Snapshot,
+    packet: &[u8],
+    id: u16,
+    flags: u16,
+    rcode: Rcode,
+    question_end: Option<usize>,
+    edns: Option<Edns>,
+    out: &mut [u8],
+) -> Option<Outcome> {
+    let mut w = Writer {
+        buf: out,
+        pos: 0,
+        limit: 512,
+    };
+    write_header(&mut w, id);
+    let mut qd = 0;
+    if let Some(end) = question_end {
+        w.put(&packet[12..end]).ok()?;
+        qd = 1;
+    }
+    let ar = match edns {
+        Some(e) => {
+            write_opt(&mut w, snap, rcode as u16, &e, 0).ok()?;
+            1
+        }
+        None => 0,
+    };
+    finish_header(
+        &mut w,
+        flags,
+        qd,
+        &Sections {
+            ar,
+            rcode: rcode as u16,
+            ..Default::default()
+        },
+        false,
+    );
+    Some(Outcome {
+        len: w.pos,
+        rcode,
+        truncated: false,
+        zone: None,
+        qtype: 0,
+        ecs: false,
+    })
 }
 
 /// ARCOUNT of a message at least a header long.
@@ -371,12 +405,13 @@ fn finish_header(w: &mut Writer, query_flags: u16, qd: u16, s: &Sections, tc: bo
 }
 
 /// Write an OPT record: our payload size, extended RCODE bits, DO copied, ECS echoed if asked,
-/// and our NSID when asked and configured.
+/// our NSID when asked and configured, and the COOKIE to send back (client and server cookie).
 fn write_opt(w: &mut Writer, snap: &Snapshot, rcode: u16, e: &Edns, scope: u8) -> Result<(), Full> {
     let payload = snap.edns_udp_payload.max(512);
     let ecs_len = e.client_subnet.map_or(0, |c| 8 + c.address_len());
     let nsid = nsid_of(snap, e);
     let nsid_len = nsid.map_or(0, |n| 4 + n.len());
+    let cookie_len = e.cookie.map_or(0, |c| 4 + c.wire_len());
     // The OPT always fits: the limit was lowered by its size beforehand.
     let saved = w.limit;
     w.limit = w.buf.len().min(MAX_MESSAGE);
@@ -385,7 +420,7 @@ fn write_opt(w: &mut Writer, snap: &Snapshot, rcode: u16, e: &Edns, scope: u8) -
         w.put_u16(TYPE_OPT)?;
         w.put_u16(payload)?;
         w.put(&[(rcode >> 4) as u8, 0, if e.dnssec_ok { 0x80 } else { 0 }, 0])?;
-        w.put_u16((ecs_len + nsid_len) as u16)?;
+        w.put_u16((ecs_len + nsid_len + cookie_len) as u16)?;
         if let Some(n) = nsid {
             w.put_u16(OPT_NSID)?;
             w.put_u16(n.len() as u16)?;
@@ -397,6 +432,12 @@ fn write_opt(w: &mut Writer, snap: &Snapshot, rcode: u16, e: &Edns, scope: u8) -
             w.put_u16(c.family)?;
             w.put(&[c.source_prefix, scope])?;
             w.put(&c.address[..c.address_len()])?;
+        }
+        if let Some(c) = &e.cookie {
+            w.put_u16(crate::wire::cookie::OPT_COOKIE)?;
+            w.put_u16(c.wire_len() as u16)?;
+            w.put(&c.client)?;
+            w.put(c.server())?;
         }
         Ok(())
     })();
@@ -426,6 +467,7 @@ fn opt_size(snap: &Snapshot, e: &Option<Edns>) -> usize {
         Some(e) => {
             11 + e.client_subnet.map_or(0, |c| 8 + c.address_len())
                 + nsid_of(snap, e).map_or(0, |n| 4 + n.len())
+                + e.cookie.map_or(0, |c| 4 + c.wire_len())
         }
     }
 }

@@ -3,10 +3,13 @@
 //! [`udp`] runs one OS thread per SO_REUSEPORT socket, reading and answering datagrams in
 //! batches (`recvmmsg`/`sendmmsg`) with preallocated buffers; `pktinfo` lets a wildcard-bound
 //! socket answer from the address each query was sent to. [`tcp`] runs a task per connection
-//! (RFC 7766: pipelining, idle timeouts, a connection cap). Both call `dns::answer::respond` and
-//! count each query in a worker-local metrics tally. See ARCHITECTURE.md for the budget.
+//! (RFC 7766: pipelining; caps on connections, per client, per connection; idle and I/O
+//! timeouts). Both call `dns::answer::respond` and count each query in a worker-local metrics
+//! tally. [`shield`] holds what they defend with: the UDP rate limiter and the cookie secrets.
+//! See ARCHITECTURE.md for the budget.
 
 mod pktinfo;
+pub mod shield;
 pub mod tcp;
 pub mod udp;
 

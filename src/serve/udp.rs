@@ -32,11 +32,14 @@ use arc_swap::{ArcSwap, Cache};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::pktinfo::{self, CONTROL_LEN, Control, Family};
+use super::shield::Defence;
 use crate::dns::answer::Work;
 use crate::dns::answer::{Peer, Transport, respond_general, respond_prepared};
 use crate::dns::cache::ResponseCache;
+use crate::dns::rrl::{self, Action, Class, Tick};
 use crate::policy::pick::Rng;
 use crate::snapshot::Snapshot;
+use crate::wire::cookie::Verdict;
 
 /// How often an idle worker looks at the stop flag.
 const STOP_POLL: Duration = Duration::from_millis(200);
@@ -71,11 +74,24 @@ pub fn spawn_worker(
     name: String,
     socket: UdpSocket,
     snapshot: Arc<ArcSwap<Snapshot>>,
+    defence: Arc<ArcSwap<Defence>>,
     stop: Arc<AtomicBool>,
 ) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name(name)
-        .spawn(move || serve(&socket, &snapshot, &stop))
+        .spawn(move || serve(&socket, &snapshot, &defence, &stop))
+}
+
+/// Now on the coarse monotonic clock (a read of the kernel's last tick, no hardware counter),
+/// in the rate limiter's ticks.
+fn coarse_now() -> Tick {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write; the clock id is a constant the kernel knows.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    Tick((ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000) / rrl::TICK_MS)
 }
 
 /// Buffers and kernel message headers for one batch, allocated once per worker.
@@ -204,8 +220,13 @@ unsafe fn syscall5(nr: libc::c_long, a: [usize; 5]) -> isize {
 ///
 /// A socket bound to a wildcard address answers each datagram from its destination address
 /// (made with [`bind`], or any other socket: the option is turned on here too, for datagrams
-/// from then on).
-pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &AtomicBool) {
+/// from then on). `defence` is the shield's ([`super::shield::Shield::published`]).
+pub fn serve(
+    socket: &UdpSocket,
+    snapshot: &Arc<ArcSwap<Snapshot>>,
+    defence: &Arc<ArcSwap<Defence>>,
+    stop: &AtomicBool,
+) {
     let fd = socket.as_raw_fd();
     let wildcard = socket.local_addr().ok().and_then(Family::of_wildcard);
     if let Some(family) = wildcard
@@ -214,6 +235,10 @@ pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &Atomi
         tracing::warn!(error = %e, "no IP_PKTINFO: replies leave from the kernel's choice");
     }
     let mut cache = Cache::new(Arc::clone(snapshot));
+    let mut defences = Cache::new(Arc::clone(defence));
+    let mut seen: *const Defence = std::ptr::null();
+    // Limited responses so far: every `slip`th of them slips.
+    let mut limited = 0u32;
     let mut work = Work::default();
     let mut rng = Rng::new(super::seed());
     let mut tally = crate::metrics::Tally::new();
@@ -246,6 +271,15 @@ pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &Atomi
         // The clock is read only when a signed query needs it (see `Work::now`): a clock read
         // per batch costs more than a whole query when batches are small.
         work.now = 0;
+        let defence = defences.load();
+        // The secrets are copied only when the shield changed (a rotation, a reload): each
+        // published `Defence` is a new allocation made while the cache held the one before.
+        if !std::ptr::eq(Arc::as_ptr(defence), seen) {
+            seen = Arc::as_ptr(defence);
+            work.cookies = defence.cookies;
+        }
+        let limiter = defence.rrl.as_deref();
+        let mut tick = None;
         tally.follow(snap);
         responses.follow(snap);
         let mut out = 0;
@@ -300,20 +334,43 @@ pub fn serve(socket: &UdpSocket, snapshot: &Arc<ArcSwap<Snapshot>>, stop: &Atomi
                 };
                 respond_general(snap, rx, peer, &mut work, tx).map(|o| (o, true))
             }));
-            let Some((o, general)) = answered.unwrap_or_else(|_| {
+            let Some((mut o, general)) = answered.unwrap_or_else(|_| {
                 tracing::error!(peer = %peer_ip(addr), "answer engine panicked; datagram dropped");
                 None
             }) else {
                 tally.dropped();
                 continue;
             };
-            if let Some(t0) = started {
-                tally.record_latency(Transport::Udp, t0.elapsed());
+            if general && let Some(v) = work.cookie {
+                tally.cookie(v);
             }
-            let steered = if general { work.steered.as_ref() } else { None };
-            tally.count(&o, steered, Transport::Udp);
-            if general && let Some(e) = work.tsig_error {
-                crate::metrics::count_tsig_error(e); // rare: a signed query that failed
+            // Rate limiting: not for a valid server cookie (the source is not forged) nor an
+            // exempt prefix.
+            let mut action = Action::Pass;
+            if let Some(l) = limiter
+                && !(general && work.cookie == Some(Verdict::Valid))
+                && let Some(prefix) = l.prefix(peer_ip(addr))
+            {
+                let class = Class::of(&o, &b.tx[out][..o.len]);
+                if !l.take(prefix, class, *tick.get_or_insert_with(coarse_now)) {
+                    limited = limited.wrapping_add(1);
+                    action = l.limited(limited);
+                    tally.limited(class, action);
+                }
+            }
+            match action {
+                Action::Pass => {
+                    if let Some(t0) = started {
+                        tally.record_latency(Transport::Udp, t0.elapsed());
+                    }
+                    let steered = if general { work.steered.as_ref() } else { None };
+                    tally.count(&o, steered, Transport::Udp);
+                    if general && let Some(e) = work.tsig_error {
+                        crate::metrics::count_tsig_error(e); // rare: a signed query that failed
+                    }
+                }
+                Action::Drop => continue,
+                Action::Slip => o.len = rrl::slip(&mut b.tx[out], o.len),
             }
             b.iov_tx[out].iov_len = o.len;
             let t = &mut b.hdr_tx[out].msg_hdr;

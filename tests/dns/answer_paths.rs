@@ -154,20 +154,36 @@ fn check(world: &World, case: &Case, t: Transport, path: &str, want: &Reply, got
     );
 }
 
-/// Clients that ask a running server: one UDP socket, one TCP connection.
+/// Clients that ask a running server: one UDP socket, one TCP connection (opened again when
+/// the server closes it after `[dns] tcp_max_queries`).
 struct Client {
     udp: UdpSocket,
     tcp: TcpStream,
+    tcp_addr: std::net::SocketAddr,
+    /// Queries asked on the current TCP connection.
+    on_tcp: u32,
 }
+
+/// The server's `tcp_max_queries` (the default).
+const TCP_MAX_QUERIES: u32 = 1000;
 
 impl Client {
     fn new(srv: &TestServer) -> Client {
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
         udp.connect(srv.udp).unwrap();
         udp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let tcp = TcpStream::connect(srv.tcp).unwrap();
+        Client {
+            udp,
+            tcp: Self::connect(srv.tcp),
+            tcp_addr: srv.tcp,
+            on_tcp: 0,
+        }
+    }
+
+    fn connect(addr: std::net::SocketAddr) -> TcpStream {
+        let tcp = TcpStream::connect(addr).unwrap();
         tcp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        Client { udp, tcp }
+        tcp
     }
 
     fn ask(&mut self, t: Transport, pkt: &[u8]) -> Reply {
@@ -184,6 +200,11 @@ impl Client {
                 }
             }
             Transport::Tcp => {
+                if self.on_tcp == TCP_MAX_QUERIES {
+                    self.tcp = Self::connect(self.tcp_addr);
+                    self.on_tcp = 0;
+                }
+                self.on_tcp += 1;
                 let mut framed = (pkt.len() as u16).to_be_bytes().to_vec();
                 framed.extend_from_slice(pkt);
                 self.tcp.write_all(&framed).unwrap();

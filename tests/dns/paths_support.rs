@@ -153,12 +153,15 @@ impl World {
         }
     }
 
-    /// The configuration file's text, with zone files named `zone{i}.zone` beside it.
+    /// The configuration file's text, with zone files named `zone{i}.zone` beside it. Cookies
+    /// are off: the oracle answers with `Work::default()`, which has no secret, and a server
+    /// cookie carries the second it was made in (tests/dns/cookies.rs tests them).
     pub fn config(&self, listen: &str) -> String {
         let mut t = format!(
             "[dns]\nlisten = [{listen}]\nworkers = 1\nedns_udp_payload = {}\n\n\
              [node]\nname = \"node-{}\"\nregion = \"r1\"\nnsid = {}\n\n\
-             [geo]\ndefault_region = \"r1\"\n\n",
+             [geo]\ndefault_region = \"r1\"\n\n\
+             [cookies]\nenabled = false\n\n",
             self.payload, self.origin, self.nsid
         );
         for (i, (origin, _)) in self.zones.iter().enumerate() {

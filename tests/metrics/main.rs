@@ -10,5 +10,6 @@
 mod support;
 
 mod counters;
+mod defences;
 mod observability;
 mod observability_support;

@@ -466,7 +466,7 @@ fn dashboard_has_fixed_uid_datasource_variable_and_rate_interval_everywhere() {
     assert_eq!(ds["type"], "datasource");
     assert_eq!(ds["query"], "prometheus");
 
-    // Rows: Traffic, Steering, Health, Operations, Fleet, in that order.
+    // Rows: Traffic, Steering, Health, Operations, Fleet, Defences, in that order.
     let panels = dash["panels"].as_array().unwrap();
     let rows: Vec<&str> = panels
         .iter()
@@ -475,7 +475,14 @@ fn dashboard_has_fixed_uid_datasource_variable_and_rate_interval_everywhere() {
         .collect();
     assert_eq!(
         rows,
-        ["Traffic", "Steering", "Health", "Operations", "Fleet"]
+        [
+            "Traffic",
+            "Steering",
+            "Health",
+            "Operations",
+            "Fleet",
+            "Defences"
+        ]
     );
     assert!(
         panels.iter().any(|p| p["type"] == "state-timeline"

@@ -76,6 +76,40 @@ fn check_reports_every_config_problem_with_file_line_and_column() {
     assert!(text.contains("3 problem(s)"), "{text}");
 }
 
+/// `[rrl]`, `[cookies]` and the TCP limits of `[dns]` report every problem with its place.
+#[test]
+fn check_reports_rate_limit_cookie_and_tcp_problems_with_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("z"), EXAMPLE_ZONE).unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(
+        &cfg,
+        "[dns]\nlisten = [\"127.0.0.1:53\"]\ntcp_io_timeout_ms = 0\n\
+         tcp_max_connections_per_client = -3\n\n\
+         [rrl]\nrate = 0\nslip = 101\nipv6_prefix = 129\nexempt = [\"192.0.2.1/24\", \"x\"]\n\n\
+         [cookies]\nsecret = \"abc\"\nsecret_lifetime = \"forever\"\n\n\
+         [[zone]]\norigin = \"example.com.\"\nfile = \"z\"\n",
+    )
+    .unwrap();
+    let (code, text) = check(&cfg);
+    assert_eq!(code, 64, "{text}");
+    let f = cfg.display().to_string();
+    for want in [
+        "3:21: dns.tcp_io_timeout_ms: 0 is outside 1..=60000",
+        "4:34: dns.tcp_max_connections_per_client: -3 is outside 1..=1000000",
+        "7:8: rrl.rate: 0 is outside 1..=100000",
+        "8:8: rrl.slip: 101 is outside 0..=100",
+        "9:15: rrl.ipv6_prefix: 129 is outside 1..=128",
+        "10:11: rrl.exempt[0]: \"192.0.2.1/24\" has host bits set (the prefix is 192.0.2.0/24)",
+        "10:27: rrl.exempt[1]: \"x\" is not a prefix",
+        "13:10: cookies.secret: must be 32 hex digits",
+        "14:19: cookies.secret_lifetime: \"forever\" is not a duration",
+    ] {
+        assert!(text.contains(&format!("{f}:{want}")), "{want}\n{text}");
+    }
+    assert!(text.contains("9 problem(s)"), "{text}");
+}
+
 #[test]
 fn check_rejects_unknown_fields_with_their_place() {
     let dir = tempfile::tempdir().unwrap();

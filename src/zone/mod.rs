@@ -703,11 +703,11 @@ impl Catalog {
             return None;
         }
         let zone = &self.zones[place.zone as usize];
-        let node = zone.node(place.node);
-        if node.cut.is_some() || node.dynamic {
+        let entry = &zone.nodes[place.node as usize];
+        if entry.cut != NONE || entry.dynamic {
             return None;
         }
-        match node.rrset(qtype) {
+        match zone.node_view(entry).rrset(qtype) {
             Some(set) if set.additional.is_empty() => Some((
                 Prepared {
                     qtype,
@@ -738,12 +738,12 @@ impl Catalog {
                     return Some(Ready::Prepared(zone.id, p, body));
                 }
                 // No RRset of that type and nothing to follow: NODATA.
-                let n = zone.node(node);
-                let nodata = qtype != TYPE_ANY
-                    && n.cut.is_none()
-                    && !n.dynamic
-                    && n.rrset(qtype).is_none()
-                    && n.rrset(crate::wire::TYPE_CNAME).is_none();
+                let entry = &zone.nodes[node as usize];
+                if qtype == TYPE_ANY || entry.cut != NONE || entry.dynamic {
+                    return None;
+                }
+                let n = zone.node_view(entry);
+                let nodata = n.rrset(qtype).is_none() && n.rrset(crate::wire::TYPE_CNAME).is_none();
                 nodata.then_some(Ready::Negative(zone, 0))
             }
             // Not a node: in a zone without wildcards or delegations, that is NXDOMAIN.
@@ -795,18 +795,17 @@ impl Catalog {
     /// The most specific zone that contains `name`.
     pub fn find(&self, name: &NameBuf) -> Option<&Zone> {
         if self.zones.len() <= LINEAR_ZONES {
-            // Few zones: for each, does the name end with its apex at a label boundary? The
-            // longest apex that does wins. Cheaper than hashing every suffix.
+            // Few zones: for each, is the name's suffix of as many labels as its apex that apex?
+            // The longest apex that is wins. Cheaper than hashing every suffix.
             let wire = name.wire();
+            let labels = name.label_count();
             let mut best: Option<&Zone> = None;
             for z in &self.zones {
-                let Some(off) = wire.len().checked_sub(z.apex.len()) else {
-                    continue;
-                };
-                if best.is_some_and(|b| b.apex.len() >= z.apex.len()) || !name.is_label_start(off) {
+                if z.apex_labels > labels || best.is_some_and(|b| b.apex_labels >= z.apex_labels) {
                     continue;
                 }
-                if index::same(&wire[off..], &z.apex) {
+                let off = name.suffix_offset(labels - z.apex_labels);
+                if wire.len() - off == z.apex.len() && index::same(&wire[off..], &z.apex) {
                     best = Some(z);
                 }
             }

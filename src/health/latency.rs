@@ -44,7 +44,8 @@
 //! [`LatencyWindow::summary`], [`LatencyWindow::percentile`] and [`LatencyWindow::p50_p90`]
 //! allocate one scratch histogram of the slices' shape (320 `u16` counters, 640 bytes) and add
 //! the live slices into it counter by counter (a copy for the first), which cannot overflow
-//! (see above). The health monitor runs [`LatencyWindow::p50_p90`]
+//! (see above); `p50_p90` of a window with no RTT inside it (an endpoint without checks, or not
+//! answered yet) allocates nothing. The health monitor runs [`LatencyWindow::p50_p90`]
 //! when a probe result arrives and when a slice leaves the window ([`LatencyWindow::next_expiry`]
 //! says when), never when decision tables are rebuilt, and never on the query path.
 
@@ -255,6 +256,11 @@ impl LatencyWindow {
     /// p50 and p90 over the slices inside the window at `now` (what steering reads): the
     /// summary's, without the rest of it.
     pub fn p50_p90(&self, now: Instant) -> (Option<Duration>, Option<Duration>) {
+        // Nothing answered inside the window (an endpoint without checks, or not probed yet):
+        // nothing to merge. A reload sets the slot of every endpoint, so this is most of them.
+        if self.live(now).all(|s| s.rtts.is_empty()) {
+            return (None, None);
+        }
         let (merged, _) = self.merged(now);
         (quantile(&merged, 0.5), quantile(&merged, 0.9))
     }
@@ -285,17 +291,20 @@ impl LatencyWindow {
         epoch.max(self.latest)
     }
 
+    /// The slices inside the window at `now`.
+    fn live(&self, now: Instant) -> impl Iterator<Item = &Slice> {
+        let current = self.epoch_at(now);
+        let n = self.slices.len() as u64;
+        self.slices
+            .iter()
+            .filter(move |s| s.epoch <= current && current - s.epoch < n)
+    }
+
     /// The live slices' RTTs merged into one scratch histogram, and their lost-probe count.
     fn merged(&self, now: Instant) -> (Histogram<u16>, u64) {
         let mut merged = new_histogram::<u16>();
         let mut lost = 0;
-        let current = self.epoch_at(now);
-        let n = self.slices.len() as u64;
-        let live = self
-            .slices
-            .iter()
-            .filter(|s| s.epoch <= current && current - s.epoch < n);
-        for slice in live {
+        for slice in self.live(now) {
             lost += slice.lost;
             merged
                 .add(&slice.rtts)

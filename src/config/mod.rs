@@ -200,8 +200,9 @@ pub struct Config {
     pub tcp_idle_timeout: std::time::Duration,
     pub tcp_max_connections: usize,
     pub zones: Vec<ZoneSource>,
-    /// Pools of endpoints with their compiled checks.
-    pub pools: Vec<Pool>,
+    /// Pools of endpoints with their compiled checks; shared by the copies of the configuration
+    /// (a large one is not copied).
+    pub pools: std::sync::Arc<[Pool]>,
     /// Where manual overrides persist, resolved against the config file's folder.
     pub state_file: Option<PathBuf>,
     /// Webhooks notified of endpoint state changes.
@@ -469,7 +470,7 @@ impl Config {
             tcp_idle_timeout: std::time::Duration::from_secs(raw.dns.tcp_idle_timeout_secs.max(1)),
             tcp_max_connections: raw.dns.tcp_max_connections.max(1),
             zones,
-            pools,
+            pools: pools.into(),
             state_file: raw.health.state_file.as_ref().map(|f| base.join(f)),
             webhooks,
             model: std::sync::Arc::new(steering),

@@ -530,7 +530,7 @@ impl Layout {
                 for &pi in &s.pools {
                     let p = &m.pools[pi];
                     service_pools.push((pi, endpoints.n.len()));
-                    for e in &p.endpoints {
+                    for e in p.endpoints.iter() {
                         if let Some((o, _, first)) = kept {
                             let at = first + (endpoints.n.len() - first_here);
                             endpoints.push(o.endpoints.handles[at].clone());

@@ -42,7 +42,7 @@ impl Labels {
             let p = &m.pools[pi];
             put(p.name.as_bytes(), true);
             put(&(p.endpoints.len() as u32).to_le_bytes(), false);
-            for e in &p.endpoints {
+            for e in p.endpoints.iter() {
                 put(e.name.as_bytes(), true);
             }
         }

@@ -351,7 +351,7 @@ impl Monitor {
         let in_place = old.len() == count
             && old
                 .iter()
-                .zip(config.pools.iter().flat_map(|p| &p.endpoints))
+                .zip(config.pools.iter().flat_map(|p| p.endpoints.iter()))
                 .all(|(o, e)| *o.name == *e.name);
         if in_place {
             // The same endpoints in the same order (a reload that changed none, or only their
@@ -518,7 +518,7 @@ impl Monitor {
     pub fn view_of(&self, model: &Model) -> HealthView {
         let now = clock::now();
         let st = self.shared.state();
-        let endpoints = || model.pools.iter().flat_map(|p| &p.endpoints);
+        let endpoints = || model.pools.iter().flat_map(|p| p.endpoints.iter());
         let mut slots = vec![EndpointView::default(); model.endpoint_slots()];
         for e in endpoints() {
             if let Some(&i) = st.index.get(e.name.as_str()) {

@@ -75,7 +75,10 @@ async fn a_reload_of_the_same_endpoints_keeps_each_and_restarts_only_a_changed_o
     m.monitor.reconcile(&again);
     assert_eq!(m.monitor.view().layout(), again.model.layout);
     assert_eq!([m.health("a"), m.health("b")], [Health::Up, Health::Up]);
-    assert_eq!([m.status("a").since, m.status("b").since], [a_since, b_since]);
+    assert_eq!(
+        [m.status("a").since, m.status("b").since],
+        [a_since, b_since]
+    );
     // b's probers still report into it: it fails at 2, 3 and 4 (fall 3).
     b.set_up(false);
     at(t0, 4.5).await;
@@ -87,7 +90,10 @@ async fn a_reload_of_the_same_endpoints_keeps_each_and_restarts_only_a_changed_o
     m.monitor.reconcile(&changed);
     assert_eq!(m.health("a"), Health::Unknown, "a's health restarted");
     assert!(m.status("a").since > a_since);
-    assert_eq!((m.health("b"), m.status("b").since), (Health::Down, b_since));
+    assert_eq!(
+        (m.health("b"), m.status("b").since),
+        (Health::Down, b_since)
+    );
     let view = m.monitor.view();
     assert_eq!(view.layout(), changed.model.layout);
     assert_eq!(view.get(id_in(&changed, "b")).serving, Serving::Down);
@@ -201,5 +207,9 @@ fn tables_are_rebuilt_from_a_new_view_and_not_again_from_the_same_one() {
     let built = tables();
     publisher.refresh_tables().expect("services");
     assert_eq!(tables(), built);
-    assert_eq!(answer(), "198.51.100.1", "a stays drained across the reload");
+    assert_eq!(
+        answer(),
+        "198.51.100.1",
+        "a stays drained across the reload"
+    );
 }

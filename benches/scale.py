@@ -27,7 +27,8 @@ the reload's wall time (request to answer) and its CPU time, utime+stime of the 
 from /proc/PID/stat (ticks of 10 ms) read before the request and after its answer, and again
 1 s after the answer, with a query to the last service at once (the UDP worker's counters for
 the new configuration and a table rebuild the reload set off count as part of it). Median and
-range.
+range. After each reload, SETTLE s later (the old snapshot is released by then), VmRSS; the
+growth per reload is the slope of those readings from the second reload on.
 
 Usage (builds target/release/meridian unless SKIP_BUILD=1 or MERIDIAN is set):
     python3 benches/scale.py
@@ -39,6 +40,8 @@ Environment (defaults in brackets):
     ROUNDS [3]          reloads of the configuration part
     BASE_PORT [5521]    Meridian DNS = BASE, Knot = BASE+1, NSD = BASE+2, Meridian's admin = BASE+3
     MAX_WAIT [600]      seconds any one wait may last (a load, a check, a reload)
+    SETTLE [6]          seconds after each reload's 1 s CPU window before VmRSS is read (the old
+                        snapshot is released within 5 s of the swap)
     MERIDIAN []         the meridian binary to measure (no build); default target/release/meridian
     SKIP_BUILD [0]      1: use target/release/meridian as it is
     KEEP_WORK [0]       1: keep the temp dir (zone, configs, logs) and print its path
@@ -403,7 +406,7 @@ def zone_part(work, records, servers, base, max_wait):
 
 
 # ------------------------------------------------------------------ the configuration part
-def config_part(work, services, rounds, base, max_wait):
+def config_part(work, services, rounds, base, max_wait, settle):
     d = os.path.join(work, "config")
     log(f"generating {services:,} services with benches/big_config.py")
     subprocess.run([sys.executable, os.path.join(REPO, "benches/big_config.py"), d, str(services)], check=True)
@@ -435,7 +438,7 @@ def config_part(work, services, rounds, base, max_wait):
     start_s = time.monotonic() - t0
     time.sleep(1.0)
     rss_before = status_kb(proc.pid, "VmRSS")
-    walls, cpus, cpus_after = [], [], []
+    walls, cpus, cpus_after, rss = [], [], [], []
     for n in range(rounds):
         c0 = cpu_s(proc.pid)
         t0 = time.monotonic()
@@ -452,8 +455,23 @@ def config_part(work, services, rounds, base, max_wait):
             raise RuntimeError(f"{last} not answered after reload {n + 1}")
         time.sleep(max(0.0, 1.0 - (time.monotonic() - t0 - walls[-1])))
         cpus_after.append(cpu_s(proc.pid) - c0)
-    rss_after, hwm = status_kb(proc.pid, "VmRSS"), status_kb(proc.pid, "VmHWM")
+        # Resident memory once the reload has settled: the old snapshot is released (at most 5 s
+        # after the swap, on a thread of its own), so wait for that before reading it.
+        time.sleep(settle)
+        rss.append(status_kb(proc.pid, "VmRSS"))
+        log(f"reload {n + 1}: wall {walls[-1]:.2f} s, CPU {cpus[-1]:.2f} s "
+            f"({cpus_after[-1]:.2f} s until 1 s after), VmRSS {mb(rss[-1])}")
+    rss_after, hwm = rss[-1], status_kb(proc.pid, "VmHWM")
     stop(proc)
+    # Growth per reload: the least-squares slope of VmRSS over the reloads (the first reload
+    # may take the heap to its working size: the slope from the second on says whether memory
+    # keeps growing).
+    def slope(v):
+        if len(v) < 2:
+            return 0.0
+        xs = range(len(v))
+        mx, my = statistics.mean(xs), statistics.mean(v)
+        return sum((x - mx) * (y - my) for x, y in zip(xs, v)) / sum((x - mx) ** 2 for x in xs)
 
     def med(v):
         return f"{statistics.median(v):.2f} s ({min(v):.2f}-{max(v):.2f})"
@@ -468,6 +486,9 @@ def config_part(work, services, rounds, base, max_wait):
         (f"POST /reload CPU (utime+stime), median of {rounds}", med(cpus)),
         ("  same, until 1 s after the answer", med(cpus_after)),
         ("VmRSS before / after the reloads; VmHWM", f"{mb(rss_before)} / {mb(rss_after)}; {mb(hwm)}"),
+        (f"VmRSS after each reload ({settle:.0f} s after)", " ".join(f"{k / 1024:.0f}" for k in rss) + " MB"),
+        ("VmRSS growth per reload (slope, reloads 2..)",
+         f"{slope(rss[1:]) / 1024:+.1f} MB" if len(rss) > 2 else "- (ROUNDS < 3)"),
     ]
     for what, value in rows:
         print(f"  {what:<58} {value:>24}")
@@ -489,6 +510,7 @@ def main():
     rounds = env_int("ROUNDS", 3, 1, 50)
     base = env_int("BASE_PORT", 5521, 1024, 65000)
     max_wait = env_int("MAX_WAIT", 600, 5, 3600)
+    settle = env_int("SETTLE", 6, 0, 60)
     parts = os.environ.get("PARTS", "zone config").split()
     servers = os.environ.get("SERVERS", "meridian knot nsd").split()
     if any(p not in ("zone", "config") for p in parts) or any(
@@ -518,7 +540,7 @@ def main():
         if "zone" in parts:
             zone_part(work, records, servers, base, max_wait)
         if "config" in parts:
-            config_part(work, services, rounds, base, max_wait)
+            config_part(work, services, rounds, base, max_wait, settle)
     finally:
         stop_all()
         if keep:

@@ -426,7 +426,7 @@ fn set_override(
     if !cfg
         .pools
         .iter()
-        .flat_map(|p| &p.endpoints)
+        .flat_map(|p| p.endpoints.iter())
         .any(|e| e.name == endpoint)
     {
         return Err(OverrideCommandError::UnknownEndpoint {

@@ -22,6 +22,9 @@ use crate::dns::rrl::{Action, Class};
 use crate::snapshot::Snapshot;
 use crate::wire::Rcode;
 use crate::wire::cookie::Verdict;
+use labels::Labels;
+
+mod labels;
 
 /// A worker pushes its local counts to the registry after this many queries (and when idle).
 pub const FLUSH_EVERY: u32 = 1024;
@@ -455,6 +458,10 @@ struct Layout {
     service_start: Vec<usize>,
     /// Per service × [withdrawn, spill, standby, fallback].
     degraded: Counts,
+    /// The label values of the counters, for the next layout to take over what it shares.
+    labels: Labels,
+    /// How many of the counters were looked up in the registry (the rest were taken over).
+    registered: usize,
 }
 
 fn key_of(snap: &Snapshot) -> (usize, usize) {
@@ -467,7 +474,11 @@ fn key_of(snap: &Snapshot) -> (usize, usize) {
 }
 
 impl Layout {
-    fn new(snap: &Snapshot) -> Layout {
+    /// Counters for `snap`, registered in the metrics registry, except those `old` (the layout
+    /// of the snapshot served before) holds with the same labels: their handles are taken over,
+    /// so a reload that changed little looks little up (a registry lookup builds and hashes its
+    /// label strings; 10,000 services are some 1,100,000 counters).
+    fn new(snap: &Snapshot, old: Option<&Layout>) -> Layout {
         install();
         let zone_names: Vec<String> = snap
             .catalog
@@ -476,8 +487,18 @@ impl Layout {
             .map(|z| z.origin.clone())
             .chain(["none".into()])
             .collect();
+        const PER_ZONE: usize = N_QTYPES * RCODES.len() * TRANSPORTS.len();
+        let mut registered = 0;
         let mut queries = Counts::default();
         for z in &zone_names {
+            let kept = old.and_then(|o| {
+                let i = o.labels.zones.iter().position(|k| k == z)?;
+                o.queries.handles.get(i * PER_ZONE..(i + 1) * PER_ZONE)
+            });
+            if let Some(handles) = kept {
+                handles.iter().for_each(|c| queries.push(c.clone()));
+                continue;
+            }
             for q in QTYPES.iter().map(|(_, n)| *n).chain(["other"]) {
                 for r in RCODES {
                     for t in TRANSPORTS {
@@ -488,6 +509,7 @@ impl Layout {
                             ("transport", t.into()),
                         ];
                         queries.push(counter!("meridian_dns_queries_total", &labels));
+                        registered += 1;
                     }
                 }
             }
@@ -496,41 +518,80 @@ impl Layout {
             (Counts::default(), Counts::default(), Counts::default());
         let (mut service_pools, mut service_start) = (Vec::new(), vec![0]);
         let mut regions = 0;
+        let mut labels = Labels::default();
+        labels.zones = zone_names;
         if let Some(st) = &snap.steering {
             let m = &st.model;
             regions = m.regions.len() + 1;
-            for s in &m.services {
-                for r in m
-                    .regions
-                    .iter()
-                    .map(|r| r.name.clone())
-                    .chain(["any".to_string()])
-                {
-                    let labels = [("service", s.name.clone()), ("region", r)];
-                    answers.push(counter!("meridian_policy_answers_total", &labels));
+            labels.regions = m.regions.iter().map(|r| r.name.clone()).collect();
+            let same_regions = old.is_some_and(|o| o.labels.regions == labels.regions);
+            let mut previous = old.map(|o| o.labels.finder());
+            for (si, s) in m.services.iter().enumerate() {
+                let bytes = labels.push_service(m, s);
+                let from = previous.as_mut().and_then(|f| f.find(si, bytes));
+                let o = old.filter(|_| from.is_some());
+                match o.zip(from).filter(|_| same_regions) {
+                    Some((o, os)) => o.answers.handles[os * regions..(os + 1) * regions]
+                        .iter()
+                        .for_each(|c| answers.push(c.clone())),
+                    None => {
+                        for r in m
+                            .regions
+                            .iter()
+                            .map(|r| r.name.clone())
+                            .chain(["any".to_string()])
+                        {
+                            let labels = [("service", s.name.clone()), ("region", r)];
+                            answers.push(counter!("meridian_policy_answers_total", &labels));
+                            registered += 1;
+                        }
+                    }
                 }
+                // The same labels: the same pools and endpoints, so as many counters, in order.
+                let kept = o.zip(from).map(|(o, os)| {
+                    let first = o.service_pools[o.service_start[os]..o.service_start[os + 1]]
+                        .first()
+                        .map_or(0, |&(_, base)| base);
+                    (o, os, first)
+                });
+                let first_here = endpoints.n.len();
                 for &pi in &s.pools {
                     let p = &m.pools[pi];
                     service_pools.push((pi, endpoints.n.len()));
-                    for e in &p.endpoints {
+                    for e in p.endpoints.iter() {
+                        if let Some((o, _, first)) = kept {
+                            let at = first + (endpoints.n.len() - first_here);
+                            endpoints.push(o.endpoints.handles[at].clone());
+                            continue;
+                        }
                         let labels = [
                             ("service", s.name.clone()),
                             ("pool", p.name.clone()),
                             ("endpoint", e.name.clone()),
                         ];
                         endpoints.push(counter!("meridian_policy_endpoint_answers_total", &labels));
+                        registered += 1;
                     }
                 }
-                for kind in ["withdrawn", "spill", "standby", "fallback"] {
-                    let labels = [("service", s.name.clone()), ("kind", kind.to_string())];
-                    degraded.push(counter!("meridian_policy_degraded_answers_total", &labels));
+                match kept {
+                    Some((o, os, _)) => o.degraded.handles[os * 4..(os + 1) * 4]
+                        .iter()
+                        .for_each(|c| degraded.push(c.clone())),
+                    None => {
+                        for kind in ["withdrawn", "spill", "standby", "fallback"] {
+                            let labels = [("service", s.name.clone()), ("kind", kind.to_string())];
+                            degraded
+                                .push(counter!("meridian_policy_degraded_answers_total", &labels));
+                            registered += 1;
+                        }
+                    }
                 }
                 service_start.push(service_pools.len());
             }
         }
         Layout {
             key: key_of(snap),
-            zones: zone_names.len(),
+            zones: labels.zones.len(),
             queries,
             answers,
             regions,
@@ -538,6 +599,8 @@ impl Layout {
             service_pools,
             service_start,
             degraded,
+            labels,
+            registered,
         }
     }
 
@@ -578,6 +641,11 @@ impl Layout {
         }
     }
 
+    /// How many counters the layout holds.
+    fn counters(&self) -> usize {
+        self.queries.n.len() + self.answers.n.len() + self.endpoints.n.len() + self.degraded.n.len()
+    }
+
     fn flush(&mut self) {
         self.queries.flush();
         self.answers.flush();
@@ -593,7 +661,14 @@ fn relayout(layout: &mut Option<Layout>, snap: &Snapshot) {
     if let Some(l) = layout {
         l.flush();
     }
-    *layout = Some(Layout::new(snap));
+    let old = layout.take();
+    let new = Layout::new(snap, old.as_ref());
+    tracing::debug!(
+        registered = new.registered,
+        kept = new.counters() - new.registered,
+        "query counters laid out for a new snapshot"
+    );
+    *layout = Some(new);
 }
 
 /// Positions in [`Tally::fixed`].

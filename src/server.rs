@@ -459,7 +459,7 @@ async fn refresh_gauges(control: Control, cancel: CancellationToken) {
         for (i, e) in status.iter().enumerate() {
             if kept
                 .get(i)
-                .is_none_or(|k| k.endpoint.as_str() != &*e.name || k.pool != e.pool)
+                .is_none_or(|k| k.endpoint.as_str() != &*e.name || *k.pool != *e.pool)
             {
                 let g = EndpointGauges::new(&e.name, &e.pool);
                 match kept.get_mut(i) {

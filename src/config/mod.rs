@@ -220,8 +220,9 @@ pub struct Config {
     /// DNS Cookies (`[cookies]`); `None` when turned off.
     pub cookies: Option<rrl::CookieSettings>,
     pub zones: Vec<ZoneSource>,
-    /// Pools of endpoints with their compiled checks.
-    pub pools: Vec<Pool>,
+    /// Pools of endpoints with their compiled checks; shared by the copies of the configuration
+    /// (a large one is not copied).
+    pub pools: std::sync::Arc<[Pool]>,
     /// Where manual overrides persist, resolved against the config file's folder.
     pub state_file: Option<PathBuf>,
     /// Webhooks notified of endpoint state changes.
@@ -507,7 +508,7 @@ impl Config {
             rrl,
             cookies,
             zones,
-            pools,
+            pools: pools.into(),
             state_file: raw.health.state_file.as_ref().map(|f| base.join(f)),
             webhooks,
             model: std::sync::Arc::new(steering),

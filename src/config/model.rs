@@ -77,7 +77,8 @@ pub struct PoolDef {
     pub region: usize,
     /// Pool weight for the `weighted` policy (multiplies endpoint weights); 0 = standby pool.
     pub weight: u32,
-    pub endpoints: Vec<Endpoint>,
+    /// Shared with the configuration's pool (`config::Pool`): compiled once.
+    pub endpoints: std::sync::Arc<[Endpoint]>,
     /// Where the pool is, latitude and longitude in degrees (default: its region's location):
     /// what `nearest` and `latency` measure client distances to.
     pub lat: f64,

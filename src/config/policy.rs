@@ -194,7 +194,7 @@ impl Model {
     pub fn endpoint_slots(&self) -> usize {
         self.pools
             .iter()
-            .flat_map(|p| &p.endpoints)
+            .flat_map(|p| p.endpoints.iter())
             .map(|e| e.id.index() + 1)
             .max()
             .unwrap_or(0)
@@ -329,7 +329,7 @@ pub fn compile(
             },
             None => usize::MAX, // checked below if a service uses the pool
         };
-        let endpoints = p.endpoints.to_vec();
+        let endpoints = std::sync::Arc::clone(&p.endpoints);
         let (lat, lon) = match &p.location {
             Some(l) => {
                 let [lat, lon] = *l.get_ref();

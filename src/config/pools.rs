@@ -99,7 +99,8 @@ pub struct Pool {
     /// Region name, when given (services require it).
     pub region: Option<Spanned<String>>,
     pub weight: u32,
-    pub endpoints: Vec<Endpoint>,
+    /// Shared with the policy model's pool (`PoolDef`).
+    pub endpoints: Arc<[Endpoint]>,
     /// [latitude, longitude], when given.
     pub location: Option<Spanned<[f64; 2]>>,
     /// Most share of a service's traffic spill may bring it to, when given.
@@ -207,7 +208,7 @@ pub fn compile(raw: &RawConfig, err: &mut dyn FnMut(usize, String)) -> (Vec<Pool
                 v.clamp(0.0, 1.0)
             }),
             weight: p.weight.unwrap_or(1),
-            endpoints,
+            endpoints: endpoints.into(),
             at: p.name.span().start,
         });
     }

@@ -60,6 +60,9 @@ struct Kept {
     wakes: HashMap<Box<[u8]>, Arc<tokio::sync::Notify>>,
     /// Zones whose expire time passed: not served until a transfer succeeds again.
     expired: HashSet<Box<[u8]>>,
+    /// The view and steering the served tables were built from, when built from the monitor's
+    /// view alone (no fleet data): a rebuild from the same two would give the same tables.
+    tables_from: Option<(Arc<HealthView>, std::sync::Weak<Steering>)>,
 }
 
 impl Publisher {
@@ -73,6 +76,7 @@ impl Publisher {
                 .map(|z| (z.apex.clone(), z.wake.clone()))
                 .collect(),
             expired: HashSet::new(),
+            tables_from: None,
         };
         Publisher {
             snapshot,
@@ -195,10 +199,12 @@ impl Publisher {
     pub fn publish(&self, mut next: Snapshot) {
         let mut kept = self.writing.lock().expect("publisher lock");
         next = carry_secondaries(&mut kept, &self.snapshot.load(), next);
+        kept.tables_from = None;
         if let Some(st) = &next.steering {
             let previous = self.snapshot.load().tables.clone();
             let view = self.view_for(st);
             next.tables = Some(Arc::new(build_tables(st, &view, previous.as_deref())));
+            kept.tables_from = self.built_from(view, st);
         }
         let served = self.snapshot.load_full();
         let announce = self.make_versions(Some(&served.catalog), &mut next, Occasion::Load);
@@ -210,25 +216,63 @@ impl Publisher {
 
     /// Rebuild the served snapshot's decision tables from the monitor's view now (health or
     /// latency changed) and swap them in; the time it took, or `None` without services.
+    ///
+    /// When the served tables were built from this very view (the same published `Arc`, no fleet
+    /// data) for this very steering, nothing is rebuilt: the same inputs give the same tables
+    /// (latency hysteresis against them keeps every published excess). So the rebuild a reload's
+    /// reconcile sets off, and the periodic one while nothing moved, cost nothing.
     pub fn refresh_tables(&self) -> Option<Duration> {
-        let _one = self.writing.lock().expect("publisher lock");
+        self.refresh(false)
+    }
+
+    /// [`Publisher::refresh_tables`], rebuilding even from the same view when `force` (what the
+    /// tables read besides the view changed: the GeoIP database that places the demand).
+    fn refresh(&self, force: bool) -> Option<Duration> {
+        let mut kept = self.writing.lock().expect("publisher lock");
         let current = self.snapshot.load_full();
         let st = current.steering.clone()?;
         let started = Instant::now();
         let view = self.view_for(&st);
-        let tables = build_tables(&st, &view, current.tables.as_deref());
+        let unchanged = kept.tables_from.as_ref().is_some_and(|(v, s)| {
+            Arc::ptr_eq(v, &view) && std::ptr::eq(s.as_ptr(), Arc::as_ptr(&st))
+        });
+        let rebuild = force || !unchanged || current.tables.is_none();
+        let tables = if rebuild {
+            let tables = build_tables(&st, &view, current.tables.as_deref());
+            kept.tables_from = self.built_from(view, &st);
+            Some(Arc::new(tables))
+        } else {
+            current.tables.clone()
+        };
         let mut next = Snapshot {
-            tables: Some(Arc::new(tables)),
+            tables,
             ..(*current).clone()
         };
+        // Zone versions held back by their snapshot interval are made now, rebuilt or not.
         let announce = self.make_versions(Some(&current.catalog), &mut next, Occasion::Tables);
+        if !rebuild && !announce && Arc::ptr_eq(&next.catalog, &current.catalog) {
+            return Some(started.elapsed()); // nothing changed: the served snapshot stays
+        }
         self.snapshot.store(Arc::new(next));
         if announce {
             self.versions.send_modify(|v| *v += 1);
         }
         let took = started.elapsed();
-        record_rebuild(&st, self.snapshot.load().tables.as_deref(), took);
+        if rebuild {
+            record_rebuild(&st, self.snapshot.load().tables.as_deref(), took);
+        }
         Some(took)
+    }
+
+    /// What tables built from `view` for `st` are recorded as built from: the view and the
+    /// steering when the view is the monitor's published one (fleet data changes with time and
+    /// is never taken as unchanged).
+    fn built_from(
+        &self,
+        view: Arc<HealthView>,
+        st: &Arc<Steering>,
+    ) -> Option<(Arc<HealthView>, std::sync::Weak<Steering>)> {
+        Arc::ptr_eq(&view, &self.monitor.view()).then(|| (view, Arc::downgrade(st)))
     }
 
     /// The monitor's view for `st`'s model: the published one when its layout is the model's,
@@ -317,7 +361,7 @@ impl Publisher {
             geo.is_some_and(|geo| matches!(geo.reload_if_changed(), Ok(true)))
         };
         if changed {
-            self.refresh_tables();
+            self.refresh(true);
         }
     }
 }

@@ -152,7 +152,7 @@ pub fn engine_view(
         .fresh(now)
         .map(|peer| {
             let mut endpoints = vec![None; slots];
-            for e in model.pools.iter().flat_map(|p| &p.endpoints) {
+            for e in model.pools.iter().flat_map(|p| p.endpoints.iter()) {
                 let Some(o) = peer.endpoints.get(&e.name) else {
                     continue;
                 };

@@ -34,17 +34,21 @@
 //!
 //! # Size
 //! Measured by `tests::one_endpoint_fits_in_8_kib` on x86_64 ([`LatencyWindow::heap_bytes`]:
-//! struct, slice headers and counters): **3,816 bytes** for the default 5 × 60 s window:
-//! 56 for the struct plus 752 per slice (640 of counters). [`MAX_SLICES`] (10) slices take
-//! 7,576 bytes, still under 8 KiB.
+//! struct, slice headers and counters): **3,824 bytes** for the default 5 × 60 s window:
+//! 64 for the struct plus 752 per slice (640 of counters). [`MAX_SLICES`] (10) slices take
+//! 7,584 bytes, still under 8 KiB. Until its first record a window is its struct alone (the
+//! slices are allocated then): 100,000 endpoints without checks hold no latency histograms.
 //!
 //! # Cost
-//! [`LatencyWindow::record`] never allocates: it indexes one slot and bumps one counter (and,
-//! once per slice length, zeroes the 320 counters of the slot it reuses).
+//! [`LatencyWindow::record`] allocates the window's slices at its first call (a window that is
+//! never recorded into, an endpoint nobody probes, holds no histogram) and never again: it
+//! indexes one slot and bumps one counter (and, once per slice length, zeroes the 320 counters of
+//! the slot it reuses).
 //! [`LatencyWindow::summary`], [`LatencyWindow::percentile`] and [`LatencyWindow::p50_p90`]
 //! allocate one scratch histogram of the slices' shape (320 `u16` counters, 640 bytes) and add
 //! the live slices into it counter by counter (a copy for the first), which cannot overflow
-//! (see above). The health monitor runs [`LatencyWindow::p50_p90`]
+//! (see above); `p50_p90` of a window with no RTT inside it (an endpoint without checks, or not
+//! answered yet) allocates nothing. The health monitor runs [`LatencyWindow::p50_p90`]
 //! when a probe result arrives and when a slice leaves the window ([`LatencyWindow::next_expiry`]
 //! says when), never when decision tables are rebuilt, and never on the query path.
 
@@ -123,6 +127,10 @@ pub struct LatencyWindow {
     origin: Instant,
     /// Newest epoch recorded; time never goes backwards past it.
     latest: u64,
+    /// How many slices the window has.
+    count: usize,
+    /// The slices, allocated at the first record (empty until then): an endpoint that is never
+    /// probed (no checks, or probed by other instances) holds no histogram.
     slices: Box<[Slice]>,
 }
 
@@ -149,30 +157,34 @@ impl LatencyWindow {
         Ok(Self::build(slices, slice_len, now))
     }
 
-    fn build(slices: usize, slice_len: Duration, origin: Instant) -> Self {
-        let slices = (0..slices)
-            .map(|_| Slice {
-                epoch: 0,
-                rtts: new_histogram(),
-                lost: 0,
-            })
-            .collect();
+    fn build(count: usize, slice_len: Duration, origin: Instant) -> Self {
         Self {
             slice_len,
             origin,
             latest: 0,
-            slices,
+            count,
+            slices: Box::default(),
         }
     }
 
     /// The span the window covers: slice count × slice length.
     pub fn window(&self) -> Duration {
-        self.slice_len * self.slices.len() as u32
+        self.slice_len * self.count as u32
     }
 
     /// Records one probe at `now`: `Some(rtt)` for an answer (clamped to [`MAX_RTT`]), `None` for
-    /// a lost or failed probe (counted in the loss ratio, not in the percentiles). Never allocates.
+    /// a lost or failed probe (counted in the loss ratio, not in the percentiles). Allocates the
+    /// slices at the first record only.
     pub fn record(&mut self, rtt: Option<Duration>, now: Instant) {
+        if self.slices.is_empty() {
+            self.slices = (0..self.count)
+                .map(|_| Slice {
+                    epoch: 0,
+                    rtts: new_histogram(),
+                    lost: 0,
+                })
+                .collect();
+        }
         let epoch = self.epoch_at(now);
         self.latest = epoch;
         let n = self.slices.len() as u64;
@@ -236,7 +248,7 @@ impl LatencyWindow {
     /// Whoever keeps a summary refreshes it then.
     pub fn next_expiry(&self, now: Instant) -> Option<Instant> {
         let current = self.epoch_at(now);
-        let n = self.slices.len() as u64;
+        let n = self.count as u64;
         let oldest = self
             .slices
             .iter()
@@ -255,6 +267,11 @@ impl LatencyWindow {
     /// p50 and p90 over the slices inside the window at `now` (what steering reads): the
     /// summary's, without the rest of it.
     pub fn p50_p90(&self, now: Instant) -> (Option<Duration>, Option<Duration>) {
+        // Nothing answered inside the window (an endpoint without checks, or not probed yet):
+        // nothing to merge. A reload sets the slot of every endpoint, so this is most of them.
+        if self.live(now).all(|s| s.rtts.is_empty()) {
+            return (None, None);
+        }
         let (merged, _) = self.merged(now);
         (quantile(&merged, 0.5), quantile(&merged, 0.9))
     }
@@ -285,17 +302,20 @@ impl LatencyWindow {
         epoch.max(self.latest)
     }
 
+    /// The slices inside the window at `now`.
+    fn live(&self, now: Instant) -> impl Iterator<Item = &Slice> {
+        let current = self.epoch_at(now);
+        let n = self.count as u64;
+        self.slices
+            .iter()
+            .filter(move |s| s.epoch <= current && current - s.epoch < n)
+    }
+
     /// The live slices' RTTs merged into one scratch histogram, and their lost-probe count.
     fn merged(&self, now: Instant) -> (Histogram<u16>, u64) {
         let mut merged = new_histogram::<u16>();
         let mut lost = 0;
-        let current = self.epoch_at(now);
-        let n = self.slices.len() as u64;
-        let live = self
-            .slices
-            .iter()
-            .filter(|s| s.epoch <= current && current - s.epoch < n);
-        for slice in live {
+        for slice in self.live(now) {
             lost += slice.lost;
             merged
                 .add(&slice.rtts)
@@ -372,11 +392,23 @@ mod tests {
         let bytes = w.heap_bytes();
         println!("latency state per endpoint (5 x 60 s): {bytes} bytes");
         assert!(bytes < 8192, "{bytes} bytes");
-        let biggest = LatencyWindow::with_slices(MAX_SLICES, MIN, t0)
-            .unwrap()
-            .heap_bytes();
+        let mut biggest = LatencyWindow::with_slices(MAX_SLICES, MIN, t0).unwrap();
+        biggest.record(None, t0);
+        let biggest = biggest.heap_bytes();
         println!("latency state per endpoint ({MAX_SLICES} slices): {biggest} bytes");
         assert!(biggest < 8192, "{biggest} bytes");
+    }
+
+    #[test]
+    fn a_window_never_recorded_into_holds_no_histogram() {
+        let t0 = Instant::now();
+        let w = LatencyWindow::new(t0);
+        assert_eq!(w.heap_bytes(), size_of::<LatencyWindow>());
+        assert_eq!(w.window(), DEFAULT_SLICE_LEN * DEFAULT_SLICES as u32);
+        assert_eq!(w.summary(t0 + MIN), LatencySummary::default());
+        assert_eq!(w.p50_p90(t0 + MIN), (None, None));
+        assert_eq!(w.next_expiry(t0), None);
+        assert_eq!(w.merged_histogram(t0).len(), 0);
     }
 
     #[test]

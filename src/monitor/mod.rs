@@ -44,6 +44,7 @@ pub use crate::health::clock::{now, unix_now, unix_now_ms};
 pub use notify::Event;
 pub use probing::Probes;
 
+use crate::config::health::Check;
 use crate::config::model::EndpointId;
 use crate::config::policy::Model;
 use crate::config::{Config, Webhook};
@@ -69,7 +70,7 @@ pub enum OverrideError {
 #[derive(Debug, Clone)]
 pub struct GaugeState {
     pub name: Arc<str>,
-    pub pool: String,
+    pub pool: Arc<str>,
     pub serving: Serving,
     pub since: Instant,
     pub override_kind: Option<(OverrideKind, Option<Instant>)>,
@@ -101,7 +102,8 @@ struct Entry {
     name: Arc<str>,
     /// Its id in the configuration last reconciled: the slot of the view it sets.
     id: EndpointId,
-    pool: String,
+    /// Its pool's name (one allocation per pool, shared by its endpoints).
+    pool: Arc<str>,
     startup: StartupPolicy,
     /// Its checks' anti-flap parameters, to start its health afresh.
     params: Vec<HealthParams>,
@@ -110,9 +112,12 @@ struct Entry {
     /// When the override in `health` was set (Unix ms); `None` without one.
     override_set: Option<u64>,
     last_detail: String,
-    /// What the endpoint's checks are; a reload that changes it restarts the health state.
-    fingerprint: String,
-    /// Changes with the fingerprint: reports from probers of an older generation are ignored.
+    /// The address its probers probe; a reload that changes it or `checks` restarts the
+    /// health state.
+    check_address: Option<std::net::IpAddr>,
+    /// The checks its probers run, as compiled by the configuration they were started for.
+    checks: Vec<Arc<Check>>,
+    /// Changes with the probers: reports from probers of an older generation are ignored.
     generation: u64,
     /// Stops this endpoint's probers.
     cancel: CancellationToken,
@@ -125,7 +130,7 @@ impl Entry {
     fn status(&self, now: Instant) -> EndpointStatus {
         EndpointStatus {
             name: self.name.to_string(),
-            pool: self.pool.clone(),
+            pool: self.pool.to_string(),
             health: self.health.health(),
             serving: self.health.serving(self.startup, now),
             since: self.health.since(),
@@ -176,7 +181,7 @@ struct State {
     /// In the order of the configuration's endpoints (their ids).
     entries: Vec<Entry>,
     /// Endpoint name → position in `entries`.
-    index: HashMap<String, usize>,
+    index: Index,
     /// The working view and its deadlines.
     kept: KeptView,
     state_file: Option<PathBuf>,
@@ -231,9 +236,39 @@ pub struct Monitor {
     shared: Arc<Shared>,
 }
 
-/// Everything that decides how an endpoint is probed, as comparable text.
-fn fingerprint(e: &crate::config::Endpoint) -> String {
-    format!("{:?}|{:?}", e.check_address, e.checks)
+/// An endpoint of a configuration, with its pool and the pool's name.
+type Placed<'a> = (
+    Arc<str>,
+    &'a crate::config::Pool,
+    &'a crate::config::Endpoint,
+);
+
+/// Endpoint names → positions, by a fast hash (names come from the operator's configuration).
+type Index = HashMap<Arc<str>, usize, foldhash::fast::RandomState>;
+
+/// Whether `e` is probed as `entry`'s probers probe: the same address and the same checks, in
+/// order. A check is the same when it is the same compiled check or, compiled again by a reload,
+/// has the same settings (compared as text, each distinct check written once per reconcile in
+/// `texts`).
+fn same_probes(
+    entry: &Entry,
+    e: &crate::config::Endpoint,
+    texts: &mut HashMap<*const Check, String>,
+) -> bool {
+    if entry.check_address != e.check_address || entry.checks.len() != e.checks.len() {
+        return false;
+    }
+    entry.checks.iter().zip(&e.checks).all(|(a, b)| {
+        Arc::ptr_eq(a, b) || {
+            let mut text = |c: &Arc<Check>| -> String {
+                texts
+                    .entry(Arc::as_ptr(c))
+                    .or_insert_with(|| format!("{c:?}"))
+                    .clone()
+            };
+            text(a) == text(b)
+        }
+    })
 }
 
 impl Monitor {
@@ -247,7 +282,7 @@ impl Monitor {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 entries: Vec::new(),
-                index: HashMap::new(),
+                index: Index::default(),
                 kept: KeptView::new(),
                 state_file: None,
                 probes: None,
@@ -274,6 +309,10 @@ impl Monitor {
     /// restart their probers and health state (keeping history and override); removed ones stop;
     /// new ones start probing at once. Overrides are then what the state file says, when one is
     /// configured. The view is published for the new configuration's ids before this returns.
+    ///
+    /// Linear in the endpoints, with no allocation for an endpoint kept: when every endpoint is
+    /// where it was (the same names in the same order), each entry is updated in place and the
+    /// name index stays; otherwise entries are found by name and the index is built again.
     pub fn reconcile(&self, config: &Config) {
         let sh = &self.shared;
         sh.webhooks.send_replace(config.webhooks.clone());
@@ -282,39 +321,70 @@ impl Monitor {
         let mut st = sh.state();
         let now = clock::now();
         st.state_file.clone_from(&config.state_file);
-        let mut old: HashMap<Arc<str>, Entry> = st
-            .entries
-            .drain(..)
-            .map(|e| (Arc::clone(&e.name), e))
-            .collect();
-        let mut entries = Vec::new();
-        for pool in &config.pools {
-            for e in &pool.endpoints {
-                let fp = fingerprint(e);
-                let previous = old.remove(e.name.as_str());
-                let probe = st.probes.as_ref().is_none_or(|p| p(&e.name));
-                let entry = match previous {
-                    Some(mut kept) if kept.fingerprint == fp => {
-                        kept.pool.clone_from(&pool.name);
-                        kept.startup = pool.startup;
-                        kept.id = e.id;
-                        probing::set(&mut kept, probe, now);
-                        kept
+        let old = std::mem::take(&mut st.entries);
+        let count: usize = config.pools.iter().map(|p| p.endpoints.len()).sum();
+        // Every endpoint, with its pool and the pool's name (one allocation per pool).
+        let mut endpoints = config.pools.iter().flat_map(|pool| {
+            let name: Arc<str> = Arc::from(pool.name.as_str());
+            pool.endpoints
+                .iter()
+                .map(move |e| (Arc::clone(&name), pool, e))
+        });
+        let mut texts = HashMap::new();
+        let probes = st.probes.clone();
+        // Take `previous` (the entry of the endpoint's name, if any) over for `e` of `pool`.
+        let mut reuse = |previous: Option<Entry>, (pool_name, pool, e): Placed<'_>| {
+            let probe = probes.as_ref().is_none_or(|p| p(&e.name));
+            match previous {
+                Some(mut kept) if same_probes(&kept, e, &mut texts) => {
+                    if *kept.pool != *pool_name {
+                        kept.pool = pool_name;
                     }
-                    previous => self.start_entry(e, pool, previous, probe, now),
-                };
-                entries.push(entry);
+                    kept.startup = pool.startup;
+                    kept.id = e.id;
+                    probing::set(&mut kept, probe, now);
+                    kept
+                }
+                previous => self.start_entry(e, &pool_name, pool, previous, probe, now),
             }
+        };
+        let in_place = old.len() == count
+            && old
+                .iter()
+                .zip(config.pools.iter().flat_map(|p| p.endpoints.iter()))
+                .all(|(o, e)| *o.name == *e.name);
+        if in_place {
+            // The same endpoints in the same order (a reload that changed none, or only their
+            // settings): each entry is updated where it is, and the name index stays.
+            st.entries = old
+                .into_iter()
+                .map(|kept| reuse(Some(kept), endpoints.next().expect("as many endpoints")))
+                .collect();
+        } else {
+            let mut old: Vec<Option<Entry>> = old.into_iter().map(Some).collect();
+            let old_index = std::mem::take(&mut st.index);
+            let mut entries = Vec::with_capacity(count);
+            for endpoint in endpoints {
+                let name = endpoint.2.name.as_str();
+                let previous = old_index
+                    .get(name)
+                    .and_then(|&i| old.get_mut(i))
+                    .and_then(Option::take);
+                entries.push(reuse(previous, endpoint));
+            }
+            for gone in old.into_iter().flatten() {
+                gone.cancel.cancel();
+            }
+            let mut index = Index::with_capacity_and_hasher(entries.len(), Default::default());
+            index.extend(
+                entries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| (Arc::clone(&e.name), i)),
+            );
+            st.index = index;
+            st.entries = entries;
         }
-        for gone in old.into_values() {
-            gone.cancel.cancel();
-        }
-        st.index = entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (e.name.to_string(), i))
-            .collect();
-        st.entries = entries;
         match saved {
             Some(Ok(saved)) => apply_saved(&mut st.entries, &saved, now),
             Some(Err(e)) => tracing::error!("overrides unchanged: {e}"),
@@ -340,6 +410,7 @@ impl Monitor {
     fn start_entry(
         &self,
         e: &crate::config::Endpoint,
+        pool_name: &Arc<str>,
         pool: &crate::config::Pool,
         previous: Option<Entry>,
         probe: bool,
@@ -390,14 +461,15 @@ impl Monitor {
         Entry {
             name,
             id: e.id,
-            pool: pool.name.clone(),
+            pool: Arc::clone(pool_name),
             startup: pool.startup,
             params,
             health,
             latency,
             override_set,
             last_detail,
-            fingerprint: fingerprint(e),
+            check_address: e.check_address,
+            checks: e.checks.clone(),
             generation,
             cancel,
             probing,
@@ -446,10 +518,10 @@ impl Monitor {
     pub fn view_of(&self, model: &Model) -> HealthView {
         let now = clock::now();
         let st = self.shared.state();
-        let endpoints = || model.pools.iter().flat_map(|p| &p.endpoints);
+        let endpoints = || model.pools.iter().flat_map(|p| p.endpoints.iter());
         let mut slots = vec![EndpointView::default(); model.endpoint_slots()];
         for e in endpoints() {
-            if let Some(&i) = st.index.get(&e.name) {
+            if let Some(&i) = st.index.get(e.name.as_str()) {
                 slots[e.id.index()] = st.entries[i].view(now).0;
             }
         }
@@ -475,7 +547,7 @@ impl Monitor {
             .iter()
             .map(|e| GaugeState {
                 name: Arc::clone(&e.name),
-                pool: e.pool.clone(),
+                pool: Arc::clone(&e.pool),
                 serving: e.health.serving(e.startup, now),
                 since: e.health.since(),
                 override_kind: e.health.override_state(),

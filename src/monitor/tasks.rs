@@ -211,7 +211,7 @@ fn apply(
             st.kept.note_transition();
             events.push(Event {
                 endpoint: report.endpoint.to_string(),
-                pool: e.pool.clone(),
+                pool: e.pool.to_string(),
                 from: t.from.to_string(),
                 to: t.to.to_string(),
                 reason: t.reason,

@@ -55,6 +55,53 @@ async fn the_view_follows_the_ids_of_the_configuration_last_reconciled() {
     assert_eq!(serving(&m.monitor.view()), [Serving::Down, Serving::Down]);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_reload_of_the_same_endpoints_keeps_each_and_restarts_only_a_changed_one() {
+    use meridian::health::state::Health;
+    let (a, b) = (Switch::start().await, Switch::start().await);
+    let checks = |a_interval: &str| {
+        switch_check("ca", a.addr, a_interval, "") + &switch_check("cb", b.addr, "1s", "")
+    };
+    let text = |a_interval: &str| pool(&checks(a_interval), &[("a", "ca"), ("b", "cb")]);
+    let m = TestMonitor::start(&config(&text("1s")));
+    let t0 = Instant::now();
+    at(t0, 1.5).await; // probes at 0 and 1: up (rise 2)
+    assert_eq!([m.health("a"), m.health("b")], [Health::Up, Health::Up]);
+    let (a_since, b_since) = (m.status("a").since, m.status("b").since);
+
+    // The same file compiled again (a reload that changed nothing): every endpoint is where it
+    // was, and keeps its state and its probers; the view is published for the new ids.
+    let again = config(&text("1s"));
+    m.monitor.reconcile(&again);
+    assert_eq!(m.monitor.view().layout(), again.model.layout);
+    assert_eq!([m.health("a"), m.health("b")], [Health::Up, Health::Up]);
+    assert_eq!(
+        [m.status("a").since, m.status("b").since],
+        [a_since, b_since]
+    );
+    // b's probers still report into it: it fails at 2, 3 and 4 (fall 3).
+    b.set_up(false);
+    at(t0, 4.5).await;
+    assert_eq!(m.health("b"), Health::Down);
+    let b_since = m.status("b").since;
+
+    // a's check changed, nothing else: a starts afresh, b keeps its state.
+    let changed = config(&text("2s"));
+    m.monitor.reconcile(&changed);
+    assert_eq!(m.health("a"), Health::Unknown, "a's health restarted");
+    assert!(m.status("a").since > a_since);
+    assert_eq!(
+        (m.health("b"), m.status("b").since),
+        (Health::Down, b_since)
+    );
+    let view = m.monitor.view();
+    assert_eq!(view.layout(), changed.model.layout);
+    assert_eq!(view.get(id_in(&changed, "b")).serving, Serving::Down);
+    // a's new probers report (every 2 s from now): up again after two.
+    at(t0, 7.0).await;
+    assert_eq!(m.health("a"), Health::Up);
+}
+
 /// Two pools of one endpoint each, in the order given, and a failover service over
 /// `first` (endpoint a, 192.0.2.1) then `second` (endpoint b, 198.51.100.1).
 fn failover(pools_first_then_second: bool) -> String {
@@ -126,4 +173,43 @@ fn the_publisher_reads_a_view_by_id_only_against_a_model_of_its_layout() {
     let st = snap.steering.as_ref().unwrap();
     assert!(Arc::ptr_eq(&publisher.view_for(st), &monitor.view()));
     assert_eq!(answer(), "198.51.100.1");
+}
+
+#[test]
+fn tables_are_rebuilt_from_a_new_view_and_not_again_from_the_same_one() {
+    let srv = start(&[("example.com.", EXAMPLE_ZONE)], &failover(true));
+    let server = srv.server();
+    let (monitor, publisher) = (server.monitor(), server.control().publisher());
+    let tables = || Arc::as_ptr(server.snapshot().tables.as_ref().expect("tables"));
+    let mut c = Client::new(&srv);
+    let mut answer = || one(&c.udp("fo.example.com.", RecordType::A, None));
+    assert_eq!(answer(), "192.0.2.1");
+
+    // No checks, so the view changes only with overrides and reloads. Tables built from the
+    // monitor's view as published: asked again, the publisher keeps them (and the snapshot).
+    publisher.refresh_tables().expect("services");
+    let (built, snapshot) = (tables(), Arc::as_ptr(&server.snapshot()));
+    publisher.refresh_tables().expect("services");
+    assert_eq!(tables(), built, "rebuilt from the same view");
+    assert_eq!(Arc::as_ptr(&server.snapshot()), snapshot);
+
+    // A new view (a drained): new tables, by the rebuild task or by this call.
+    monitor
+        .set_override("a", Some(OverrideKind::Drain), None)
+        .unwrap();
+    publisher.refresh_tables().expect("services");
+    assert_ne!(tables(), built, "not rebuilt from a new view");
+    assert_eq!(answer(), "198.51.100.1");
+
+    // A reload builds its tables once, from the view its reconcile published; the rebuild that
+    // view's version sets off finds them built from it.
+    server.control().reload().expect("reload");
+    let built = tables();
+    publisher.refresh_tables().expect("services");
+    assert_eq!(tables(), built);
+    assert_eq!(
+        answer(),
+        "198.51.100.1",
+        "a stays drained across the reload"
+    );
 }

@@ -124,7 +124,7 @@ pub fn id_in(config: &Config, name: &str) -> EndpointId {
     config
         .pools
         .iter()
-        .flat_map(|p| &p.endpoints)
+        .flat_map(|p| p.endpoints.iter())
         .find(|e| e.name == name)
         .unwrap_or_else(|| panic!("no endpoint {name}"))
         .id

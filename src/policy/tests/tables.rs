@@ -145,7 +145,7 @@ fn weighted_multiplies_pool_and_endpoint_weights_and_keeps_standby_aside() {
     let mut w = World::new();
     w.pools[0].weight = 3;
     for (e, weight) in [1, 1, 2, 0].into_iter().enumerate() {
-        w.pools[0].endpoints[e].weight = weight;
+        std::sync::Arc::make_mut(&mut w.pools[0].endpoints)[e].weight = weight;
     }
     w.pools[2].weight = 0;
     w.services
@@ -209,7 +209,7 @@ fn weighted_multiplies_pool_and_endpoint_weights_and_keeps_standby_aside() {
 #[test]
 fn standby_endpoints_of_ranked_policies_wait_for_the_whole_service() {
     let mut w = World::new();
-    w.pools[0].endpoints[3].weight = 0;
+    std::sync::Arc::make_mut(&mut w.pools[0].endpoints)[3].weight = 0;
     w.services
         .push(service("www", PolicyKind::Failover, &[0, 1]));
     let only = |t: &Tables| {
@@ -236,7 +236,7 @@ fn all_down_answers_the_fallback() {
     let mut w = World::new();
     w.set(0, 0..4, Serving::Down);
     w.set(1, 0..4, Serving::Drained);
-    w.pools[1].endpoints[0].weight = 5;
+    std::sync::Arc::make_mut(&mut w.pools[1].endpoints)[0].weight = 5;
     w.services
         .push(service("all", PolicyKind::Latency, &[0, 1]));
     let addresses = Fallback::Addresses {
@@ -340,7 +340,10 @@ fn random_worlds_always_answer_sensibly() {
             .collect();
         for (p, def) in w.pools.iter_mut().enumerate() {
             def.weight = (rng.next_u64() % 3) as u32;
-            for (e, ep) in def.endpoints.iter_mut().enumerate() {
+            for (e, ep) in std::sync::Arc::make_mut(&mut def.endpoints)
+                .iter_mut()
+                .enumerate()
+            {
                 ep.weight = (rng.next_u64() % 4) as u32;
                 ep.capacity = (rng.next_u64() % 3) as u32;
                 let roll = rng.next_u64() % 10;

@@ -597,6 +597,14 @@ fn config_errors_name_the_service_pool_or_region_and_the_place() {
         place(&path, &text, "\"nope\"")
     );
     assert!(err.contains(&want), "want {want}\ngot {err}");
+    // A pool listed twice (found by fuzzing the policy engine: a `weighted` service drew one
+    // endpoint twice into an answer): at the second reference.
+    let (err, text, path) = config_error(pool, &svc("svc.example.com.", "\"p\", \"p\""));
+    let want = format!(
+        "{}: service \"svc.example.com.\": pool \"p\" is listed twice",
+        place(&path, &text, "\"p\"]")
+    );
+    assert!(err.contains(&want), "want {want}\ngot {err}");
     // An undefined region, where a pool names it and where a region's fallback names it.
     let bad_pool = pool.replace("region = \"r1\"", "region = \"mars\"");
     let (err, text, path) = config_error(&bad_pool, &svc("svc.example.com.", "\"p\""));

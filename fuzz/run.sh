@@ -35,14 +35,17 @@ build_flags() {
 }
 for t in "${targets[@]}"; do
     # shellcheck disable=SC2046
-    cargo +nightly fuzz build $(build_flags "$t") "$t" >/dev/null
+    if ! out=$(cargo +nightly fuzz build $(build_flags "$t") "$t" 2>&1); then
+        printf '%s\n' "$out" >&2
+        exit 1
+    fi
 done
 
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 mkdir -p logs
 
-printf '%-8s %12s %10s %8s %8s %8s %s\n' target executions "run (s)" "exec/s" corpus crashes artifacts
+printf '%-8s %12s %10s %8s %8s %8s %s\n' target executions "run (s)" "exec/s" corpus failures artifacts
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t" "artifacts/$t"
     cp -n regressions/"$t"/* "corpus/$t/" 2>/dev/null || true
@@ -59,7 +62,9 @@ for t in "${targets[@]}"; do
     end=$(date +%s)
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "logs/$t.log" | tail -1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "logs/$t.log" | tail -1)
-    new=$(find "artifacts/$t" -type f -newer "$scratch/started-$t" | sort)
+    # Crashes, hangs, out-of-memory and leaks (not libFuzzer's slow-unit notes).
+    new=$(find "artifacts/$t" -type f -newer "$scratch/started-$t" \
+        \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' -o -name 'leak-*' \) | sort)
     corpus=$(find "corpus/$t" -type f | wc -l)
     printf '%-8s %12s %10s %8s %8s %8s %s\n' "$t" "${execs:-?}" "$((end - start))" "${rate:-?}" \
         "$corpus" "$(printf '%s' "$new" | grep -c . || true)" "$(echo $new)"

@@ -11,7 +11,8 @@
 //! - no panic, whatever the text;
 //! - every error names the file it is about, at a line the file has;
 //! - a zone that loads has its origin as apex, every node at or below it, an SOA as negative
-//!   answer, and RRsets of records that decode with hickory-proto to their own type;
+//!   answer, RRsets of records that decode with hickory-proto to their own type, and no more
+//!   records than it read;
 //! - read → write (the kept-copy writer, `Records::master_file`) → read gives the same records
 //!   (owner as written, type, data, TTL), and the written file loads as a zone with as many
 //!   records. TXT strings that are not UTF-8 are left out of this check: the writer documents
@@ -77,7 +78,13 @@ pub fn run_in(dir: &Path, data: &[u8]) {
             records += n;
         }
     }
-    assert_eq!(records, zone.record_count, "records counted");
+    // `record_count` counts the records read, a record written twice included; the RRsets
+    // hold it once (fuzzing found the difference: see fuzz/findings/zone/).
+    assert!(
+        records <= zone.record_count,
+        "{records} records served, {} read",
+        zone.record_count
+    );
     round_trip(dir, &origin, &path);
 }
 

@@ -123,7 +123,10 @@ fn bodies_fail_on_broken_invariants() {
     let world = bodies::answer::World::build(dir.path());
     let snap = world.snapshot(0);
     let seeds = inputs("answer");
-    let (_, seed) = seeds.iter().find(|(n, _)| n.ends_with("www.example.com-A")).unwrap();
+    let (_, seed) = seeds
+        .iter()
+        .find(|(n, _)| n.ends_with("www.example.com-A"))
+        .unwrap();
     let query = &seed[1..];
     let peer = Peer {
         transport: Transport::Udp,
@@ -136,7 +139,10 @@ fn bodies_fail_on_broken_invariants() {
     check(&out[..o.len]);
     let mut other_id = out[..o.len].to_vec();
     other_id[1] ^= 1;
-    assert!(fails(&|| check(&other_id)), "a response with another ID passed");
+    assert!(
+        fails(&|| check(&other_id)),
+        "a response with another ID passed"
+    );
     assert!(fails(&|| check(&out[..o.len - 1])), "a cut response passed");
 
     // Tables built with every endpoint up, checked as if every endpoint were down.

@@ -264,8 +264,12 @@ impl World {
             served.push(s);
         }
         // KEY_SECRET, decoded.
-        let key = Key::new(KEY_NAME, Algorithm::HmacSha256, b"meridian transfer key, 32 bytes")
-            .expect("key");
+        let key = Key::new(
+            KEY_NAME,
+            Algorithm::HmacSha256,
+            b"meridian transfer key, 32 bytes",
+        )
+        .expect("key");
         World {
             served,
             oracle,
@@ -477,16 +481,16 @@ fn kept_is_the_same(snap: &Snapshot, packet: &[u8], response: &[u8], out: &mut [
         Err(Some(miss)) => miss,
     };
     let mut q = Query::default();
-    let Some(o) = meridian::dns::answer::respond_prepared(
-        snap,
-        packet,
-        Transport::Udp,
-        &mut q.qname,
-        out,
-    ) else {
+    let Some(o) =
+        meridian::dns::answer::respond_prepared(snap, packet, Transport::Udp, &mut q.qname, out)
+    else {
         return;
     };
-    assert_eq!(&out[..o.len], response, "prepared response differs from served");
+    assert_eq!(
+        &out[..o.len],
+        response,
+        "prepared response differs from served"
+    );
     if !cache.insert(miss, packet, response, &o) {
         return;
     }

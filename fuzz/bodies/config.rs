@@ -99,9 +99,15 @@ fn check_error(path: &Path, dir: &Path, text: &str, e: &ConfigError) {
         } => {
             assert_eq!(file, path, "{e}");
             let lines: Vec<&str> = text.split('\n').collect();
-            assert!((1..=lines.len()).contains(line), "{e}: line out of the text");
+            assert!(
+                (1..=lines.len()).contains(line),
+                "{e}: line out of the text"
+            );
             let width = lines[line - 1].chars().count();
-            assert!((1..=width + 1).contains(column), "{e}: column past the line");
+            assert!(
+                (1..=width + 1).contains(column),
+                "{e}: column past the line"
+            );
         }
         ConfigError::Io { file, .. } => {
             assert!(file.starts_with(dir), "{e}: a file outside the folder")

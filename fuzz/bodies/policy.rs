@@ -25,8 +25,8 @@ use meridian::config::model::{
     Endpoint, Fallback, Percentile, PolicyKind, PoolDef, Region, ServiceDef,
 };
 use meridian::policy::{
-    Answer, Cell, Decision, Demand, EndpointRef, MAX_ANSWERS, Place, PolicyInputs, Serving,
-    Tables, Tier, build_tables,
+    Answer, Cell, Decision, Demand, EndpointRef, MAX_ANSWERS, Place, PolicyInputs, Serving, Tables,
+    Tier, build_tables,
 };
 
 use super::Bytes;
@@ -445,7 +445,8 @@ fn check_decision(world: &World, svc: &ServiceDef, facts: &Facts, d: &Decision) 
             what()
         ),
     }
-    let ranked = any_up && svc.policy != PolicyKind::Weighted && d.explanation.tier != Tier::Fallback;
+    let ranked =
+        any_up && svc.policy != PolicyKind::Weighted && d.explanation.tier != Tier::Fallback;
     let mut total = 0.0;
     for p in &d.explanation.pools {
         for v in [p.share, p.asked, p.keep, p.healthy_fraction] {
@@ -486,7 +487,10 @@ fn check_draws(svc: &ServiceDef, choices: &[meridian::policy::PoolChoice], d: &D
             "drew {got:?} from {choice:?}"
         );
         for (i, e) in got.iter().enumerate() {
-            assert!(choice.endpoints.contains(e), "drew {e:?} outside {choice:?}");
+            assert!(
+                choice.endpoints.contains(e),
+                "drew {e:?} outside {choice:?}"
+            );
             assert!(!got[..i].contains(e), "drew {e:?} twice: {got:?}");
         }
     }

@@ -22,7 +22,11 @@ pub fn run(data: &[u8]) {
     let parsed = parse_query(data, &mut full);
     let mut plain = Query::default();
     if parse_plain(data, &mut plain) {
-        assert_eq!(parsed, Ok(()), "the fast path accepted what parse_query refuses");
+        assert_eq!(
+            parsed,
+            Ok(()),
+            "the fast path accepted what parse_query refuses"
+        );
         assert_same(&full, &plain, "parse_plain and parse_query");
     }
     match parsed {
@@ -144,11 +148,8 @@ fn round_trip(q: &Query, data: &[u8]) {
             .set_version(e.version)
             .set_dnssec_ok(e.dnssec_ok);
         if let Some(c) = e.client_subnet {
-            edns.options_mut().insert(EdnsOption::Subnet(HSubnet::new(
-                c.ip(),
-                c.source_prefix,
-                0,
-            )));
+            edns.options_mut()
+                .insert(EdnsOption::Subnet(HSubnet::new(c.ip(), c.source_prefix, 0)));
         }
         if e.nsid {
             edns.options_mut()

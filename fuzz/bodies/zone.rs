@@ -45,7 +45,11 @@ pub fn run_in(dir: &Path, data: &[u8]) {
         Err(errors) => {
             assert!(!errors.is_empty(), "an error without errors");
             for e in &errors {
-                assert!(e.file.starts_with(dir), "an error about {}", e.file.display());
+                assert!(
+                    e.file.starts_with(dir),
+                    "an error about {}",
+                    e.file.display()
+                );
                 if e.file == path {
                     assert!(e.line <= lines, "{e} (the file has {lines} lines)");
                 }

@@ -108,7 +108,10 @@ fn every_alert_is_tested_by_promtool_firing_and_not() {
         missing.join("\n")
     );
     let unknown: Vec<&String> = cases.keys().filter(|n| !alerts.contains(n)).collect();
-    assert!(unknown.is_empty(), "cases of alerts that do not exist: {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "cases of alerts that do not exist: {unknown:?}"
+    );
 
     // And promtool runs them all.
     let out = Command::new("promtool")

@@ -1,6 +1,6 @@
 //! The policy engine over arbitrary worlds: regions, pools, endpoints and services of every
-//! policy (as the configuration compiler could produce them: weights and capacities of any
-//! `u32`, locations in range, a pool listed by several services), health of
+//! policy (as the configuration compiler could produce them: weights up to the largest it
+//! accepts, capacities of any `u32`, locations in range, a pool listed by several services), health of
 //! every endpoint, latency from every vantage, demand, and a second build over the first one
 //! (hysteresis, reused geometries) with other health and latency.
 //!
@@ -21,6 +21,7 @@ use std::collections::HashSet;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
+use meridian::config::pools::MAX_WEIGHT;
 use meridian::config::model::{
     Endpoint, Fallback, Percentile, PolicyKind, PoolDef, Region, ServiceDef,
 };
@@ -47,7 +48,8 @@ pub struct State {
     pub rtt: Vec<Vec<Vec<Option<f64>>>>,
 }
 
-const WEIGHTS: [u32; 8] = [0, 1, 1, 2, 3, 100, 65_535, u32::MAX];
+/// Weights as the configuration accepts them: 0 (standby) to `config::pools::MAX_WEIGHT`.
+const WEIGHTS: [u32; 8] = [0, 1, 1, 2, 3, 100, 65_535, MAX_WEIGHT];
 const CAPACITIES: [u32; 6] = [0, 1, 2, 5, 1000, u32::MAX];
 const POLICIES: [PolicyKind; 5] = [
     PolicyKind::Failover,

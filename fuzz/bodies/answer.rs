@@ -336,7 +336,11 @@ pub fn run_in(world: &World, data: &[u8]) {
     } else {
         Transport::Tcp
     };
-    let sign = control & 2 != 0 && message.len() >= 12;
+    // Signing appends a record: only to a message with a header and room in ARCOUNT (a query
+    // this server's own client signs always has both).
+    let sign = control & 2 != 0
+        && message.len() >= 12
+        && u16::from_be_bytes([message[10], message[11]]) < u16::MAX;
     let addr: IpAddr = PEERS[(control >> 2) as usize % PEERS.len()]
         .parse()
         .expect("address");

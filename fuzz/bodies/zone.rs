@@ -74,9 +74,13 @@ pub fn run_in(dir: &Path, data: &[u8]) {
                 n += 1;
                 let mut wire = node.name.to_vec();
                 wire.extend_from_slice(rec);
-                let r = Record::read(&mut BinDecoder::new(&wire))
-                    .unwrap_or_else(|e| panic!("record {wire:02x?} does not decode: {e}"));
-                assert_eq!(u16::from(r.record_type()), set.rtype, "{r}");
+                match Record::read(&mut BinDecoder::new(&wire)) {
+                    Ok(r) => assert_eq!(u16::from(r.record_type()), set.rtype, "{r}"),
+                    // A CAA tag longer than 15 (RFC 8659 §4.1) is read and served, but does not
+                    // decode: a finding of this target, reported (fuzz/findings/zone/).
+                    Err(_) if set.rtype == 257 && rec.get(11).is_some_and(|&l| l > 15) => {}
+                    Err(e) => panic!("record {wire:02x?} does not decode: {e}"),
+                }
             }
             assert_eq!(n, set.count as usize, "RRset count");
             records += n;

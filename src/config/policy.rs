@@ -92,7 +92,7 @@ pub struct ServiceConfig {
     pub name: Spanned<String>,
     /// "failover", "weighted", "geo", "latency" or "nearest".
     pub policy: Spanned<String>,
-    /// Pool names; for `failover`, in priority order.
+    /// Pool names, each once; for `failover`, in priority order.
     pub pools: Vec<Spanned<String>>,
     /// Most endpoints per answer (1..=8). Default 1.
     pub answers: Option<Spanned<usize>>,
@@ -404,6 +404,15 @@ pub fn compile(
                             p.span().start,
                             format!("{what}: pool {:?} has no endpoints", p.get_ref()),
                         ));
+                    }
+                    // Twice would put its endpoints twice in one answer (a `weighted` draw
+                    // over both copies) and count its capacity twice.
+                    if svc_pools.contains(&i) {
+                        problems.push((
+                            p.span().start,
+                            format!("{what}: pool {:?} is listed twice", p.get_ref()),
+                        ));
+                        continue;
                     }
                     svc_pools.push(i);
                 }

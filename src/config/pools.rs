@@ -30,8 +30,8 @@ pub struct PoolConfig {
     pub startup: Option<Spanned<String>>,
     /// The region the pool serves from (a `[[region]]` name); needed by services.
     pub region: Option<Spanned<String>>,
-    /// Pool weight for the `weighted` policy; 0 = standby pool. Default 1.
-    pub weight: Option<u32>,
+    /// Pool weight for the `weighted` policy (0..=1,000,000); 0 = standby pool. Default 1.
+    pub weight: Option<Spanned<u32>>,
     /// [latitude, longitude] of the pool's datacenter, in degrees. Default: its region's
     /// location.
     pub location: Option<Spanned<[f64; 2]>>,
@@ -58,8 +58,8 @@ pub struct EndpointConfig {
     /// Address probed instead, when checks go through a private address or a sidecar.
     /// Default: `address`, else `address6`.
     pub check_address: Option<Spanned<String>>,
-    /// Share of the pool's traffic; 0 = standby. Default 1.
-    pub weight: Option<u32>,
+    /// Share of the pool's traffic (0..=1,000,000); 0 = standby. Default 1.
+    pub weight: Option<Spanned<u32>>,
     /// Relative capacity for graded failover. Default: the weight (1 for standby).
     pub capacity: Option<u32>,
     /// Checks for this endpoint only, run in addition to the pool's.
@@ -115,6 +115,25 @@ pub struct Webhook {
     pub url: String,
     pub timeout: std::time::Duration,
     pub retries: u32,
+}
+
+/// Largest pool or endpoint weight. The `weighted` policy draws by pool weight × endpoint
+/// weight, summed over a service's endpoints in 64 bits: with weights up to this, a million
+/// endpoints cannot overflow the sum (any `u32` could, with two endpoints: found by fuzzing the
+/// policy engine). Ratios finer than one in a million make no difference to a draw anyway.
+pub const MAX_WEIGHT: u32 = 1_000_000;
+
+/// A configured weight, checked against [`MAX_WEIGHT`] (`what` names the field); 1 when absent.
+fn weight_of(w: &Option<Spanned<u32>>, what: &dyn Fn() -> String, problems: &mut Problems) -> u32 {
+    let Some(w) = w else { return 1 };
+    let v = *w.get_ref();
+    if v > MAX_WEIGHT {
+        problems.push((
+            w.span().start,
+            format!("{}.weight: {v} is outside 0..={MAX_WEIGHT}", what()),
+        ));
+    }
+    v.min(MAX_WEIGHT)
 }
 
 /// Compile checks, pools and webhooks; every problem goes to `err(offset, message)`.
@@ -207,7 +226,7 @@ pub fn compile(raw: &RawConfig, err: &mut dyn FnMut(usize, String)) -> (Vec<Pool
                 }
                 v.clamp(0.0, 1.0)
             }),
-            weight: p.weight.unwrap_or(1),
+            weight: weight_of(&p.weight, &|| format!("pool {pname:?}"), &mut problems),
             endpoints: endpoints.into(),
             at: p.name.span().start,
         });
@@ -327,10 +346,10 @@ fn compile_endpoint(
             }
         }
     }
+    let weight = weight_of(&e.weight, what, problems);
     if problems.len() > start {
         return None;
     }
-    let weight = e.weight.unwrap_or(1);
     Some(Endpoint {
         id: EndpointId::default(), // numbered by `compile` once the endpoint is kept
         name: e.name.get_ref().clone(),

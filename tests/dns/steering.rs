@@ -597,6 +597,30 @@ fn config_errors_name_the_service_pool_or_region_and_the_place() {
         place(&path, &text, "\"nope\"")
     );
     assert!(err.contains(&want), "want {want}\ngot {err}");
+    // A pool listed twice (found by fuzzing the policy engine: a `weighted` service drew one
+    // endpoint twice into an answer): at the second reference.
+    let (err, text, path) = config_error(pool, &svc("svc.example.com.", "\"p\", \"p\""));
+    let want = format!(
+        "{}: service \"svc.example.com.\": pool \"p\" is listed twice",
+        place(&path, &text, "\"p\"]")
+    );
+    assert!(err.contains(&want), "want {want}\ngot {err}");
+    // Weights past 1,000,000 (found by fuzzing the policy engine: pool × endpoint weights of
+    // any u32 overflowed the weighted draw's 64-bit sum), for a pool and for an endpoint.
+    let heavy_pool = pool.replace("region = \"r1\"\n", "region = \"r1\"\nweight = 4294967295\n");
+    let (err, text, path) = config_error(&heavy_pool, &svc("svc.example.com.", "\"p\""));
+    let want = format!(
+        "{}: pool \"p\".weight: 4294967295 is outside 0..=1000000",
+        place(&path, &text, "4294967295")
+    );
+    assert!(err.contains(&want), "want {want}\ngot {err}");
+    let heavy_endpoint = format!("{pool}weight = 1000001\n");
+    let (err, text, path) = config_error(&heavy_endpoint, &svc("svc.example.com.", "\"p\""));
+    let want = format!(
+        "{}: pool \"p\": endpoint \"p1\".weight: 1000001 is outside 0..=1000000",
+        place(&path, &text, "1000001")
+    );
+    assert!(err.contains(&want), "want {want}\ngot {err}");
     // An undefined region, where a pool names it and where a region's fallback names it.
     let bad_pool = pool.replace("region = \"r1\"", "region = \"mars\"");
     let (err, text, path) = config_error(&bad_pool, &svc("svc.example.com.", "\"p\""));

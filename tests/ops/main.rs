@@ -1,10 +1,11 @@
 //! Operating Meridian: the admin API, reloads, the `meridian` command as a process, and the
-//! anycast check script with BIRD and ExaBGP.
+//! anycast check script with BIRD and ExaBGP; the alert rules under promtool's rule unit tests.
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod admin;
+mod alerts;
 mod anycast;
 mod anycast_support;
 mod cli;

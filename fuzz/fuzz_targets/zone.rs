@@ -1,0 +1,7 @@
+//! Fuzz target `zone`: see fuzz/bodies/zone.rs for what it feeds and what it holds the code to.
+#![no_main]
+
+#[path = "../bodies/mod.rs"]
+mod bodies;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bodies::zone::run(data));

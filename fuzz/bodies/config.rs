@@ -122,7 +122,7 @@ fn check_config(config: &Config) {
     let mut next = 0;
     for p in &m.pools {
         assert!(p.region < m.regions.len(), "pool {} region", p.name);
-        for e in &p.endpoints {
+        for e in p.endpoints.iter() {
             assert_eq!(e.id.index(), next, "endpoint {} id", e.name);
             next += 1;
         }

@@ -21,10 +21,10 @@ use std::collections::HashSet;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use meridian::config::pools::MAX_WEIGHT;
 use meridian::config::model::{
     Endpoint, Fallback, Percentile, PolicyKind, PoolDef, Region, ServiceDef,
 };
+use meridian::config::pools::MAX_WEIGHT;
 use meridian::policy::{
     Answer, Cell, Decision, Demand, EndpointRef, MAX_ANSWERS, Place, PolicyInputs, Serving, Tables,
     Tier, build_tables,

@@ -607,7 +607,10 @@ fn config_errors_name_the_service_pool_or_region_and_the_place() {
     assert!(err.contains(&want), "want {want}\ngot {err}");
     // Weights past 1,000,000 (found by fuzzing the policy engine: pool × endpoint weights of
     // any u32 overflowed the weighted draw's 64-bit sum), for a pool and for an endpoint.
-    let heavy_pool = pool.replace("region = \"r1\"\n", "region = \"r1\"\nweight = 4294967295\n");
+    let heavy_pool = pool.replace(
+        "region = \"r1\"\n",
+        "region = \"r1\"\nweight = 4294967295\n",
+    );
     let (err, text, path) = config_error(&heavy_pool, &svc("svc.example.com.", "\"p\""));
     let want = format!(
         "{}: pool \"p\".weight: 4294967295 is outside 0..=1000000",

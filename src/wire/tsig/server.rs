@@ -5,7 +5,7 @@ use ring::hmac;
 
 use super::record::{
     ar_without_tsig, be16, feed_mac, feed_message, feed_timers, feed_variables, find, parse_record,
-    put_record, read_name, skip_record, verify_mac,
+    put_record, skip_record, verify_mac,
 };
 use super::{
     Algorithm, CLASS_ANY, DEFAULT_FUDGE, Key, KeyRing, Mac, RCODE_NOTAUTH, Rejected, Signed,
@@ -167,10 +167,14 @@ impl Rejected {
         now: u64,
     ) -> Option<usize> {
         let flags = be16(request, 2)?;
-        // The question, when there is one that reads cleanly.
+        // The question, when there is one that reads cleanly and without compression: a
+        // pointer points into the request, and copied into this response it would point at
+        // other bytes (a pointer to the header made an answer no client could read: found by
+        // fuzzing). The query parser takes no compressed question either.
         let question_end = (be16(request, 4)? == 1)
             .then(|| {
-                let (_, end) = read_name(request, 12)?;
+                let end =
+                    crate::wire::read_qname(request, 12, &mut crate::wire::NameBuf::default())?;
                 (end + 4 <= request.len()).then_some(end + 4)
             })
             .flatten();

@@ -226,6 +226,36 @@ fn error_answers_carry_the_tsig_error_as_the_rfc_says() {
     assert_eq!(n, 29);
 }
 
+/// A question whose name is a compression pointer is not echoed in the error answer: copied
+/// into the answer, a pointer into the request's header points at the answer's own header, and
+/// no client can read the answer (found by fuzzing the answer path with a signed NOTIFY).
+#[test]
+fn error_answers_echo_no_compressed_question() {
+    let msg = hex(KDIG_SHA256);
+    let keys = KeyRing::new(vec![key(Algorithm::HmacSha256)]);
+    // The question name example.com. (13 bytes at 12) as a pointer to offset 0, where the
+    // request's ID and first flag byte read as the name "A." (1, 'A', 0); in the answer that
+    // byte has QR set (0x80, no label type at all).
+    let mut m = vec![0x01, b'A', 0x00];
+    m.extend_from_slice(&msg[3..12]);
+    m.extend_from_slice(&[0xC0, 0x00]);
+    m.extend_from_slice(&msg[25..]);
+    let r = verify_request(&m, &keys, KDIG_TIME).unwrap_err();
+    let mut out = [0u8; 512];
+    let n = r.write_response(&m, &keys, &mut out, KDIG_TIME).unwrap();
+    assert_eq!(&out[4..6], &[0, 0], "no question");
+    assert!(
+        !out[12..n].windows(2).any(|w| w == [0xC0, 0x00]),
+        "{:02x?}",
+        &out[..n]
+    );
+    // The same request with its name written out keeps its question.
+    let r = verify_request(&msg[..msg.len() - 1], &keys, KDIG_TIME).unwrap_err();
+    let n = r.write_response(&msg, &keys, &mut out, KDIG_TIME).unwrap();
+    assert_eq!(&out[4..6], &[0, 1]);
+    assert_eq!(&out[12..n], &msg[12..29]);
+}
+
 #[test]
 fn keys_never_print_their_secret() {
     let k = Key::new("Xfr.", Algorithm::HmacSha256, b"very secret bytes").unwrap();

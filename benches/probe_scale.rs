@@ -7,7 +7,8 @@
 //! - the monitor's CPU per second of wall time (its own threads only, from
 //!   /proc/self/task/*/stat, utime+stime), against the target of under half a core;
 //! - memory per endpoint (RSS growth when the monitor starts, divided by the endpoint count)
-//!   and latency state per endpoint (`LatencyWindow::heap_bytes`), against 8 KiB;
+//!   and latency state per probed endpoint (`LatencyWindow::heap_bytes` once a result is in),
+//!   against 8 KiB;
 //! - probes completed per second, and how many endpoints ended Up.
 //!
 //! Under `cargo test --all-targets` (no `--bench` argument) it runs a short smoke pass with
@@ -194,9 +195,12 @@ fn main() {
         (rss1 - rss0) as f64 / endpoints as f64,
         (rss1 - rss0) / 1024
     );
+    // A probed endpoint's window (the slices come with its first result).
+    let mut window = LatencyWindow::new(Instant::now());
+    window.record(None, Instant::now());
     println!(
         "latency state / endpoint  {} bytes  target < 8192",
-        LatencyWindow::new(Instant::now()).heap_bytes()
+        window.heap_bytes()
     );
     println!("probes recorded in window {probes} (all endpoints)");
     println!("endpoints up              {up} / {endpoints}");

@@ -467,17 +467,21 @@ async fn refresh_gauges(control: Control, cancel: CancellationToken) {
                     None => kept.push(g),
                 }
             }
-            let g = &kept[i];
-            let up = matches!(e.serving, crate::health::state::Serving::Up);
-            g.up.set(if up { 1.0 } else { 0.0 });
+            let g = &mut kept[i];
             g.state_seconds
                 .set(now.saturating_duration_since(e.since).as_secs_f64());
+            let up = matches!(e.serving, crate::health::state::Serving::Up);
             let active = e
                 .override_kind
                 .filter(|(_, until)| until.is_none_or(|u| u > now))
                 .map(|(k, _)| k);
-            for (kind, gauge) in OVERRIDE_KINDS.iter().zip(&g.overrides) {
-                gauge.set(if active == Some(*kind) { 1.0 } else { 0.0 });
+            // Set only when they change: four of an endpoint's five gauges rarely do.
+            if g.shown != Some((up, active)) {
+                g.shown = Some((up, active));
+                g.up.set(if up { 1.0 } else { 0.0 });
+                for (kind, gauge) in OVERRIDE_KINDS.iter().zip(&g.overrides) {
+                    gauge.set(if active == Some(*kind) { 1.0 } else { 0.0 });
+                }
             }
         }
         metrics::gauge!("meridian_config_generation").set(control.generation() as f64);
@@ -514,6 +518,8 @@ struct EndpointGauges {
     state_seconds: metrics::Gauge,
     /// `meridian_health_endpoint_override` per kind of [`OVERRIDE_KINDS`].
     overrides: [metrics::Gauge; 3],
+    /// The up state and override last set in `up` and `overrides`.
+    shown: Option<(bool, Option<crate::health::state::OverrideKind>)>,
 }
 
 impl EndpointGauges {
@@ -529,6 +535,7 @@ impl EndpointGauges {
             up: metrics::gauge!("meridian_health_endpoint_up", &labels),
             state_seconds: metrics::gauge!("meridian_health_endpoint_state_seconds", &labels),
             overrides: [kind("drain"), kind("force-up"), kind("force-down")],
+            shown: None,
         }
     }
 }

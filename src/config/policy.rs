@@ -316,11 +316,12 @@ pub fn compile(
         .as_ref()
         .and_then(|r| region_index(r, &index, "node.region", problems));
 
-    // Pools in the policy model, in config order.
-    let mut pool_defs = Vec::new();
-    let mut pool_index = HashMap::new();
+    // Pools in the policy model, in config order; found by name (borrowed) through one index.
+    let mut pool_defs = Vec::with_capacity(pools.len());
+    let mut pool_index: HashMap<&str, usize, foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(pools.len(), Default::default());
     for (i, p) in pools.iter().enumerate() {
-        pool_index.insert(p.name.clone(), i);
+        pool_index.insert(p.name.as_str(), i);
         let region = match &p.region {
             Some(r) => match index.get(r.get_ref()) {
                 Some(&i) => i,
@@ -359,8 +360,9 @@ pub fn compile(
         });
     }
 
-    let mut out_services = Vec::new();
-    let mut service_names = HashMap::new();
+    let mut out_services = Vec::with_capacity(services.len());
+    let mut service_names: std::collections::HashSet<String, foldhash::fast::RandomState> =
+        std::collections::HashSet::with_capacity_and_hasher(services.len(), Default::default());
     for s in services {
         let name = match hickory_proto::rr::Name::from_ascii(s.name.get_ref()) {
             Ok(mut n) => {
@@ -376,7 +378,7 @@ pub fn compile(
             }
         };
         let what = format!("service {:?}", s.name.get_ref());
-        if service_names.insert(name.clone(), ()).is_some() {
+        if !service_names.insert(name.clone()) {
             problems.push((s.name.span().start, format!("{what} is defined twice")));
         }
         let policy = match s.policy.get_ref().as_str() {
@@ -392,7 +394,7 @@ pub fn compile(
         };
         let mut svc_pools = Vec::new();
         for p in &s.pools {
-            match pool_index.get(p.get_ref()) {
+            match pool_index.get(p.get_ref().as_str()) {
                 Some(&i) => {
                     if pool_defs[i].region == usize::MAX {
                         problems.push((

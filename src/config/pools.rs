@@ -136,6 +136,9 @@ fn weight_of(w: &Option<Spanned<u32>>, what: &dyn Fn() -> String, problems: &mut
     v.min(MAX_WEIGHT)
 }
 
+/// Names seen, borrowed from the raw configuration (a fast hash: the names are the operator's).
+type Names<'a> = HashSet<&'a str, foldhash::fast::RandomState>;
+
 /// Compile checks, pools and webhooks; every problem goes to `err(offset, message)`.
 pub fn compile(raw: &RawConfig, err: &mut dyn FnMut(usize, String)) -> (Vec<Pool>, Vec<Webhook>) {
     let mut problems = Vec::new();
@@ -161,9 +164,10 @@ pub fn compile(raw: &RawConfig, err: &mut dyn FnMut(usize, String)) -> (Vec<Pool
             out
         };
     let mut pools = Vec::new();
-    // Names are looked up by hash, borrowed from the raw configuration.
-    let mut pool_names: HashSet<&str> = HashSet::with_capacity(raw.pools.len());
-    let mut endpoint_names: HashSet<&str> = HashSet::new();
+    // Names are looked up by hash, borrowed from the raw configuration, in sets sized once.
+    let endpoint_count = raw.pools.iter().map(|p| p.endpoints.len()).sum();
+    let mut pool_names = Names::with_capacity_and_hasher(raw.pools.len(), Default::default());
+    let mut endpoint_names = Names::with_capacity_and_hasher(endpoint_count, Default::default());
     let mut next_id = 0u32;
     for p in &raw.pools {
         let pname = p.name.get_ref();

@@ -201,10 +201,14 @@ impl Publisher {
         next = carry_secondaries(&mut kept, &self.snapshot.load(), next);
         kept.tables_from = None;
         if let Some(st) = &next.steering {
+            let started = Instant::now();
             let previous = self.snapshot.load().tables.clone();
             let view = self.view_for(st);
             next.tables = Some(Arc::new(build_tables(st, &view, previous.as_deref())));
             kept.tables_from = self.built_from(view, st);
+            // Counted and its gauges set here: the rebuild the reload's view sets off finds these
+            // tables built from it and leaves them.
+            record_rebuild(st, next.tables.as_deref(), started.elapsed());
         }
         let served = self.snapshot.load_full();
         let announce = self.make_versions(Some(&served.catalog), &mut next, Occasion::Load);

@@ -555,6 +555,11 @@ fn place(path: &std::path::Path, text: &str, needle: &str) -> String {
     let at = text
         .find(needle)
         .unwrap_or_else(|| panic!("{needle:?} not in the config"));
+    place_at(path, text, at)
+}
+
+/// `file:line:column` of byte `at` of `text`.
+fn place_at(path: &std::path::Path, text: &str, at: usize) -> String {
     let line = text[..at].matches('\n').count() + 1;
     let col = at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
     format!("{}:{line}:{col}", path.display())
@@ -638,6 +643,35 @@ fn config_errors_name_the_service_pool_or_region_and_the_place() {
     let want = format!(
         "{}: region \"r2\".fallback: region \"venus\" is not defined",
         place(&path, &text, "\"venus\"")
+    );
+    assert!(err.contains(&want), "want {want}\ngot {err}");
+    // Names given twice, each reported where the second one is: a pool, an endpoint (unique
+    // across pools), a service (names compare lowercase and fully qualified).
+    let second = pool.replace("name = \"p1\"", "name = \"p2\"");
+    let (err, text, path) = config_error(
+        &format!("{pool}{second}"),
+        &svc("svc.example.com.", "\"p\""),
+    );
+    let at = text.rfind("\"p\"\nregion").unwrap();
+    let want = format!(
+        "{}: pool \"p\" is defined twice",
+        place_at(&path, &text, at)
+    );
+    assert!(err.contains(&want), "want {want}\ngot {err}");
+    let other = pool.replace("name = \"p\"", "name = \"q\"");
+    let (err, text, path) =
+        config_error(&format!("{pool}{other}"), &svc("svc.example.com.", "\"p\""));
+    let at = text.rfind("\"p1\"").unwrap();
+    let want = format!(
+        "{}: pool \"q\": endpoint \"p1\" is defined twice (endpoint names are unique across pools)",
+        place_at(&path, &text, at)
+    );
+    assert!(err.contains(&want), "want {want}\ngot {err}");
+    let twice = svc("svc.example.com.", "\"p\"") + &svc("SVC.example.com", "\"p\"");
+    let (err, text, path) = config_error(pool, &twice);
+    let want = format!(
+        "{}: service \"SVC.example.com\" is defined twice",
+        place(&path, &text, "\"SVC.example.com\"")
     );
     assert!(err.contains(&want), "want {want}\ngot {err}");
 }

@@ -147,3 +147,54 @@ pools = ["eu"]
         );
     }
 }
+
+#[test]
+fn a_reload_sets_the_policy_gauges_of_its_services_at_once() {
+    let _registry = registry_lock();
+    // No checks: the health view changes only with overrides and reloads, so nothing but the
+    // reload itself can set the gauges of the renamed service.
+    let extra = |service: &str| {
+        format!(
+            "[[region]]\nname = \"eu\"\nlocation = [50.0, 8.0]\n\
+             [[pool]]\nname = \"g1\"\nregion = \"eu\"\n\
+             [[pool.endpoint]]\nname = \"g1a\"\naddress = \"192.0.2.1\"\n\
+             [[pool]]\nname = \"g2\"\nregion = \"eu\"\n\
+             [[pool.endpoint]]\nname = \"g2a\"\naddress = \"192.0.2.2\"\n\
+             [[service]]\nname = \"{service}.example.com.\"\npolicy = \"failover\"\n\
+             pools = [\"g1\", \"g2\"]\n"
+        )
+    };
+    let srv = start(&[("example.com.", EXAMPLE_ZONE)], &extra("gauged"));
+    let server = srv.server.as_ref().unwrap();
+    server
+        .monitor()
+        .set_override(
+            "g1a",
+            Some(meridian::health::state::OverrideKind::Drain),
+            None,
+        )
+        .unwrap();
+    let degraded = |service: &str| {
+        format!("meridian_policy_service_degraded{{service=\"{service}.example.com.\"}}")
+    };
+    wait_for(Duration::from_secs(3), "g1a drained: degraded", || {
+        sample(&meridian::metrics::render(), &degraded("gauged")) == 1.0
+    });
+
+    // The service renamed: the reload's tables set its gauges (g1a stays drained).
+    let text = std::fs::read_to_string(&srv.config_path).unwrap();
+    std::fs::write(
+        &srv.config_path,
+        text.replace("gauged.example.com.", "renamed.example.com."),
+    )
+    .unwrap();
+    let rebuilds = "meridian_policy_table_rebuilds_total";
+    let before = sample(&meridian::metrics::render(), rebuilds);
+    server.control().reload().expect("reload");
+    let now = meridian::metrics::render();
+    assert_eq!(sample(&now, &degraded("renamed")), 1.0);
+    assert!(
+        sample(&now, rebuilds) > before,
+        "the reload's tables are counted"
+    );
+}

@@ -23,7 +23,7 @@ use crate::wire::*;
 
 use crate::snapshot::Snapshot;
 use crate::zone::sections::{Full, Sections, Writer, copy_short, write_sections};
-use crate::zone::{Prepared, Presence, Ready};
+use crate::zone::{Found, Prepared, Presence, Ready};
 
 /// Transport the query arrived on; decides the response size limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,12 +115,14 @@ pub fn respond(
     work: &mut Work,
     out: &mut [u8],
 ) -> Option<Outcome> {
-    if let Some(o) = respond_prepared(snap, packet, peer.transport, &mut work.query.qname, out) {
-        work.steered = None;
-        work.cookie = None;
-        return Some(o);
+    match try_prepared(snap, packet, peer.transport, &mut work.query.qname, out) {
+        Ok(o) => {
+            work.steered = None;
+            work.cookie = None;
+            Some(o)
+        }
+        Err(found) => respond_after(snap, packet, peer, work, out, found),
     }
-    respond_general(snap, packet, peer, work, out)
 }
 
 /// Answer from a prepared response, if the query has the common shape (see
@@ -138,9 +140,25 @@ pub fn respond_prepared(
     name: &mut NameBuf,
     out: &mut [u8],
 ) -> Option<Outcome> {
-    let q = parse_plain_question(packet, name)?;
+    try_prepared(snap, packet, transport, name, out).ok()
+}
+
+/// [`respond_prepared`], returning instead of `None` what it found of the question's zone and
+/// name on its way, for [`respond_after`]: a service's name (never prepared) is then looked up
+/// once per query, not twice.
+#[inline(always)]
+pub fn try_prepared<'s>(
+    snap: &'s Snapshot,
+    packet: &[u8],
+    transport: Transport,
+    name: &mut NameBuf,
+    out: &mut [u8],
+) -> Result<Outcome, Found<'s>> {
+    let Some(q) = parse_plain_question(packet, name) else {
+        return Err(Found::NotLooked);
+    };
     if q.qclass != CLASS_IN || q.qtype == TYPE_AXFR || q.qtype == TYPE_IXFR {
-        return None; // REFUSED by the general path
+        return Err(Found::NotLooked); // REFUSED by the general path
     }
     // Counts, flags and the sections' bytes; for NXDOMAIN the negative SOA's owner (the apex,
     // a pointer into the question) goes before them.
@@ -170,7 +188,7 @@ pub fn respond_prepared(
     let at = qend + if owner.is_some() { 2 } else { 0 };
     let end = at + body.len();
     if end + opt > limit.min(out.len()) {
-        return None; // cut by the client's size limit: the general path truncates
+        return Err(Found::NotLooked); // cut by the client's size limit: the general path truncates
     }
     out[..2].copy_from_slice(&packet[..2]);
     copy_short(&mut out[12..qend], &packet[12..qend]);
@@ -197,7 +215,7 @@ pub fn respond_prepared(
         s.ar += 1;
     }
     finish_header(&mut w, q.flags, 1, &s, false);
-    Some(Outcome {
+    Ok(Outcome {
         len: end + opt,
         rcode: rcode_of(p.rcode),
         truncated: false,
@@ -226,12 +244,34 @@ pub fn respond_general(
     work: &mut Work,
     out: &mut [u8],
 ) -> Option<Outcome> {
+    respond_after(snap, packet, peer, work, out, Found::NotLooked)
+}
+
+/// The general path after [`try_prepared`] found nothing ready, given what it found (used only
+/// when the query has the common shape: then its question is the one `found` is for).
+pub fn respond_after(
+    snap: &Snapshot,
+    packet: &[u8],
+    peer: Peer,
+    work: &mut Work,
+    out: &mut [u8],
+    found: Found,
+) -> Option<Outcome> {
     work.steered = None;
     work.tsig_error = None;
     work.cookie = None;
     let q = &mut work.query;
     if parse_plain(packet, q) {
-        return Some(answer(snap, packet, peer, q, &mut work.steered, out, 0));
+        return Some(answer(
+            snap,
+            packet,
+            peer,
+            q,
+            &mut work.steered,
+            out,
+            0,
+            found,
+        ));
     }
     if super::notify::is_notify(packet) {
         return super::notify::respond(
@@ -259,7 +299,16 @@ pub fn respond_general(
         Ok(()) if additional(packet) > q.edns.is_some() as u16 => {
             signed(snap, packet, peer, work, out)
         }
-        Ok(()) => Some(answer(snap, packet, peer, q, &mut work.steered, out, 0)),
+        Ok(()) => Some(answer(
+            snap,
+            packet,
+            peer,
+            q,
+            &mut work.steered,
+            out,
+            0,
+            Found::NotLooked,
+        )),
         Err(Reject::Drop) => None,
         Err(Reject::Error {
             id,
@@ -344,7 +393,16 @@ fn signed(
     }
     let q = &work.query;
     match verify_request(packet, keys, work.now) {
-        Ok(None) => Some(answer(snap, packet, peer, q, &mut work.steered, out, 0)),
+        Ok(None) => Some(answer(
+            snap,
+            packet,
+            peer,
+            q,
+            &mut work.steered,
+            out,
+            0,
+            Found::NotLooked,
+        )),
         Ok(Some(signed)) => {
             let key = keys.get(signed.key)?;
             let mut o = answer(
@@ -355,6 +413,7 @@ fn signed(
                 &mut work.steered,
                 out,
                 key.record_len(),
+                Found::NotLooked,
             );
             // Room was kept within the limit, so this only fails for a buffer smaller than one.
             if let Some(len) = Signer::new(key, &signed).sign(out, o.len, work.now) {
@@ -472,6 +531,7 @@ fn opt_size(snap: &Snapshot, e: &Option<Edns>) -> usize {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn answer(
     snap: &Snapshot,
     packet: &[u8],
@@ -480,6 +540,7 @@ fn answer(
     steered: &mut Option<Steered>,
     out: &mut [u8],
     reserve: usize,
+    found: Found,
 ) -> Outcome {
     let transport = peer.transport;
     // `reserve`: room kept after the message (and its OPT) for a TSIG record.
@@ -500,9 +561,12 @@ fn answer(
     let mut s = Sections::default();
     let refused = q.qclass != CLASS_IN || q.qtype == TYPE_AXFR || q.qtype == TYPE_IXFR;
     // The zone, and whether the name is one of its nodes (the zone by suffix, then one probe of its name index).
-    let (zone, presence) = match refused {
-        true => (None, Presence::Unknown),
-        false => match snap.catalog.resolve(&q.qname, q.qtype) {
+    // (Or what the prepared attempt found for the same question.)
+    let (zone, presence) = match (refused, found) {
+        (true, _) => (None, Presence::Unknown),
+        (false, Found::In(z, presence)) => (Some(z), presence),
+        (false, Found::NotServed) => (None, Presence::Unknown),
+        (false, Found::NotLooked) => match snap.catalog.resolve(&q.qname, q.qtype) {
             Some((z, presence)) => (Some(z), presence),
             None => (None, Presence::Unknown),
         },

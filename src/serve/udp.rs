@@ -34,7 +34,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::pktinfo::{self, CONTROL_LEN, Control, Family};
 use super::shield::Defence;
 use crate::dns::answer::Work;
-use crate::dns::answer::{Peer, Transport, respond_general, respond_prepared};
+use crate::dns::answer::{Peer, Transport, respond_after, try_prepared};
 use crate::dns::cache::ResponseCache;
 use crate::dns::rrl::{self, Action, Class, Tick};
 use crate::policy::pick::Rng;
@@ -319,20 +319,22 @@ pub fn serve(
                     }
                     Err(miss) => miss,
                 };
-                if let Some(o) =
-                    respond_prepared(snap, rx, Transport::Udp, &mut work.query.qname, tx)
+                let found = match try_prepared(snap, rx, Transport::Udp, &mut work.query.qname, tx)
                 {
-                    if miss.is_some_and(|m| responses.insert(m, rx, &tx[..o.len], &o)) {
-                        tally.kept(false);
+                    Ok(o) => {
+                        if miss.is_some_and(|m| responses.insert(m, rx, &tx[..o.len], &o)) {
+                            tally.kept(false);
+                        }
+                        return Some((o, false));
                     }
-                    return Some((o, false));
-                }
+                    Err(found) => found,
+                };
                 let peer = Peer {
                     transport: Transport::Udp,
                     addr: peer_ip(addr),
                     random: rng.next_u64(),
                 };
-                respond_general(snap, rx, peer, &mut work, tx).map(|o| (o, true))
+                respond_after(snap, rx, peer, &mut work, tx, found).map(|o| (o, true))
             }));
             let Some((mut o, general)) = answered.unwrap_or_else(|_| {
                 tracing::error!(peer = %peer_ip(addr), "answer engine panicked; datagram dropped");

@@ -515,6 +515,19 @@ pub enum Ready<'a> {
     Negative(&'a Zone, u16),
 }
 
+/// What [`Catalog::prepared_for`] learnt on its way when nothing was ready for a question: the
+/// general path takes it instead of finding the zone and probing its index a second time.
+#[derive(Clone, Copy)]
+pub enum Found<'a> {
+    /// Not looked up (a DS question, or a catalog that prepares nothing).
+    NotLooked,
+    /// No served zone contains the name.
+    NotServed,
+    /// The zone that answers, and whether the name is one of its nodes: what
+    /// [`Catalog::resolve`] gives for the same question.
+    In(&'a Zone, Presence),
+}
+
 /// Prepared responses of one zone stop being added past this many bytes; names beyond take the
 /// general path.
 pub const PREPARED_BYTES_MAX: usize = 64 << 20;
@@ -707,6 +720,18 @@ impl Catalog {
         if entry.cut != NONE || entry.dynamic {
             return None;
         }
+        self.prepared_at(zone, entry, place.node, qtype)
+    }
+
+    /// [`Catalog::prepared`] for node `node` of `zone` (`entry`), neither a cut nor dynamic.
+    #[inline(always)]
+    fn prepared_at<'c>(
+        &'c self,
+        zone: &'c Zone,
+        entry: &NodeEntry,
+        node: u32,
+        qtype: u16,
+    ) -> Option<(Prepared, &'c [u8])> {
         match zone.node_view(entry).rrset(qtype) {
             Some(set) if set.additional.is_empty() => Some((
                 Prepared {
@@ -717,39 +742,47 @@ impl Catalog {
                 },
                 set.at_qname,
             )),
-            _ => self.prepared[place.zone as usize].get(place.node, qtype),
+            _ => self.prepared[zone.id as usize].get(node, qtype),
         }
     }
 
     /// The prepared response to a question of exactly `name` and `qtype`, with the answering
     /// zone's catalog position: the zone by suffix, one probe of its name index, then the
-    /// node's RRset or its prepared entry. `None` sends the question down the general path
-    /// (also for DS, which at an apex may be the parent zone's to answer).
+    /// node's RRset or its prepared entry. `Err` sends the question down the general path (also
+    /// for DS, which at an apex may be the parent zone's to answer), with what was found.
     #[inline(always)]
-    pub fn prepared_for(&self, name: &NameBuf, qtype: u16) -> Option<Ready<'_>> {
+    pub fn prepared_for(&self, name: &NameBuf, qtype: u16) -> Result<Ready<'_>, Found<'_>> {
         if qtype == TYPE_DS || self.prepared_limit == 0 {
-            return None;
+            return Err(Found::NotLooked);
         }
-        let zone = self.find(name)?;
+        let Some(zone) = self.find(name) else {
+            return Err(Found::NotServed);
+        };
         match zone.index.get_name(name) {
             Some(node) => {
                 let place = Place::for_node(zone.id as u32, node);
-                if let Some((p, body)) = self.prepared(&place, qtype) {
-                    return Some(Ready::Prepared(zone.id, p, body));
+                let entry = &zone.nodes[node as usize];
+                let general = Err(Found::In(zone, Presence::At(place)));
+                // A service's name, a cut, ANY: never prepared.
+                if qtype == TYPE_ANY || entry.cut != NONE || entry.dynamic {
+                    return general;
+                }
+                if let Some((p, body)) = self.prepared_at(zone, entry, node, qtype) {
+                    return Ok(Ready::Prepared(zone.id, p, body));
                 }
                 // No RRset of that type and nothing to follow: NODATA.
-                let entry = &zone.nodes[node as usize];
-                if qtype == TYPE_ANY || entry.cut != NONE || entry.dynamic {
-                    return None;
-                }
                 let n = zone.node_view(entry);
                 let nodata = n.rrset(qtype).is_none() && n.rrset(crate::wire::TYPE_CNAME).is_none();
-                nodata.then_some(Ready::Negative(zone, 0))
+                match nodata {
+                    true => Ok(Ready::Negative(zone, 0)),
+                    false => general,
+                }
             }
             // Not a node: in a zone without wildcards or delegations, that is NXDOMAIN.
-            None => zone
-                .nx_ready
-                .then_some(Ready::Negative(zone, crate::wire::Rcode::NxDomain as u16)),
+            None => match zone.nx_ready {
+                true => Ok(Ready::Negative(zone, crate::wire::Rcode::NxDomain as u16)),
+                false => Err(Found::In(zone, Presence::Absent)),
+            },
         }
     }
 
@@ -793,6 +826,7 @@ impl Catalog {
     }
 
     /// The most specific zone that contains `name`.
+    #[inline(always)]
     pub fn find(&self, name: &NameBuf) -> Option<&Zone> {
         if self.zones.len() <= LINEAR_ZONES {
             // Few zones: for each, is the name's suffix of as many labels as its apex that apex?

@@ -306,6 +306,22 @@ fn describe() {
         "meridian_config_generation",
         "Configuration generation in force (1 at start)."
     );
+    describe_counter!(
+        "meridian_geo_database_reloads_total",
+        "GeoIP database file checks that found a change (checked every 10 s), by result: ok (the new database swapped in) or error (missing, unreadable or not a valid database: the loaded one serves on; a missing file counts at every check)."
+    );
+    describe_counter!(
+        "meridian_health_state_file_errors_total",
+        "State file ([health] state_file) failures, by operation: read (unreadable, over its size limit or not valid: overrides unchanged) or write (an override changed but could not be saved: it holds until a restart)."
+    );
+    describe_counter!(
+        "meridian_health_webhook_deliveries_total",
+        "State change notifications to webhooks, by result: delivered (one per webhook), failed (every attempt failed: refused, unreachable or timed out), dropped (the queue of 1,024 changes was full)."
+    );
+    describe_counter!(
+        "meridian_clock_jumps_total",
+        "Steps of the system's wall clock against its monotonic clock (a second or more between two readings a second apart), by direction: forward or backward. Health, latency, overrides in force and rate limiting run on the monotonic clock."
+    );
     describe_gauge!(
         "meridian_geo_database_build_timestamp_seconds",
         Unit::Seconds,

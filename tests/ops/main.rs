@@ -1,5 +1,6 @@
 //! Operating Meridian: the admin API, reloads, the `meridian` command as a process, and the
-//! anycast check script with BIRD and ExaBGP; the alert rules under promtool's rule unit tests.
+//! anycast check script with BIRD and ExaBGP; the alert rules under promtool's rule unit tests;
+//! dependency faults (`faults`) against the binary (`served`).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -9,6 +10,7 @@ mod alerts;
 mod anycast;
 mod anycast_support;
 mod cli;
+mod faults;
 mod fleet;
 mod fleet_kit;
 mod fleet_shard;
@@ -17,4 +19,5 @@ mod nsd;
 mod reload;
 mod replication;
 mod secondary;
+mod served;
 mod simulate;

@@ -1,6 +1,6 @@
 //! Operating Meridian: the admin API, reloads, the `meridian` command as a process, and the
 //! anycast check script with BIRD and ExaBGP; the alert rules under promtool's rule unit tests;
-//! dependency faults (`faults`) against the binary (`served`).
+//! dependency faults (`faults`) and input limits (`limits`) against the binary (`served`).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -15,6 +15,7 @@ mod fleet;
 mod fleet_kit;
 mod fleet_shard;
 mod fleet_votes;
+mod limits;
 mod nsd;
 mod reload;
 mod replication;

@@ -57,8 +57,27 @@ pub fn install() -> &'static PrometheusHandle {
         // renders, and the embedding program's gets the events.
         let _ = metrics::set_global_recorder(recorder);
         describe();
+        zero_fault_counters();
         handle
     })
+}
+
+/// The dependency faults' counters, at zero from the start: an alert's `increase()` or `rate()`
+/// sees the first fault only when the series was there before it (one that appears at 1 shows no
+/// increase).
+fn zero_fault_counters() {
+    for result in ["ok", "error"] {
+        counter!("meridian_geo_database_reloads_total", "result" => result).increment(0);
+    }
+    for operation in ["read", "write"] {
+        counter!("meridian_health_state_file_errors_total", "operation" => operation).increment(0);
+    }
+    for result in ["delivered", "failed", "dropped"] {
+        counter!("meridian_health_webhook_deliveries_total", "result" => result).increment(0);
+    }
+    for direction in ["forward", "backward"] {
+        counter!("meridian_clock_jumps_total", "direction" => direction).increment(0);
+    }
 }
 
 /// Count one zone transfer request (`kind` "axfr" or "ixfr", `result` "served" or "refused"). Off the

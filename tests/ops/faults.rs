@@ -316,6 +316,22 @@ fn an_unwritable_state_file_is_logged_and_counted_and_the_override_still_holds()
     assert_eq!(s.addresses("svc.example.com."), both);
     let write_errors = r#"meridian_health_state_file_errors_total{operation="write"}"#;
     let read_errors = r#"meridian_health_state_file_errors_total{operation="read"}"#;
+    // Every fault counter is exported at zero from the start, so that an alert's increase()
+    // sees the first fault.
+    let text = s.exposition();
+    for series in [
+        r#"meridian_geo_database_reloads_total{result="ok"}"#,
+        r#"meridian_geo_database_reloads_total{result="error"}"#,
+        read_errors,
+        write_errors,
+        r#"meridian_health_webhook_deliveries_total{result="delivered"}"#,
+        r#"meridian_health_webhook_deliveries_total{result="failed"}"#,
+        r#"meridian_health_webhook_deliveries_total{result="dropped"}"#,
+        r#"meridian_clock_jumps_total{direction="forward"}"#,
+        r#"meridian_clock_jumps_total{direction="backward"}"#,
+    ] {
+        assert!(text.lines().any(|l| l == format!("{series} 0")), "{series}");
+    }
 
     // A drain: the write fails, is logged and counted; the answers follow the drain at once.
     let (status, body) = s.post("/endpoints/e1/drain");
@@ -393,10 +409,10 @@ fn webhook_targets_down_delay_nothing_and_each_failed_delivery_is_counted() {
 [checks.web]
 kind = "http"
 port = {port}
-interval = "100ms"
-timeout = "80ms"
-rise = 1
-fall = 1
+interval = "200ms"
+timeout = "150ms"
+rise = 2
+fall = 2
 jitter = "0s"
 [[region]]
 name = "r1"
@@ -648,7 +664,7 @@ fn a_wall_clock_jump_is_counted_and_moves_no_deadline_and_no_answer() {
     let cfg = write_config(
         dir.path(),
         &two_endpoints(&format!(
-            "[checks.up]\nkind = \"tcp\"\nport = {up}\ninterval = \"200ms\"\ntimeout = \"150ms\"\njitter = \"0s\"\n\
+            "[checks.up]\nkind = \"tcp\"\nport = {up}\ninterval = \"500ms\"\ntimeout = \"400ms\"\nfall = 3\njitter = \"0s\"\n\
              [health]\nstate_file = \"{}\"\n",
             state.display()
         ))

@@ -108,11 +108,16 @@ impl Served {
         wait_for(limit, &what, || self.logged(needles));
     }
 
-    /// The value of a series (`name{labels}`, labels in exposition order) in its `/metrics`.
-    pub fn metric(&self, series: &str) -> f64 {
+    /// Its `/metrics`.
+    pub fn exposition(&self) -> String {
         let m = http(self.admin, "GET", "/metrics", b"");
         assert_eq!(m.0, 200, "{}", m.1);
-        sample(&m.1, series)
+        m.1
+    }
+
+    /// The value of a series (`name{labels}`, labels in exposition order) in its `/metrics`.
+    pub fn metric(&self, series: &str) -> f64 {
+        sample(&self.exposition(), series)
     }
 
     /// Wait until `series` reaches `value`; fails at once if it passes it.

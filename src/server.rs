@@ -666,7 +666,10 @@ mod tests {
         assert_eq!(after(5000, 5001).wall_jump_since(&before), None);
         assert_eq!(after(1000, 1899).wall_jump_since(&before), None);
         // Stepped forward, backward (past the earlier reading too), or a suspended host.
-        assert_eq!(after(1000, 3_601_000).wall_jump_since(&before), Some(3600.0));
+        assert_eq!(
+            after(1000, 3_601_000).wall_jump_since(&before),
+            Some(3600.0)
+        );
         assert_eq!(after(1000, 0).wall_jump_since(&before), Some(-1.0));
         assert_eq!(
             after(1000, -7_199_000).wall_jump_since(&before),

@@ -646,10 +646,35 @@ fn libfaketime() -> Option<PathBuf> {
     .find(|p| p.exists())
 }
 
+/// `www.example.com. A` with an OPT carrying the COOKIE option `cookie`.
+fn with_cookie(cookie: &[u8]) -> Vec<u8> {
+    let mut q = vec![0x77, 0x77, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1];
+    q.extend_from_slice(b"\x03www\x07example\x03com\x00\x00\x01\x00\x01");
+    q.extend_from_slice(&[0, 0, 41, 4, 0xd0, 0, 0, 0, 0]);
+    q.extend_from_slice(&(4 + cookie.len() as u16).to_be_bytes());
+    q.extend_from_slice(&[0, 10]);
+    q.extend_from_slice(&(cookie.len() as u16).to_be_bytes());
+    q.extend_from_slice(cookie);
+    q
+}
+
+/// Ask with `cookie`: the reply must be NOERROR with www's two addresses; the cookie it returns.
+fn ask_with_cookie(s: &Served, cookie: &[u8]) -> Vec<u8> {
+    let reply = udp_raw(s.udp, &with_cookie(cookie)).expect("an answer");
+    let layout = crate::support::wire::walk(&reply, true).unwrap();
+    assert_eq!((layout.rcode(), layout.counts[1]), (0, 2), "answered");
+    let rdata = &layout.opt().rdata;
+    assert_eq!(&rdata[..2], &[0, 10], "a COOKIE option back");
+    rdata[4..].to_vec()
+}
+
 /// The system's wall clock steps two hours forward, then back, under a running server (libfaketime
 /// moves what `clock_gettime(CLOCK_REALTIME)` says; the monotonic clock runs on): the step is
 /// logged and counted each way, no endpoint flaps, a drain set before it keeps its deadline
-/// across reloads of the state file it was written to, and the answers never change.
+/// across reloads of the state file it was written to, and the answers never change. Server
+/// cookies, whose time stamps are wall-clock times by RFC 9018, are the one thing it moves: one
+/// made before the step is invalid after it (answered all the same, with a fresh cookie, and
+/// counted) and valid again once the clock is back.
 #[test]
 fn a_wall_clock_jump_is_counted_and_moves_no_deadline_and_no_answer() {
     let Some(lib) = libfaketime() else {
@@ -695,6 +720,15 @@ fn a_wall_clock_jump_is_counted_and_moves_no_deadline_and_no_answer() {
     wait_for(2 * SECOND, "e1 drained", || {
         s.addresses("svc.example.com.") == ["192.0.2.2"]
     });
+    // A server cookie made now, valid when it comes back.
+    let cookie = ask_with_cookie(&s, &[7; 8]);
+    assert_eq!(cookie.len(), 24);
+    assert_eq!(ask_with_cookie(&s, &cookie), cookie);
+    let cookies = |result: &str| {
+        let series = format!("meridian_dns_cookies_total{{result=\"{result}\"}}");
+        s.metric(&series)
+    };
+    wait_for(3 * SECOND, "cookies counted", || cookies("valid") == 1.0);
 
     // Two hours forward: the file's expiry is in the past on the new wall clock.
     std::fs::write(&offset, "+2h\n").unwrap();
@@ -726,6 +760,13 @@ fn a_wall_clock_jump_is_counted_and_moves_no_deadline_and_no_answer() {
         .as_f64()
         .unwrap_or(-1.0);
     assert!((1700.0..=1800.0).contains(&left), "{e1}");
+    // The server cookie is two hours old on the wall clock its time stamp is read against
+    // (RFC 9018): not valid, so answered as a client cookie alone, with a fresh one.
+    let fresh = ask_with_cookie(&s, &cookie);
+    assert_ne!(fresh, cookie);
+    wait_for(3 * SECOND, "an invalid cookie counted", || {
+        cookies("invalid") == 1.0
+    });
 
     // And back: counted the other way; the file is still what the drain wrote.
     std::fs::write(&offset, "+0\n").unwrap();
@@ -753,5 +794,8 @@ fn a_wall_clock_jump_is_counted_and_moves_no_deadline_and_no_answer() {
         s.addresses("www.example.com."),
         ["192.0.2.10", "192.0.2.11"]
     );
+    // Back on the clock it was made on, the first cookie is valid again.
+    assert_eq!(ask_with_cookie(&s, &cookie), cookie);
+    wait_for(3 * SECOND, "valid again", || cookies("valid") == 2.0);
     s.stop();
 }

@@ -461,6 +461,11 @@ async fn refresh_gauges(control: Control, cancel: CancellationToken) {
                 "the wall clock jumped; health, latency, overrides in force and rate limiting run on the monotonic clock"
             );
             metrics::counter!("meridian_clock_jumps_total", "direction" => direction).increment(1);
+            let monitor = control.monitor().clone();
+            let restamped = tokio::task::spawn_blocking(move || monitor.restamp_state_file()).await;
+            if matches!(restamped, Ok(true)) {
+                tracing::info!("state file written again: its expiries are on the new wall clock");
+            }
         }
         clocks = read;
         let now = crate::monitor::now();

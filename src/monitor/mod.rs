@@ -629,6 +629,53 @@ impl Monitor {
         }
         Ok(())
     }
+
+    /// Write the state file again with each override's expiry read off the wall clock as it is
+    /// now: after a step of the wall clock the file's expiries, written before it, would put
+    /// every override's end elsewhere at the next start. The file is left alone unless it holds
+    /// exactly what this instance last read or wrote (an edit waiting for a reload is the
+    /// operator's), or when nothing in it changes. Blocking file I/O. Returns whether it was
+    /// written.
+    pub fn restamp_state_file(&self) -> bool {
+        let Some(path) = self.shared.state().state_file.clone() else {
+            return false;
+        };
+        // Read before the lock, as reconcile does.
+        let Ok(on_disk) = state_file::read(&path) else {
+            return false;
+        };
+        let saved = {
+            let st = self.shared.state();
+            let known = st.entries.iter().filter(|e| e.in_file.is_some()).count();
+            let ours = on_disk.len() == known
+                && st
+                    .entries
+                    .iter()
+                    .all(|e| on_disk.get(&*e.name) == e.in_file.as_ref());
+            if !ours {
+                return false;
+            }
+            saved_overrides(&st.entries, clock::now())
+        };
+        if saved == on_disk {
+            return false;
+        }
+        match state_file::write(&path, &saved) {
+            Ok(()) => {
+                let mut st = self.shared.state();
+                for e in &mut st.entries {
+                    e.in_file = saved.get(&*e.name).cloned();
+                }
+                true
+            }
+            Err(e) => {
+                tracing::error!("{e}; its expiries are those written before the clock stepped");
+                metrics::counter!("meridian_health_state_file_errors_total", "operation" => "write")
+                    .increment(1);
+                false
+            }
+        }
+    }
 }
 
 /// Make the overrides of `entries` what the state file says (`saved`, read at `now`): entries

@@ -671,7 +671,8 @@ fn ask_with_cookie(s: &Served, cookie: &[u8]) -> Vec<u8> {
 /// The system's wall clock steps two hours forward, then back, under a running server (libfaketime
 /// moves what `clock_gettime(CLOCK_REALTIME)` says; the monotonic clock runs on): the step is
 /// logged and counted each way, no endpoint flaps, a drain set before it keeps its deadline
-/// across reloads of the state file it was written to, and the answers never change. Server
+/// across reloads, the state file's expiry is written again on each new clock (a restart would
+/// find the same deadline), and the answers never change. Server
 /// cookies, whose time stamps are wall-clock times by RFC 9018, are the one thing it moves: one
 /// made before the step is invalid after it (answered all the same, with a fresh cookie, and
 /// counted) and valid again once the clock is back.
@@ -738,6 +739,16 @@ fn a_wall_clock_jump_is_counted_and_moves_no_deadline_and_no_answer() {
         1.0,
     );
     s.wait_logged(SECOND, &["the wall clock jumped", "direction=\"forward\""]);
+    // The state file's expiry is written again on the new clock: a restart would read the same
+    // 30 minutes (less the seconds gone by).
+    s.wait_logged(SECOND, &["state file written again"]);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let moved = saved["e1"]["expires"].as_u64().unwrap();
+    assert!(
+        (expires + 7190..=expires + 7200).contains(&moved),
+        "{moved} vs {expires}"
+    );
     let (status, body) = s.post("/reload");
     assert_eq!(status, 200, "{body}");
     for _ in 0..20 {
@@ -768,19 +779,27 @@ fn a_wall_clock_jump_is_counted_and_moves_no_deadline_and_no_answer() {
         cookies("invalid") == 1.0
     });
 
-    // And back: counted the other way; the file is still what the drain wrote.
+    // And back: counted the other way; the file is written again, with the expiry the drain
+    // wrote (to the second).
     std::fs::write(&offset, "+0\n").unwrap();
     s.wait_metric(
         5 * SECOND,
         r#"meridian_clock_jumps_total{direction="backward"}"#,
         1.0,
     );
+    wait_for(SECOND, "the state file written again", || {
+        s.lines_with("state file written again").len() == 2
+    });
     let (status, body) = s.post("/reload");
     assert_eq!(status, 200, "{body}");
     assert_eq!(s.addresses("svc.example.com."), ["192.0.2.2"]);
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
-    assert_eq!(saved["e1"]["expires"].as_u64(), Some(expires));
+    let back = saved["e1"]["expires"].as_u64().unwrap();
+    assert!(
+        (expires - 3..=expires).contains(&back),
+        "{back} vs {expires}"
+    );
     assert_eq!(
         s.metric(r#"meridian_health_transitions_total{endpoint="e2",to="down"}"#),
         0.0,

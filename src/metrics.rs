@@ -57,8 +57,27 @@ pub fn install() -> &'static PrometheusHandle {
         // renders, and the embedding program's gets the events.
         let _ = metrics::set_global_recorder(recorder);
         describe();
+        zero_fault_counters();
         handle
     })
+}
+
+/// The dependency faults' counters, at zero from the start: an alert's `increase()` or `rate()`
+/// sees the first fault only when the series was there before it (one that appears at 1 shows no
+/// increase).
+fn zero_fault_counters() {
+    for result in ["ok", "error"] {
+        counter!("meridian_geo_database_reloads_total", "result" => result).increment(0);
+    }
+    for operation in ["read", "write"] {
+        counter!("meridian_health_state_file_errors_total", "operation" => operation).increment(0);
+    }
+    for result in ["delivered", "failed", "dropped"] {
+        counter!("meridian_health_webhook_deliveries_total", "result" => result).increment(0);
+    }
+    for direction in ["forward", "backward"] {
+        counter!("meridian_clock_jumps_total", "direction" => direction).increment(0);
+    }
 }
 
 /// Count one zone transfer request (`kind` "axfr" or "ixfr", `result` "served" or "refused"). Off the
@@ -305,6 +324,22 @@ fn describe() {
     describe_gauge!(
         "meridian_config_generation",
         "Configuration generation in force (1 at start)."
+    );
+    describe_counter!(
+        "meridian_geo_database_reloads_total",
+        "GeoIP database file checks that found a change (checked every 10 s), by result: ok (the new database swapped in) or error (missing, unreadable or not a valid database: the loaded one serves on; a missing file counts at every check)."
+    );
+    describe_counter!(
+        "meridian_health_state_file_errors_total",
+        "State file ([health] state_file) failures, by operation: read (unreadable, over its size limit or not valid: overrides unchanged) or write (an override changed but could not be saved: it holds until a restart)."
+    );
+    describe_counter!(
+        "meridian_health_webhook_deliveries_total",
+        "State change notifications to webhooks, by result: delivered (one per webhook), failed (every attempt failed: refused, unreachable or timed out), dropped (the queue of 1,024 changes was full)."
+    );
+    describe_counter!(
+        "meridian_clock_jumps_total",
+        "Steps of the system's wall clock against its monotonic clock (a second or more between two readings a second apart), by direction: forward or backward. Health, latency, overrides in force and rate limiting run on the monotonic clock."
     );
     describe_gauge!(
         "meridian_geo_database_build_timestamp_seconds",

@@ -446,11 +446,28 @@ async fn refresh_gauges(control: Control, cancel: CancellationToken) {
     let mut tick = tokio::time::interval(GAUGES_EVERY);
     let mut reported = (0, 0);
     let mut kept: Vec<EndpointGauges> = Vec::new();
+    let mut clocks = Clocks::read();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
         }
+        let read = Clocks::read();
+        if let Some(jump) = read.wall_jump_since(&clocks) {
+            let direction = if jump > 0.0 { "forward" } else { "backward" };
+            tracing::warn!(
+                seconds = jump,
+                direction,
+                "the wall clock jumped; health, latency, overrides in force and rate limiting run on the monotonic clock"
+            );
+            metrics::counter!("meridian_clock_jumps_total", "direction" => direction).increment(1);
+            let monitor = control.monitor().clone();
+            let restamped = tokio::task::spawn_blocking(move || monitor.restamp_state_file()).await;
+            if matches!(restamped, Ok(true)) {
+                tracing::info!("state file written again: its expiries are on the new wall clock");
+            }
+        }
+        clocks = read;
         let now = crate::monitor::now();
         let status = control.monitor().gauge_states();
         // The handles of the last tick serve while the endpoints are the same, in the same
@@ -500,6 +517,42 @@ async fn refresh_gauges(control: Control, cancel: CancellationToken) {
             metrics::gauge!("meridian_geo_database_build_timestamp_seconds")
                 .set(geo.current().build_epoch() as f64);
         }
+    }
+}
+
+/// The wall clock may move this far against the monotonic clock between two readings before it
+/// counts as a jump: NTP slews by at most 0.5 ms a second and steps only past 128 ms, so one
+/// second apart, anything near a second is a step (or a suspended host), not drift.
+const CLOCK_JUMP: Duration = Duration::from_millis(900);
+
+/// The system's monotonic and wall clocks, read together (the real ones, not tokio's: a jump of
+/// the wall clock is what is looked for).
+struct Clocks {
+    monotonic: std::time::Instant,
+    wall: std::time::SystemTime,
+}
+
+impl Clocks {
+    fn read() -> Clocks {
+        Clocks {
+            monotonic: std::time::Instant::now(),
+            wall: std::time::SystemTime::now(),
+        }
+    }
+
+    /// How far the wall clock moved beyond the monotonic clock since `before`, in seconds
+    /// (negative: backwards), when that is at least [`CLOCK_JUMP`].
+    fn wall_jump_since(&self, before: &Clocks) -> Option<f64> {
+        let monotonic = self
+            .monotonic
+            .duration_since(before.monotonic)
+            .as_secs_f64();
+        let wall = match self.wall.duration_since(before.wall) {
+            Ok(d) => d.as_secs_f64(),
+            Err(e) => -e.duration().as_secs_f64(),
+        };
+        let jump = wall - monotonic;
+        (jump.abs() >= CLOCK_JUMP.as_secs_f64()).then_some(jump)
     }
 }
 
@@ -595,5 +648,37 @@ async fn watch_files(control: Control, mut seen: Vec<Option<Stamp>>, cancel: Can
             // during the reload shows as a change next round. (If the reload changed the set of
             // files, that also shows as a change and costs one more, harmless, reload.)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wall_clock_jump_is_told_from_elapsed_time() {
+        let before = Clocks::read();
+        let after = |monotonic: u64, wall: i64| Clocks {
+            monotonic: before.monotonic + Duration::from_millis(monotonic),
+            wall: if wall >= 0 {
+                before.wall + Duration::from_millis(wall as u64)
+            } else {
+                before.wall - Duration::from_millis(wall.unsigned_abs())
+            },
+        };
+        // Time passing, slewed or late: no jump.
+        assert_eq!(after(1000, 1000).wall_jump_since(&before), None);
+        assert_eq!(after(5000, 5001).wall_jump_since(&before), None);
+        assert_eq!(after(1000, 1899).wall_jump_since(&before), None);
+        // Stepped forward, backward (past the earlier reading too), or a suspended host.
+        assert_eq!(
+            after(1000, 3_601_000).wall_jump_since(&before),
+            Some(3600.0)
+        );
+        assert_eq!(after(1000, 0).wall_jump_since(&before), Some(-1.0));
+        assert_eq!(
+            after(1000, -7_199_000).wall_jump_since(&before),
+            Some(-7200.0)
+        );
     }
 }

@@ -361,8 +361,21 @@ impl Publisher {
                 .steering
                 .as_ref()
                 .and_then(|st| st.geo.clone());
-            // The outcome is logged and counted where it happens; the old database serves on.
-            geo.is_some_and(|geo| matches!(geo.reload_if_changed(), Ok(true)))
+            // The outcome is logged where it happens (`GeoSource::reload_if_changed`) and counted
+            // here; on an error the old database serves on.
+            let result = geo.map(|geo| geo.reload_if_changed());
+            match &result {
+                Some(Ok(true)) => {
+                    metrics::counter!("meridian_geo_database_reloads_total", "result" => "ok")
+                        .increment(1)
+                }
+                Some(Err(_)) => {
+                    metrics::counter!("meridian_geo_database_reloads_total", "result" => "error")
+                        .increment(1)
+                }
+                Some(Ok(false)) | None => {}
+            }
+            matches!(result, Some(Ok(true)))
         };
         if changed {
             self.refresh(true);

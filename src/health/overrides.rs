@@ -58,9 +58,30 @@ pub enum StateFileError {
     },
 }
 
+/// The largest state file read: 16 MiB. An override takes about 80 bytes of the file, so an
+/// override on every one of 100,000 endpoints (the largest configuration benchmarked) is some
+/// 8 MB; a larger file is not one this module wrote, and is refused without being read whole.
+pub const MAX_STATE_FILE_BYTES: u64 = 16 << 20;
+
+/// Read `path` as text of at most `limit` bytes (an error past it, saying the limit).
+fn read_bounded(path: &Path, limit: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than the limit of {limit} bytes"),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
 /// Read the state file; a missing file holds no overrides.
 pub fn read(path: &Path) -> Result<Overrides, StateFileError> {
-    match std::fs::read_to_string(path) {
+    match read_bounded(path, MAX_STATE_FILE_BYTES) {
         Ok(text) => serde_json::from_str(&text).map_err(|source| StateFileError::Invalid {
             path: path.to_path_buf(),
             source,
@@ -125,6 +146,23 @@ mod tests {
         assert!(e.to_string().starts_with(&prefix), "{e}");
         let e = read(dir.path()).unwrap_err();
         assert!(matches!(e, StateFileError::Read { .. }), "{e:?}");
+        // Past the size limit: refused, naming the file and the limit, without reading on.
+        let big = dir.path().join("big.json");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(MAX_STATE_FILE_BYTES + 1).unwrap();
+        let e = read(&big).unwrap_err();
+        assert!(matches!(e, StateFileError::Read { .. }), "{e:?}");
+        let want = format!(
+            "{}: cannot read: larger than the limit of 16777216 bytes",
+            big.display()
+        );
+        assert_eq!(e.to_string(), want);
+        f.set_len(MAX_STATE_FILE_BYTES).unwrap();
+        let e = read(&big).unwrap_err();
+        assert!(
+            matches!(e, StateFileError::Invalid { .. }),
+            "at the limit it is read: {e:?}"
+        );
         let e = write(&dir.path().join("no/such/dir"), &Overrides::new()).unwrap_err();
         assert!(matches!(e, StateFileError::Write { .. }), "{e:?}");
         assert!(e.to_string().contains("no/such/dir: cannot write: "), "{e}");

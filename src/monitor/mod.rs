@@ -111,6 +111,11 @@ struct Entry {
     latency: LatencyWindow,
     /// When the override in `health` was set (Unix ms); `None` without one.
     override_set: Option<u64>,
+    /// What the state file held for it when this instance last read or wrote the file. A reload
+    /// applies the file's entry only where it differs: an override in force keeps its deadline
+    /// on the monotonic clock (re-reading an unchanged file would move it by any jump of the
+    /// wall clock since), and one set while the file could not be written survives the reload.
+    in_file: Option<SavedOverride>,
     last_detail: String,
     /// The address its probers probe; a reload that changes it or `checks` restarts the
     /// health state.
@@ -387,7 +392,11 @@ impl Monitor {
         }
         match saved {
             Some(Ok(saved)) => apply_saved(&mut st.entries, &saved, now),
-            Some(Err(e)) => tracing::error!("overrides unchanged: {e}"),
+            Some(Err(e)) => {
+                tracing::error!("overrides unchanged: {e}");
+                metrics::counter!("meridian_health_state_file_errors_total", "operation" => "read")
+                    .increment(1);
+            }
             None => {}
         }
         let slots = st
@@ -423,15 +432,15 @@ impl Monitor {
         let probing = Arc::new(AtomicBool::new(probe));
         let name: Arc<str> = Arc::from(e.name.as_str());
         let mut health = EndpointHealth::new(&params, now);
-        let (latency, last_detail, override_set) = match previous {
+        let (latency, last_detail, override_set, in_file) = match previous {
             Some(old) => {
                 old.cancel.cancel();
                 if let Some((kind, until)) = old.health.override_state() {
                     health.set_override(kind, until, now);
                 }
-                (old.latency, old.last_detail, old.override_set)
+                (old.latency, old.last_detail, old.override_set, old.in_file)
             }
-            None => (LatencyWindow::new(now), String::new(), None),
+            None => (LatencyWindow::new(now), String::new(), None, None),
         };
         // The config guarantees an address to probe wherever there are checks.
         if let Some(address) = e.check_address {
@@ -467,6 +476,7 @@ impl Monitor {
             health,
             latency,
             override_set,
+            in_file,
             last_detail,
             check_address: e.check_address,
             checks: e.checks.clone(),
@@ -600,22 +610,87 @@ impl Monitor {
         st.refresh(i, now);
         let (path, saved) = (st.state_file.clone(), saved_overrides(&st.entries, now));
         self.shared.publish(st, now);
-        if let Some(path) = path
-            && let Err(e) = state_file::write(&path, &saved)
-        {
-            tracing::error!("{e}");
+        if let Some(path) = path {
+            match state_file::write(&path, &saved) {
+                Ok(()) => {
+                    let mut st = self.shared.state();
+                    for e in &mut st.entries {
+                        e.in_file = saved.get(&*e.name).cloned();
+                    }
+                }
+                Err(e) => {
+                    // Serving follows the override all the same, and a reload keeps it (the
+                    // file's unchanged entries are not applied again): only a restart loses it.
+                    tracing::error!("{e}; the override holds until a restart");
+                    metrics::counter!("meridian_health_state_file_errors_total", "operation" => "write")
+                        .increment(1);
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Write the state file again with each override's expiry read off the wall clock as it is
+    /// now: after a step of the wall clock the file's expiries, written before it, would put
+    /// every override's end elsewhere at the next start. The file is left alone unless it holds
+    /// exactly what this instance last read or wrote (an edit waiting for a reload is the
+    /// operator's), or when nothing in it changes. Blocking file I/O. Returns whether it was
+    /// written.
+    pub fn restamp_state_file(&self) -> bool {
+        let Some(path) = self.shared.state().state_file.clone() else {
+            return false;
+        };
+        // Read before the lock, as reconcile does.
+        let Ok(on_disk) = state_file::read(&path) else {
+            return false;
+        };
+        let saved = {
+            let st = self.shared.state();
+            let known = st.entries.iter().filter(|e| e.in_file.is_some()).count();
+            let ours = on_disk.len() == known
+                && st
+                    .entries
+                    .iter()
+                    .all(|e| on_disk.get(&*e.name) == e.in_file.as_ref());
+            if !ours {
+                return false;
+            }
+            saved_overrides(&st.entries, clock::now())
+        };
+        if saved == on_disk {
+            return false;
+        }
+        match state_file::write(&path, &saved) {
+            Ok(()) => {
+                let mut st = self.shared.state();
+                for e in &mut st.entries {
+                    e.in_file = saved.get(&*e.name).cloned();
+                }
+                true
+            }
+            Err(e) => {
+                tracing::error!("{e}; its expiries are those written before the clock stepped");
+                metrics::counter!("meridian_health_state_file_errors_total", "operation" => "write")
+                    .increment(1);
+                false
+            }
+        }
     }
 }
 
 /// Make the overrides of `entries` what the state file says (`saved`, read at `now`): entries
-/// it does not name have none.
+/// it does not name have none. An entry the file says the same of as when this instance last
+/// read or wrote it is left as it is ([`Entry::in_file`]).
 fn apply_saved(entries: &mut [Entry], saved: &state_file::Overrides, now: Instant) {
     let unix = clock::unix_now();
     for e in entries {
+        let in_file = saved.get(&*e.name);
+        if in_file == e.in_file.as_ref() {
+            continue;
+        }
+        e.in_file = in_file.cloned();
         let before = e.health.override_state();
-        match saved.get(&*e.name) {
+        match in_file {
             Some(SavedOverride {
                 expires: Some(t), ..
             }) if *t <= unix => e.health.clear_override(),

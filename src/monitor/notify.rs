@@ -53,6 +53,7 @@ pub(super) async fn notifier(
             let (client, hook, body) = (client.clone(), hook.clone(), Arc::clone(&body));
             tokio::spawn(async move {
                 let mut delay = Duration::from_millis(200);
+                let mut result = "failed";
                 for attempt in 0..=hook.retries {
                     let sent = client
                         .post(&hook.url)
@@ -62,15 +63,25 @@ pub(super) async fn notifier(
                         .send()
                         .await;
                     match sent {
-                        Ok(r) if r.status().is_success() => break,
+                        Ok(r) if r.status().is_success() => {
+                            result = "delivered";
+                            break;
+                        }
                         Ok(r) => {
                             tracing::warn!(url = %hook.url, attempt, status = %r.status(), "webhook refused")
                         }
                         Err(e) => tracing::warn!(url = %hook.url, attempt, "webhook failed: {e}"),
                     }
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
+                    if attempt < hook.retries {
+                        tokio::time::sleep(delay).await;
+                        delay *= 2;
+                    }
                 }
+                if result == "failed" {
+                    tracing::error!(url = %hook.url, attempts = hook.retries + 1, "webhook not delivered: every attempt failed");
+                }
+                metrics::counter!("meridian_health_webhook_deliveries_total", "result" => result)
+                    .increment(1);
                 drop(permit);
             });
         }

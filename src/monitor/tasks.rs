@@ -166,6 +166,8 @@ pub(super) async fn core(
                 .increment(1);
             if notify.try_send(ev).is_err() {
                 tracing::warn!("webhook queue full: a state change notification was dropped");
+                metrics::counter!("meridian_health_webhook_deliveries_total", "result" => "dropped")
+                    .increment(1);
             }
         }
     }

@@ -341,8 +341,33 @@ fn transfer_settings(
     }
 }
 
+/// The largest zone file read: 2 GiB. Ten million records at up to 200 bytes a line (a plain
+/// `name TTL IN A address` line is 30 to 60 bytes; long TXT and SVCB lines are the exception)
+/// fit; a larger file is refused before it is read, naming the file and the limit. (The
+/// configuration has already refused a zone file that is not a regular file: a device or a pipe
+/// would be an endless read.)
+pub const MAX_ZONE_FILE_BYTES: u64 = 2 << 30;
+
+/// Refuse a zone file over [`MAX_ZONE_FILE_BYTES`]. A missing or unreadable one is left to the
+/// reader, which reports it.
+fn check_zone_file(path: &Path) -> Result<(), crate::zone::ZoneError> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() > MAX_ZONE_FILE_BYTES => Err(crate::zone::ZoneError::at(
+            path,
+            0,
+            0,
+            format!(
+                "zone file of {} bytes, over the limit of {MAX_ZONE_FILE_BYTES} bytes (2 GiB)",
+                meta.len()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Read zone `z` from its files, with one log line and the zone's load figures in metrics.
 fn timed_load(z: &crate::config::ZoneSource) -> Result<Zone, Vec<crate::zone::ZoneError>> {
+    check_zone_file(&z.file).map_err(|e| vec![e])?;
     let started = std::time::Instant::now();
     let zone = load_zone(&z.origin, &z.file)?;
     let took = started.elapsed();

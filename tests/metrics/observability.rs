@@ -466,7 +466,8 @@ fn dashboard_has_fixed_uid_datasource_variable_and_rate_interval_everywhere() {
     assert_eq!(ds["type"], "datasource");
     assert_eq!(ds["query"], "prometheus");
 
-    // Rows: Traffic, Steering, Health, Operations, Fleet, Defences, in that order.
+    // Rows: Traffic, Steering, Health, Operations, Fleet, Defences, Dependency faults, in that
+    // order.
     let panels = dash["panels"].as_array().unwrap();
     let rows: Vec<&str> = panels
         .iter()
@@ -481,7 +482,8 @@ fn dashboard_has_fixed_uid_datasource_variable_and_rate_interval_everywhere() {
             "Health",
             "Operations",
             "Fleet",
-            "Defences"
+            "Defences",
+            "Dependency faults"
         ]
     );
     assert!(

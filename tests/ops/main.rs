@@ -1,5 +1,6 @@
 //! Operating Meridian: the admin API, reloads, the `meridian` command as a process, and the
-//! anycast check script with BIRD and ExaBGP; the alert rules under promtool's rule unit tests.
+//! anycast check script with BIRD and ExaBGP; the alert rules under promtool's rule unit tests;
+//! dependency faults (`faults`) and input limits (`limits`) against the binary (`served`).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -9,12 +10,15 @@ mod alerts;
 mod anycast;
 mod anycast_support;
 mod cli;
+mod faults;
 mod fleet;
 mod fleet_kit;
 mod fleet_shard;
 mod fleet_votes;
+mod limits;
 mod nsd;
 mod reload;
 mod replication;
 mod secondary;
+mod served;
 mod simulate;

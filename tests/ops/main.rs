@@ -1,5 +1,6 @@
-//! Operating Meridian: the admin API, reloads, the `meridian` command as a process, and the
-//! anycast check script with BIRD and ExaBGP; the alert rules under promtool's rule unit tests.
+//! Operating Meridian: the admin API, reloads, the `meridian` command as a process, the
+//! anycast check script with BIRD and ExaBGP, and the Debian package installed into a scratch
+//! root; the alert rules under promtool's rule unit tests.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -14,6 +15,8 @@ mod fleet_kit;
 mod fleet_shard;
 mod fleet_votes;
 mod nsd;
+mod package;
+mod package_kit;
 mod reload;
 mod replication;
 mod secondary;

@@ -541,14 +541,14 @@ fn dashboard_has_fixed_uid_datasource_variable_and_rate_interval_everywhere() {
 fn systemd_unit_is_hardened_and_verifies() {
     let unit = read(UNIT);
     for line in [
-        "ExecStart=/usr/local/bin/meridian serve --config /etc/meridian/meridian.toml",
+        "ExecStart=/usr/bin/meridian serve --config /etc/meridian/meridian.toml",
         "ExecReload=/bin/kill -HUP $MAINPID",
         "KillSignal=SIGTERM",
         "Restart=on-failure",
-        "DynamicUser=yes",
+        "User=meridian",
         "StateDirectory=meridian",
-        "CapabilityBoundingSet=CAP_NET_BIND_SERVICE CAP_NET_RAW",
-        "AmbientCapabilities=CAP_NET_BIND_SERVICE CAP_NET_RAW",
+        "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
+        "AmbientCapabilities=CAP_NET_BIND_SERVICE",
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
         "ProtectHome=yes",
@@ -580,7 +580,7 @@ fn systemd_unit_is_hardened_and_verifies() {
     let path = dir.path().join("meridian.service");
     std::fs::write(
         &path,
-        unit.replace("/usr/local/bin/meridian", env!("CARGO_BIN_EXE_meridian")),
+        unit.replace("/usr/bin/meridian", env!("CARGO_BIN_EXE_meridian")),
     )
     .unwrap();
     let out = Command::new("systemd-analyze")

@@ -32,6 +32,8 @@
 #   SERVERS ["null null-mmsg meridian meridian-steered knot gdnsd nsd"]  which servers to run, in this order
 #   OPTIONAL_SERVERS ["gdnsd nsd"]  servers that are skipped (not failed) when they cannot be installed
 #   SKIP_MERIDIAN [0]       1: do not build or run Meridian (meridian and meridian-steered)
+#   MERIDIAN []             the meridian binary to measure, not built (e.g. an older build, to
+#                           compare two builds in turn); default: target/release/meridian, built
 #   NO_INSTALL [0]          1: never call apt-get; servers whose binaries are missing are skipped/failed
 #   MAX_LOSS_PCT [1]        a run that loses more than this percentage of queries fails
 #   ROUNDS [1]              run every server this many times, interleaved (round 1: each server,
@@ -146,7 +148,7 @@ done
 
 # ---------------------------------------------------------------- builds
 NULL_BIN=$REPO/target/release/examples/null_responder
-MERIDIAN_BIN=$REPO/target/release/meridian
+MERIDIAN_BIN=${MERIDIAN:-$REPO/target/release/meridian}
 log "building null responder"
 if ! (cd "$REPO" && cargo build --release --example null_responder) >"$WORK/build-null.log" 2>&1; then
     # It is std-only: if the crate is mid-edit and does not build, compile the file on its own.
@@ -158,6 +160,9 @@ fi
 if (want meridian || want meridian-steered) && ((SKIP_MERIDIAN)); then
     log "SKIP_MERIDIAN=1: Meridian is not built and not measured"
     SERVERS=" $SERVERS "; SERVERS=${SERVERS/ meridian / }; SERVERS=${SERVERS/ meridian-steered / }
+elif (want meridian || want meridian-steered) && [[ -n ${MERIDIAN:-} ]]; then
+    [[ -x $MERIDIAN_BIN ]] || die "MERIDIAN=$MERIDIAN_BIN is not an executable"
+    log "measuring $MERIDIAN_BIN (not built)"
 elif want meridian || want meridian-steered; then
     log "building meridian (cargo build --release)"
     if ! (cd "$REPO" && cargo build --release) >"$WORK/build-meridian.log" 2>&1; then

@@ -35,7 +35,7 @@ pub struct Zone {
     data: Arc<ZoneData>,
     /// SOA serial, for status and logs.
     pub serial: u32,
-    /// Number of records loaded.
+    /// Number of records held: a record written twice (the same owner, type and data) counts once.
     pub record_count: usize,
     /// Position in the catalog (metrics label index).
     pub id: u16,

@@ -16,6 +16,7 @@ pub mod build;
 pub mod file;
 pub mod index;
 pub mod sections;
+pub mod text;
 pub mod transfer;
 
 use std::sync::Arc;

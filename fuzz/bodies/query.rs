@@ -126,8 +126,8 @@ fn lower_name(q: &Query) -> Name {
     Name::read(&mut BinDecoder::new(q.qname.wire())).expect("a parsed name reads")
 }
 
-/// The query written again by hickory-proto (header bits, question, OPT and its options) parses
-/// to the same query.
+/// The query written again by hickory-proto (header bits, question, OPT and its options: Client
+/// Subnet, NSID, COOKIE) parses to the same query.
 fn round_trip(q: &Query, data: &[u8]) {
     let name = Name::read(&mut BinDecoder::new(&data[12..])).expect("a parsed name reads");
     let mut m = Message::new(q.id, MessageType::Query, OpCode::Query);
@@ -154,6 +154,14 @@ fn round_trip(q: &Query, data: &[u8]) {
         if e.nsid {
             edns.options_mut()
                 .insert(EdnsOption::Unknown(meridian::wire::OPT_NSID, Vec::new()));
+        }
+        if let Some(c) = e.cookie {
+            let mut cookie = c.client.to_vec();
+            cookie.extend_from_slice(&c.server[..c.server_len as usize]);
+            edns.options_mut().insert(EdnsOption::Unknown(
+                meridian::wire::cookie::OPT_COOKIE,
+                cookie,
+            ));
         }
         m.set_edns(edns);
     }

@@ -19,9 +19,11 @@ use hickory_proto::ProtoError;
 use hickory_proto::rr::rdata::HTTPS;
 use hickory_proto::rr::rdata::svcb::SvcParamKey;
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+use hickory_proto::serialize::binary::DecodeError;
 use hickory_proto::serialize::txt::{ParseError, Parser};
 
 use super::build::{ZoneError, name_wire, rdata_wire, wire_to_text};
+use super::text::{owner_name, rdata_tokens, splits};
 
 /// Deepest `$INCLUDE` nesting accepted.
 const MAX_INCLUDE_DEPTH: usize = 8;
@@ -568,15 +570,10 @@ impl Reader<'_> {
                 owner.clear();
                 if t.text == "@" {
                     owner.extend_from_slice(&origin_wire);
-                } else if !(self.direct && plain_name(t.text, &origin_wire, &mut owner)) {
-                    match Name::parse(t.text, Some(&origin)) {
-                        Ok(n) => owner.extend_from_slice(&name_wire(&n)),
-                        Err(e) => {
-                            self.errors
-                                .push(err(t, format!("bad owner name {}: {e}", t.text)));
-                            continue;
-                        }
-                    }
+                } else if let Err(e) = owner_name(t.text, &origin, &origin_wire, &mut owner) {
+                    self.errors
+                        .push(err(t, format!("bad owner name {}: {e}", t.text)));
+                    continue;
                 }
             }
             if owner.is_empty() {
@@ -636,7 +633,36 @@ impl Reader<'_> {
                 continue;
             };
             self.last_ttl = Some(ttl);
-            let parts: Vec<&str> = toks_iter.map(|t| t.text).collect();
+            let rest = toks_iter.as_slice();
+            // Refused, not ignored: tokens after the data of a type that takes a fixed number,
+            // and a token hickory-proto's lexer would read as two.
+            if let Some(extra) = rdata_tokens(rtype).and_then(|n| rest.get(n)) {
+                self.errors.push(err(
+                    extra,
+                    format!(
+                        "bad {rtype} record: {} after its data (it takes {} field{})",
+                        extra.text,
+                        rdata_tokens(rtype).unwrap_or(0),
+                        if rdata_tokens(rtype) == Some(1) {
+                            ""
+                        } else {
+                            "s"
+                        }
+                    ),
+                ));
+                continue;
+            }
+            if let Some(t) = rest.iter().find(|t| splits(t.text)) {
+                self.errors.push(err(
+                    t,
+                    format!(
+                        "bad {rtype} record: {} has white space inside; write it as one quoted string",
+                        t.text
+                    ),
+                ));
+                continue;
+            }
+            let parts: Vec<&str> = rest.iter().map(|t| t.text).collect();
             rdata.clear();
             if !(self.direct && plain_rdata(rtype, &parts, &origin_wire, &mut rdata)) {
                 match parse_rdata(rtype, &parts, &origin) {
@@ -677,7 +703,7 @@ impl Reader<'_> {
 
 /// Why one record's RDATA could not be read; reported as "bad TYPE record: ..." at the type.
 #[derive(Debug, thiserror::Error)]
-enum RdataError {
+pub(super) enum RdataError {
     /// Nothing after the type.
     #[error("missing RDATA")]
     Missing,
@@ -693,10 +719,21 @@ enum RdataError {
     /// The parser accepted the text but the record does not encode.
     #[error("{0}")]
     Encode(#[source] ProtoError),
+    /// A CAA tag that is not 1 to 15 ASCII letters and digits (RFC 8659 §4.1).
+    #[error("CAA tag {0:?} is not 1 to 15 ASCII letters and digits (RFC 8659 §4.1)")]
+    CaaTag(String),
+    /// The parser accepted the text and it encodes, but what it encodes to does not decode:
+    /// served, it would make the whole response unreadable to a client that checks.
+    #[error("its wire form does not decode: {0}")]
+    Decode(#[source] DecodeError),
 }
 
 /// Parse one record's RDATA with hickory-proto's parser, relative names against `origin`.
-fn parse_rdata(rtype: RecordType, parts: &[&str], origin: &Name) -> Result<RData, RdataError> {
+pub(super) fn parse_rdata(
+    rtype: RecordType,
+    parts: &[&str],
+    origin: &Name,
+) -> Result<RData, RdataError> {
     if parts.is_empty() {
         return Err(RdataError::Missing);
     }
@@ -719,9 +756,27 @@ fn parse_rdata(rtype: RecordType, parts: &[&str], origin: &Name) -> Result<RData
             return Err(RdataError::RepeatedSvcParam(w[0].0));
         }
     }
-    // Whatever the parser accepted must also encode; say so here rather than fail later.
-    super::build::rdata_wire(&rdata).map_err(RdataError::Encode)?;
+    if let RData::CAA(caa) = &rdata {
+        let tag = &caa.tag;
+        if !(1..=15).contains(&tag.len()) || !tag.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(RdataError::CaaTag(tag.to_string()));
+        }
+    }
+    // Whatever the parser accepted must also encode, and decode again as its type; say so here
+    // rather than serve what a client cannot read.
+    let wire = super::build::rdata_wire(&rdata).map_err(RdataError::Encode)?;
+    if wire.len() <= u16::MAX as usize {
+        // (longer: refused as too long by the caller)
+        decodes(rtype, &wire).map_err(RdataError::Decode)?;
+    }
     Ok(rdata)
+}
+
+/// Whether `wire`, RDATA of type `rtype`, decodes with hickory-proto, every octet read.
+fn decodes(rtype: RecordType, wire: &[u8]) -> Result<(), DecodeError> {
+    use hickory_proto::serialize::binary::{BinDecoder, Restrict};
+    let mut dec = BinDecoder::new(wire);
+    RData::read(&mut dec, rtype, Restrict::new(wire.len() as u16)).map(drop)
 }
 
 /// Read a master file (and its includes) for the zone `origin`, as hickory-proto values. All
@@ -799,6 +854,140 @@ mod tests {
         assert_eq!(e[2].1[8].line, 5);
     }
 
+    /// A zone file in a folder of its own, removed when dropped.
+    struct TempZone(PathBuf);
+
+    impl TempZone {
+        fn new(name: &str, text: &str) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("meridian-file-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("z.zone"), text).unwrap();
+            TempZone(dir)
+        }
+
+        fn path(&self) -> PathBuf {
+            self.0.join("z.zone")
+        }
+
+        /// The errors of both readers (direct and hickory-proto only), which must agree, as
+        /// `line:column: message`.
+        fn errors(&self) -> Vec<String> {
+            let origin = Name::from_ascii("example.").unwrap();
+            let show = |direct| match read_with(&self.path(), &origin, direct) {
+                Ok(_) => Vec::new(),
+                Err(e) => e
+                    .iter()
+                    .map(|e| format!("{}:{}: {}", e.line, e.column, e.message))
+                    .collect::<Vec<_>>(),
+            };
+            let (fast, slow) = (show(true), show(false));
+            assert_eq!(fast, slow, "both readers");
+            fast
+        }
+    }
+
+    impl Drop for TempZone {
+        fn drop(&mut self) {
+            std::fs::remove_dir_all(&self.0).ok();
+        }
+    }
+
+    const HEAD: &str = "$ORIGIN example.\n$TTL 300\n@ SOA ns h 1 2 3 4 5\n@ NS ns\n";
+
+    /// Tokens after a record's data are refused at the first of them, by both readers, as BIND,
+    /// Knot and NSD refuse them (fuzz/regressions/zone/crash-trailing-tokens).
+    #[test]
+    fn tokens_after_the_data_are_refused_where_they_are() {
+        let z = TempZone::new(
+            "trailing",
+            &format!(
+                "{HEAD}subdel NS ns.    TXT \"x\"\na A 192.0.2.1 192.0.2.2 junk\n\
+                 b A 192.0.2.1\nm MX 10 mx (\n  extra )\ns SRV 1 2 3 t. u.\n\
+                 t TXT \"x\" y\nw A 192.0.2.1\"a b\"\n"
+            ),
+        );
+        assert_eq!(
+            z.errors(),
+            [
+                "5:18: bad NS record: TXT after its data (it takes 1 field)",
+                "6:15: bad A record: 192.0.2.2 after its data (it takes 1 field)",
+                "9:3: bad MX record: extra after its data (it takes 2 fields)",
+                "10:16: bad SRV record: u. after its data (it takes 4 fields)",
+                "12:5: bad A record: 192.0.2.1\"a b\" has white space inside; \
+                 write it as one quoted string",
+            ]
+        );
+    }
+
+    /// A CAA tag is 1 to 15 letters and digits (RFC 8659 §4.1): a longer one is refused at load
+    /// (fuzz/regressions/zone/crash-caa-long-tag); and what hickory-proto's text parser accepts
+    /// must decode as well as encode, which is what refused the tag's wire form.
+    #[test]
+    fn caa_tags_past_15_characters_are_refused() {
+        let z = TempZone::new(
+            "caa",
+            &format!(
+                "{HEAD}@ CAA 0 issuewildcardxxxx \"ca.example.net\"\n@ CAA 0 is-sue \"x\"\n\
+                 @ CAA 0 issue \"ca.example.net\"\n@ CAA 128 tbs123456789012 \"x\"\n"
+            ),
+        );
+        let e = z.errors();
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e[0].starts_with("5:3: bad CAA record: CAA tag \"issuewildcardxxxx\""));
+        assert!(e[1].starts_with("6:3: bad CAA record: CAA tag \"is-sue\""));
+        // The wire form hickory-proto encodes for such a tag does not decode.
+        let mut wire = vec![0, 17];
+        wire.extend_from_slice(b"issuewildcardxxxxca.example.net");
+        assert!(decodes(RecordType::CAA, &wire).is_err());
+    }
+
+    /// Owners keep the case written and may hold any octet (an underscore inside a label), on
+    /// both readers; `@` is the origin as given.
+    #[test]
+    fn owners_are_read_as_written() {
+        let text = format!(
+            "{HEAD}MixedCase A 192.0.2.1\nmy_host A 192.0.2.2\nWWW.Example. A 192.0.2.3\n\
+             0/25 CNAME a\n"
+        );
+        let z = TempZone::new("owners", &text);
+        assert_eq!(z.errors(), Vec::<String>::new());
+        let origin = Name::from_ascii("Example.").unwrap();
+        for direct in [true, false] {
+            let (read, _) =
+                read_with(&z.path(), &origin, direct).unwrap_or_else(|e| panic!("{e:?}"));
+            let owners: Vec<String> = read
+                .records
+                .iter()
+                .map(|r| wire_to_text(read.owner(r)))
+                .collect();
+            assert_eq!(
+                owners,
+                [
+                    "example.",
+                    "example.",
+                    "MixedCase.example.",
+                    "my_host.example.",
+                    "WWW.Example.",
+                    "0/25.example.",
+                ]
+            );
+        }
+    }
+
+    /// A record written twice is held once and counted once (the load log line's and the zone
+    /// metrics' `records`; fuzz/regressions/zone/crash-duplicate-count).
+    #[test]
+    fn a_record_written_twice_counts_once() {
+        let z = TempZone::new(
+            "dup",
+            &format!("{HEAD}dup TXT \"x\"\ndup TXT \"x\"\nDUP 60 TXT \"x\"\nns A 192.0.2.1\n"),
+        );
+        let zone = super::super::load_zone(&Name::from_ascii("example.").unwrap(), &z.path())
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(zone.record_count, 4);
+    }
+
     #[test]
     fn unclosed_paren_names_its_line() {
         let e = split_entries("a A 1.2.3.4\n@ SOA ( ns h\n 1 2 3\n", Path::new("z"))
@@ -867,7 +1056,8 @@ mod tests {
         ] {
             text.push_str(&format!("bad A {rd}\nbad AAAA {rd}\n"));
         }
-        text.push_str("mx MX 65536 a\nmx MX +1 a\nmx MX 1\n");
+        text.push_str("mx MX 65536 a\nmx MX +1 a\nmx MX 1\nmx MX 1 a b\n");
+        text.push_str("bad NS a b\nbad CNAME a \"b\"\nbad PTR a\\ b\n");
         std::fs::write(&path, &text).unwrap();
         let origin = Name::from_ascii("example.test.").unwrap();
         let fast = read_with(&path, &origin, true);

@@ -16,6 +16,7 @@ pub mod build;
 pub mod file;
 pub mod index;
 pub mod sections;
+pub mod text;
 pub mod transfer;
 
 use std::sync::Arc;
@@ -35,7 +36,7 @@ pub struct Zone {
     data: Arc<ZoneData>,
     /// SOA serial, for status and logs.
     pub serial: u32,
-    /// Number of records loaded.
+    /// Number of records held: a record written twice (the same owner, type and data) counts once.
     pub record_count: usize,
     /// Position in the catalog (metrics label index).
     pub id: u16,

@@ -341,12 +341,9 @@ fn transfer_settings(
     }
 }
 
-/// The largest zone file read: 2 GiB. Ten million records at up to 200 bytes a line (a plain
-/// `name TTL IN A address` line is 30 to 60 bytes; long TXT and SVCB lines are the exception)
-/// fit; a larger file is refused before it is read, naming the file and the limit. (The
-/// configuration has already refused a zone file that is not a regular file: a device or a pipe
-/// would be an endless read.)
-pub const MAX_ZONE_FILE_BYTES: u64 = 2 << 30;
+/// The most a zone reads from its files (see [`crate::zone::file::MAX_ZONE_FILE_BYTES`]); the
+/// zone's own file is checked here before it is read, its `$INCLUDE`s as the reader meets them.
+pub use crate::zone::file::MAX_ZONE_FILE_BYTES;
 
 /// Refuse a zone file over [`MAX_ZONE_FILE_BYTES`]. A missing or unreadable one is left to the
 /// reader, which reports it.

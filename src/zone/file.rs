@@ -458,6 +458,43 @@ struct Reader<'a> {
     /// Read names and RDATA of the common types directly (false: all through hickory-proto, the
     /// reference the direct readers are tested against).
     direct: bool,
+    /// Bytes read so far from the zone's files: with its `$INCLUDE`s a zone reads at most
+    /// [`MAX_ZONE_FILE_BYTES`].
+    read: u64,
+}
+
+/// The most a zone reads from its file and every file it includes: 2 GiB. Ten million records
+/// at up to 200 bytes a line (a plain `name TTL IN A address` line is 30 to 60 bytes; long TXT
+/// and SVCB lines are the exception) fit; past it the zone is refused, naming the file and the
+/// limit, and a file larger than what is left is not read at all.
+pub const MAX_ZONE_FILE_BYTES: u64 = 2 << 30;
+
+/// Read `file` whole as text, if it is a regular file of at most `room` bytes (a device or a pipe
+/// named by an `$INCLUDE` would be an endless read; a file that grows while read is cut at
+/// `room + 1` bytes and refused).
+fn read_within(file: &Path, room: u64) -> Result<String, String> {
+    use std::io::Read;
+    let f = std::fs::File::open(file).map_err(|e| e.to_string())?;
+    let meta = f.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let over = |n: String| {
+        format!(
+            "zone file of {n} bytes, over the limit of {MAX_ZONE_FILE_BYTES} bytes (2 GiB) for a zone's files"
+        )
+    };
+    if meta.len() > room {
+        return Err(over(meta.len().to_string()));
+    }
+    let mut text = String::with_capacity(meta.len() as usize);
+    f.take(room + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    if text.len() as u64 > room {
+        return Err(over("more".into()));
+    }
+    Ok(text)
 }
 
 /// Whether the wire name `name` is `apex` or below it (case-insensitive).
@@ -480,7 +517,7 @@ impl Reader<'_> {
         if let Some(stamp) = super::build::Stamp::of(file) {
             self.files.push((file.to_path_buf(), stamp));
         }
-        let text = match std::fs::read_to_string(file) {
+        let text = match read_within(file, MAX_ZONE_FILE_BYTES - self.read) {
             Ok(t) => t,
             Err(e) => {
                 let msg = format!("cannot read zone file {}: {e}", file.display());
@@ -491,6 +528,7 @@ impl Reader<'_> {
                 return;
             }
         };
+        self.read += text.len() as u64;
         let file_id = self.records.file_id(file);
         // Room for what the text can hold, so the vectors do not grow by copying (a copy is
         // briefly twice the memory); pages never written are never resident.
@@ -810,6 +848,7 @@ fn read_with(
         last_ttl: None,
         files: Vec::new(),
         direct,
+        read: 0,
     };
     reader.read_file(file, origin.clone(), 0, None);
     if reader.errors.is_empty() {
@@ -986,6 +1025,34 @@ mod tests {
         let zone = super::super::load_zone(&Name::from_ascii("example.").unwrap(), &z.path())
             .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(zone.record_count, 4);
+    }
+
+    /// `$INCLUDE`d files count toward the zone's limit, and one that is not a regular file is
+    /// refused at its `$INCLUDE` line instead of read without end.
+    #[test]
+    fn included_files_are_held_to_the_zone_limit() {
+        let z = TempZone::new("include-limit", &format!("{HEAD}$INCLUDE big.zone\n"));
+        let big = z.0.join("big.zone");
+        // Sparse: nothing is written, and nothing must be read. With the main file's bytes
+        // read first, exactly the limit is over what is left.
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(MAX_ZONE_FILE_BYTES).unwrap();
+        let e = z.errors();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("5:1: cannot read zone file "), "{e:?}");
+        assert!(
+            e[0].ends_with("zone file of 2147483648 bytes, over the limit of 2147483648 bytes (2 GiB) for a zone's files"),
+            "{e:?}"
+        );
+        // Within the limit, it is read.
+        f.set_len(0).unwrap();
+        std::fs::write(&big, "big A 192.0.2.7\n").unwrap();
+        assert_eq!(z.errors(), Vec::<String>::new());
+        let z = TempZone::new("include-dev", &format!("{HEAD}$INCLUDE /dev/zero\n"));
+        assert_eq!(
+            z.errors(),
+            ["5:1: cannot read zone file /dev/zero: not a regular file"]
+        );
     }
 
     #[test]

@@ -341,30 +341,8 @@ fn transfer_settings(
     }
 }
 
-/// The most a zone reads from its files (see [`crate::zone::file::MAX_ZONE_FILE_BYTES`]); the
-/// zone's own file is checked here before it is read, its `$INCLUDE`s as the reader meets them.
-pub use crate::zone::file::MAX_ZONE_FILE_BYTES;
-
-/// Refuse a zone file over [`MAX_ZONE_FILE_BYTES`]. A missing or unreadable one is left to the
-/// reader, which reports it.
-fn check_zone_file(path: &Path) -> Result<(), crate::zone::ZoneError> {
-    match std::fs::metadata(path) {
-        Ok(meta) if meta.len() > MAX_ZONE_FILE_BYTES => Err(crate::zone::ZoneError::at(
-            path,
-            0,
-            0,
-            format!(
-                "zone file of {} bytes, over the limit of {MAX_ZONE_FILE_BYTES} bytes (2 GiB)",
-                meta.len()
-            ),
-        )),
-        _ => Ok(()),
-    }
-}
-
 /// Read zone `z` from its files, with one log line and the zone's load figures in metrics.
 fn timed_load(z: &crate::config::ZoneSource) -> Result<Zone, Vec<crate::zone::ZoneError>> {
-    check_zone_file(&z.file).map_err(|e| vec![e])?;
     let started = std::time::Instant::now();
     let zone = load_zone(&z.origin, &z.file)?;
     let took = started.elapsed();

@@ -469,30 +469,32 @@ struct Reader<'a> {
 /// limit, and a file larger than what is left is not read at all.
 pub const MAX_ZONE_FILE_BYTES: u64 = 2 << 30;
 
+/// Why [`read_within`] read no text.
+enum Unread {
+    /// The file is larger than the room left (its size, or `None` when it grew while read).
+    Over(Option<u64>),
+    /// It could not be opened or read, or is not a regular file.
+    Failed(String),
+}
+
 /// Read `file` whole as text, if it is a regular file of at most `room` bytes (a device or a pipe
 /// named by an `$INCLUDE` would be an endless read; a file that grows while read is cut at
 /// `room + 1` bytes and refused).
-fn read_within(file: &Path, room: u64) -> Result<String, String> {
+fn read_within(file: &Path, room: u64) -> Result<String, Unread> {
     use std::io::Read;
-    let f = std::fs::File::open(file).map_err(|e| e.to_string())?;
-    let meta = f.metadata().map_err(|e| e.to_string())?;
+    let failed = |e: std::io::Error| Unread::Failed(e.to_string());
+    let f = std::fs::File::open(file).map_err(failed)?;
+    let meta = f.metadata().map_err(failed)?;
     if !meta.is_file() {
-        return Err("not a regular file".into());
+        return Err(Unread::Failed("not a regular file".into()));
     }
-    let over = |n: String| {
-        format!(
-            "zone file of {n} bytes, over the limit of {MAX_ZONE_FILE_BYTES} bytes (2 GiB) for a zone's files"
-        )
-    };
     if meta.len() > room {
-        return Err(over(meta.len().to_string()));
+        return Err(Unread::Over(Some(meta.len())));
     }
     let mut text = String::with_capacity(meta.len() as usize);
-    f.take(room + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| e.to_string())?;
+    f.take(room + 1).read_to_string(&mut text).map_err(failed)?;
     if text.len() as u64 > room {
-        return Err(over("more".into()));
+        return Err(Unread::Over(None));
     }
     Ok(text)
 }
@@ -520,10 +522,26 @@ impl Reader<'_> {
         let text = match read_within(file, MAX_ZONE_FILE_BYTES - self.read) {
             Ok(t) => t,
             Err(e) => {
-                let msg = format!("cannot read zone file {}: {e}", file.display());
-                self.errors.push(match from {
-                    Some((f, line)) => ZoneError::at(f, line, 1, msg),
-                    None => ZoneError::at(file, 0, 0, msg),
+                let size = |n: Option<u64>| n.map_or("more".into(), |n| n.to_string());
+                let limit = format!("over the limit of {MAX_ZONE_FILE_BYTES} bytes (2 GiB)");
+                let cannot =
+                    |why: String| format!("cannot read zone file {}: {why}", file.display());
+                self.errors.push(match (from, e) {
+                    (None, Unread::Over(n)) => ZoneError::at(
+                        file,
+                        0,
+                        0,
+                        format!("zone file of {} bytes, {limit}", size(n)),
+                    ),
+                    (None, Unread::Failed(why)) => ZoneError::at(file, 0, 0, cannot(why)),
+                    (Some((f, line)), Unread::Over(n)) => {
+                        let why =
+                            format!("zone file of {} bytes, {limit} for a zone's files", size(n));
+                        ZoneError::at(f, line, 1, cannot(why))
+                    }
+                    (Some((f, line)), Unread::Failed(why)) => {
+                        ZoneError::at(f, line, 1, cannot(why))
+                    }
                 });
                 return;
             }

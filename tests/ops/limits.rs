@@ -58,7 +58,7 @@ fn configuration_and_zone_files_over_their_limits_are_refused_naming_file_and_li
     let cfg = write_config(dir.path(), "example.com.zone", "");
     assert_eq!(check(&cfg).0, 0);
     assert_eq!(meridian::config::MAX_CONFIG_BYTES, 64 << 20);
-    assert_eq!(meridian::snapshot::assemble::MAX_ZONE_FILE_BYTES, 2 << 30);
+    assert_eq!(meridian::zone::file::MAX_ZONE_FILE_BYTES, 2 << 30);
 
     // A configuration one byte over 64 MiB; an endless one (a device) is read no further.
     let big = dir.path().join("big.toml");
